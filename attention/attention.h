@@ -1,0 +1,41 @@
+/*
+ * attention.h — the one entry point models use for attention.
+ *
+ * A model passes the site of the call (layer, step, self/cross) and the query
+ * token grid; the schedule (NULL = dense everywhere) picks the method, the
+ * method builds a plan (plan.h), and the context's backend executes it.
+ * attention/ never knows which model calls it.
+ */
+#ifndef TS_ATTENTION_ATTENTION_H
+#define TS_ATTENTION_ATTENTION_H
+
+#include <stdint.h>
+
+#include "../src/ctx.h"
+#include "../src/status.h"
+#include "plan.h"
+
+typedef enum ts_attn_kind { TS_ATTN_SELF = 0, TS_ATTN_CROSS } ts_attn_kind;
+
+/* Where an attention call happens; the schedule matches on these. */
+typedef struct ts_attn_site {
+    ts_attn_kind kind;
+    int layer;       /* DiT block index */
+    int step;        /* denoising step index (0-based), -1 outside sampling */
+    int n_steps;     /* steps in the trajectory, 0 if unknown */
+    int64_t grid[3]; /* query token grid T, H, W (row-major), or zeros */
+} ts_attn_site;
+
+typedef struct ts_attn_schedule ts_attn_schedule; /* the attention issue defines it */
+
+/* Default block sizes of the CPU kernels. */
+#define TS_ATTN_BLK_Q 64
+#define TS_ATTN_BLK_K 64
+
+/* out[Nq, H·D] = attention(q [Nq, H·D], k/v [Nk, H·D]) with scale 1/sqrt(D),
+ * as planned for this site. */
+ts_status ts_attention(ts_ctx *c, const ts_attn_schedule *sched, const ts_attn_site *site,
+                       int64_t nq, int64_t nk, int64_t heads, int64_t head_dim, const float *q,
+                       const float *k, const float *v, float *out, ts_err *err);
+
+#endif

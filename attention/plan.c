@@ -1,0 +1,21 @@
+/* plan.c — plan constructors; see plan.h. */
+#include "plan.h"
+
+#include <math.h>
+#include <string.h>
+
+ts_attn_plan ts_attn_plan_dense(int64_t nq, int64_t nk, int64_t heads, int64_t head_dim,
+                                int32_t blk_q, int32_t blk_k) {
+    ts_attn_plan p;
+    memset(&p, 0, sizeof p);
+    p.nq = nq;
+    p.nk = nk;
+    p.heads = heads;
+    p.head_dim = head_dim;
+    p.scale = (float)(1.0 / sqrt((double)head_dim));
+    p.blk_q = blk_q;
+    p.blk_k = blk_k;
+    p.n_qblk = (int32_t)((nq + blk_q - 1) / blk_q);
+    p.n_kblk = (int32_t)((nk + blk_k - 1) / blk_k);
+    return p;
+}

@@ -1,0 +1,66 @@
+/*
+ * ref.c — float64 reference executor for attention plans (the obvious way).
+ *
+ * Per head: map kernel order to tokens through perm, materialise every score of the
+ * listed key blocks in double, softmax over exactly those (a sparse plan renormalises
+ * over its computed blocks, as the kernels do), multiply by V. Rows with no computed
+ * key give zeros. Slow by design: every kernel is tested against it.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "plan.h"
+
+int ts_attn_ref(const ts_attn_plan *p, const float *q, const float *k, const float *v,
+                float *out) {
+    const int64_t H = p->heads, D = p->head_dim, HD = H * D, Nq = p->nq, Nk = p->nk;
+    double *s = malloc((size_t)Nk * sizeof(double));
+    unsigned char *use = malloc((size_t)Nk);
+    double *o = malloc((size_t)D * sizeof(double));
+    if (!s || !use || !o) {
+        free(s);
+        free(use);
+        free(o);
+        return -1;
+    }
+    for (int64_t h = 0; h < H; h++) {
+        for (int64_t r = 0; r < Nq; r++) {
+            int64_t qb = r / p->blk_q;
+            for (int64_t j = 0; j < Nk; j++) use[j] = p->exact_ptr ? 0 : 1;
+            if (p->exact_ptr) {
+                for (int32_t li = p->exact_ptr[qb]; li < p->exact_ptr[qb + 1]; li++) {
+                    int64_t k0 = (int64_t)p->exact_idx[li] * p->blk_k;
+                    for (int64_t j = k0; j < k0 + p->blk_k && j < Nk; j++) use[j] = 1;
+                }
+            }
+            int64_t qt = p->perm ? p->perm[r] : r;
+            const float *qr = q + qt * HD + h * D;
+            double mx = -INFINITY;
+            for (int64_t j = 0; j < Nk; j++) {
+                if (!use[j]) continue;
+                int64_t kt = p->perm ? p->perm[j] : j;
+                const float *kr = k + kt * HD + h * D;
+                double acc = 0;
+                for (int64_t d = 0; d < D; d++) acc += (double)qr[d] * kr[d];
+                s[j] = acc * p->scale;
+                if (s[j] > mx) mx = s[j];
+            }
+            double sum = 0;
+            for (int64_t d = 0; d < D; d++) o[d] = 0;
+            for (int64_t j = 0; j < Nk; j++) {
+                if (!use[j]) continue;
+                double e = exp(s[j] - mx);
+                sum += e;
+                int64_t kt = p->perm ? p->perm[j] : j;
+                const float *vr = v + kt * HD + h * D;
+                for (int64_t d = 0; d < D; d++) o[d] += e * vr[d];
+            }
+            float *dst = out + qt * HD + h * D;
+            for (int64_t d = 0; d < D; d++) dst[d] = sum > 0 ? (float)(o[d] / sum) : 0.0f;
+        }
+    }
+    free(s);
+    free(use);
+    free(o);
+    return 0;
+}

@@ -1,0 +1,41 @@
+/*
+ * cpu_internal.h — declarations shared by the CPU backend's files.
+ */
+#ifndef TS_SRC_CPU_CPU_INTERNAL_H
+#define TS_SRC_CPU_CPU_INTERNAL_H
+
+#include "../backend.h"
+
+ts_status ts_cpu_linear(ts_ctx *c, float *y, const float *x, int64_t M, const ts_tensor *w,
+                        const float *b);
+ts_status ts_cpu_gemm(ts_ctx *c, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                      int64_t ldc);
+ts_status ts_cpu_layer_norm(ts_ctx *c, float *y, const float *x, int64_t M, int64_t C, float eps,
+                            const float *gamma, const float *beta);
+ts_status ts_cpu_rms_norm(ts_ctx *c, float *y, const float *x, int64_t M, int64_t C, float eps,
+                          const float *gamma);
+ts_status ts_cpu_l2_norm_ch(ts_ctx *c, float *y, const float *x, int64_t C, int64_t S,
+                            const float *gamma);
+ts_status ts_cpu_unary(ts_ctx *c, ts_unary_op op, float *y, const float *x, int64_t n);
+ts_status ts_cpu_modulate(ts_ctx *c, float *y, const float *x, int64_t M, int64_t C,
+                          const float *shift, const float *scale);
+ts_status ts_cpu_add_gated(ts_ctx *c, float *x, const float *y, int64_t M, int64_t C,
+                           const float *gate);
+ts_status ts_cpu_rope(ts_ctx *c, float *x, int64_t N, int64_t H, int64_t D, const float *cos_t,
+                      const float *sin_t);
+ts_status ts_cpu_conv3d(ts_ctx *c, float *y, const float *x, const ts_conv3d_params *p,
+                        const ts_tensor *w, const float *b);
+ts_status ts_cpu_upsample2x(ts_ctx *c, float *y, const float *x, int64_t C, int64_t H, int64_t W);
+ts_status ts_cpu_attn(ts_ctx *c, const struct ts_attn_plan *plan, const float *q, const float *k,
+                      const float *v, float *out);
+
+/* Sets OpenBLAS's thread count to the context's (OpenBLAS keeps it as process state). */
+void ts_cpu_blas_threads(const ts_ctx *c);
+
+/* Weight rows [r0, r0+n) of a 2-D view (rows of length K) as fp32: returns a pointer
+ * into w when w is F32, else converts into scratch (n*K floats) and returns scratch. */
+const float *ts_cpu_weight_rows(const ts_tensor *w, int64_t K, int64_t r0, int64_t n,
+                                float *scratch);
+
+#endif

@@ -1,0 +1,49 @@
+/*
+ * ctx.h — the context passed down every call: threads, backend, rng, logger,
+ * activation arena. There are no mutable globals in Tessera; everything a
+ * call needs to know about "where and how to run" lives here.
+ */
+#ifndef TS_SRC_CTX_H
+#define TS_SRC_CTX_H
+
+#include <stdint.h>
+
+#include "arena.h"
+#include "status.h"
+
+typedef struct ts_backend ts_backend;
+
+typedef enum ts_log_level { TS_LOG_ERROR = 0, TS_LOG_WARN, TS_LOG_INFO, TS_LOG_DEBUG } ts_log_level;
+
+typedef void (*ts_log_fn)(void *user, ts_log_level level, const char *msg);
+
+/* xoshiro256** state; see ts_rng_*. */
+typedef struct ts_rng {
+    uint64_t s[4];
+} ts_rng;
+
+typedef struct ts_ctx {
+    int n_threads;             /* OpenMP threads for CPU kernels (>= 1) */
+    const ts_backend *backend; /* never NULL after ts_ctx_init */
+    ts_rng rng;
+    ts_log_fn log;             /* NULL: messages are dropped */
+    void *log_user;
+    ts_log_level log_level;    /* messages above this level are dropped */
+    ts_arena *arena;           /* activation scratch; owned by the caller */
+} ts_ctx;
+
+/* Defaults: CPU backend, n_threads = OpenMP's default (or 1), rng seeded with seed,
+ * no logger, no arena. */
+void ts_ctx_init(ts_ctx *c, uint64_t seed);
+
+void ts_log(const ts_ctx *c, ts_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+void ts_rng_seed(ts_rng *r, uint64_t seed);
+uint64_t ts_rng_u64(ts_rng *r);
+/* Uniform in [0, 1). */
+double ts_rng_uniform(ts_rng *r);
+/* n standard normal samples (Box-Muller). */
+void ts_rng_normal(ts_rng *r, float *out, int64_t n);
+
+#endif

@@ -1,0 +1,104 @@
+/* test_core.c — status, tensor views, dtype conversions, arena, rng. */
+#include <math.h>
+#include <string.h>
+
+#include "arena.h"
+#include "ctx.h"
+#include "status.h"
+#include "tensor.h"
+#include "test.h"
+
+static void test_dtype_conversions(void) {
+    /* bf16/f16 round trips of values exactly representable, and rounding. */
+    const float exact[] = {0.0f, 1.0f, -2.5f, 0.15625f, 65504.0f, -0.0009765625f};
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++) {
+        TS_CHECK(ts_f16_to_f32(ts_f32_to_f16(exact[i])) == exact[i], "f16 round trip %g", exact[i]);
+        TS_CHECK(ts_bf16_to_f32(ts_f32_to_bf16(exact[i])) == exact[i] || fabsf(exact[i]) > 256,
+                 "bf16 round trip %g", exact[i]);
+    }
+    /* f16 subnormal: 2^-24 is the smallest. */
+    TS_CHECK(ts_f16_to_f32(0x0001) == ldexpf(1.0f, -24), "f16 min subnormal");
+    TS_CHECK(ts_f32_to_f16(ldexpf(1.0f, -24)) == 0x0001, "f16 encode min subnormal");
+    TS_CHECK(ts_f32_to_f16(1e6f) == 0x7c00, "f16 overflow to inf");
+    TS_CHECK(isnan(ts_f16_to_f32(ts_f32_to_f16(NAN))), "f16 nan");
+    TS_CHECK(isnan(ts_bf16_to_f32(ts_f32_to_bf16(NAN))), "bf16 nan");
+    /* bf16 round-to-nearest-even: 1 + 2^-8 is a tie between 1 and 1+2^-7 -> 1. */
+    TS_CHECK(ts_bf16_to_f32(ts_f32_to_bf16(1.0f + ldexpf(1.0f, -8))) == 1.0f, "bf16 RNE tie");
+    TS_CHECK(ts_bf16_to_f32(ts_f32_to_bf16(1.0f + 3 * ldexpf(1.0f, -9))) == 1.0f + ldexpf(1.0f, -7),
+             "bf16 rounds up");
+    /* Every f16 bit pattern (finite) converts back to itself. */
+    int bad = 0;
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        if (((h >> 10) & 0x1f) == 0x1f) continue;
+        if (ts_f32_to_f16(ts_f16_to_f32((uint16_t)h)) != h) bad++;
+    }
+    TS_CHECK(bad == 0, "f16 bit patterns that do not round-trip: %d", bad);
+    uint16_t src[3] = {ts_f32_to_bf16(1.5f), ts_f32_to_bf16(-3.0f), ts_f32_to_bf16(0.25f)};
+    float dst[2];
+    TS_CHECK(ts_convert_to_f32(dst, src, TS_DTYPE_BF16, 1, 2) == TS_OK && dst[0] == -3.0f &&
+                 dst[1] == 0.25f, "convert bf16 with offset");
+    TS_CHECK(ts_convert_to_f32(dst, src, TS_DTYPE_I32, 0, 1) == TS_ERR_UNSUPPORTED,
+             "convert rejects ints");
+}
+
+static void test_tensor(void) {
+    int64_t shape[3] = {2, 3, 4};
+    ts_tensor t = ts_tensor_make(TS_DTYPE_BF16, 3, shape, NULL);
+    TS_CHECK(ts_tensor_numel(&t) == 24 && ts_tensor_nbytes(&t) == 48, "numel/nbytes");
+    TS_CHECK(t.stride[0] == 12 && t.stride[1] == 4 && t.stride[2] == 1, "strides");
+    TS_CHECK(ts_tensor_is_contiguous(&t), "contiguous");
+    char buf[64];
+    TS_CHECK(strcmp(ts_shape_str(&t, buf, sizeof buf), "[2, 3, 4]") == 0, "shape str %s", buf);
+    ts_dtype d;
+    TS_CHECK(ts_dtype_from_name("F8_E4M3", &d) == 0 && d == TS_DTYPE_F8_E4M3, "dtype parse");
+    TS_CHECK(ts_dtype_from_name("F33", &d) == -1, "dtype reject");
+}
+
+static void test_arena(void) {
+    ts_arena m;
+    ts_arena_init(&m, 0);
+    TS_CHECK(ts_arena_alloc(&m, 100) == NULL, "measuring arena hands out nothing");
+    ts_arena_alloc(&m, 10);
+    size_t need = ts_arena_peak(&m);
+    TS_CHECK(need >= 110 + 64 - 100 % 64, "measured peak %zu", need);
+    ts_arena a;
+    TS_CHECK(ts_arena_init(&a, need) == 0, "arena init");
+    char *p = ts_arena_alloc(&a, 100);
+    char *q = ts_arena_alloc(&a, 10);
+    TS_CHECK(p && q && ((uintptr_t)q % 64) == 0 && q >= p + 100, "aligned, disjoint");
+    TS_CHECK(ts_arena_alloc(&a, 1 << 20) == NULL, "overflow returns NULL");
+    size_t mark = ts_arena_mark(&a);
+    ts_arena_alloc(&a, 1);
+    ts_arena_reset(&a, mark);
+    TS_CHECK(ts_arena_mark(&a) == mark, "reset to mark");
+    ts_arena_free(&a);
+    ts_arena_free(&m);
+}
+
+static void test_status_rng(void) {
+    ts_err e;
+    ts_err_clear(&e);
+    ts_status s = TS_ERR(&e, TS_ERR_FORMAT, "bad %s at %d", "thing", 7);
+    TS_CHECK(s == TS_ERR_FORMAT && strcmp(e.msg, "bad thing at 7") == 0 && e.line > 0, "err set");
+    TS_CHECK(strcmp(ts_status_str(TS_ERR_IO), "io") == 0, "status str");
+    ts_rng r1, r2;
+    ts_rng_seed(&r1, 42);
+    ts_rng_seed(&r2, 42);
+    TS_CHECK(ts_rng_u64(&r1) == ts_rng_u64(&r2), "rng deterministic");
+    float x[20000];
+    ts_rng_normal(&r1, x, 20000);
+    double m = 0, v = 0;
+    for (int i = 0; i < 20000; i++) m += x[i];
+    m /= 20000;
+    for (int i = 0; i < 20000; i++) v += (x[i] - m) * (x[i] - m);
+    v /= 20000;
+    TS_CHECK(fabs(m) < 0.03 && fabs(v - 1) < 0.05, "normal moments m=%g v=%g", m, v);
+}
+
+int main(void) {
+    test_dtype_conversions();
+    test_tensor();
+    test_arena();
+    test_status_rng();
+    return ts_test_summary("core");
+}
