@@ -50,6 +50,9 @@ typedef struct ts_weights ts_weights;
  * either (an index.json is preferred; otherwise every *.safetensors in it).
  * Duplicate tensor names across files are an error. */
 ts_status ts_weights_open(ts_weights **out, const char *path, ts_err *err);
+/* A weights set from a list of views (names, dtypes, shapes; data may be NULL), for
+ * checking a checkpoint's key set without its data. Names and views are copied. */
+ts_status ts_weights_from_list(ts_weights **out, const ts_tensor *list, int n, ts_err *err);
 void ts_weights_close(ts_weights *w); /* NULL is a no-op */
 int ts_weights_count(const ts_weights *w);
 const ts_tensor *ts_weights_at(const ts_weights *w, int i);
