@@ -1,0 +1,796 @@
+/*
+ * wan_vae.c — Wan-VAE encoder and decoder, streamed in time with causal-conv caches.
+ *
+ * Reference: shared/docs/models.md §2; diffusers autoencoder_kl_wan.py (the golden
+ * fixtures come from it). The network is built at load time as a flat list of modules
+ * (residual blocks, attention, resamples) from the config read off the tensor shapes;
+ * one table of tensor keys (diffusers and original name for every tensor) is generated
+ * alongside, so both layouts bind through the same code.
+ *
+ * Streaming: each causal 3×3×3 conv keeps the last two frames of its input stream
+ * (zeros before the first chunk, i.e. the causal zero padding); a chunk is convolved as
+ * [cache | chunk] with no temporal padding, which equals the whole-sequence convolution.
+ * upsample3d skips its time conv on the very first chunk (frame 0) and runs frames 1..
+ * as their own causal stream; downsample3d passes frame 0 through and convolves
+ * [previous frame | chunk] with stride 2 afterwards — exactly the reference's cache rules.
+ *
+ * Activations: [C, T, H·W] channel-major per chunk, in four workspace buffers sized for
+ * the largest level; all state is allocated once per call, never per chunk.
+ */
+#include "wan_vae.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../attention/attention.h"
+#include "../src/namemap.h"
+#include "../src/ops.h"
+
+typedef struct cconv {
+    int w_slot, b_slot;   /* tensor slots */
+    ts_tensor w5;         /* [cout, cin, kt, kh, kw] view (2-D convs get kt = 1) */
+    float *b;             /* [cout] */
+    int64_t cin, cout;
+    int kt, kh;
+    int id;               /* cache index (causal kt = 3 convs), −1 otherwise */
+    int lvl;              /* resolution level the conv runs at */
+} cconv;
+
+typedef enum vm_kind { VM_RES, VM_ATTN, VM_DOWN2D, VM_DOWN3D, VM_UP2D, VM_UP3D } vm_kind;
+
+typedef struct vmod {
+    vm_kind kind;
+    int64_t cin, cout;
+    int g1_slot, g2_slot;
+    float *g1, *g2;       /* RMS gammas [cin], [cout] (attention: g1 only) */
+    cconv c1, c2, sc;     /* residual convs; sc.w_slot < 0 when in == out */
+    cconv rs, tc;         /* resample conv (2-D) and time conv */
+    float *qkv_w, *qkv_b, *proj_w, *proj_b; /* attention, fp32 [3C, C], [3C], [C, C], [C] */
+    int qkv_slot, qkvb_slot, proj_slot, projb_slot;
+    int state;            /* first-chunk flag index for DOWN3D/UP3D */
+} vmod;
+
+typedef struct key2 {
+    char *k[2]; /* [original, diffusers] */
+} key2;
+
+struct wan_vae {
+    wan_vae_config cfg;
+    ts_weights *w;
+    ts_tensor *slots;
+    key2 *keys;
+    int n_slots, cap_slots;
+    cconv enc_in, enc_out, quant, post_quant, dec_in, dec_out;
+    int enc_norm_slot, dec_norm_slot;
+    float *enc_norm, *dec_norm;
+    vmod *mods;  /* encoder modules [0, n_enc), then decoder [n_enc, n_enc + n_dec) */
+    int n_enc, n_dec, cap_mods;
+    int n_conv_ids, n_states;
+    int64_t enc_dims[5], dec_dims[5];
+};
+
+/* ------------------------------------------------------------------ building */
+
+static int add_slot(wan_vae *v, const char *orig, const char *diff) {
+    if (v->n_slots == v->cap_slots) {
+        int cap = v->cap_slots ? 2 * v->cap_slots : 128;
+        key2 *k = realloc(v->keys, (size_t)cap * sizeof *k);
+        if (!k) return -1;
+        v->keys = k;
+        v->cap_slots = cap;
+    }
+    v->keys[v->n_slots].k[0] = strdup(orig);
+    v->keys[v->n_slots].k[1] = strdup(diff);
+    return v->n_slots++;
+}
+
+static void add_conv(wan_vae *v, cconv *cv, const char *po, const char *pd, int64_t cin,
+                     int64_t cout, int kt, int kh, int causal, int lvl) {
+    char o[160], d[160];
+    snprintf(o, sizeof o, "%s.weight", po);
+    snprintf(d, sizeof d, "%s.weight", pd);
+    cv->w_slot = add_slot(v, o, d);
+    snprintf(o, sizeof o, "%s.bias", po);
+    snprintf(d, sizeof d, "%s.bias", pd);
+    cv->b_slot = add_slot(v, o, d);
+    cv->cin = cin, cv->cout = cout, cv->kt = kt, cv->kh = kh, cv->lvl = lvl;
+    cv->id = causal && kt == 3 ? v->n_conv_ids++ : -1;
+}
+
+static vmod *add_mod(wan_vae *v, vm_kind kind, int64_t cin, int64_t cout) {
+    if (v->n_enc + v->n_dec == v->cap_mods) {
+        int cap = v->cap_mods ? 2 * v->cap_mods : 64;
+        vmod *m = realloc(v->mods, (size_t)cap * sizeof *m);
+        if (!m) return NULL;
+        v->mods = m;
+        v->cap_mods = cap;
+    }
+    vmod *m = &v->mods[v->n_enc + v->n_dec];
+    memset(m, 0, sizeof *m);
+    m->kind = kind, m->cin = cin, m->cout = cout;
+    m->sc.w_slot = -1;
+    m->state = -1;
+    return m;
+}
+
+static void build_res(wan_vae *v, vmod *m, const char *po, const char *pd, int lvl) {
+    char o[160], d[160];
+    snprintf(o, sizeof o, "%s.residual.0.gamma", po);
+    snprintf(d, sizeof d, "%s.norm1.gamma", pd);
+    m->g1_slot = add_slot(v, o, d);
+    snprintf(o, sizeof o, "%s.residual.2", po);
+    snprintf(d, sizeof d, "%s.conv1", pd);
+    add_conv(v, &m->c1, o, d, m->cin, m->cout, 3, 3, 1, lvl);
+    snprintf(o, sizeof o, "%s.residual.3.gamma", po);
+    snprintf(d, sizeof d, "%s.norm2.gamma", pd);
+    m->g2_slot = add_slot(v, o, d);
+    snprintf(o, sizeof o, "%s.residual.6", po);
+    snprintf(d, sizeof d, "%s.conv2", pd);
+    add_conv(v, &m->c2, o, d, m->cout, m->cout, 3, 3, 1, lvl);
+    if (m->cin != m->cout) {
+        snprintf(o, sizeof o, "%s.shortcut", po);
+        snprintf(d, sizeof d, "%s.conv_shortcut", pd);
+        add_conv(v, &m->sc, o, d, m->cin, m->cout, 1, 1, 1, lvl);
+    }
+}
+
+static void build_attn(wan_vae *v, vmod *m, const char *po, const char *pd) {
+    char o[160], d[160];
+    snprintf(o, sizeof o, "%s.norm.gamma", po);
+    snprintf(d, sizeof d, "%s.norm.gamma", pd);
+    m->g1_slot = add_slot(v, o, d);
+    const char *nm[4] = {"to_qkv.weight", "to_qkv.bias", "proj.weight", "proj.bias"};
+    int *sl[4] = {&m->qkv_slot, &m->qkvb_slot, &m->proj_slot, &m->projb_slot};
+    for (int i = 0; i < 4; i++) {
+        snprintf(o, sizeof o, "%s.%s", po, nm[i]);
+        snprintf(d, sizeof d, "%s.%s", pd, nm[i]);
+        *sl[i] = add_slot(v, o, d);
+    }
+}
+
+static void build_mid(wan_vae *v, int64_t C, const char *side, int lvl) {
+    char o[96], d[96];
+    snprintf(o, sizeof o, "%s.middle.0", side);
+    snprintf(d, sizeof d, "%s.mid_block.resnets.0", side);
+    build_res(v, add_mod(v, VM_RES, C, C), o, d, lvl);
+    if (!strcmp(side, "encoder")) v->n_enc++; else v->n_dec++;
+    snprintf(o, sizeof o, "%s.middle.1", side);
+    snprintf(d, sizeof d, "%s.mid_block.attentions.0", side);
+    build_attn(v, add_mod(v, VM_ATTN, C, C), o, d);
+    if (!strcmp(side, "encoder")) v->n_enc++; else v->n_dec++;
+    snprintf(o, sizeof o, "%s.middle.2", side);
+    snprintf(d, sizeof d, "%s.mid_block.resnets.1", side);
+    build_res(v, add_mod(v, VM_RES, C, C), o, d, lvl);
+    if (!strcmp(side, "encoder")) v->n_enc++; else v->n_dec++;
+}
+
+/* The module lists and the key table for a config (diffusers' WanEncoder3d/Decoder3d
+ * with is_residual = False, attn_scales = []). */
+static void build(wan_vae *v) {
+    const wan_vae_config *c = &v->cfg;
+    int64_t d[5];
+    d[0] = c->base_dim;
+    for (int i = 0; i < 4; i++) d[i + 1] = c->base_dim * c->dim_mult[i];
+    memcpy(v->enc_dims, d, sizeof d);
+    char o[96], df[96];
+    add_conv(v, &v->enc_in, "encoder.conv1", "encoder.conv_in", 3, d[0], 3, 3, 1, 0);
+    int k = 0;
+    for (int i = 0; i < 4; i++) {
+        int64_t in = d[i];
+        for (int r = 0; r < c->num_res_blocks; r++, k++) {
+            snprintf(o, sizeof o, "encoder.downsamples.%d", k);
+            snprintf(df, sizeof df, "encoder.down_blocks.%d", k);
+            build_res(v, add_mod(v, VM_RES, in, d[i + 1]), o, df, i);
+            v->n_enc++;
+            in = d[i + 1];
+        }
+        if (i != 3) {
+            int t3 = c->temporal_downsample[i];
+            vmod *m = add_mod(v, t3 ? VM_DOWN3D : VM_DOWN2D, d[i + 1], d[i + 1]);
+            snprintf(o, sizeof o, "encoder.downsamples.%d.resample.1", k);
+            snprintf(df, sizeof df, "encoder.down_blocks.%d.resample.1", k);
+            add_conv(v, &m->rs, o, df, d[i + 1], d[i + 1], 1, 3, 0, i);
+            if (t3) {
+                snprintf(o, sizeof o, "encoder.downsamples.%d.time_conv", k);
+                snprintf(df, sizeof df, "encoder.down_blocks.%d.time_conv", k);
+                add_conv(v, &m->tc, o, df, d[i + 1], d[i + 1], 3, 1, 1, i + 1); /* cache: last frame */
+                m->state = v->n_states++;
+            }
+            v->n_enc++;
+            k++;
+        }
+    }
+    build_mid(v, d[4], "encoder", 3);
+    v->enc_norm_slot = add_slot(v, "encoder.head.0.gamma", "encoder.norm_out.gamma");
+    add_conv(v, &v->enc_out, "encoder.head.2", "encoder.conv_out", d[4], 2 * c->z_dim, 3, 3, 1, 3);
+    add_conv(v, &v->quant, "conv1", "quant_conv", 2 * c->z_dim, 2 * c->z_dim, 1, 1, 0, 0);
+    add_conv(v, &v->post_quant, "conv2", "post_quant_conv", c->z_dim, c->z_dim, 1, 1, 0, 0);
+
+    /* decoder: dims = [d4, d4, d3, d2, d1] (dim_mult reversed, first repeated) */
+    int64_t e[5] = {d[4], d[4], d[3], d[2], d[1]};
+    memcpy(v->dec_dims, e, sizeof e);
+    add_conv(v, &v->dec_in, "decoder.conv1", "decoder.conv_in", c->z_dim, e[0], 3, 3, 1, 0);
+    build_mid(v, e[0], "decoder", 0);
+    k = 0;
+    for (int i = 0; i < 4; i++) {
+        int64_t in = i > 0 ? e[i] / 2 : e[i], out = e[i + 1];
+        for (int r = 0; r < c->num_res_blocks + 1; r++, k++) {
+            snprintf(o, sizeof o, "decoder.upsamples.%d", k);
+            snprintf(df, sizeof df, "decoder.up_blocks.%d.resnets.%d", i, r);
+            build_res(v, add_mod(v, VM_RES, in, out), o, df, i);
+            v->n_dec++;
+            in = out;
+        }
+        if (i != 3) {
+            int t3 = c->temporal_downsample[2 - i];
+            vmod *m = add_mod(v, t3 ? VM_UP3D : VM_UP2D, out, out / 2);
+            snprintf(o, sizeof o, "decoder.upsamples.%d.resample.1", k);
+            snprintf(df, sizeof df, "decoder.up_blocks.%d.upsamplers.0.resample.1", i);
+            add_conv(v, &m->rs, o, df, out, out / 2, 1, 3, 0, i + 1);
+            if (t3) {
+                snprintf(o, sizeof o, "decoder.upsamples.%d.time_conv", k);
+                snprintf(df, sizeof df, "decoder.up_blocks.%d.upsamplers.0.time_conv", i);
+                add_conv(v, &m->tc, o, df, out, 2 * out, 3, 1, 1, i);
+                m->state = v->n_states++;
+            }
+            v->n_dec++;
+            k++;
+        }
+    }
+    v->dec_norm_slot = add_slot(v, "decoder.head.0.gamma", "decoder.norm_out.gamma");
+    add_conv(v, &v->dec_out, "decoder.head.2", "decoder.conv_out", e[4], 3, 3, 3, 1, 3);
+}
+
+/* ------------------------------------------------------------------ loading */
+
+static const ts_tensor *peek_any(const ts_weights *w, const char *a, const char *b) {
+    const ts_tensor *t = ts_weights_peek(w, a);
+    return t ? t : ts_weights_peek(w, b);
+}
+
+static ts_status config_from_weights(const ts_weights *w, wan_vae_config *c, ts_err *err) {
+    memset(c, 0, sizeof *c);
+    const ts_tensor *ci = peek_any(w, "encoder.conv1.weight", "encoder.conv_in.weight");
+    const ts_tensor *pq = peek_any(w, "conv2.weight", "post_quant_conv.weight");
+    if (!ci || !pq || ci->ndim != 5 || pq->ndim != 5)
+        return TS_ERR(err, TS_ERR_MISSING, "Wan VAE: checkpoint lacks encoder.conv_in / post_quant_conv (is this a Wan2.1 VAE?)");
+    int diff = ts_weights_peek(w, "encoder.conv_in.weight") != NULL;
+    c->base_dim = ci->shape[0];
+    c->z_dim = pq->shape[0];
+    if (diff) {
+        c->num_res_blocks = ts_namemap_count_blocks(w, NULL, "decoder.up_blocks.0.resnets.") - 1;
+    } else {
+        int n = ts_namemap_count_blocks(w, NULL, "decoder.upsamples.");
+        c->num_res_blocks = (n - 3) / 4 - 1;
+    }
+    if (c->num_res_blocks < 1 || c->base_dim < 1)
+        return TS_ERR(err, TS_ERR_FORMAT, "Wan VAE: cannot read the block structure from the tensor names");
+    const char *pre = diff ? "encoder.down_blocks" : "encoder.downsamples";
+    const char *res1 = diff ? "conv1" : "residual.2";
+    for (int i = 0; i < 4; i++) {
+        char name[160];
+        snprintf(name, sizeof name, "%s.%d.%s.weight", pre, i * (c->num_res_blocks + 1), res1);
+        const ts_tensor *t = ts_weights_peek(w, name);
+        if (!t || t->shape[0] % c->base_dim)
+            return TS_ERR(err, TS_ERR_MISSING, "Wan VAE: checkpoint lacks '%s'", name);
+        c->dim_mult[i] = (int)(t->shape[0] / c->base_dim);
+        if (i < 3) {
+            snprintf(name, sizeof name, "%s.%d.time_conv.weight", pre,
+                     i * (c->num_res_blocks + 1) + c->num_res_blocks);
+            c->temporal_downsample[i] = ts_weights_peek(w, name) != NULL;
+        }
+    }
+    return TS_OK;
+}
+
+static ts_status bind_conv(wan_vae *v, cconv *cv, ts_err *err) {
+    ts_tensor *w = &v->slots[cv->w_slot];
+    int64_t s5[5] = {cv->cout, cv->cin, cv->kt, cv->kh, cv->kh};
+    if (w->ndim == 4) { /* 2-D conv [cout, cin, kh, kw] → [cout, cin, 1, kh, kw] */
+        int64_t s4[4] = {cv->cout, cv->cin, cv->kh, cv->kh};
+        TS_TRY(ts_check_shape(w, "", 4, s4, err));
+    } else {
+        TS_TRY(ts_check_shape(w, "", 5, s5, err));
+    }
+    cv->w5 = ts_tensor_make(w->dtype, 5, s5, w->data);
+    cv->w5.name = w->name;
+    int64_t sb[1] = {cv->cout};
+    TS_TRY(ts_check_shape(&v->slots[cv->b_slot], "", 1, sb, err));
+    return ts_tensor_to_f32_alloc(&v->slots[cv->b_slot], &cv->b, err);
+}
+
+static ts_status load_gamma(wan_vae *v, int slot, int64_t C, float **out, ts_err *err) {
+    const ts_tensor *t = &v->slots[slot];
+    if (ts_tensor_numel(t) != C || t->shape[0] != C)
+        return TS_ERR(err, TS_ERR_SHAPE, "tensor '%s' should hold %lld gammas", t->name, (long long)C);
+    return ts_tensor_to_f32_alloc(t, out, err);
+}
+
+static ts_status bind_all(wan_vae *v, ts_err *err) {
+    cconv *top[] = {&v->enc_in, &v->enc_out, &v->quant, &v->post_quant, &v->dec_in, &v->dec_out};
+    for (size_t i = 0; i < sizeof top / sizeof top[0]; i++) TS_TRY(bind_conv(v, top[i], err));
+    TS_TRY(load_gamma(v, v->enc_norm_slot, v->enc_out.cin, &v->enc_norm, err));
+    TS_TRY(load_gamma(v, v->dec_norm_slot, v->dec_out.cin, &v->dec_norm, err));
+    for (int i = 0; i < v->n_enc + v->n_dec; i++) {
+        vmod *m = &v->mods[i];
+        switch (m->kind) {
+        case VM_RES:
+            TS_TRY(bind_conv(v, &m->c1, err));
+            TS_TRY(bind_conv(v, &m->c2, err));
+            if (m->sc.w_slot >= 0) TS_TRY(bind_conv(v, &m->sc, err));
+            TS_TRY(load_gamma(v, m->g1_slot, m->cin, &m->g1, err));
+            TS_TRY(load_gamma(v, m->g2_slot, m->cout, &m->g2, err));
+            break;
+        case VM_ATTN: {
+            int64_t C = m->cin;
+            TS_TRY(load_gamma(v, m->g1_slot, C, &m->g1, err));
+            int64_t sq[4] = {3 * C, C, 1, 1}, sp[4] = {C, C, 1, 1}, b3[1] = {3 * C}, b1[1] = {C};
+            TS_TRY(ts_check_shape(&v->slots[m->qkv_slot], "", 4, sq, err));
+            TS_TRY(ts_check_shape(&v->slots[m->proj_slot], "", 4, sp, err));
+            TS_TRY(ts_check_shape(&v->slots[m->qkvb_slot], "", 1, b3, err));
+            TS_TRY(ts_check_shape(&v->slots[m->projb_slot], "", 1, b1, err));
+            TS_TRY(ts_tensor_to_f32_alloc(&v->slots[m->qkv_slot], &m->qkv_w, err));
+            TS_TRY(ts_tensor_to_f32_alloc(&v->slots[m->qkvb_slot], &m->qkv_b, err));
+            TS_TRY(ts_tensor_to_f32_alloc(&v->slots[m->proj_slot], &m->proj_w, err));
+            TS_TRY(ts_tensor_to_f32_alloc(&v->slots[m->projb_slot], &m->proj_b, err));
+            break;
+        }
+        default:
+            TS_TRY(bind_conv(v, &m->rs, err));
+            if (m->kind == VM_DOWN3D || m->kind == VM_UP3D) TS_TRY(bind_conv(v, &m->tc, err));
+        }
+    }
+    return TS_OK;
+}
+
+ts_status wan_vae_load_from(wan_vae **out, ts_weights *w, ts_err *err) {
+    *out = NULL;
+    wan_vae *v = calloc(1, sizeof *v);
+    if (!v) {
+        ts_weights_close(w);
+        return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+    }
+    v->w = w;
+    ts_status st = config_from_weights(w, &v->cfg, err);
+    if (st == TS_OK) {
+        build(v);
+        v->slots = calloc((size_t)v->n_slots, sizeof *v->slots);
+        ts_name_entry *e = calloc((size_t)v->n_slots, sizeof *e);
+        if (!v->slots || !e) {
+            st = TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+        } else {
+            for (int i = 0; i < v->n_slots; i++) {
+                e[i].offset = (size_t)i * sizeof(ts_tensor);
+                e[i].key[0] = v->keys[i].k[0];
+                e[i].key[1] = v->keys[i].k[1];
+            }
+            ts_namemap map = {e, v->n_slots, 0, 0, 0, NULL, "Wan VAE"};
+            st = ts_namemap_bind(&map, w, v->slots, NULL, err);
+        }
+        free(e);
+    }
+    if (st == TS_OK) st = bind_all(v, err);
+    if (st != TS_OK) {
+        wan_vae_free(v);
+        return st;
+    }
+    *out = v;
+    return TS_OK;
+}
+
+ts_status wan_vae_load(wan_vae **out, const char *path, ts_err *err) {
+    *out = NULL;
+    ts_weights *w = NULL;
+    TS_TRY(ts_weights_open(&w, path, err));
+    return wan_vae_load_from(out, w, err);
+}
+
+const wan_vae_config *wan_vae_model_config(const wan_vae *v) { return &v->cfg; }
+
+static void free_conv(cconv *c) { free(c->b); }
+
+void wan_vae_free(wan_vae *v) {
+    if (!v) return;
+    cconv *top[] = {&v->enc_in, &v->enc_out, &v->quant, &v->post_quant, &v->dec_in, &v->dec_out};
+    for (size_t i = 0; i < sizeof top / sizeof top[0]; i++) free_conv(top[i]);
+    for (int i = 0; i < v->n_enc + v->n_dec; i++) {
+        vmod *m = &v->mods[i];
+        free_conv(&m->c1), free_conv(&m->c2), free_conv(&m->sc), free_conv(&m->rs), free_conv(&m->tc);
+        free(m->g1), free(m->g2), free(m->qkv_w), free(m->qkv_b), free(m->proj_w), free(m->proj_b);
+    }
+    for (int i = 0; i < v->n_slots; i++) free(v->keys[i].k[0]), free(v->keys[i].k[1]);
+    free(v->keys);
+    free(v->mods);
+    free(v->slots);
+    free(v->enc_norm);
+    free(v->dec_norm);
+    ts_weights_close(v->w);
+    free(v);
+}
+
+/* ------------------------------------------------------------------ running */
+
+typedef struct vrun {
+    ts_ctx *c;
+    const wan_vae *v;
+    float *buf[4];
+    size_t cap;      /* floats per buffer */
+    float **cache;   /* per causal conv id: [cin, 2, H, W] */
+    int *started;    /* per resample state: first chunk seen */
+    ts_err *err;
+} vrun;
+
+#define OPT(x)                                                                                \
+    do {                                                                                      \
+        ts_status s_ = (x);                                                                   \
+        if (s_ != TS_OK) return TS_ERR(r->err, s_, "Wan VAE: op failed at %s:%d (%s)",        \
+                                       __FILE__, __LINE__, ts_status_str(s_));                \
+    } while (0)
+
+/* A workspace buffer that is none of the given ones. */
+static float *pick(vrun *r, const float *a, const float *b, const float *c) {
+    for (int i = 0; i < 4; i++)
+        if (r->buf[i] != a && r->buf[i] != b && r->buf[i] != c) return r->buf[i];
+    return NULL;
+}
+
+static ts_status need(vrun *r, int64_t n) {
+    if ((size_t)n > r->cap)
+        return TS_ERR(r->err, TS_ERR_INTERNAL, "Wan VAE: workspace too small (%lld > %zu floats)",
+                      (long long)n, r->cap);
+    return TS_OK;
+}
+
+/* y [cout, T, H, W] = conv(x [cin, T, H, W]). Causal kt = 3 convs read [cache | x]
+ * assembled in P and keep the last two input frames as the new cache. */
+static ts_status conv_run(vrun *r, const cconv *cv, const float *x, int64_t T, int64_t H,
+                          int64_t W, float *P, float *y) {
+    const int64_t HW = H * W, C = cv->cin;
+    const int ps = cv->kh / 2;
+    ts_conv3d_params p = {C, T, H, W, {1, 1, 1}, {0, 0, ps, ps, ps, ps}};
+    if (cv->id < 0) {
+        TS_TRY(need(r, cv->cout * T * HW));
+        OPT(ts_conv3d(r->c, y, x, &p, &cv->w5, cv->b));
+        return TS_OK;
+    }
+    float *cache = r->cache[cv->id];
+    TS_TRY(need(r, C * (T + 2) * HW));
+    TS_TRY(need(r, cv->cout * T * HW));
+    for (int64_t ch = 0; ch < C; ch++) {
+        float *dst = P + ch * (T + 2) * HW;
+        memcpy(dst, cache + ch * 2 * HW, (size_t)(2 * HW) * sizeof(float));
+        memcpy(dst + 2 * HW, x + ch * T * HW, (size_t)(T * HW) * sizeof(float));
+        memcpy(cache + ch * 2 * HW, dst + T * HW, (size_t)(2 * HW) * sizeof(float));
+    }
+    p.t = T + 2;
+    OPT(ts_conv3d(r->c, y, P, &p, &cv->w5, cv->b));
+    return TS_OK;
+}
+
+/* RMS (L2) norm over channels then SiLU, [C, S] in place. */
+static ts_status norm_silu(vrun *r, float *x, int64_t C, int64_t S, const float *g) {
+    OPT(ts_l2_norm_ch(r->c, x, x, C, S, g));
+    OPT(ts_unary(r->c, TS_UNARY_SILU, x, x, C * S));
+    return TS_OK;
+}
+
+static ts_status res_run(vrun *r, const vmod *m, float **xp, int64_t T, int64_t H, int64_t W) {
+    float *X = *xp, *Hs = X;
+    const int64_t S = T * H * W;
+    if (m->sc.w_slot >= 0) {
+        Hs = pick(r, X, NULL, NULL);
+        TS_TRY(conv_run(r, &m->sc, X, T, H, W, NULL, Hs));
+    }
+    float *Y = pick(r, X, Hs, NULL);
+    float *P = pick(r, X, Hs, Y);
+    TS_TRY(need(r, m->cin * S));
+    OPT(ts_l2_norm_ch(r->c, Y, X, m->cin, S, m->g1));
+    OPT(ts_unary(r->c, TS_UNARY_SILU, Y, Y, m->cin * S));
+    TS_TRY(conv_run(r, &m->c1, Y, T, H, W, P, Y)); /* reads Y through P, then overwrites it */
+    TS_TRY(norm_silu(r, Y, m->cout, S, m->g2));
+    TS_TRY(conv_run(r, &m->c2, Y, T, H, W, P, Y));
+    OPT(ts_add_gated(r->c, Y, Hs, 1, m->cout * S, NULL));
+    *xp = Y;
+    return TS_OK;
+}
+
+/* Single-head attention over the H·W positions of each frame, residual. In place. */
+static ts_status attn_run(vrun *r, const vmod *m, float *X, int64_t T, int64_t H, int64_t W) {
+    const int64_t C = m->cin, HW = H * W;
+    float *A = pick(r, X, NULL, NULL), *B = pick(r, X, A, NULL);
+    TS_TRY(need(r, 4 * C * HW));
+    float *F = A, *QKV = A + C * HW;           /* [C, HW], [HW, 3C] */
+    float *Q = B, *K = B + C * HW, *V = B + 2 * C * HW, *O = B + 3 * C * HW; /* [HW, C] */
+    ts_attn_site site = {TS_ATTN_CROSS, -1, -1, 0, {1, H, W}};
+    for (int64_t t = 0; t < T; t++) {
+        for (int64_t ch = 0; ch < C; ch++)
+            memcpy(F + ch * HW, X + (ch * T + t) * HW, (size_t)HW * sizeof(float));
+        OPT(ts_l2_norm_ch(r->c, F, F, C, HW, m->g1));
+        /* QKV [HW, 3C] = Fᵀ · Wᵀ */
+        OPT(ts_gemm(r->c, 1, 1, HW, 3 * C, C, 1.0f, F, HW, m->qkv_w, C, 0.0f, QKV, 3 * C));
+        for (int64_t s = 0; s < HW; s++) {
+            const float *row = QKV + s * 3 * C;
+            for (int64_t ch = 0; ch < C; ch++) {
+                Q[s * C + ch] = row[ch] + m->qkv_b[ch];
+                K[s * C + ch] = row[C + ch] + m->qkv_b[C + ch];
+                V[s * C + ch] = row[2 * C + ch] + m->qkv_b[2 * C + ch];
+            }
+        }
+        TS_TRY(ts_attention(r->c, NULL, &site, HW, HW, 1, C, Q, K, V, O, r->err));
+        /* F [C, HW] = Wp · Oᵀ + b, then residual into the frame */
+        OPT(ts_gemm(r->c, 0, 1, C, HW, C, 1.0f, m->proj_w, C, O, C, 0.0f, F, HW));
+        for (int64_t ch = 0; ch < C; ch++) {
+            float *xr = X + (ch * T + t) * HW;
+            const float *fr = F + ch * HW;
+            for (int64_t s = 0; s < HW; s++) xr[s] += fr[s] + m->proj_b[ch];
+        }
+    }
+    return TS_OK;
+}
+
+/* downsample2d (+ time conv for 3d): per frame zero-pad right/bottom, conv 3x3 stride 2. */
+static ts_status down_run(vrun *r, const vmod *m, float **xp, int64_t *T, int64_t *H, int64_t *W) {
+    float *X = *xp, *Y = pick(r, X, NULL, NULL);
+    const int64_t C = m->cin, Ho = *H / 2, Wo = *W / 2;
+    ts_conv3d_params p = {C, *T, *H, *W, {1, 2, 2}, {0, 0, 0, 1, 0, 1}};
+    TS_TRY(need(r, C * *T * Ho * Wo));
+    OPT(ts_conv3d(r->c, Y, X, &p, &m->rs.w5, m->rs.b));
+    *H = Ho, *W = Wo, *xp = Y;
+    if (m->kind != VM_DOWN3D) return TS_OK;
+    const int64_t HW = Ho * Wo;
+    float *cache = r->cache[m->tc.id];
+    if (!r->started[m->state]) { /* frame 0 passes; remember the chunk's last frame */
+        r->started[m->state] = 1;
+        for (int64_t ch = 0; ch < C; ch++)
+            memcpy(cache + ch * 2 * HW, Y + (ch * *T + *T - 1) * HW, (size_t)HW * sizeof(float));
+        return TS_OK;
+    }
+    float *P = pick(r, Y, NULL, NULL), *Z = pick(r, Y, P, NULL);
+    int64_t T1 = *T + 1, To = (T1 - 3) / 2 + 1;
+    if (To < 1) return TS_ERR(r->err, TS_ERR_SHAPE, "Wan VAE: encoder chunk too short");
+    TS_TRY(need(r, C * T1 * HW));
+    for (int64_t ch = 0; ch < C; ch++) {
+        memcpy(P + ch * T1 * HW, cache + ch * 2 * HW, (size_t)HW * sizeof(float));
+        memcpy(P + (ch * T1 + 1) * HW, Y + ch * *T * HW, (size_t)(*T * HW) * sizeof(float));
+        memcpy(cache + ch * 2 * HW, Y + (ch * *T + *T - 1) * HW, (size_t)HW * sizeof(float));
+    }
+    ts_conv3d_params pt = {C, T1, Ho, Wo, {2, 1, 1}, {0, 0, 0, 0, 0, 0}};
+    OPT(ts_conv3d(r->c, Z, P, &pt, &m->tc.w5, m->tc.b));
+    *T = To, *xp = Z;
+    return TS_OK;
+}
+
+/* upsample (3d: time conv doubling frames after the first chunk), then per frame
+ * nearest 2x and conv 3x3 C → C/2. */
+static ts_status up_run(vrun *r, const vmod *m, float **xp, int64_t *T, int64_t *H, int64_t *W) {
+    float *X = *xp;
+    const int64_t C = m->cin, HW = *H * *W;
+    if (m->kind == VM_UP3D) {
+        if (!r->started[m->state]) {
+            r->started[m->state] = 1;
+        } else {
+            float *P = pick(r, X, NULL, NULL), *Y = pick(r, X, P, NULL), *Z = pick(r, X, P, Y);
+            TS_TRY(conv_run(r, &m->tc, X, *T, *H, *W, P, Y)); /* [2C, T, HW] */
+            TS_TRY(need(r, 2 * C * *T * HW));
+            for (int64_t ch = 0; ch < C; ch++)
+                for (int64_t t = 0; t < *T; t++) {
+                    memcpy(Z + (ch * 2 * *T + 2 * t) * HW, Y + (ch * *T + t) * HW, (size_t)HW * sizeof(float));
+                    memcpy(Z + (ch * 2 * *T + 2 * t + 1) * HW, Y + ((C + ch) * *T + t) * HW,
+                           (size_t)HW * sizeof(float));
+                }
+            *T *= 2;
+            X = Z;
+        }
+    }
+    const int64_t Ho = 2 * *H, Wo = 2 * *W, HWo = Ho * Wo, Co = m->cout;
+    float *U = pick(r, X, NULL, NULL), *O = pick(r, X, U, NULL);
+    TS_TRY(need(r, C * HWo + Co * HWo));
+    TS_TRY(need(r, Co * *T * HWo));
+    float *F = U + C * HWo; /* the frame gathered before upsampling, then the conv output */
+    for (int64_t t = 0; t < *T; t++) {
+        for (int64_t ch = 0; ch < C; ch++)
+            memcpy(F + ch * HW, X + (ch * *T + t) * HW, (size_t)HW * sizeof(float));
+        OPT(ts_upsample2x(r->c, U, F, C, *H, *W));
+        ts_conv3d_params p = {C, 1, Ho, Wo, {1, 1, 1}, {0, 0, 1, 1, 1, 1}};
+        OPT(ts_conv3d(r->c, F, U, &p, &m->rs.w5, m->rs.b)); /* [Co, HWo], reuses the frame area */
+        for (int64_t ch = 0; ch < Co; ch++)
+            memcpy(O + (ch * *T + t) * HWo, F + ch * HWo, (size_t)HWo * sizeof(float));
+    }
+    *H = Ho, *W = Wo, *xp = O;
+    return TS_OK;
+}
+
+/* Workspace floats: 6·C·H·W at the level with the most (covers a causal conv's
+ * [cache | 4 frames], the upsample frame scratch and the attention scratch). */
+static size_t workspace_floats(const wan_vae *v, int dec, int64_t h0, int64_t w0) {
+    size_t best = 0;
+    for (int j = 0; j < 4; j++) {
+        int64_t hj = dec ? h0 << j : h0 >> j, wj = dec ? w0 << j : w0 >> j;
+        const int64_t *d = dec ? v->dec_dims : v->enc_dims;
+        int64_t cm = d[j] > d[j + 1] ? d[j] : d[j + 1];
+        if (dec && j > 0 && d[j - 1] > cm) cm = d[j - 1]; /* upsample scratch from the level below */
+        if (!dec && j == 3 && 2 * v->cfg.z_dim > cm) cm = 2 * v->cfg.z_dim;
+        size_t n = (size_t)(6 * cm * hj * wj);
+        if (n > best) best = n;
+    }
+    return best;
+}
+
+static void vrun_free(vrun *r) {
+    for (int i = 0; i < 4; i++) free(r->buf[i]);
+    if (r->cache)
+        for (int i = 0; i < r->v->n_conv_ids; i++) free(r->cache[i]);
+    free(r->cache);
+    free(r->started);
+}
+
+/* Allocates the workspace and zeroed caches for a stream whose level-0 size is h0 x w0. */
+static ts_status vrun_init(vrun *r, ts_ctx *c, const wan_vae *v, int dec, int64_t h0, int64_t w0,
+                           ts_err *err) {
+    memset(r, 0, sizeof *r);
+    r->c = c, r->v = v, r->err = err;
+    r->cap = workspace_floats(v, dec, h0, w0);
+    r->cache = calloc((size_t)v->n_conv_ids + 1, sizeof *r->cache);
+    r->started = calloc((size_t)v->n_states + 1, sizeof *r->started);
+    int ok = r->cache && r->started;
+    for (int i = 0; i < 4 && ok; i++) ok = (r->buf[i] = malloc(r->cap * sizeof(float))) != NULL;
+    /* one cache per causal conv of this half, at its level's resolution */
+    const cconv *top[3] = {dec ? &v->dec_in : &v->enc_in, dec ? &v->dec_out : &v->enc_out, NULL};
+    int m0 = dec ? v->n_enc : 0, m1 = dec ? v->n_enc + v->n_dec : v->n_enc;
+    for (int i = m0; i <= m1 && ok; i++) {
+        const cconv *list[4] = {NULL, NULL, NULL, NULL};
+        if (i == m1) {
+            list[0] = top[0], list[1] = top[1];
+        } else {
+            const vmod *m = &v->mods[i];
+            if (m->kind == VM_RES) list[0] = &m->c1, list[1] = &m->c2;
+            if (m->kind == VM_UP3D || m->kind == VM_DOWN3D) list[0] = &m->tc;
+        }
+        for (int k = 0; k < 4 && list[k] && ok; k++) {
+            const cconv *cv = list[k];
+            if (cv->id < 0) continue;
+            int64_t hl = dec ? h0 << cv->lvl : h0 >> cv->lvl, wl = dec ? w0 << cv->lvl : w0 >> cv->lvl;
+            ok = (r->cache[cv->id] = calloc((size_t)(cv->cin * 2 * hl * wl), sizeof(float))) != NULL;
+        }
+    }
+    if (!ok) {
+        vrun_free(r);
+        return TS_ERR(err, TS_ERR_NOMEM, "Wan VAE: out of memory for the workspace (%zu MB)",
+                      r->cap * 4 * sizeof(float) >> 20);
+    }
+    return TS_OK;
+}
+
+static ts_status run_mods(vrun *r, int m0, int m1, float **x, int64_t *T, int64_t *H, int64_t *W) {
+    for (int i = m0; i < m1; i++) {
+        const vmod *m = &r->v->mods[i];
+        switch (m->kind) {
+        case VM_RES: TS_TRY(res_run(r, m, x, *T, *H, *W)); break;
+        case VM_ATTN: TS_TRY(attn_run(r, m, *x, *T, *H, *W)); break;
+        case VM_DOWN2D:
+        case VM_DOWN3D: TS_TRY(down_run(r, m, x, T, H, W)); break;
+        case VM_UP2D:
+        case VM_UP3D: TS_TRY(up_run(r, m, x, T, H, W)); break;
+        }
+    }
+    return TS_OK;
+}
+
+/* norm_out + SiLU + conv_out of either half. */
+static ts_status head_run(vrun *r, const cconv *cv, const float *g, float **x, int64_t T,
+                          int64_t H, int64_t W) {
+    float *X = *x, *P = pick(r, X, NULL, NULL), *Y = pick(r, X, P, NULL);
+    TS_TRY(norm_silu(r, X, cv->cin, T * H * W, g));
+    TS_TRY(conv_run(r, cv, X, T, H, W, P, Y));
+    *x = Y;
+    return TS_OK;
+}
+
+ts_status wan_vae_decode(ts_ctx *c, const wan_vae *v, const float *z, int64_t t, int64_t h,
+                         int64_t w, wan_vae_frames_fn fn, void *user, ts_err *err) {
+    if (t < 1 || h < 1 || w < 1)
+        return TS_ERR(err, TS_ERR_SHAPE, "Wan VAE: latents %lldx%lldx%lld are empty", (long long)t,
+                      (long long)h, (long long)w);
+    vrun r;
+    TS_TRY(vrun_init(&r, c, v, 1, h, w, err));
+    ts_status st = TS_OK;
+    const int64_t Z = v->cfg.z_dim, hw = h * w;
+    int64_t first = 0;
+    for (int64_t i = 0; i < t && st == TS_OK; i++) {
+        float *x = r.buf[0], *y = r.buf[1];
+        for (int64_t ch = 0; ch < Z; ch++) memcpy(x + ch * hw, z + (ch * t + i) * hw, (size_t)hw * sizeof(float));
+        int64_t T = 1, H = h, W = w;
+        st = conv_run(&r, &v->post_quant, x, 1, h, w, NULL, y);
+        if (st == TS_OK) st = conv_run(&r, &v->dec_in, y, 1, h, w, r.buf[2], x);
+        if (st == TS_OK) st = run_mods(&r, v->n_enc, v->n_enc + v->n_dec, &x, &T, &H, &W);
+        if (st == TS_OK) st = head_run(&r, &v->dec_out, v->dec_norm, &x, T, H, W);
+        if (st != TS_OK) break;
+        for (int64_t k = 0; k < 3 * T * H * W; k++) x[k] = x[k] < -1.0f ? -1.0f : x[k] > 1.0f ? 1.0f : x[k];
+        if (fn) st = fn(user, x, first, T, H, W, err);
+        first += T;
+    }
+    vrun_free(&r);
+    return st;
+}
+
+typedef struct to_buf {
+    float *out;
+    int64_t total;
+} to_buf;
+
+static ts_status copy_frames(void *user, const float *f, int64_t first, int64_t n, int64_t H,
+                             int64_t W, ts_err *err) {
+    to_buf *b = user;
+    if (first + n > b->total) return TS_ERR(err, TS_ERR_INTERNAL, "Wan VAE: more frames than expected");
+    for (int64_t ch = 0; ch < 3; ch++)
+        memcpy(b->out + (ch * b->total + first) * H * W, f + ch * n * H * W, (size_t)(n * H * W) * sizeof(float));
+    return TS_OK;
+}
+
+ts_status wan_vae_decode_to(ts_ctx *c, const wan_vae *v, const float *z, int64_t t, int64_t h,
+                            int64_t w, float *out, ts_err *err) {
+    to_buf b = {out, 1 + 4 * (t - 1)};
+    return wan_vae_decode(c, v, z, t, h, w, copy_frames, &b, err);
+}
+
+ts_status wan_vae_encode(ts_ctx *c, const wan_vae *v, const float *video, int64_t T, int64_t H,
+                         int64_t W, float *mean, ts_err *err) {
+    if (T < 1 || H % 8 || W % 8 || H < 8 || W < 8)
+        return TS_ERR(err, TS_ERR_SHAPE, "Wan VAE: video %lldx%lld with %lld frames: width and height must be multiples of 8",
+                      (long long)W, (long long)H, (long long)T);
+    vrun r;
+    TS_TRY(vrun_init(&r, c, v, 0, H, W, err));
+    ts_status st = TS_OK;
+    const int64_t n_chunks = 1 + (T - 1) / 4, t_out = n_chunks, hw = (H / 8) * (W / 8), Z = v->cfg.z_dim;
+    int64_t lat = 0;
+    for (int64_t i = 0; i < n_chunks && st == TS_OK; i++) {
+        int64_t f0 = i == 0 ? 0 : 1 + 4 * (i - 1), nf = i == 0 ? 1 : 4;
+        float *x = r.buf[0];
+        st = need(&r, 3 * nf * H * W);
+        if (st != TS_OK) break;
+        for (int64_t ch = 0; ch < 3; ch++)
+            memcpy(x + ch * nf * H * W, video + (ch * T + f0) * H * W, (size_t)(nf * H * W) * sizeof(float));
+        int64_t Tc = nf, Hc = H, Wc = W;
+        float *y = r.buf[1];
+        st = conv_run(&r, &v->enc_in, x, Tc, Hc, Wc, r.buf[2], y);
+        x = y;
+        if (st == TS_OK) st = run_mods(&r, 0, v->n_enc, &x, &Tc, &Hc, &Wc);
+        if (st == TS_OK) st = head_run(&r, &v->enc_out, v->enc_norm, &x, Tc, Hc, Wc);
+        if (st != TS_OK) break;
+        if (Hc * Wc != hw || lat + Tc > t_out) {
+            st = TS_ERR(err, TS_ERR_INTERNAL, "Wan VAE: encoder produced an unexpected shape");
+            break;
+        }
+        /* mean = the first z channels of quant_conv (1x1x1) */
+        float *q = pick(&r, x, NULL, NULL);
+        st = conv_run(&r, &v->quant, x, Tc, Hc, Wc, NULL, q);
+        if (st != TS_OK) break;
+        for (int64_t ch = 0; ch < Z; ch++)
+            memcpy(mean + (ch * t_out + lat) * hw, q + ch * Tc * hw, (size_t)(Tc * hw) * sizeof(float));
+        lat += Tc;
+    }
+    vrun_free(&r);
+    return st;
+}
+
+/* Wan2.1 latent statistics (wan/modules/vae.py; AutoencoderKLWan defaults). */
+static const float wan_latent_mean[16] = {-0.7571f, -0.7089f, -0.9113f, 0.1075f, -0.1745f, 0.9653f,
+                                          -0.1517f, 1.5508f,  0.4134f,  -0.0715f, 0.5517f, -0.3632f,
+                                          -0.1922f, -0.9497f, 0.2503f,  -0.2921f};
+static const float wan_latent_std[16] = {2.8184f, 1.4541f, 2.3275f, 2.6558f, 1.2196f, 1.7708f,
+                                         2.6052f, 2.0743f, 3.2687f, 2.1526f, 2.8652f, 1.5579f,
+                                         1.6382f, 1.1253f, 2.8251f, 1.9160f};
+
+void wan_vae_normalize(float *z, int64_t t, int64_t h, int64_t w) {
+    const int64_t n = t * h * w;
+    for (int ch = 0; ch < 16; ch++)
+        for (int64_t i = 0; i < n; i++) z[ch * n + i] = (z[ch * n + i] - wan_latent_mean[ch]) / wan_latent_std[ch];
+}
+
+void wan_vae_denormalize(float *z, int64_t t, int64_t h, int64_t w) {
+    const int64_t n = t * h * w;
+    for (int ch = 0; ch < 16; ch++)
+        for (int64_t i = 0; i < n; i++) z[ch * n + i] = z[ch * n + i] * wan_latent_std[ch] + wan_latent_mean[ch];
+}
