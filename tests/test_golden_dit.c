@@ -14,6 +14,7 @@
 #include "namemap.h"
 #include "safetensors.h"
 #include "test.h"
+#include "wan_rename.h"
 
 typedef struct hook_ctx {
     const ts_st_file *io;
@@ -73,37 +74,6 @@ typedef struct rewrite {
     const char *reshape;    /* diffusers name written with a wrong shape */
 } rewrite;
 
-static const char *const d2o[][2] = {
-    {"condition_embedder.text_embedder.linear_1.", "text_embedding.0."},
-    {"condition_embedder.text_embedder.linear_2.", "text_embedding.2."},
-    {"condition_embedder.time_embedder.linear_1.", "time_embedding.0."},
-    {"condition_embedder.time_embedder.linear_2.", "time_embedding.2."},
-    {"condition_embedder.time_proj.", "time_projection.1."},
-    {"proj_out.", "head.head."},
-    {"attn1.to_out.0.", "self_attn.o."}, {"attn1.to_", "self_attn."}, {"attn1.", "self_attn."},
-    {"attn2.to_out.0.", "cross_attn.o."}, {"attn2.to_", "cross_attn."}, {"attn2.", "cross_attn."},
-    {"norm2.", "norm3."}, {"ffn.net.0.proj.", "ffn.0."}, {"ffn.net.2.", "ffn.2."},
-    {"scale_shift_table", "modulation"},
-};
-
-/* Our own diffusers→original renaming for the test (the model's table is what is tested). */
-static void to_original(const char *in, char *out, size_t n) {
-    if (strcmp(in, "scale_shift_table") == 0) {
-        snprintf(out, n, "head.modulation");
-        return;
-    }
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", in);
-    for (size_t i = 0; i < sizeof d2o / sizeof d2o[0]; i++) {
-        char *p = strstr(buf, d2o[i][0]);
-        if (!p) continue;
-        char tmp[256];
-        snprintf(tmp, sizeof tmp, "%.*s%s%s", (int)(p - buf), buf, d2o[i][1], p + strlen(d2o[i][0]));
-        snprintf(buf, sizeof buf, "%s", tmp);
-    }
-    snprintf(out, n, "%s", buf);
-}
-
 static int write_variant(const char *src, const char *dst, const rewrite *r) {
     ts_st_file *f = NULL;
     ts_err e = {0};
@@ -117,7 +87,7 @@ static int write_variant(const char *src, const char *dst, const rewrite *r) {
         const ts_tensor *t = ts_st_tensor(f, i);
         if (r->drop && strcmp(t->name, r->drop) == 0) continue;
         char nm[256];
-        if (r->to_original) to_original(t->name, nm, sizeof nm);
+        if (r->to_original) wan_dit_to_original(t->name, nm, sizeof nm);
         else snprintf(nm, sizeof nm, "%s", t->name);
         snprintf(names[k], sizeof names[k], "%s%s", r->prefix ? r->prefix : "", nm);
         items[k].name = names[k];

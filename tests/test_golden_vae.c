@@ -10,72 +10,8 @@
 
 #include "safetensors.h"
 #include "test.h"
+#include "wan_rename.h"
 #include "vae/wan_vae.h"
-
-/* diffusers → original names, the inverse of models.md §2.7, written for the test. */
-static void to_original(const char *in, char *out, size_t n, int nrb) {
-    char b[256];
-    snprintf(b, sizeof b, "%s", in);
-    struct { const char *d, *o; } r[] = {
-        {"encoder.conv_in.", "encoder.conv1."}, {"decoder.conv_in.", "decoder.conv1."},
-        {"quant_conv.", "conv1."}, {"post_quant_conv.", "conv2."},
-        {"mid_block.resnets.0.", "middle.0."}, {"mid_block.attentions.0.", "middle.1."},
-        {"mid_block.resnets.1.", "middle.2."}, {"norm_out.gamma", "head.0.gamma"},
-        {"conv_out.", "head.2."}, {"encoder.down_blocks.", "encoder.downsamples."},
-        {".norm1.gamma", ".residual.0.gamma"}, {".conv1.", ".residual.2."},
-        {".norm2.gamma", ".residual.3.gamma"}, {".conv2.", ".residual.6."},
-        {".conv_shortcut.", ".shortcut."},
-    };
-    int i, j, len;
-    if (sscanf(b, "decoder.up_blocks.%d.resnets.%d.%n", &i, &j, &len) == 2) {
-        char t[256];
-        snprintf(t, sizeof t, "decoder.upsamples.%d.%s", i * (nrb + 2) + j, b + len);
-        snprintf(b, sizeof b, "%s", t);
-    } else if (sscanf(b, "decoder.up_blocks.%d.upsamplers.0.%n", &i, &len) == 1 && len > 0) {
-        char t[256];
-        snprintf(t, sizeof t, "decoder.upsamples.%d.%s", i * (nrb + 2) + nrb + 1, b + len);
-        snprintf(b, sizeof b, "%s", t);
-    }
-    for (size_t k = 0; k < sizeof r / sizeof r[0]; k++) {
-        if (!strcmp(r[k].d, "quant_conv.") || !strcmp(r[k].d, "post_quant_conv.")) {
-            if (strncmp(b, r[k].d, strlen(r[k].d)) == 0) {
-                char t[256];
-                snprintf(t, sizeof t, "%s%s", r[k].o, b + strlen(r[k].d));
-                snprintf(b, sizeof b, "%s", t);
-                break;
-            }
-            continue;
-        }
-        char *p = strstr(b, r[k].d);
-        if (!p) continue;
-        /* residual-block renames only inside residual blocks */
-        if (r[k].d[0] == '.' && !strstr(b, "samples.") && !strstr(b, "middle.0.") && !strstr(b, "middle.2."))
-            continue;
-        char t[256];
-        snprintf(t, sizeof t, "%.*s%s%s", (int)(p - b), b, r[k].o, p + strlen(r[k].d));
-        snprintf(b, sizeof b, "%s", t);
-    }
-    snprintf(out, n, "%s", b);
-}
-
-static int write_original(const char *src, const char *dst, int nrb) {
-    ts_st_file *f = NULL;
-    ts_err e = {0};
-    if (ts_st_open(&f, src, &e) != TS_OK) return -1;
-    int n = ts_st_count(f);
-    ts_st_item *it = calloc((size_t)n, sizeof *it);
-    char (*names)[256] = calloc((size_t)n, sizeof *names);
-    for (int i = 0; i < n; i++) {
-        to_original(ts_st_tensor(f, i)->name, names[i], sizeof names[i], nrb);
-        it[i].name = names[i];
-        it[i].t = *ts_st_tensor(f, i);
-    }
-    int rc = ts_st_write(dst, it, n, NULL, 0, &e) == TS_OK ? 0 : -1;
-    if (rc) fprintf(stderr, "%s\n", e.msg);
-    free(it), free(names);
-    ts_st_close(f);
-    return rc;
-}
 
 typedef struct order {
     int64_t next, calls;
@@ -118,7 +54,7 @@ static void run_fixture(const char *name, const char *tmpdir) {
             wan_vae_load(&tmp, wpath, &e);
             int nr = tmp ? wan_vae_model_config(tmp)->num_res_blocks : 1;
             wan_vae_free(tmp);
-            TS_CHECK(write_original(wpath, orig, nr) == 0, "write original layout");
+            TS_CHECK(st_copy_renamed(wpath, orig, wan_vae_to_original, nr) == 0, "write original layout");
             path = orig;
         }
         TS_CHECK(wan_vae_load(&v, path, &e) == TS_OK, "%s load (%s): %s", name, layout ? "original" : "diffusers", e.msg);

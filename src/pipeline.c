@@ -1,0 +1,172 @@
+/*
+ * pipeline.c — Wan2.1 pipeline driver: finds the components of a checkpoint directory,
+ * runs the flow sampler with classifier-free guidance over the DiT. See pipeline.h.
+ */
+#include "pipeline.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+ts_wan_params ts_wan_params_default(void) {
+    ts_wan_params p = {81, 480, 832, 50, 5.0f, 5.0, TS_SAMPLER_UNIPC, 0, 512};
+    return p;
+}
+
+static int is_file(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+static int is_dir(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* A *vae*.safetensors in dir (case-insensitive), or *pth to report. */
+static int find_vae(const char *dir, char *out, size_t n, int *saw_pth) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *de;
+    int found = 0;
+    while ((de = readdir(d))) {
+        const char *s = de->d_name;
+        size_t l = strlen(s);
+        int has_vae = strcasestr(s, "vae") != NULL;
+        if (has_vae && l > 12 && strcmp(s + l - 12, ".safetensors") == 0 && !found) {
+            snprintf(out, n, "%s/%s", dir, s);
+            found = 1;
+        } else if (has_vae && l > 4 && strcmp(s + l - 4, ".pth") == 0) {
+            *saw_pth = 1;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+ts_status ts_wan_pipeline_open(ts_wan_pipeline *p, const char *dir, ts_err *err) {
+    memset(p, 0, sizeof *p);
+    char a[4096], b[4096];
+    ts_status st;
+    snprintf(a, sizeof a, "%s/transformer", dir);
+    snprintf(b, sizeof b, "%s/vae", dir);
+    if (is_dir(a) && is_dir(b)) { /* diffusers layout */
+        TS_TRY(wan_load(&p->dit, a, NULL, err));
+        st = wan_vae_load(&p->vae, b, err);
+        if (st != TS_OK) ts_wan_pipeline_close(p);
+        return st;
+    }
+    if (!is_dir(dir)) return TS_ERR(err, TS_ERR_IO, "%s: not a directory", dir);
+    snprintf(a, sizeof a, "%s/diffusion_pytorch_model.safetensors.index.json", dir);
+    if (!is_file(a)) snprintf(a, sizeof a, "%s/diffusion_pytorch_model.safetensors", dir);
+    if (!is_file(a))
+        return TS_ERR(err, TS_ERR_MISSING,
+                      "%s: no transformer/ and vae/ (diffusers layout) and no "
+                      "diffusion_pytorch_model*.safetensors (original Wan layout)", dir);
+    int saw_pth = 0;
+    if (!find_vae(dir, b, sizeof b, &saw_pth))
+        return TS_ERR(err, TS_ERR_MISSING, "%s: no VAE safetensors found%s", dir,
+                      saw_pth ? " (Wan2.1_VAE.pth is a pickle: convert it to Wan2.1_VAE.safetensors)" : "");
+    TS_TRY(wan_load(&p->dit, a, NULL, err));
+    st = wan_vae_load(&p->vae, b, err);
+    if (st != TS_OK) ts_wan_pipeline_close(p);
+    return st;
+}
+
+void ts_wan_pipeline_close(ts_wan_pipeline *p) {
+    if (!p) return;
+    wan_free(p->dit);
+    wan_vae_free(p->vae);
+    memset(p, 0, sizeof *p);
+}
+
+ts_status ts_wan_latent_shape(const ts_wan_params *prm, int64_t shape[4], ts_err *err) {
+    if (prm->frames < 1 || (prm->frames - 1) % 4)
+        return TS_ERR(err, TS_ERR_INVALID_ARG, "frames must be 1 + 4k (got %lld)", (long long)prm->frames);
+    if (prm->width < 16 || prm->height < 16 || prm->width % 16 || prm->height % 16)
+        return TS_ERR(err, TS_ERR_INVALID_ARG, "width and height must be positive multiples of 16 (got %lldx%lld)",
+                      (long long)prm->width, (long long)prm->height);
+    if (prm->steps < 1) return TS_ERR(err, TS_ERR_INVALID_ARG, "steps must be at least 1 (got %d)", prm->steps);
+    if (!(prm->cfg_scale >= 0.0f)) return TS_ERR(err, TS_ERR_INVALID_ARG, "cfg scale must be >= 0");
+    shape[0] = 16;
+    shape[1] = 1 + (prm->frames - 1) / 4;
+    shape[2] = prm->height / 8;
+    shape[3] = prm->width / 8;
+    return TS_OK;
+}
+
+typedef struct wan_cfg_user {
+    ts_ctx *c;
+    const wan_model *dit;
+    int64_t F, H, W;
+    const float *ctx[2];
+    int64_t L[2];
+} wan_cfg_user;
+
+static ts_status wan_cond_model(void *user, const float *x, int64_t n, float timestep, int step,
+                                int n_steps, int uncond, float *v, ts_err *err) {
+    (void)n;
+    wan_cfg_user *u = user;
+    return wan_forward(u->c, u->dit, NULL, step, n_steps, x, u->F, u->H, u->W, timestep,
+                       u->ctx[uncond], u->L[uncond], v, NULL, NULL, err);
+}
+
+/* Zero-pads ctx [L, D] to [len, D] into a new buffer (the reference pads prompt
+ * embeddings to 512 rows and the DiT attends the padded rows). */
+static float *pad_ctx(const float *ctx, int64_t L, int64_t D, int64_t len) {
+    float *p = calloc((size_t)(len * D), sizeof *p);
+    if (p) memcpy(p, ctx, (size_t)(L * D) * sizeof *p);
+    return p;
+}
+
+ts_status ts_wan_generate(ts_ctx *c, const ts_wan_pipeline *p, const ts_wan_params *prm,
+                          const float *ctx, int64_t L, const float *ctx_uncond, int64_t L_uncond,
+                          const float *noise, float *latents, ts_step_fn on_step, void *step_user,
+                          ts_err *err) {
+    int64_t s[4];
+    TS_TRY(ts_wan_latent_shape(prm, s, err));
+    const wan_config *cfg = wan_model_config(p->dit);
+    if (cfg->in_ch != s[0] || cfg->out_ch != s[0])
+        return TS_ERR(err, TS_ERR_UNSUPPORTED, "DiT has %lld input channels; text-to-video needs 16 (image-to-video is not supported yet)",
+                      (long long)cfg->in_ch);
+    if (prm->cfg_scale != 1.0f && !ctx_uncond)
+        return TS_ERR(err, TS_ERR_INVALID_ARG, "classifier-free guidance needs an unconditional context");
+    int64_t len = prm->text_len;
+    if (len > 0 && (L > len || (ctx_uncond && L_uncond > len)))
+        return TS_ERR(err, TS_ERR_INVALID_ARG, "text context longer than %lld tokens", (long long)len);
+    const int64_t n = s[0] * s[1] * s[2] * s[3], D = cfg->text_dim;
+    float *pc = NULL, *pu = NULL, *scratch = NULL;
+    ts_arena arena = {0}, *old_arena = c->arena;
+    ts_status st = TS_OK;
+    wan_cfg_user u = {c, p->dit, s[1], s[2], s[3], {ctx, ctx_uncond}, {L, L_uncond}};
+    if (len > 0) {
+        pc = pad_ctx(ctx, L, D, len);
+        pu = ctx_uncond ? pad_ctx(ctx_uncond, L_uncond, D, len) : NULL;
+        if (!pc || (ctx_uncond && !pu)) st = TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+        u.ctx[0] = pc, u.ctx[1] = pu, u.L[0] = u.L[1] = len;
+    }
+    int64_t Lmax = u.L[0] > u.L[1] ? u.L[0] : u.L[1];
+    if (st == TS_OK && ts_arena_init(&arena, wan_arena_bytes(cfg, s[1], s[2], s[3], Lmax)) != 0)
+        st = TS_ERR(err, TS_ERR_NOMEM, "out of memory for the DiT activations");
+    if (st == TS_OK && !(scratch = malloc((size_t)n * sizeof *scratch)))
+        st = TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+    if (st == TS_OK) {
+        if (noise) {
+            memcpy(latents, noise, (size_t)n * sizeof *latents);
+        } else {
+            ts_rng rng;
+            ts_rng_seed(&rng, prm->seed);
+            ts_rng_normal(&rng, latents, n);
+        }
+        c->arena = &arena;
+        ts_cfg g = {wan_cond_model, &u, prm->cfg_scale, scratch};
+        st = ts_sample_flow(c, prm->sampler, prm->steps, prm->flow_shift, latents, n,
+                            ts_cfg_denoise, &g, on_step, step_user, err);
+        c->arena = old_arena;
+    }
+    free(pc), free(pu), free(scratch);
+    ts_arena_free(&arena);
+    return st;
+}
