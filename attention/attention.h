@@ -28,8 +28,10 @@ typedef struct ts_attn_site {
 
 typedef struct ts_attn_schedule ts_attn_schedule; /* the attention issue defines it */
 
-/* Default block sizes of the CPU kernels. */
-#define TS_ATTN_BLK_Q 64
+/* Block sizes of the dense plan. Dense attention has no block structure to respect, so
+ * the query block is as large as keeps the CPU kernel's sgemm tiles efficient (measured
+ * with 3,900 tokens, 12 heads x 128: 256 rows ~1.6x faster than 64). */
+#define TS_ATTN_BLK_Q 256
 #define TS_ATTN_BLK_K 64
 
 /* out[Nq, H·D] = attention(q [Nq, H·D], k/v [Nk, H·D]) with scale 1/sqrt(D),
