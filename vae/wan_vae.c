@@ -419,6 +419,8 @@ typedef struct vrun {
     size_t cap;      /* floats per buffer */
     float **cache;   /* per causal conv id: [cin, 2, H, W] */
     int *started;    /* per resample state: first chunk seen */
+    float *hold;     /* decoder: the chunk at the split point, fed on frame by frame */
+    size_t hold_cap;
     ts_err *err;
 } vrun;
 
@@ -602,24 +604,72 @@ static ts_status up_run(vrun *r, const vmod *m, float **xp, int64_t *T, int64_t 
     return TS_OK;
 }
 
-/* Workspace floats: 6·C·H·W at the level with the most (covers a causal conv's
- * [cache | 4 frames], the upsample frame scratch and the attention scratch). */
-static size_t workspace_floats(const wan_vae *v, int dec, int64_t h0, int64_t w0) {
-    size_t best = 0;
-    for (int j = 0; j < 4; j++) {
-        int64_t hj = dec ? h0 << j : h0 >> j, wj = dec ? w0 << j : w0 >> j;
-        const int64_t *d = dec ? v->dec_dims : v->enc_dims;
-        int64_t cm = d[j] > d[j + 1] ? d[j] : d[j + 1];
-        if (dec && j > 0 && d[j - 1] > cm) cm = d[j - 1]; /* upsample scratch from the level below */
-        if (!dec && j == 3 && 2 * v->cfg.z_dim > cm) cm = 2 * v->cfg.z_dim;
-        size_t n = (size_t)(6 * cm * hj * wj);
-        if (n > best) best = n;
+#define MAXZ(a, b) ((a) > (b) ? (a) : (b))
+
+/* Index of the decoder's last UP3D module (absolute), or −1. After it the decoder runs
+ * frame by frame: no module past it mixes frames except through its causal cache, so
+ * splitting a chunk into single frames gives the same result with a quarter of the
+ * activation memory at the two highest resolutions. */
+static int dec_split(const wan_vae *v) {
+    int s = -1;
+    for (int i = v->n_enc; i < v->n_enc + v->n_dec; i++)
+        if (v->mods[i].kind == VM_UP3D) s = i;
+    return s;
+}
+
+/* Workspace floats per buffer: walks the modules with the chunk shapes the run will
+ * see (the largest chunk: after the first, UP3D doubles frames; DOWN3D halves them)
+ * and takes the largest need() of any step. *hold gets the decoder's split chunk. */
+static size_t workspace_floats(const wan_vae *v, int dec, int64_t h0, int64_t w0, size_t *hold) {
+    int64_t C = dec ? v->cfg.z_dim : 3, T = dec ? 1 : 4, HW = h0 * w0;
+    int64_t need = C * T * HW;
+    const cconv *in = dec ? &v->dec_in : &v->enc_in;
+    need = MAXZ(need, in->cin * (T + 2) * HW);
+    need = MAXZ(need, in->cout * T * HW);
+    C = in->cout;
+    int m0 = dec ? v->n_enc : 0, m1 = dec ? v->n_enc + v->n_dec : v->n_enc;
+    int split = dec ? dec_split(v) : -1;
+    if (hold) *hold = 0;
+    for (int i = m0; i < m1; i++) {
+        const vmod *m = &v->mods[i];
+        switch (m->kind) {
+        case VM_RES:
+            need = MAXZ(need, MAXZ(m->cin, m->cout) * (T + 2) * HW);
+            C = m->cout;
+            break;
+        case VM_ATTN: need = MAXZ(need, 4 * C * HW); break;
+        case VM_DOWN2D:
+        case VM_DOWN3D:
+            HW /= 4;
+            need = MAXZ(need, C * (T + 1) * HW);
+            if (m->kind == VM_DOWN3D) T = (T + 1 - 3) / 2 + 1;
+            break;
+        case VM_UP3D:
+            need = MAXZ(need, C * (T + 2) * HW);
+            need = MAXZ(need, 2 * C * T * HW);
+            T *= 2;
+            /* fall through */
+        case VM_UP2D:
+            need = MAXZ(need, 6 * C * HW);            /* one frame upsampled + conv out */
+            need = MAXZ(need, m->cout * T * 4 * HW);  /* the output chunk */
+            HW *= 4;
+            C = m->cout;
+            break;
+        }
+        if (i == split) {
+            if (hold) *hold = (size_t)(C * T * HW);
+            T = 1;
+        }
     }
-    return best;
+    const cconv *out = dec ? &v->dec_out : &v->enc_out;
+    need = MAXZ(need, out->cin * (T + 2) * HW);
+    need = MAXZ(need, out->cout * T * HW);
+    return (size_t)need;
 }
 
 static void vrun_free(vrun *r) {
     for (int i = 0; i < 4; i++) free(r->buf[i]);
+    free(r->hold);
     if (r->cache)
         for (int i = 0; i < r->v->n_conv_ids; i++) free(r->cache[i]);
     free(r->cache);
@@ -631,11 +681,12 @@ static ts_status vrun_init(vrun *r, ts_ctx *c, const wan_vae *v, int dec, int64_
                            ts_err *err) {
     memset(r, 0, sizeof *r);
     r->c = c, r->v = v, r->err = err;
-    r->cap = workspace_floats(v, dec, h0, w0);
+    r->cap = workspace_floats(v, dec, h0, w0, &r->hold_cap);
     r->cache = calloc((size_t)v->n_conv_ids + 1, sizeof *r->cache);
     r->started = calloc((size_t)v->n_states + 1, sizeof *r->started);
     int ok = r->cache && r->started;
     for (int i = 0; i < 4 && ok; i++) ok = (r->buf[i] = malloc(r->cap * sizeof(float))) != NULL;
+    if (ok && r->hold_cap) ok = (r->hold = malloc(r->hold_cap * sizeof(float))) != NULL;
     /* one cache per causal conv of this half, at its level's resolution */
     const cconv *top[3] = {dec ? &v->dec_in : &v->enc_in, dec ? &v->dec_out : &v->enc_out, NULL};
     int m0 = dec ? v->n_enc : 0, m1 = dec ? v->n_enc + v->n_dec : v->n_enc;
@@ -698,18 +749,40 @@ ts_status wan_vae_decode(ts_ctx *c, const wan_vae *v, const float *z, int64_t t,
     ts_status st = TS_OK;
     const int64_t Z = v->cfg.z_dim, hw = h * w;
     int64_t first = 0;
+    const int split = dec_split(v), m_end = v->n_enc + v->n_dec;
     for (int64_t i = 0; i < t && st == TS_OK; i++) {
         float *x = r.buf[0], *y = r.buf[1];
         for (int64_t ch = 0; ch < Z; ch++) memcpy(x + ch * hw, z + (ch * t + i) * hw, (size_t)hw * sizeof(float));
         int64_t T = 1, H = h, W = w;
         st = conv_run(&r, &v->post_quant, x, 1, h, w, NULL, y);
         if (st == TS_OK) st = conv_run(&r, &v->dec_in, y, 1, h, w, r.buf[2], x);
-        if (st == TS_OK) st = run_mods(&r, v->n_enc, v->n_enc + v->n_dec, &x, &T, &H, &W);
-        if (st == TS_OK) st = head_run(&r, &v->dec_out, v->dec_norm, &x, T, H, W);
+        if (st == TS_OK) st = run_mods(&r, v->n_enc, split < 0 ? m_end : split + 1, &x, &T, &H, &W);
         if (st != TS_OK) break;
-        for (int64_t k = 0; k < 3 * T * H * W; k++) x[k] = x[k] < -1.0f ? -1.0f : x[k] > 1.0f ? 1.0f : x[k];
-        if (fn) st = fn(user, x, first, T, H, W, err);
-        first += T;
+        const int64_t C = v->mods[split < 0 ? m_end - 1 : split].cout, S = H * W;
+        if (split >= 0) {
+            if ((size_t)(C * T * S) > r.hold_cap) {
+                st = TS_ERR(err, TS_ERR_INTERNAL, "Wan VAE: split chunk larger than planned");
+                break;
+            }
+            memcpy(r.hold, x, (size_t)(C * T * S) * sizeof(float));
+        }
+        const int64_t nf = split < 0 ? 1 : T; /* frame by frame after the split */
+        for (int64_t f = 0; f < nf && st == TS_OK; f++) {
+            int64_t Tf = split < 0 ? T : 1, Hf = H, Wf = W;
+            float *xf = x;
+            if (split >= 0) {
+                xf = r.buf[0];
+                for (int64_t ch = 0; ch < C; ch++)
+                    memcpy(xf + ch * S, r.hold + (ch * T + f) * S, (size_t)S * sizeof(float));
+                st = run_mods(&r, split + 1, m_end, &xf, &Tf, &Hf, &Wf);
+            }
+            if (st == TS_OK) st = head_run(&r, &v->dec_out, v->dec_norm, &xf, Tf, Hf, Wf);
+            if (st != TS_OK) break;
+            for (int64_t k = 0; k < 3 * Tf * Hf * Wf; k++)
+                xf[k] = xf[k] < -1.0f ? -1.0f : xf[k] > 1.0f ? 1.0f : xf[k];
+            if (fn) st = fn(user, xf, first, Tf, Hf, Wf, err);
+            first += Tf;
+        }
     }
     vrun_free(&r);
     return st;

@@ -10,8 +10,8 @@
  * N x N score matrix is never materialised. With a permutation the chunk's keys and
  * values are gathered first.
  *
- * exp2 is a polynomial (max relative error ~1e-7) the compiler vectorises; libm's expf
- * is scalar and was a fifth of the kernel's time.
+ * exp2 is ts_exp2f (src/cpu/vmath.h), which vectorises; libm's expf is scalar and was
+ * a fifth of the kernel's time.
  */
 #include <cblas.h>
 #include <float.h>
@@ -23,26 +23,10 @@
 #endif
 
 #include "../../src/cpu/cpu_internal.h"
+#include "../../src/cpu/vmath.h"
 #include "../plan.h"
 
 #define TS_ATTN_KCHUNK 256
-
-/* 2^x for x ≤ 0: x = n + f, |f| ≤ 1/2, 2^f by a degree-6 fit, 2^n through the exponent. */
-static inline float exp2_neg(float x) {
-    if (x < -126.0f) x = -126.0f;
-    float n = rintf(x), f = x - n;
-    float p = 1.546974027e-04f;
-    p = p * f + 1.340044171e-03f;
-    p = p * f + 9.618025577e-03f;
-    p = p * f + 5.550327190e-02f;
-    p = p * f + 2.402265121e-01f;
-    p = p * f + 6.931472067e-01f;
-    p = p * f + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float s;
-    memcpy(&s, &bits, sizeof s);
-    return p * s;
-}
 
 typedef struct attn_scratch {
     float *q, *k, *v, *s, *acc, *m, *l;
@@ -98,10 +82,10 @@ static void attn_task(const ts_attn_plan *p, const float *q, const float *k, con
             for (int64_t j = 0; j < nk; j++) mx = s[j] > mx ? s[j] : mx;
             float sum = 0.0f;
             for (int64_t j = 0; j < nk; j++) {
-                s[j] = exp2_neg(s[j] - mx);
+                s[j] = ts_exp2f(s[j] - mx);
                 sum += s[j];
             }
-            float corr = exp2_neg(w->m[r] - mx);
+            float corr = ts_exp2f(w->m[r] - mx);
             w->l[r] = w->l[r] * corr + sum;
             w->m[r] = mx;
             if (corr != 1.0f) {

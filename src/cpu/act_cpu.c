@@ -4,14 +4,16 @@
 #include <math.h>
 
 #include "cpu_internal.h"
+#include "vmath.h"
 
-static inline float silu(float x) { return x / (1.0f + expf(-x)); }
+static inline float silu(float x) { return x / (1.0f + ts_expf(-x)); }
 
-/* 0.5·x·(1 + tanh(u)) written as x·σ(2u), which stays finite for any |x|. */
+/* 0.5·x·(1 + tanh(u)) written as x·σ(2u), which stays finite for any |x| (ts_expf
+ * clamps its argument). */
 static inline float gelu_tanh(float x) {
     const float k = 0.7978845608028654f; /* sqrt(2/pi) */
     float u = k * (x + 0.044715f * x * x * x);
-    return x / (1.0f + expf(-2.0f * u));
+    return x / (1.0f + ts_expf(-2.0f * u));
 }
 
 static inline float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f)); }
