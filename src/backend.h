@@ -40,11 +40,15 @@ typedef enum ts_op {
 
 /* conv3d geometry. Input x [Cin, T, H, W]; weight [Cout, Cin, kt, kh, kw];
  * zero padding per side; output [Cout, To, Ho, Wo] with
- * To = (T + pad_t0 + pad_t1 - kt) / st + 1 and likewise for H, W. */
+ * To = (prefix_t + T + pad_t0 + pad_t1 - kt) / st + 1 and likewise for H, W.
+ * prefix (optional): prefix_t frames [Cin, prefix_t, H, W] that precede x in time, so
+ * a causal conv reads [cache | chunk] without copying them into one buffer. */
 typedef struct ts_conv3d_params {
     int64_t cin, t, h, w;
     int stride[3];      /* t, h, w */
     int pad[6];         /* t_front, t_back, h_top, h_bottom, w_left, w_right */
+    const float *prefix;
+    int prefix_t;
 } ts_conv3d_params;
 
 typedef struct ts_backend {

@@ -271,7 +271,7 @@ static void test_conv3d(ts_ctx *c) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ts_conv3d_params p = {cases[i].cin, cases[i].t, cases[i].h, cases[i].w,
-                              {cases[i].st, cases[i].sh, cases[i].sw}, {0}};
+                              {cases[i].st, cases[i].sh, cases[i].sw}, {0}, NULL, 0};
         memcpy(p.pad, cases[i].pad, sizeof p.pad);
         int64_t Cout = cases[i].cout, K = (int64_t)cases[i].cin * cases[i].kt * cases[i].kh * cases[i].kw;
         float *x = randv((int64_t)p.cin * p.t * p.h * p.w, 50 + i, 1), *w = randv(Cout * K, 60 + i, 0.3f);
@@ -292,6 +292,28 @@ static void test_conv3d(ts_ctx *c) {
         check_sentinel(what, y, n);
         free(x), free(w), free(b), free(wr), free(wd), free(y), free(ref);
     }
+}
+
+/* A conv reading [prefix | x] equals the conv of the concatenated input. */
+static void test_conv3d_prefix(ts_ctx *c) {
+    const int cin = 3, cout = 4, tp = 2, t = 3, h = 5, w = 6;
+    float *pre = randv(cin * tp * h * w, 90, 1), *x = randv(cin * t * h * w, 91, 1);
+    float *cat = malloc((size_t)(cin * (tp + t) * h * w) * 4), *wt = randv(cout * cin * 27, 92, 0.3f);
+    for (int ci = 0; ci < cin; ci++) {
+        memcpy(cat + ci * (tp + t) * h * w, pre + ci * tp * h * w, (size_t)(tp * h * w) * 4);
+        memcpy(cat + (ci * (tp + t) + tp) * h * w, x + ci * t * h * w, (size_t)(t * h * w) * 4);
+    }
+    int64_t shape[5] = {cout, cin, 3, 3, 3};
+    ts_tensor wten = ts_tensor_make(TS_DTYPE_F32, 5, shape, wt);
+    ts_conv3d_params pc = {cin, tp + t, h, w, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, NULL, 0};
+    ts_conv3d_params pp = {cin, t, h, w, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, pre, tp};
+    int64_t n = cout * t * h * w;
+    float *ref = malloc((size_t)n * 4), *y = alloc_out(n);
+    conv_ref(ref, cat, &pc, wt, NULL, cout, 3, 3, 3);
+    TS_CHECK(ts_conv3d(c, y, x, &pp, &wten, NULL) == TS_OK, "prefix conv status");
+    ts_test_compare("conv3d with prefix frames", y, ref, n, 1e-5, NULL);
+    check_sentinel("conv3d with prefix frames", y, n);
+    free(pre), free(x), free(cat), free(wt), free(ref), free(y);
 }
 
 static void test_upsample(ts_ctx *c) {
@@ -323,6 +345,7 @@ int main(void) {
         test_elementwise(&c);
         test_rope(&c);
         test_conv3d(&c);
+        test_conv3d_prefix(&c);
         test_upsample(&c);
     }
     return ts_test_summary("backend_ops");

@@ -14,8 +14,8 @@
  * as their own causal stream; downsample3d passes frame 0 through and convolves
  * [previous frame | chunk] with stride 2 afterwards — exactly the reference's cache rules.
  *
- * Activations: [C, T, H·W] channel-major per chunk, in four workspace buffers sized for
- * the largest level; all state is allocated once per call, never per chunk.
+ * Activations: [C, T, H·W] channel-major per chunk, in three workspace buffers sized by
+ * walking the modules; all state is allocated once per call, never per chunk.
  */
 #include "wan_vae.h"
 
@@ -415,7 +415,7 @@ void wan_vae_free(wan_vae *v) {
 typedef struct vrun {
     ts_ctx *c;
     const wan_vae *v;
-    float *buf[4];
+    float *buf[3];
     size_t cap;      /* floats per buffer */
     float **cache;   /* per causal conv id: [cin, 2, H, W] */
     int *started;    /* per resample state: first chunk seen */
@@ -432,9 +432,9 @@ typedef struct vrun {
     } while (0)
 
 /* A workspace buffer that is none of the given ones. */
-static float *pick(vrun *r, const float *a, const float *b, const float *c) {
-    for (int i = 0; i < 4; i++)
-        if (r->buf[i] != a && r->buf[i] != b && r->buf[i] != c) return r->buf[i];
+static float *pick(vrun *r, const float *a, const float *b) {
+    for (int i = 0; i < 3; i++)
+        if (r->buf[i] != a && r->buf[i] != b) return r->buf[i];
     return NULL;
 }
 
@@ -446,28 +446,30 @@ static ts_status need(vrun *r, int64_t n) {
 }
 
 /* y [cout, T, H, W] = conv(x [cin, T, H, W]). Causal kt = 3 convs read [cache | x]
- * assembled in P and keep the last two input frames as the new cache. */
+ * (the cache as the conv's prefix frames) and keep the last two input frames. */
 static ts_status conv_run(vrun *r, const cconv *cv, const float *x, int64_t T, int64_t H,
-                          int64_t W, float *P, float *y) {
+                          int64_t W, float *y) {
     const int64_t HW = H * W, C = cv->cin;
     const int ps = cv->kh / 2;
-    ts_conv3d_params p = {C, T, H, W, {1, 1, 1}, {0, 0, ps, ps, ps, ps}};
+    ts_conv3d_params p = {C, T, H, W, {1, 1, 1}, {0, 0, ps, ps, ps, ps}, NULL, 0};
+    TS_TRY(need(r, cv->cout * T * HW));
     if (cv->id < 0) {
-        TS_TRY(need(r, cv->cout * T * HW));
         OPT(ts_conv3d(r->c, y, x, &p, &cv->w5, cv->b));
         return TS_OK;
     }
     float *cache = r->cache[cv->id];
-    TS_TRY(need(r, C * (T + 2) * HW));
-    TS_TRY(need(r, cv->cout * T * HW));
-    for (int64_t ch = 0; ch < C; ch++) {
-        float *dst = P + ch * (T + 2) * HW;
-        memcpy(dst, cache + ch * 2 * HW, (size_t)(2 * HW) * sizeof(float));
-        memcpy(dst + 2 * HW, x + ch * T * HW, (size_t)(T * HW) * sizeof(float));
-        memcpy(cache + ch * 2 * HW, dst + T * HW, (size_t)(2 * HW) * sizeof(float));
+    p.prefix = cache, p.prefix_t = 2;
+    OPT(ts_conv3d(r->c, y, x, &p, &cv->w5, cv->b));
+    for (int64_t ch = 0; ch < C; ch++) { /* cache = last two frames of [cache | x] */
+        float *cc = cache + ch * 2 * HW;
+        const float *xc = x + ch * T * HW;
+        if (T >= 2) {
+            memcpy(cc, xc + (T - 2) * HW, (size_t)(2 * HW) * sizeof(float));
+        } else {
+            memmove(cc, cc + HW, (size_t)HW * sizeof(float));
+            memcpy(cc + HW, xc, (size_t)HW * sizeof(float));
+        }
     }
-    p.t = T + 2;
-    OPT(ts_conv3d(r->c, y, P, &p, &cv->w5, cv->b));
     return TS_OK;
 }
 
@@ -482,17 +484,16 @@ static ts_status res_run(vrun *r, const vmod *m, float **xp, int64_t T, int64_t 
     float *X = *xp, *Hs = X;
     const int64_t S = T * H * W;
     if (m->sc.w_slot >= 0) {
-        Hs = pick(r, X, NULL, NULL);
-        TS_TRY(conv_run(r, &m->sc, X, T, H, W, NULL, Hs));
+        Hs = pick(r, X, NULL);
+        TS_TRY(conv_run(r, &m->sc, X, T, H, W, Hs));
     }
-    float *Y = pick(r, X, Hs, NULL);
-    float *P = pick(r, X, Hs, Y);
+    float *Y = pick(r, X, Hs), *Z = Hs == X ? pick(r, X, Y) : X; /* Z: free once X is normed */
     TS_TRY(need(r, m->cin * S));
     OPT(ts_l2_norm_ch(r->c, Y, X, m->cin, S, m->g1));
     OPT(ts_unary(r->c, TS_UNARY_SILU, Y, Y, m->cin * S));
-    TS_TRY(conv_run(r, &m->c1, Y, T, H, W, P, Y)); /* reads Y through P, then overwrites it */
-    TS_TRY(norm_silu(r, Y, m->cout, S, m->g2));
-    TS_TRY(conv_run(r, &m->c2, Y, T, H, W, P, Y));
+    TS_TRY(conv_run(r, &m->c1, Y, T, H, W, Z));
+    TS_TRY(norm_silu(r, Z, m->cout, S, m->g2));
+    TS_TRY(conv_run(r, &m->c2, Z, T, H, W, Y));
     OPT(ts_add_gated(r->c, Y, Hs, 1, m->cout * S, NULL));
     *xp = Y;
     return TS_OK;
@@ -501,7 +502,7 @@ static ts_status res_run(vrun *r, const vmod *m, float **xp, int64_t T, int64_t 
 /* Single-head attention over the H·W positions of each frame, residual. In place. */
 static ts_status attn_run(vrun *r, const vmod *m, float *X, int64_t T, int64_t H, int64_t W) {
     const int64_t C = m->cin, HW = H * W;
-    float *A = pick(r, X, NULL, NULL), *B = pick(r, X, A, NULL);
+    float *A = pick(r, X, NULL), *B = pick(r, X, A);
     TS_TRY(need(r, 4 * C * HW));
     float *F = A, *QKV = A + C * HW;           /* [C, HW], [HW, 3C] */
     float *Q = B, *K = B + C * HW, *V = B + 2 * C * HW, *O = B + 3 * C * HW; /* [HW, C] */
@@ -534,32 +535,29 @@ static ts_status attn_run(vrun *r, const vmod *m, float *X, int64_t T, int64_t H
 
 /* downsample2d (+ time conv for 3d): per frame zero-pad right/bottom, conv 3x3 stride 2. */
 static ts_status down_run(vrun *r, const vmod *m, float **xp, int64_t *T, int64_t *H, int64_t *W) {
-    float *X = *xp, *Y = pick(r, X, NULL, NULL);
+    float *X = *xp, *Y = pick(r, X, NULL);
     const int64_t C = m->cin, Ho = *H / 2, Wo = *W / 2;
-    ts_conv3d_params p = {C, *T, *H, *W, {1, 2, 2}, {0, 0, 0, 1, 0, 1}};
+    ts_conv3d_params p = {C, *T, *H, *W, {1, 2, 2}, {0, 0, 0, 1, 0, 1}, NULL, 0};
     TS_TRY(need(r, C * *T * Ho * Wo));
     OPT(ts_conv3d(r->c, Y, X, &p, &m->rs.w5, m->rs.b));
     *H = Ho, *W = Wo, *xp = Y;
     if (m->kind != VM_DOWN3D) return TS_OK;
     const int64_t HW = Ho * Wo;
-    float *cache = r->cache[m->tc.id];
+    float *cache = r->cache[m->tc.id]; /* one frame, [C, 1, HW] */
     if (!r->started[m->state]) { /* frame 0 passes; remember the chunk's last frame */
         r->started[m->state] = 1;
         for (int64_t ch = 0; ch < C; ch++)
-            memcpy(cache + ch * 2 * HW, Y + (ch * *T + *T - 1) * HW, (size_t)HW * sizeof(float));
+            memcpy(cache + ch * HW, Y + (ch * *T + *T - 1) * HW, (size_t)HW * sizeof(float));
         return TS_OK;
     }
-    float *P = pick(r, Y, NULL, NULL), *Z = pick(r, Y, P, NULL);
+    float *Z = pick(r, Y, NULL);
     int64_t T1 = *T + 1, To = (T1 - 3) / 2 + 1;
     if (To < 1) return TS_ERR(r->err, TS_ERR_SHAPE, "Wan VAE: encoder chunk too short");
-    TS_TRY(need(r, C * T1 * HW));
-    for (int64_t ch = 0; ch < C; ch++) {
-        memcpy(P + ch * T1 * HW, cache + ch * 2 * HW, (size_t)HW * sizeof(float));
-        memcpy(P + (ch * T1 + 1) * HW, Y + ch * *T * HW, (size_t)(*T * HW) * sizeof(float));
-        memcpy(cache + ch * 2 * HW, Y + (ch * *T + *T - 1) * HW, (size_t)HW * sizeof(float));
-    }
-    ts_conv3d_params pt = {C, T1, Ho, Wo, {2, 1, 1}, {0, 0, 0, 0, 0, 0}};
-    OPT(ts_conv3d(r->c, Z, P, &pt, &m->tc.w5, m->tc.b));
+    TS_TRY(need(r, C * To * HW));
+    ts_conv3d_params pt = {C, *T, Ho, Wo, {2, 1, 1}, {0, 0, 0, 0, 0, 0}, cache, 1};
+    OPT(ts_conv3d(r->c, Z, Y, &pt, &m->tc.w5, m->tc.b)); /* [previous frame | chunk] */
+    for (int64_t ch = 0; ch < C; ch++)
+        memcpy(cache + ch * HW, Y + (ch * *T + *T - 1) * HW, (size_t)HW * sizeof(float));
     *T = To, *xp = Z;
     return TS_OK;
 }
@@ -573,8 +571,8 @@ static ts_status up_run(vrun *r, const vmod *m, float **xp, int64_t *T, int64_t 
         if (!r->started[m->state]) {
             r->started[m->state] = 1;
         } else {
-            float *P = pick(r, X, NULL, NULL), *Y = pick(r, X, P, NULL), *Z = pick(r, X, P, Y);
-            TS_TRY(conv_run(r, &m->tc, X, *T, *H, *W, P, Y)); /* [2C, T, HW] */
+            float *Y = pick(r, X, NULL), *Z = pick(r, X, Y);
+            TS_TRY(conv_run(r, &m->tc, X, *T, *H, *W, Y)); /* [2C, T, HW] */
             TS_TRY(need(r, 2 * C * *T * HW));
             for (int64_t ch = 0; ch < C; ch++)
                 for (int64_t t = 0; t < *T; t++) {
@@ -587,7 +585,7 @@ static ts_status up_run(vrun *r, const vmod *m, float **xp, int64_t *T, int64_t 
         }
     }
     const int64_t Ho = 2 * *H, Wo = 2 * *W, HWo = Ho * Wo, Co = m->cout;
-    float *U = pick(r, X, NULL, NULL), *O = pick(r, X, U, NULL);
+    float *U = pick(r, X, NULL), *O = pick(r, X, U);
     TS_TRY(need(r, C * HWo + Co * HWo));
     TS_TRY(need(r, Co * *T * HWo));
     float *F = U + C * HWo; /* the frame gathered before upsampling, then the conv output */
@@ -595,7 +593,7 @@ static ts_status up_run(vrun *r, const vmod *m, float **xp, int64_t *T, int64_t 
         for (int64_t ch = 0; ch < C; ch++)
             memcpy(F + ch * HW, X + (ch * *T + t) * HW, (size_t)HW * sizeof(float));
         OPT(ts_upsample2x(r->c, U, F, C, *H, *W));
-        ts_conv3d_params p = {C, 1, Ho, Wo, {1, 1, 1}, {0, 0, 1, 1, 1, 1}};
+        ts_conv3d_params p = {C, 1, Ho, Wo, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, NULL, 0};
         OPT(ts_conv3d(r->c, F, U, &p, &m->rs.w5, m->rs.b)); /* [Co, HWo], reuses the frame area */
         for (int64_t ch = 0; ch < Co; ch++)
             memcpy(O + (ch * *T + t) * HWo, F + ch * HWo, (size_t)HWo * sizeof(float));
@@ -624,7 +622,6 @@ static size_t workspace_floats(const wan_vae *v, int dec, int64_t h0, int64_t w0
     int64_t C = dec ? v->cfg.z_dim : 3, T = dec ? 1 : 4, HW = h0 * w0;
     int64_t need = C * T * HW;
     const cconv *in = dec ? &v->dec_in : &v->enc_in;
-    need = MAXZ(need, in->cin * (T + 2) * HW);
     need = MAXZ(need, in->cout * T * HW);
     C = in->cout;
     int m0 = dec ? v->n_enc : 0, m1 = dec ? v->n_enc + v->n_dec : v->n_enc;
@@ -634,18 +631,17 @@ static size_t workspace_floats(const wan_vae *v, int dec, int64_t h0, int64_t w0
         const vmod *m = &v->mods[i];
         switch (m->kind) {
         case VM_RES:
-            need = MAXZ(need, MAXZ(m->cin, m->cout) * (T + 2) * HW);
+            need = MAXZ(need, MAXZ(m->cin, m->cout) * T * HW);
             C = m->cout;
             break;
         case VM_ATTN: need = MAXZ(need, 4 * C * HW); break;
         case VM_DOWN2D:
         case VM_DOWN3D:
             HW /= 4;
-            need = MAXZ(need, C * (T + 1) * HW);
+            need = MAXZ(need, C * T * HW);
             if (m->kind == VM_DOWN3D) T = (T + 1 - 3) / 2 + 1;
             break;
         case VM_UP3D:
-            need = MAXZ(need, C * (T + 2) * HW);
             need = MAXZ(need, 2 * C * T * HW);
             T *= 2;
             /* fall through */
@@ -662,13 +658,12 @@ static size_t workspace_floats(const wan_vae *v, int dec, int64_t h0, int64_t w0
         }
     }
     const cconv *out = dec ? &v->dec_out : &v->enc_out;
-    need = MAXZ(need, out->cin * (T + 2) * HW);
-    need = MAXZ(need, out->cout * T * HW);
+    need = MAXZ(need, MAXZ(out->cin, out->cout) * T * HW);
     return (size_t)need;
 }
 
 static void vrun_free(vrun *r) {
-    for (int i = 0; i < 4; i++) free(r->buf[i]);
+    for (int i = 0; i < 3; i++) free(r->buf[i]);
     free(r->hold);
     if (r->cache)
         for (int i = 0; i < r->v->n_conv_ids; i++) free(r->cache[i]);
@@ -685,7 +680,7 @@ static ts_status vrun_init(vrun *r, ts_ctx *c, const wan_vae *v, int dec, int64_
     r->cache = calloc((size_t)v->n_conv_ids + 1, sizeof *r->cache);
     r->started = calloc((size_t)v->n_states + 1, sizeof *r->started);
     int ok = r->cache && r->started;
-    for (int i = 0; i < 4 && ok; i++) ok = (r->buf[i] = malloc(r->cap * sizeof(float))) != NULL;
+    for (int i = 0; i < 3 && ok; i++) ok = (r->buf[i] = malloc(r->cap * sizeof(float))) != NULL;
     if (ok && r->hold_cap) ok = (r->hold = malloc(r->hold_cap * sizeof(float))) != NULL;
     /* one cache per causal conv of this half, at its level's resolution */
     const cconv *top[3] = {dec ? &v->dec_in : &v->enc_in, dec ? &v->dec_out : &v->enc_out, NULL};
@@ -709,7 +704,7 @@ static ts_status vrun_init(vrun *r, ts_ctx *c, const wan_vae *v, int dec, int64_
     if (!ok) {
         vrun_free(r);
         return TS_ERR(err, TS_ERR_NOMEM, "Wan VAE: out of memory for the workspace (%zu MB)",
-                      r->cap * 4 * sizeof(float) >> 20);
+                      r->cap * 3 * sizeof(float) >> 20);
     }
     return TS_OK;
 }
@@ -732,9 +727,9 @@ static ts_status run_mods(vrun *r, int m0, int m1, float **x, int64_t *T, int64_
 /* norm_out + SiLU + conv_out of either half. */
 static ts_status head_run(vrun *r, const cconv *cv, const float *g, float **x, int64_t T,
                           int64_t H, int64_t W) {
-    float *X = *x, *P = pick(r, X, NULL, NULL), *Y = pick(r, X, P, NULL);
+    float *X = *x, *Y = pick(r, X, NULL);
     TS_TRY(norm_silu(r, X, cv->cin, T * H * W, g));
-    TS_TRY(conv_run(r, cv, X, T, H, W, P, Y));
+    TS_TRY(conv_run(r, cv, X, T, H, W, Y));
     *x = Y;
     return TS_OK;
 }
@@ -754,8 +749,8 @@ ts_status wan_vae_decode(ts_ctx *c, const wan_vae *v, const float *z, int64_t t,
         float *x = r.buf[0], *y = r.buf[1];
         for (int64_t ch = 0; ch < Z; ch++) memcpy(x + ch * hw, z + (ch * t + i) * hw, (size_t)hw * sizeof(float));
         int64_t T = 1, H = h, W = w;
-        st = conv_run(&r, &v->post_quant, x, 1, h, w, NULL, y);
-        if (st == TS_OK) st = conv_run(&r, &v->dec_in, y, 1, h, w, r.buf[2], x);
+        st = conv_run(&r, &v->post_quant, x, 1, h, w, y);
+        if (st == TS_OK) st = conv_run(&r, &v->dec_in, y, 1, h, w, x);
         if (st == TS_OK) st = run_mods(&r, v->n_enc, split < 0 ? m_end : split + 1, &x, &T, &H, &W);
         if (st != TS_OK) break;
         const int64_t C = v->mods[split < 0 ? m_end - 1 : split].cout, S = H * W;
@@ -827,7 +822,7 @@ ts_status wan_vae_encode(ts_ctx *c, const wan_vae *v, const float *video, int64_
             memcpy(x + ch * nf * H * W, video + (ch * T + f0) * H * W, (size_t)(nf * H * W) * sizeof(float));
         int64_t Tc = nf, Hc = H, Wc = W;
         float *y = r.buf[1];
-        st = conv_run(&r, &v->enc_in, x, Tc, Hc, Wc, r.buf[2], y);
+        st = conv_run(&r, &v->enc_in, x, Tc, Hc, Wc, y);
         x = y;
         if (st == TS_OK) st = run_mods(&r, 0, v->n_enc, &x, &Tc, &Hc, &Wc);
         if (st == TS_OK) st = head_run(&r, &v->enc_out, v->enc_norm, &x, Tc, Hc, Wc);
@@ -837,8 +832,8 @@ ts_status wan_vae_encode(ts_ctx *c, const wan_vae *v, const float *video, int64_
             break;
         }
         /* mean = the first z channels of quant_conv (1x1x1) */
-        float *q = pick(&r, x, NULL, NULL);
-        st = conv_run(&r, &v->quant, x, Tc, Hc, Wc, NULL, q);
+        float *q = pick(&r, x, NULL);
+        st = conv_run(&r, &v->quant, x, Tc, Hc, Wc, q);
         if (st != TS_OK) break;
         for (int64_t ch = 0; ch < Z; ch++)
             memcpy(mean + (ch * t_out + lat) * hw, q + ch * Tc * hw, (size_t)(Tc * hw) * sizeof(float));

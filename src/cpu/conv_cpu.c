@@ -6,6 +6,7 @@
  * Y[Cout, rows·Wo] = W[Cout, K] · col writes the band of all output channels. Scratch
  * is bounded whatever the frame size (the real Wan-VAE runs 96..384 channels on
  * 480x832 frames). 1x1x1 unpadded stride-1 convs are a single gemm with no copy.
+ * Frames before x may come from a separate prefix buffer (a causal conv's cache).
  */
 #include <cblas.h>
 #include <stdlib.h>
@@ -23,8 +24,9 @@ ts_status ts_cpu_conv3d(ts_ctx *c, float *y, const float *x, const ts_conv3d_par
     const int kt = (int)w->shape[2], kh = (int)w->shape[3], kw = (int)w->shape[4];
     const int st = p->stride[0], sh = p->stride[1], sw = p->stride[2];
     if (st < 1 || sh < 1 || sw < 1) return TS_ERR_INVALID_ARG;
-    const int64_t T = p->t, H = p->h, W = p->w;
-    const int64_t To = ts_conv_out(T, kt, st, p->pad[0], p->pad[1]);
+    const int64_t T = p->t, H = p->h, W = p->w, TP = p->prefix ? p->prefix_t : 0;
+    if (TP < 0) return TS_ERR_INVALID_ARG;
+    const int64_t To = ts_conv_out(TP + T, kt, st, p->pad[0], p->pad[1]);
     const int64_t Ho = ts_conv_out(H, kh, sh, p->pad[2], p->pad[3]);
     const int64_t Wo = ts_conv_out(W, kw, sw, p->pad[4], p->pad[5]);
     if (To <= 0 || Ho <= 0 || Wo <= 0) return TS_ERR_SHAPE;
@@ -44,7 +46,7 @@ ts_status ts_cpu_conv3d(ts_ctx *c, float *y, const float *x, const ts_conv3d_par
         wf = wbuf;
     }
 
-    int pointwise = kt == 1 && kh == 1 && kw == 1 && st == 1 && sh == 1 && sw == 1 &&
+    int pointwise = TP == 0 && kt == 1 && kh == 1 && kw == 1 && st == 1 && sh == 1 && sw == 1 &&
                     !p->pad[0] && !p->pad[1] && !p->pad[2] && !p->pad[3] && !p->pad[4] &&
                     !p->pad[5];
     if (pointwise) {
@@ -70,11 +72,12 @@ ts_status ts_cpu_conv3d(ts_ctx *c, float *y, const float *x, const ts_conv3d_par
                     int it = rem / (kh * kw), ih = (rem / kw) % kh, iw = rem % kw;
                     int64_t ti = to * st + it - p->pad[0];
                     float *dst = col + kk * ncol;
-                    if (ti < 0 || ti >= T) {
+                    if (ti < 0 || ti >= TP + T) {
                         memset(dst, 0, (size_t)ncol * sizeof(float));
                         continue;
                     }
-                    const float *src = x + (ci * T + ti) * H * W;
+                    const float *src = ti < TP ? p->prefix + (ci * TP + ti) * H * W
+                                               : x + (ci * T + ti - TP) * H * W;
                     for (int64_t r = 0; r < nr; r++) {
                         int64_t hi = (r0 + r) * sh + ih - p->pad[2];
                         float *d = dst + r * Wo;
