@@ -9,4 +9,4 @@ $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
     build-essential pkg-config meson ninja-build \
     libopenblas-dev libcjson-dev \
-    clang libclang-rt-14-dev
+    clang libclang-rt-14-dev libomp-dev
