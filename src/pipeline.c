@@ -46,17 +46,14 @@ static int find_vae(const char *dir, char *out, size_t n, int *saw_pth) {
     return found;
 }
 
-ts_status ts_wan_pipeline_open(ts_wan_pipeline *p, const char *dir, ts_err *err) {
-    memset(p, 0, sizeof *p);
+ts_status ts_wan_find_components(const char *dir, char *dit, char *vae, size_t n, ts_err *err) {
     char a[4096], b[4096];
-    ts_status st;
     snprintf(a, sizeof a, "%s/transformer", dir);
     snprintf(b, sizeof b, "%s/vae", dir);
     if (is_dir(a) && is_dir(b)) { /* diffusers layout */
-        TS_TRY(wan_load(&p->dit, a, NULL, err));
-        st = wan_vae_load(&p->vae, b, err);
-        if (st != TS_OK) ts_wan_pipeline_close(p);
-        return st;
+        snprintf(dit, n, "%s", a);
+        snprintf(vae, n, "%s", b);
+        return TS_OK;
     }
     if (!is_dir(dir)) return TS_ERR(err, TS_ERR_IO, "%s: not a directory", dir);
     snprintf(a, sizeof a, "%s/diffusion_pytorch_model.safetensors.index.json", dir);
@@ -69,8 +66,17 @@ ts_status ts_wan_pipeline_open(ts_wan_pipeline *p, const char *dir, ts_err *err)
     if (!find_vae(dir, b, sizeof b, &saw_pth))
         return TS_ERR(err, TS_ERR_MISSING, "%s: no VAE safetensors found%s", dir,
                       saw_pth ? " (Wan2.1_VAE.pth is a pickle: convert it to Wan2.1_VAE.safetensors)" : "");
-    TS_TRY(wan_load(&p->dit, a, NULL, err));
-    st = wan_vae_load(&p->vae, b, err);
+    snprintf(dit, n, "%s", a);
+    snprintf(vae, n, "%s", b);
+    return TS_OK;
+}
+
+ts_status ts_wan_pipeline_open(ts_wan_pipeline *p, const char *dir, ts_err *err) {
+    memset(p, 0, sizeof *p);
+    char dit[4096], vae[4096];
+    TS_TRY(ts_wan_find_components(dir, dit, vae, sizeof dit, err));
+    TS_TRY(wan_load(&p->dit, dit, NULL, err));
+    ts_status st = wan_vae_load(&p->vae, vae, err);
     if (st != TS_OK) ts_wan_pipeline_close(p);
     return st;
 }

@@ -39,6 +39,8 @@ typedef struct ts_wan_params {
 /* Defaults of the reference pipeline: 81 frames 480x832, 50 UniPC steps, cfg 5, shift 5. */
 ts_wan_params ts_wan_params_default(void);
 
+/* The DiT and VAE paths inside a checkpoint directory of either layout (n bytes each). */
+ts_status ts_wan_find_components(const char *dir, char *dit, char *vae, size_t n, ts_err *err);
 ts_status ts_wan_pipeline_open(ts_wan_pipeline *p, const char *dir, ts_err *err);
 void ts_wan_pipeline_close(ts_wan_pipeline *p);
 
