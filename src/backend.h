@@ -42,13 +42,16 @@ typedef enum ts_op {
  * zero padding per side; output [Cout, To, Ho, Wo] with
  * To = (prefix_t + T + pad_t0 + pad_t1 - kt) / st + 1 and likewise for H, W.
  * prefix (optional): prefix_t frames [Cin, prefix_t, H, W] that precede x in time, so
- * a causal conv reads [cache | chunk] without copying them into one buffer. */
+ * a causal conv reads [cache | chunk] without copying them into one buffer.
+ * upsample2x: the conv reads x (and prefix) as if nearest-upsampled 2x in H and W,
+ * i.e. the input frame is [2H, 2W] with element (i, j) = x[i/2][j/2]. */
 typedef struct ts_conv3d_params {
     int64_t cin, t, h, w;
     int stride[3];      /* t, h, w */
     int pad[6];         /* t_front, t_back, h_top, h_bottom, w_left, w_right */
     const float *prefix;
     int prefix_t;
+    int upsample2x;
 } ts_conv3d_params;
 
 typedef struct ts_backend {

@@ -271,7 +271,7 @@ static void test_conv3d(ts_ctx *c) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ts_conv3d_params p = {cases[i].cin, cases[i].t, cases[i].h, cases[i].w,
-                              {cases[i].st, cases[i].sh, cases[i].sw}, {0}, NULL, 0};
+                              {cases[i].st, cases[i].sh, cases[i].sw}, {0}, NULL, 0, 0};
         memcpy(p.pad, cases[i].pad, sizeof p.pad);
         int64_t Cout = cases[i].cout, K = (int64_t)cases[i].cin * cases[i].kt * cases[i].kh * cases[i].kw;
         float *x = randv((int64_t)p.cin * p.t * p.h * p.w, 50 + i, 1), *w = randv(Cout * K, 60 + i, 0.3f);
@@ -305,8 +305,8 @@ static void test_conv3d_prefix(ts_ctx *c) {
     }
     int64_t shape[5] = {cout, cin, 3, 3, 3};
     ts_tensor wten = ts_tensor_make(TS_DTYPE_F32, 5, shape, wt);
-    ts_conv3d_params pc = {cin, tp + t, h, w, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, NULL, 0};
-    ts_conv3d_params pp = {cin, t, h, w, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, pre, tp};
+    ts_conv3d_params pc = {cin, tp + t, h, w, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, NULL, 0, 0};
+    ts_conv3d_params pp = {cin, t, h, w, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, pre, tp, 0};
     int64_t n = cout * t * h * w;
     float *ref = malloc((size_t)n * 4), *y = alloc_out(n);
     conv_ref(ref, cat, &pc, wt, NULL, cout, 3, 3, 3);
@@ -314,6 +314,25 @@ static void test_conv3d_prefix(ts_ctx *c) {
     ts_test_compare("conv3d with prefix frames", y, ref, n, 1e-5, NULL);
     check_sentinel("conv3d with prefix frames", y, n);
     free(pre), free(x), free(cat), free(wt), free(ref), free(y);
+}
+
+/* A conv reading its input as nearest-upsampled 2x equals upsample2x then the conv. */
+static void test_conv3d_upsampled(ts_ctx *c) {
+    const int cin = 3, cout = 5, t = 2, h = 4, w = 7;
+    float *x = randv(cin * t * h * w, 95, 1), *wt = randv(cout * cin * 9, 96, 0.3f), *b = randv(cout, 97, 0.5f);
+    float *up = malloc((size_t)(cin * t * 4 * h * w) * 4);
+    ts_upsample2x(c, up, x, cin * t, h, w);
+    int64_t shape[5] = {cout, cin, 1, 3, 3};
+    ts_tensor wten = ts_tensor_make(TS_DTYPE_F32, 5, shape, wt);
+    ts_conv3d_params pr = {cin, t, 2 * h, 2 * w, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, NULL, 0, 0};
+    ts_conv3d_params pf = {cin, t, h, w, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, NULL, 0, 1};
+    int64_t n = cout * t * 4 * h * w;
+    float *ref = malloc((size_t)n * 4), *y = alloc_out(n);
+    conv_ref(ref, up, &pr, wt, b, cout, 1, 3, 3);
+    TS_CHECK(ts_conv3d(c, y, x, &pf, &wten, b) == TS_OK, "upsampled conv status");
+    ts_test_compare("conv3d reading a 2x upsampled input", y, ref, n, 1e-5, NULL);
+    check_sentinel("conv3d upsampled", y, n);
+    free(x), free(wt), free(b), free(up), free(ref), free(y);
 }
 
 static void test_upsample(ts_ctx *c) {
@@ -346,6 +365,7 @@ int main(void) {
         test_rope(&c);
         test_conv3d(&c);
         test_conv3d_prefix(&c);
+        test_conv3d_upsampled(&c);
         test_upsample(&c);
     }
     return ts_test_summary("backend_ops");

@@ -451,7 +451,7 @@ static ts_status conv_run(vrun *r, const cconv *cv, const float *x, int64_t T, i
                           int64_t W, float *y) {
     const int64_t HW = H * W, C = cv->cin;
     const int ps = cv->kh / 2;
-    ts_conv3d_params p = {C, T, H, W, {1, 1, 1}, {0, 0, ps, ps, ps, ps}, NULL, 0};
+    ts_conv3d_params p = {C, T, H, W, {1, 1, 1}, {0, 0, ps, ps, ps, ps}, NULL, 0, 0};
     TS_TRY(need(r, cv->cout * T * HW));
     if (cv->id < 0) {
         OPT(ts_conv3d(r->c, y, x, &p, &cv->w5, cv->b));
@@ -537,7 +537,7 @@ static ts_status attn_run(vrun *r, const vmod *m, float *X, int64_t T, int64_t H
 static ts_status down_run(vrun *r, const vmod *m, float **xp, int64_t *T, int64_t *H, int64_t *W) {
     float *X = *xp, *Y = pick(r, X, NULL);
     const int64_t C = m->cin, Ho = *H / 2, Wo = *W / 2;
-    ts_conv3d_params p = {C, *T, *H, *W, {1, 2, 2}, {0, 0, 0, 1, 0, 1}, NULL, 0};
+    ts_conv3d_params p = {C, *T, *H, *W, {1, 2, 2}, {0, 0, 0, 1, 0, 1}, NULL, 0, 0};
     TS_TRY(need(r, C * *T * Ho * Wo));
     OPT(ts_conv3d(r->c, Y, X, &p, &m->rs.w5, m->rs.b));
     *H = Ho, *W = Wo, *xp = Y;
@@ -554,7 +554,7 @@ static ts_status down_run(vrun *r, const vmod *m, float **xp, int64_t *T, int64_
     int64_t T1 = *T + 1, To = (T1 - 3) / 2 + 1;
     if (To < 1) return TS_ERR(r->err, TS_ERR_SHAPE, "Wan VAE: encoder chunk too short");
     TS_TRY(need(r, C * To * HW));
-    ts_conv3d_params pt = {C, *T, Ho, Wo, {2, 1, 1}, {0, 0, 0, 0, 0, 0}, cache, 1};
+    ts_conv3d_params pt = {C, *T, Ho, Wo, {2, 1, 1}, {0, 0, 0, 0, 0, 0}, cache, 1, 0};
     OPT(ts_conv3d(r->c, Z, Y, &pt, &m->tc.w5, m->tc.b)); /* [previous frame | chunk] */
     for (int64_t ch = 0; ch < C; ch++)
         memcpy(cache + ch * HW, Y + (ch * *T + *T - 1) * HW, (size_t)HW * sizeof(float));
@@ -585,19 +585,11 @@ static ts_status up_run(vrun *r, const vmod *m, float **xp, int64_t *T, int64_t 
         }
     }
     const int64_t Ho = 2 * *H, Wo = 2 * *W, HWo = Ho * Wo, Co = m->cout;
-    float *U = pick(r, X, NULL), *O = pick(r, X, U);
-    TS_TRY(need(r, C * HWo + Co * HWo));
+    float *O = pick(r, X, NULL);
     TS_TRY(need(r, Co * *T * HWo));
-    float *F = U + C * HWo; /* the frame gathered before upsampling, then the conv output */
-    for (int64_t t = 0; t < *T; t++) {
-        for (int64_t ch = 0; ch < C; ch++)
-            memcpy(F + ch * HW, X + (ch * *T + t) * HW, (size_t)HW * sizeof(float));
-        OPT(ts_upsample2x(r->c, U, F, C, *H, *W));
-        ts_conv3d_params p = {C, 1, Ho, Wo, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, NULL, 0};
-        OPT(ts_conv3d(r->c, F, U, &p, &m->rs.w5, m->rs.b)); /* [Co, HWo], reuses the frame area */
-        for (int64_t ch = 0; ch < Co; ch++)
-            memcpy(O + (ch * *T + t) * HWo, F + ch * HWo, (size_t)HWo * sizeof(float));
-    }
+    /* nearest 2x then conv 3x3, fused: the conv reads X as if upsampled */
+    ts_conv3d_params p = {C, *T, *H, *W, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, NULL, 0, 1};
+    OPT(ts_conv3d(r->c, O, X, &p, &m->rs.w5, m->rs.b));
     *H = Ho, *W = Wo, *xp = O;
     return TS_OK;
 }
@@ -646,7 +638,6 @@ static size_t workspace_floats(const wan_vae *v, int dec, int64_t h0, int64_t w0
             T *= 2;
             /* fall through */
         case VM_UP2D:
-            need = MAXZ(need, 6 * C * HW);            /* one frame upsampled + conv out */
             need = MAXZ(need, m->cout * T * 4 * HW);  /* the output chunk */
             HW *= 4;
             C = m->cout;

@@ -6,7 +6,9 @@
  * Y[Cout, rows·Wo] = W[Cout, K] · col writes the band of all output channels. Scratch
  * is bounded whatever the frame size (the real Wan-VAE runs 96..384 channels on
  * 480x832 frames). 1x1x1 unpadded stride-1 convs are a single gemm with no copy.
- * Frames before x may come from a separate prefix buffer (a causal conv's cache).
+ * Frames before x may come from a separate prefix buffer (a causal conv's cache), and
+ * the input may be read as if nearest-upsampled 2x (the VAE's upsample + conv, without
+ * materialising the 4x larger frame).
  */
 #include <cblas.h>
 #include <stdlib.h>
@@ -24,7 +26,10 @@ ts_status ts_cpu_conv3d(ts_ctx *c, float *y, const float *x, const ts_conv3d_par
     const int kt = (int)w->shape[2], kh = (int)w->shape[3], kw = (int)w->shape[4];
     const int st = p->stride[0], sh = p->stride[1], sw = p->stride[2];
     if (st < 1 || sh < 1 || sw < 1) return TS_ERR_INVALID_ARG;
-    const int64_t T = p->t, H = p->h, W = p->w, TP = p->prefix ? p->prefix_t : 0;
+    const int64_t T = p->t, TP = p->prefix ? p->prefix_t : 0;
+    const int up = p->upsample2x ? 1 : 0;   /* the conv sees x nearest-upsampled 2x */
+    const int64_t SH = p->h, SW = p->w;     /* stored frame size */
+    const int64_t H = SH << up, W = SW << up; /* frame size the conv sees */
     if (TP < 0) return TS_ERR_INVALID_ARG;
     const int64_t To = ts_conv_out(TP + T, kt, st, p->pad[0], p->pad[1]);
     const int64_t Ho = ts_conv_out(H, kh, sh, p->pad[2], p->pad[3]);
@@ -46,7 +51,7 @@ ts_status ts_cpu_conv3d(ts_ctx *c, float *y, const float *x, const ts_conv3d_par
         wf = wbuf;
     }
 
-    int pointwise = TP == 0 && kt == 1 && kh == 1 && kw == 1 && st == 1 && sh == 1 && sw == 1 &&
+    int pointwise = TP == 0 && !up && kt == 1 && kh == 1 && kw == 1 && st == 1 && sh == 1 && sw == 1 &&
                     !p->pad[0] && !p->pad[1] && !p->pad[2] && !p->pad[3] && !p->pad[4] &&
                     !p->pad[5];
     if (pointwise) {
@@ -76,8 +81,8 @@ ts_status ts_cpu_conv3d(ts_ctx *c, float *y, const float *x, const ts_conv3d_par
                         memset(dst, 0, (size_t)ncol * sizeof(float));
                         continue;
                     }
-                    const float *src = ti < TP ? p->prefix + (ci * TP + ti) * H * W
-                                               : x + (ci * T + ti - TP) * H * W;
+                    const float *src = ti < TP ? p->prefix + (ci * TP + ti) * SH * SW
+                                               : x + (ci * T + ti - TP) * SH * SW;
                     for (int64_t r = 0; r < nr; r++) {
                         int64_t hi = (r0 + r) * sh + ih - p->pad[2];
                         float *d = dst + r * Wo;
@@ -85,10 +90,10 @@ ts_status ts_cpu_conv3d(ts_ctx *c, float *y, const float *x, const ts_conv3d_par
                             memset(d, 0, (size_t)Wo * sizeof(float));
                             continue;
                         }
-                        const float *srow = src + hi * W;
+                        const float *srow = src + (hi >> up) * SW;
                         for (int64_t o = 0; o < Wo; o++) {
                             int64_t wi = o * sw + iw - p->pad[4];
-                            d[o] = (wi >= 0 && wi < W) ? srow[wi] : 0.0f;
+                            d[o] = (wi >= 0 && wi < W) ? srow[wi >> up] : 0.0f;
                         }
                     }
                 }
