@@ -38,7 +38,10 @@ def rerandomize(module, seed, std=0.1):
 
 
 def save(name, tensors, seed, config, generator):
-    meta = {"seed": str(seed), "config": json.dumps(config, default=str), "generator": generator}
+    # diffusers' "_use_default_values" is a set turned list: its order changes per run.
+    config = {k: v for k, v in config.items() if k != "_use_default_values"}
+    meta = {"seed": str(seed), "config": json.dumps(config, default=str, sort_keys=True),
+            "generator": generator}
     meta.update(versions())
     path = os.path.join(FIXTURES, name)
     save_file({k: v.detach().contiguous().float() if v.is_floating_point() else v.contiguous()
