@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "backend.h"
 #include "pipeline.h"
@@ -121,29 +120,21 @@ static ts_status get_input(const ts_st_file *f, const char *name, int ndim, cons
     return TS_OK;
 }
 
-static int is_dir(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
 /* A whole-pipeline directory is narrowed to the component's part. */
-static ts_status component_path(const char *model, int vae, char *out, size_t n, ts_err *err) {
+static void component_path(const char *model, int vae, char *out, size_t n) {
     char dit[4096], v[4096];
     ts_err ignore;
-    if (is_dir(model) && ts_wan_find_components(model, dit, v, sizeof dit, &ignore) == TS_OK) {
+    if (ts_wan_find_components(model, dit, v, sizeof dit, &ignore) == TS_OK)
         snprintf(out, n, "%s", vae ? v : dit);
-        return TS_OK;
-    }
-    (void)err;
-    snprintf(out, n, "%s", model);
-    return TS_OK;
+    else
+        snprintf(out, n, "%s", model);
 }
 
 /* ------------------------------------------------------------------ components */
 
 static ts_status run_dit(ts_ctx *c, const ts_probe_opts *o, ts_err *err) {
     char path[4096];
-    TS_TRY(component_path(o->model, 0, path, sizeof path, err));
+    component_path(o->model, 0, path, sizeof path);
     ts_st_file *in = NULL;
     TS_TRY(ts_st_open(&in, o->inputs, err));
     wan_model *m = NULL;
@@ -216,7 +207,7 @@ static void vae_config_json(const wan_vae *v, char *buf, size_t n) {
 
 static ts_status run_vae(ts_ctx *c, const ts_probe_opts *o, int encode, ts_err *err) {
     char path[4096];
-    TS_TRY(component_path(o->model, 1, path, sizeof path, err));
+    component_path(o->model, 1, path, sizeof path);
     ts_st_file *in = NULL;
     TS_TRY(ts_st_open(&in, o->inputs, err));
     wan_vae *v = NULL;
