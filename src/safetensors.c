@@ -76,9 +76,12 @@ static ts_status parse_header(ts_st_file *f, ts_err *err) {
                 st = TS_ERR(err, TS_ERR_FORMAT, "%s: __metadata__ is not an object", label);
                 goto done;
             }
+            if (f->meta) {
+                st = TS_ERR(err, TS_ERR_FORMAT, "%s: __metadata__ appears twice", label);
+                goto done;
+            }
             int nm = 0;
             for (cJSON *m = it->child; m; m = m->next) nm++;
-            free(f->meta);
             f->meta = calloc((size_t)nm + 1, sizeof *f->meta);
             if (!f->meta) { st = TS_ERR(err, TS_ERR_NOMEM, "%s: out of memory", label); goto done; }
             for (cJSON *m = it->child; m; m = m->next) {

@@ -134,6 +134,8 @@ static void test_malformed(void) {
     expect_bad("duplicate key", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
                                 "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, -1);
     expect_bad("bad metadata", "{\"__metadata__\":{\"k\":3}}", 0, -1);
+    /* found by the fuzzer: a second __metadata__ overflowed the metadata table */
+    expect_bad("duplicate metadata", "{\"__metadata__\":{\"a\":\"1\",\"b\":\"2\"},\"__metadata__\":{\"c\":\"3\"}}", 0, -1);
     expect_bad("too many dims", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4, -1);
     /* a valid file with trailing spaces in the header */
     write_raw("pad.safetensors", "{\"a\":{\"dtype\":\"U8\",\"shape\":[3],\"data_offsets\":[0,3]}}    ", 3, -1);
