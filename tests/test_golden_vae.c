@@ -80,6 +80,18 @@ static void run_fixture(const char *name, const char *tmpdir) {
                  "%s encode: %s", name, e.msg);
         snprintf(what, sizeof what, "%s encode mean (%s)", name, layout ? "original" : "diffusers");
         ts_test_compare(what, mu, mean->data, nm, 1e-4, NULL);
+        if (layout == 0) { /* low-memory mode: fp16 caches stay within 1e-3 of the reference */
+            float *o16 = malloc((size_t)nd * sizeof *o16);
+            wan_vae_set_half_cache(v, 1);
+            TS_CHECK(wan_vae_decode_to(&c, v, lat->data, t, h, w, o16, &e) == TS_OK, "half-cache decode: %s", e.msg);
+            ts_test_stats hs;
+            snprintf(what, sizeof what, "%s decode with fp16 caches", name);
+            ts_test_compare(what, o16, dec->data, nd, 1e-3, &hs);
+            TS_CHECK(memcmp(o16, out, (size_t)nd * sizeof *o16) != 0, "%s: fp16 caches are really used", name);
+            fprintf(stderr, "  %s: fp16-cache decode rel-L2 vs diffusers %.2e\n", name, hs.rel_l2);
+            wan_vae_set_half_cache(v, 0);
+            free(o16);
+        }
         if (layout == 0) {
             order o = {0, 0};
             TS_CHECK(wan_vae_decode(&c, v, lat->data, t, h, w, check_order, &o, &e) == TS_OK &&

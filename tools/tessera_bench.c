@@ -6,8 +6,9 @@
  *       one Wan DiT forward on inputs x [1,C,F,H,W], t [1], context [1,L,D]; prints the
  *       best time over the repeats (and the output, for checking against PyTorch).
  *   tessera-bench vae --model W.safetensors --inputs in.safetensors [--threads N] [--json]
+ *                     [--half-cache]
  *       Wan-VAE decode of latents [1,16,t,h,w] (frames streamed and dropped); prints the
- *       time and the process's peak RSS.
+ *       time and the process's peak RSS. --half-cache: fp16 conv caches (low memory).
  *
  * tools/bench/bench_dit.py and bench_vae.py make the weights and run the PyTorch side in
  * the same run. Unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for benchmark runs.
@@ -37,12 +38,12 @@ static double peak_rss_mb(void) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: tessera-bench dit|vae --model FILE --inputs FILE [--out FILE] "
-               "[--threads N] [--repeats N] [--json]\n");
+               "[--threads N] [--repeats N] [--json] [--half-cache (vae)]\n");
 }
 
 typedef struct opts {
     const char *mode, *model, *inputs, *out;
-    int threads, repeats, json;
+    int threads, repeats, json, half_cache;
 } opts;
 
 static int die(const char *what, const ts_err *e) {
@@ -133,6 +134,7 @@ static int bench_vae(const opts *o, ts_ctx *c) {
     if (!z) return 1;
     wan_vae *v = NULL;
     if (wan_vae_load(&v, o->model, &e) != TS_OK) return die("load", &e);
+    wan_vae_set_half_cache(v, o->half_cache);
     frame_count fc = {0, 0, 0};
     double t0 = now_s();
     if (wan_vae_decode(c, v, z->data, z->shape[2], z->shape[3], z->shape[4], count_frames, &fc,
@@ -165,6 +167,10 @@ int main(int argc, char **argv) {
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--json") == 0) {
             o.json = 1;
+            continue;
+        }
+        if (strcmp(a, "--half-cache") == 0) {
+            o.half_cache = 1;
             continue;
         }
         if (!val) {

@@ -19,6 +19,10 @@
  */
 #include "wan_vae.h"
 
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +62,7 @@ typedef struct key2 {
 
 struct wan_vae {
     wan_vae_config cfg;
+    int half_cache;       /* decoder conv caches stored as fp16 (see wan_vae_set_half_cache) */
     ts_weights *w;
     ts_tensor *slots;
     key2 *keys;
@@ -389,6 +394,8 @@ ts_status wan_vae_load(wan_vae **out, const char *path, ts_err *err) {
 
 const wan_vae_config *wan_vae_model_config(const wan_vae *v) { return &v->cfg; }
 
+void wan_vae_set_half_cache(wan_vae *v, int on) { v->half_cache = on != 0; }
+
 static void free_conv(cconv *c) { free(c->b); }
 
 void wan_vae_free(wan_vae *v) {
@@ -418,6 +425,8 @@ typedef struct vrun {
     float *buf[3];
     size_t cap;      /* floats per buffer */
     float **cache;   /* per causal conv id: [cin, 2, H, W] */
+    uint16_t **hcache; /* the same in fp16 when half caches are on (decoder 3x3x3 convs) */
+    float *ctmp;     /* a half cache widened to fp32 for the conv */
     int *started;    /* per resample state: first chunk seen */
     float *hold;     /* decoder: the chunk at the split point, fed on frame by frame */
     size_t hold_cap;
@@ -445,6 +454,27 @@ static ts_status need(vrun *r, int64_t n) {
     return TS_OK;
 }
 
+/* fp16 <-> fp32 for the half caches: F16C when the build has it (8 at a time), else the
+ * scalar conversions of src/tensor.c. Round to nearest even either way. */
+static void f16_to_f32(float *dst, const uint16_t *src, int64_t n) {
+    int64_t i = 0;
+#if defined(__F16C__)
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+#endif
+    for (; i < n; i++) dst[i] = ts_f16_to_f32(src[i]);
+}
+
+static void f32_to_f16(uint16_t *dst, const float *src, int64_t n) {
+    int64_t i = 0;
+#if defined(__F16C__)
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+    for (; i < n; i++) dst[i] = ts_f32_to_f16(src[i]);
+}
+
 /* y [cout, T, H, W] = conv(x [cin, T, H, W]). Causal kt = 3 convs read [cache | x]
  * (the cache as the conv's prefix frames) and keep the last two input frames. */
 static ts_status conv_run(vrun *r, const cconv *cv, const float *x, int64_t T, int64_t H,
@@ -457,9 +487,22 @@ static ts_status conv_run(vrun *r, const cconv *cv, const float *x, int64_t T, i
         OPT(ts_conv3d(r->c, y, x, &p, &cv->w5, cv->b));
         return TS_OK;
     }
-    float *cache = r->cache[cv->id];
+    uint16_t *hc = r->hcache ? r->hcache[cv->id] : NULL;
+    float *cache = hc ? r->ctmp : r->cache[cv->id];
+    if (hc) f16_to_f32(cache, hc, C * 2 * HW);
     p.prefix = cache, p.prefix_t = 2;
     OPT(ts_conv3d(r->c, y, x, &p, &cv->w5, cv->b));
+    if (hc) {
+        for (int64_t ch = 0; ch < C; ch++) { /* last two frames of [cache | x], rounded */
+            uint16_t *cc = hc + ch * 2 * HW;
+            const float *xc = x + ch * T * HW;
+            const float *f0 = T >= 2 ? xc + (T - 2) * HW : cache + ch * 2 * HW + HW;
+            const float *f1 = T >= 2 ? xc + (T - 1) * HW : xc;
+            f32_to_f16(cc, f0, HW);
+            f32_to_f16(cc + HW, f1, HW);
+        }
+        return TS_OK;
+    }
     for (int64_t ch = 0; ch < C; ch++) { /* cache = last two frames of [cache | x] */
         float *cc = cache + ch * 2 * HW;
         const float *xc = x + ch * T * HW;
@@ -658,7 +701,11 @@ static void vrun_free(vrun *r) {
     free(r->hold);
     if (r->cache)
         for (int i = 0; i < r->v->n_conv_ids; i++) free(r->cache[i]);
+    if (r->hcache)
+        for (int i = 0; i < r->v->n_conv_ids; i++) free(r->hcache[i]);
     free(r->cache);
+    free(r->hcache);
+    free(r->ctmp);
     free(r->started);
 }
 
@@ -671,6 +718,9 @@ static ts_status vrun_init(vrun *r, ts_ctx *c, const wan_vae *v, int dec, int64_
     r->cache = calloc((size_t)v->n_conv_ids + 1, sizeof *r->cache);
     r->started = calloc((size_t)v->n_states + 1, sizeof *r->started);
     int ok = r->cache && r->started;
+    int half = dec && v->half_cache;
+    if (half) ok = ok && (r->hcache = calloc((size_t)v->n_conv_ids + 1, sizeof *r->hcache)) != NULL;
+    size_t ctmp = 0;
     for (int i = 0; i < 3 && ok; i++) ok = (r->buf[i] = malloc(r->cap * sizeof(float))) != NULL;
     if (ok && r->hold_cap) ok = (r->hold = malloc(r->hold_cap * sizeof(float))) != NULL;
     /* one cache per causal conv of this half, at its level's resolution */
@@ -689,9 +739,16 @@ static ts_status vrun_init(vrun *r, ts_ctx *c, const wan_vae *v, int dec, int64_
             const cconv *cv = list[k];
             if (cv->id < 0) continue;
             int64_t hl = dec ? h0 << cv->lvl : h0 >> cv->lvl, wl = dec ? w0 << cv->lvl : w0 >> cv->lvl;
-            ok = (r->cache[cv->id] = calloc((size_t)(cv->cin * 2 * hl * wl), sizeof(float))) != NULL;
+            size_t n = (size_t)(cv->cin * 2 * hl * wl);
+            if (half) { /* fp16 zeros are all-zero bits */
+                ok = (r->hcache[cv->id] = calloc(n, sizeof(uint16_t))) != NULL;
+                if (n > ctmp) ctmp = n;
+            } else {
+                ok = (r->cache[cv->id] = calloc(n, sizeof(float))) != NULL;
+            }
         }
     }
+    if (ok && ctmp) ok = (r->ctmp = malloc(ctmp * sizeof(float))) != NULL;
     if (!ok) {
         vrun_free(r);
         return TS_ERR(err, TS_ERR_NOMEM, "Wan VAE: out of memory for the workspace (%zu MB)",

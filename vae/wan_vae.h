@@ -32,6 +32,11 @@ ts_status wan_vae_load(wan_vae **out, const char *path, ts_err *err);
 /* Takes ownership of w (closed by wan_vae_free, or on failure). */
 ts_status wan_vae_load_from(wan_vae **out, ts_weights *w, ts_err *err);
 const wan_vae_config *wan_vae_model_config(const wan_vae *v);
+/* Low-memory decoding: the decoder's causal-conv caches (two input frames per 3x3x3
+ * conv, most of the decoder's memory at 480p and above) are stored as fp16 and widened
+ * for each conv. Halves that memory; the result is no longer bit-faithful to the fp32
+ * reference (tested to stay within rel-L2 1e-3 of it). Off by default. */
+void wan_vae_set_half_cache(wan_vae *v, int on);
 void wan_vae_free(wan_vae *v); /* NULL is a no-op */
 
 /* Receives decoded frames [3, n, H, W] (frames first .. first+n−1, values in [−1, 1]).

@@ -34,6 +34,7 @@ def main():
     ap.add_argument("--latent-hw", default="60,104")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--torch", action="store_true", help="also time diffusers on the first case")
+    ap.add_argument("--half-cache", action="store_true", help="fp16 conv caches (low memory)")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
@@ -61,11 +62,12 @@ def main():
         z = torch.randn(1, 16, t, h, w, generator=g)
         save_file({"latents": z}, ipath)
         cmd = [a.tessera, "vae", "--model", wpath, "--inputs", ipath,
-               "--threads", str(a.threads), "--json"]
+               "--threads", str(a.threads), "--json"] + (["--half-cache"] if a.half_cache else [])
         res = subprocess.run(cmd, check=True, capture_output=True, text=True)
         sys.stderr.write(res.stderr)
         r = json.loads(res.stdout.strip().splitlines()[-1])
         r["latent_frames"] = t
+        r["half_cache"] = a.half_cache
         results.append(r)
         print(f"tessera decode {t:3d} latent frames -> {r['frames']} frames "
               f"{r['height']}x{r['width']}: {r['decode_s']:.1f} s, peak RSS "
