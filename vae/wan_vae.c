@@ -605,44 +605,51 @@ static ts_status down_run(vrun *r, const vmod *m, float **xp, int64_t *T, int64_
     return TS_OK;
 }
 
-/* upsample (3d: time conv doubling frames after the first chunk), then per frame
- * nearest 2x and conv 3x3 C → C/2. */
-static ts_status up_run(vrun *r, const vmod *m, float **xp, int64_t *T, int64_t *H, int64_t *W) {
-    float *X = *xp;
-    const int64_t C = m->cin, HW = *H * *W;
-    if (m->kind == VM_UP3D) {
-        if (!r->started[m->state]) {
-            r->started[m->state] = 1;
-        } else {
-            float *Y = pick(r, X, NULL), *Z = pick(r, X, Y);
-            TS_TRY(conv_run(r, &m->tc, X, *T, *H, *W, Y)); /* [2C, T, HW] */
-            TS_TRY(need(r, 2 * C * *T * HW));
-            for (int64_t ch = 0; ch < C; ch++)
-                for (int64_t t = 0; t < *T; t++) {
-                    memcpy(Z + (ch * 2 * *T + 2 * t) * HW, Y + (ch * *T + t) * HW, (size_t)HW * sizeof(float));
-                    memcpy(Z + (ch * 2 * *T + 2 * t + 1) * HW, Y + ((C + ch) * *T + t) * HW,
-                           (size_t)HW * sizeof(float));
-                }
-            *T *= 2;
-            X = Z;
-        }
+/* upsample3d's temporal half: after the first chunk, the time conv C → 2C turns each
+ * frame into two (channels [0, C) are frame 2t, [C, 2C) frame 2t+1). */
+static ts_status up_time_run(vrun *r, const vmod *m, float **xp, int64_t *T, int64_t H, int64_t W) {
+    if (!r->started[m->state]) { /* frame 0 skips the time conv */
+        r->started[m->state] = 1;
+        return TS_OK;
     }
-    const int64_t Ho = 2 * *H, Wo = 2 * *W, HWo = Ho * Wo, Co = m->cout;
-    float *O = pick(r, X, NULL);
-    TS_TRY(need(r, Co * *T * HWo));
-    /* nearest 2x then conv 3x3, fused: the conv reads X as if upsampled */
-    ts_conv3d_params p = {C, *T, *H, *W, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, NULL, 0, 1};
+    float *X = *xp, *Y = pick(r, X, NULL), *Z = pick(r, X, Y);
+    const int64_t C = m->cin, HW = H * W;
+    TS_TRY(conv_run(r, &m->tc, X, *T, H, W, Y)); /* [2C, T, HW] */
+    TS_TRY(need(r, 2 * C * *T * HW));
+    for (int64_t ch = 0; ch < C; ch++)
+        for (int64_t t = 0; t < *T; t++) {
+            memcpy(Z + (ch * 2 * *T + 2 * t) * HW, Y + (ch * *T + t) * HW, (size_t)HW * sizeof(float));
+            memcpy(Z + (ch * 2 * *T + 2 * t + 1) * HW, Y + ((C + ch) * *T + t) * HW,
+                   (size_t)HW * sizeof(float));
+        }
+    *T *= 2;
+    *xp = Z;
+    return TS_OK;
+}
+
+/* The spatial half of upsample2d/3d: nearest 2x then conv 3x3 C → C/2, fused (the conv
+ * reads its input as if upsampled). */
+static ts_status up_space_run(vrun *r, const vmod *m, float **xp, int64_t T, int64_t *H, int64_t *W) {
+    float *X = *xp, *O = pick(r, X, NULL);
+    const int64_t Ho = 2 * *H, Wo = 2 * *W;
+    TS_TRY(need(r, m->cout * T * Ho * Wo));
+    ts_conv3d_params p = {m->cin, T, *H, *W, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, NULL, 0, 1};
     OPT(ts_conv3d(r->c, O, X, &p, &m->rs.w5, m->rs.b));
     *H = Ho, *W = Wo, *xp = O;
     return TS_OK;
 }
 
+static ts_status up_run(vrun *r, const vmod *m, float **xp, int64_t *T, int64_t *H, int64_t *W) {
+    if (m->kind == VM_UP3D) TS_TRY(up_time_run(r, m, xp, T, *H, *W));
+    return up_space_run(r, m, xp, *T, H, W);
+}
+
 #define MAXZ(a, b) ((a) > (b) ? (a) : (b))
 
-/* Index of the decoder's last UP3D module (absolute), or −1. After it the decoder runs
- * frame by frame: no module past it mixes frames except through its causal cache, so
- * splitting a chunk into single frames gives the same result with a quarter of the
- * activation memory at the two highest resolutions. */
+/* Index of the decoder's last UP3D module (absolute), or −1. From its spatial half on the
+ * decoder runs frame by frame: nothing after its time conv mixes frames except through
+ * causal caches, so splitting a chunk into single frames gives the same result with a
+ * quarter of the activation memory at the highest resolutions. */
 static int dec_split(const wan_vae *v) {
     int s = -1;
     for (int i = v->n_enc; i < v->n_enc + v->n_dec; i++)
@@ -679,16 +686,16 @@ static size_t workspace_floats(const wan_vae *v, int dec, int64_t h0, int64_t w0
         case VM_UP3D:
             need = MAXZ(need, 2 * C * T * HW);
             T *= 2;
+            if (i == split) { /* the time-conv output is held; frames go on one by one */
+                if (hold) *hold = (size_t)(C * T * HW);
+                T = 1;
+            }
             /* fall through */
         case VM_UP2D:
             need = MAXZ(need, m->cout * T * 4 * HW);  /* the output chunk */
             HW *= 4;
             C = m->cout;
             break;
-        }
-        if (i == split) {
-            if (hold) *hold = (size_t)(C * T * HW);
-            T = 1;
         }
     }
     const cconv *out = dec ? &v->dec_out : &v->enc_out;
@@ -799,9 +806,10 @@ ts_status wan_vae_decode(ts_ctx *c, const wan_vae *v, const float *z, int64_t t,
         int64_t T = 1, H = h, W = w;
         st = conv_run(&r, &v->post_quant, x, 1, h, w, y);
         if (st == TS_OK) st = conv_run(&r, &v->dec_in, y, 1, h, w, x);
-        if (st == TS_OK) st = run_mods(&r, v->n_enc, split < 0 ? m_end : split + 1, &x, &T, &H, &W);
+        if (st == TS_OK) st = run_mods(&r, v->n_enc, split < 0 ? m_end : split, &x, &T, &H, &W);
+        if (st == TS_OK && split >= 0) st = up_time_run(&r, &v->mods[split], &x, &T, H, W);
         if (st != TS_OK) break;
-        const int64_t C = v->mods[split < 0 ? m_end - 1 : split].cout, S = H * W;
+        const int64_t C = split < 0 ? 0 : v->mods[split].cin, S = H * W;
         if (split >= 0) {
             if ((size_t)(C * T * S) > r.hold_cap) {
                 st = TS_ERR(err, TS_ERR_INTERNAL, "Wan VAE: split chunk larger than planned");
@@ -817,7 +825,8 @@ ts_status wan_vae_decode(ts_ctx *c, const wan_vae *v, const float *z, int64_t t,
                 xf = r.buf[0];
                 for (int64_t ch = 0; ch < C; ch++)
                     memcpy(xf + ch * S, r.hold + (ch * T + f) * S, (size_t)S * sizeof(float));
-                st = run_mods(&r, split + 1, m_end, &xf, &Tf, &Hf, &Wf);
+                st = up_space_run(&r, &v->mods[split], &xf, 1, &Hf, &Wf);
+                if (st == TS_OK) st = run_mods(&r, split + 1, m_end, &xf, &Tf, &Hf, &Wf);
             }
             if (st == TS_OK) st = head_run(&r, &v->dec_out, v->dec_norm, &xf, Tf, Hf, Wf);
             if (st != TS_OK) break;
