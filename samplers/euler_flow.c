@@ -21,8 +21,11 @@ ts_status ts_sample_euler(const double *sigmas, const float *timesteps, int n_st
 ts_status ts_sample_flow(ts_ctx *c, ts_sampler_kind kind, int n_steps, double shift, float *x,
                          int64_t n, ts_denoise_fn model, void *model_user, ts_step_fn on_step,
                          void *step_user, ts_err *err) {
-    (void)c;
-    if (n <= 0) return TS_ERR(err, TS_ERR_INVALID_ARG, "sampler: empty latent");
+    (void)c; /* the per-step vector updates are negligible next to the model */
+    if ((unsigned)kind >= TS_SAMPLER_COUNT)
+        return TS_ERR(err, TS_ERR_INVALID_ARG, "unknown sampler %d", (int)kind);
+    if (n <= 0 || !x) return TS_ERR(err, TS_ERR_INVALID_ARG, "sampler: empty latent");
+    if (!model) return TS_ERR(err, TS_ERR_INVALID_ARG, "sampler: no model callback");
     if (n_steps < 1) return TS_ERR(err, TS_ERR_INVALID_ARG, "steps must be at least 1 (got %d)", n_steps);
     double *sigmas = malloc((size_t)(n_steps + 1) * sizeof *sigmas);
     float *ts = malloc((size_t)n_steps * sizeof *ts);

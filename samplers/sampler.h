@@ -40,8 +40,11 @@ ts_status ts_sample_flow(ts_ctx *c, ts_sampler_kind kind, int n_steps, double sh
                          int64_t n, ts_denoise_fn model, void *model_user, ts_step_fn on_step,
                          void *step_user, ts_err *err);
 
-/* Classifier-free guidance around a model that can run with or without its condition:
- * v = v_uncond + scale·(v_cond − v_uncond); scale == 1 runs the conditional pass only. */
+/* Classifier-free guidance around a model that can run with or without its condition
+ * (uncond = 0: the prompt's context, 1: the negative/empty one):
+ * v = v_uncond + scale·(v_cond − v_uncond); scale == 1 runs the conditional pass only.
+ * Any other finite scale runs both passes (diffusers' WanPipeline instead skips the
+ * unconditional pass for every scale <= 1). */
 typedef ts_status (*ts_cond_model_fn)(void *user, const float *x, int64_t n, float timestep,
                                       int step, int n_steps, int uncond, float *v_out,
                                       ts_err *err);
