@@ -6,11 +6,14 @@ traced and remade (see README.md).
 """
 import json
 import os
+import struct
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save as save_bytes
 
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "fixtures")
+# TS_GOLDEN_OUT redirects the output (to regenerate into a scratch folder and compare).
+FIXTURES = os.environ.get("TS_GOLDEN_OUT") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "fixtures")
 
 
 def versions():
@@ -37,13 +40,37 @@ def rerandomize(module, seed, std=0.1):
                 p.copy_(torch.randn(p.shape, generator=g) / fan_in ** 0.5)
 
 
-def save(name, tensors, seed, config, generator):
+def _clean(obj):
     # diffusers' "_use_default_values" is a set turned list: its order changes per run.
-    config = {k: v for k, v in config.items() if k != "_use_default_values"}
-    meta = {"seed": str(seed), "config": json.dumps(config, default=str, sort_keys=True),
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items() if k != "_use_default_values"}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def _canonical(blob):
+    """Rewrites a safetensors file's header with sorted metadata keys and the tensor entries
+    in data order: the Rust writer emits the metadata map in arbitrary order, which is the
+    only thing that would make two runs differ byte for byte. The data is unchanged."""
+    n = struct.unpack("<Q", blob[:8])[0]
+    header = json.loads(blob[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    out = {"__metadata__": dict(sorted(meta.items()))}
+    for k, v in sorted(header.items(), key=lambda kv: (kv[1]["data_offsets"][0], kv[0])):
+        out[k] = v
+    text = json.dumps(out, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + blob[8 + n:]
+
+
+def save(name, tensors, seed, config, generator):
+    meta = {"seed": str(seed), "config": json.dumps(_clean(config), default=str, sort_keys=True),
             "generator": generator}
     meta.update(versions())
     path = os.path.join(FIXTURES, name)
-    save_file({k: v.detach().contiguous().float() if v.is_floating_point() else v.contiguous()
-               for k, v in tensors.items()}, path, metadata=meta)
+    blob = save_bytes({k: v.detach().contiguous().float() if v.is_floating_point() else v.contiguous()
+                       for k, v in tensors.items()}, metadata=meta)
+    with open(path, "wb") as f:
+        f.write(_canonical(blob))
     print(f"wrote {os.path.relpath(path)} ({os.path.getsize(path) / 1024:.0f} KiB)")

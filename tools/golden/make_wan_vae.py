@@ -4,7 +4,9 @@
 For each tiny config writes tests/fixtures/wan_vae_<name>.safetensors (weights, diffusers
 names, fp32) and wan_vae_<name>_io.safetensors with "video" [1,3,T,H,W] in [-1,1],
 "latent_mean" (the raw encoder mean, encode(video).latent_dist.mean), "latents" (random
-decoder input) and "decoded" (decode(latents).sample, clamped to [-1,1] by diffusers).
+decoder input) and "decoded" (decode(latents).sample, clamped to [-1,1] by diffusers; the
+script asserts both). No decoder intermediates: diffusers decodes frame by frame with a
+causal cache, so hooks would only see single-frame pieces, not whole-sequence outputs.
 vae_b encodes 7 frames: diffusers encodes chunks of 1, 4, 4, ... frames and drops the
 frames past the last full chunk (here frames 5 and 6), so 7 frames give 2 latent frames.
 """
@@ -32,10 +34,24 @@ def main():
         g = torch.Generator("cpu").manual_seed(seed)
         video = torch.rand(spec["video"], generator=g) * 2 - 1
         z = torch.randn(spec["latents"], generator=g)
+        raw = []  # the decoder's per-frame outputs, before diffusers' clamp
+        hk = vae.decoder.register_forward_hook(lambda _m, _i, o: raw.append(o.detach().clone()))
         with torch.no_grad():
-            mean = vae.encode(video).latent_dist.mean
+            dist = vae.encode(video).latent_dist
+            mean = dist.mean
             dec = vae.decode(z).sample
-        assert dec.abs().max() <= 1.0
+            enc = vae._encode(video)
+            # frames past the last full 1 + 4k chunk do not reach the encoder at all
+            t_used = 1 + 4 * ((video.shape[2] - 1) // 4)
+            enc_cut = vae._encode(video[:, :, :t_used])
+        hk.remove()
+        # encode's "mean" is the first z_dim channels of quant_conv's output, no sampling
+        assert torch.equal(mean, enc[:, :16]) and torch.equal(dist.mode(), mean)
+        assert torch.equal(enc, enc_cut)
+        # decode runs the decoder one latent frame at a time and clamps the result to [-1, 1]
+        assert len(raw) == z.shape[2]
+        assert torch.equal(dec, torch.cat(raw, 2).clamp(-1.0, 1.0))
+        assert dec.abs().max() <= 1.0 and torch.cat(raw, 2).abs().max() > 1.0
         config = dict(vae.config)
         save(f"wan_{name}.safetensors", vae.state_dict(), seed, config, "make_wan_vae.py")
         save(f"wan_{name}_io.safetensors",
