@@ -22,8 +22,8 @@ typedef struct wan_block {
     ts_tensor sa_q_w, sa_q_b, sa_k_w, sa_k_b, sa_v_w, sa_v_b, sa_o_w, sa_o_b; /* [D, D], [D] */
     ts_tensor sa_norm_q, sa_norm_k;   /* [D] */
     ts_tensor ca_norm_w, ca_norm_b;   /* [D] cross-attn LayerNorm (affine) */
-    ts_tensor ca_q_w, ca_q_b, ca_k_w, ca_k_b, ca_v_w, ca_v_b, ca_o_w, ca_o_b;
-    ts_tensor ca_norm_q, ca_norm_k;
+    ts_tensor ca_q_w, ca_q_b, ca_k_w, ca_k_b, ca_v_w, ca_v_b, ca_o_w, ca_o_b; /* [D, D], [D] */
+    ts_tensor ca_norm_q, ca_norm_k;   /* [D] RMSNorm over all heads */
     ts_tensor ffn0_w, ffn0_b;         /* [FF, D], [FF] */
     ts_tensor ffn2_w, ffn2_b;         /* [D, FF], [D] */
 } wan_block;
@@ -121,8 +121,24 @@ static const ts_tensor *peek2(const ts_weights *w, const char *orig, const char 
     return NULL;
 }
 
-/* head_dim from a config.json next to the weights (diffusers: attention_head_dim;
- * original: dim / num_heads), or 0. */
+/* head_dim from a model config in JSON (diffusers: attention_head_dim; original:
+ * dim / num_heads), or 0 if it has neither. */
+static int64_t head_dim_from_json(const char *text) {
+    cJSON *j = cJSON_Parse(text);
+    int64_t hd = 0;
+    if (j) {
+        cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "attention_head_dim");
+        cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "dim");
+        cJSON *h = cJSON_GetObjectItemCaseSensitive(j, "num_heads");
+        if (cJSON_IsNumber(a)) hd = (int64_t)a->valuedouble;
+        else if (cJSON_IsNumber(d) && cJSON_IsNumber(h) && h->valuedouble > 0)
+            hd = (int64_t)(d->valuedouble / h->valuedouble);
+    }
+    cJSON_Delete(j);
+    return hd;
+}
+
+/* head_dim from a config.json in path (a directory) or beside it (a file), or 0. */
 static int64_t head_dim_from_config_json(const char *path) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
@@ -142,18 +158,7 @@ static int64_t head_dim_from_config_json(const char *path) {
     size_t n = fread(buf, 1, sizeof buf - 1, fp);
     fclose(fp);
     buf[n] = 0;
-    cJSON *j = cJSON_Parse(buf);
-    int64_t hd = 0;
-    if (j) {
-        cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "attention_head_dim");
-        cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "dim");
-        cJSON *h = cJSON_GetObjectItemCaseSensitive(j, "num_heads");
-        if (cJSON_IsNumber(a)) hd = (int64_t)a->valuedouble;
-        else if (cJSON_IsNumber(d) && cJSON_IsNumber(h) && h->valuedouble > 0)
-            hd = (int64_t)(d->valuedouble / h->valuedouble);
-    }
-    cJSON_Delete(j);
-    return hd;
+    return head_dim_from_json(buf);
 }
 
 static ts_status config_from_weights(const ts_weights *w, int64_t head_dim, wan_config *cfg,
@@ -182,6 +187,9 @@ static ts_status config_from_weights(const ts_weights *w, int64_t head_dim, wan_
                       (long long)hd->shape[0]);
     cfg->out_ch = hd->shape[0] / pp;
     cfg->layers = ts_namemap_count_blocks(w, wan_prefixes, "blocks.");
+    /* files exported with their config in the safetensors metadata (our fixtures are) */
+    const char *meta = head_dim > 0 ? NULL : ts_weights_meta(w, "config");
+    if (meta) head_dim = head_dim_from_json(meta);
     cfg->head_dim = head_dim > 0 ? head_dim : 128;
     if (cfg->dim % cfg->head_dim || cfg->freq_dim % 2 || cfg->head_dim % 2)
         return TS_ERR(err, TS_ERR_SHAPE, "Wan DiT: dim %lld is not a multiple of head_dim %lld (set head_dim)",
@@ -190,6 +198,11 @@ static ts_status config_from_weights(const ts_weights *w, int64_t head_dim, wan_
     cfg->eps = 1e-6f;
     if (cfg->layers < 1) return TS_ERR(err, TS_ERR_MISSING, "Wan DiT: checkpoint has no blocks.N tensors");
     return TS_OK;
+}
+
+ts_status wan_config_from_weights(const ts_weights *w, const wan_load_opts *opts, wan_config *cfg,
+                                  ts_err *err) {
+    return config_from_weights(w, opts ? opts->head_dim : 0, cfg, err);
 }
 
 static ts_status check_shapes(const wan_model *m, ts_err *err) {
@@ -308,6 +321,34 @@ void wan_free(wan_model *m) {
     free(m->wt);
     ts_weights_close(m->w);
     free(m);
+}
+
+#define WAN_N_NAMES ((int64_t)(sizeof wan_names / sizeof wan_names[0]))
+
+/* Number of per-block entries in the name table. */
+static int64_t names_per_block(void) {
+    int64_t n = 0;
+    for (int64_t i = 0; i < WAN_N_NAMES; i++) n += wan_names[i].per_block;
+    return n;
+}
+
+int64_t wan_tensor_count(const wan_model *m) {
+    int64_t nb = names_per_block();
+    return (WAN_N_NAMES - nb) + nb * m->cfg.layers;
+}
+
+const ts_tensor *wan_tensor_at(const wan_model *m, int64_t i) {
+    int64_t nb = names_per_block(), ng = WAN_N_NAMES - nb;
+    if (i < 0 || i >= wan_tensor_count(m)) return NULL;
+    /* the i-th global entry, or entry (i - ng) % nb of block (i - ng) / nb */
+    int want_block = i >= ng;
+    int64_t k = want_block ? (i - ng) % nb : i;
+    const char *base = want_block ? (const char *)&m->wt->blocks[(i - ng) / nb] : (const char *)m->wt;
+    for (int64_t e = 0; e < WAN_N_NAMES; e++) {
+        if (wan_names[e].per_block != want_block) continue;
+        if (k-- == 0) return (const ts_tensor *)(base + wan_names[e].offset);
+    }
+    return NULL;
 }
 
 /* ------------------------------------------------------------------ forward */

@@ -27,7 +27,8 @@ typedef struct wan_config {
 } wan_config;
 
 typedef struct wan_load_opts {
-    int64_t head_dim; /* 0: from config.json beside the weights, else 128 */
+    int64_t head_dim; /* 0: from a config.json in/beside the path (wan_load), else from a
+                       * "config" JSON in the safetensors metadata, else 128 */
 } wan_load_opts;
 
 typedef struct wan_model wan_model;
@@ -36,11 +37,25 @@ typedef struct wan_model wan_model;
  * "text_emb" [L,D], "blocks.i" [N,D]), for tests and probes. */
 typedef void (*wan_hook_fn)(void *user, const char *name, const float *data, int64_t n);
 
+/* The config read from tensor shapes of either layout (with or without the ComfyUI prefix):
+ * dim, in_ch and patch from patch_embedding, text_dim, freq_dim, ffn_dim, out_ch from the
+ * head, layers by counting blocks.N. head_dim cannot be told from shapes: opts->head_dim if
+ * set, else a "config" JSON in the file metadata (attention_head_dim, or dim / num_heads),
+ * else 128 (dim must be a multiple). wan_load also looks for a config.json. */
+ts_status wan_config_from_weights(const ts_weights *w, const wan_load_opts *opts, wan_config *cfg,
+                                  ts_err *err);
+
 ts_status wan_load(wan_model **out, const char *path, const wan_load_opts *opts, ts_err *err);
 /* Takes ownership of w (closed by wan_free, or on failure). */
 ts_status wan_load_from(wan_model **out, ts_weights *w, const wan_load_opts *opts, ts_err *err);
 const wan_config *wan_model_config(const wan_model *m);
 void wan_free(wan_model *m); /* NULL is a no-op */
+
+/* The bound checkpoint tensors in name-table order (globals, then block 0, 1, ...), each a
+ * view carrying its checkpoint name; for tests and tools that check the name mapping.
+ * wan_tensor_at returns NULL for i out of range. */
+int64_t wan_tensor_count(const wan_model *m);
+const ts_tensor *wan_tensor_at(const wan_model *m, int64_t i);
 
 /* Activation arena bytes one forward needs at latent size F x H x W with L text tokens. */
 size_t wan_arena_bytes(const wan_config *cfg, int64_t F, int64_t H, int64_t W, int64_t L);
