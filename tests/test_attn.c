@@ -20,12 +20,14 @@ static void run_case(ts_ctx *c, int64_t nq, int64_t nk, int64_t H, int64_t D, in
     ts_test_randn(v, nk * H * D, (uint64_t)(nk * 13 + bq), 1.0f);
     ts_attn_plan p = ts_attn_plan_dense(nq, nk, H, D, bq, bk);
     int32_t *ptr = NULL, *idx = NULL, *perm = NULL;
-    if (sparse) { /* query block i keeps key blocks i, 0 and (i*3+1) mod n, deduplicated */
+    if (sparse) { /* query block i keeps key blocks i, 0 and (i*3+1) mod n, deduplicated;
+                   * sparse == 2 also leaves every third query block's list empty */
         ptr = malloc((size_t)(p.n_qblk + 1) * 4);
         idx = malloc((size_t)(p.n_qblk * 3) * 4);
         int32_t n = 0;
         for (int32_t i = 0; i < p.n_qblk; i++) {
             ptr[i] = n;
+            if (sparse == 2 && i % 3 == 1) continue; /* no key block: the rows output zeros */
             int32_t cand[3] = {i % p.n_kblk, 0, (i * 3 + 1) % p.n_kblk};
             for (int a = 0; a < 3; a++) {
                 int dup = 0;
@@ -58,6 +60,15 @@ static void run_case(ts_ctx *c, int64_t nq, int64_t nk, int64_t H, int64_t D, in
     snprintf(what, sizeof what, "attn nq=%lld nk=%lld H=%lld D=%lld blk=%dx%d sparse=%d perm=%d",
              (long long)nq, (long long)nk, (long long)H, (long long)D, bq, bk, sparse, permute);
     ts_test_compare(what, out, ref, nq * H * D, 1e-5, NULL);
+    if (sparse == 2) { /* query blocks with an empty list must give exact zeros */
+        int zero = 1;
+        for (int32_t i = 1; i < p.n_qblk; i += 3)
+            for (int64_t r = (int64_t)i * bq; r < (int64_t)(i + 1) * bq && r < nq; r++) {
+                int64_t tok = perm ? perm[r] : r;
+                for (int64_t j = 0; j < H * D; j++) zero &= out[tok * H * D + j] == 0.0f;
+            }
+        TS_CHECK(zero, "%s: rows of a query block with no key block are not zero", what);
+    }
     int sent = 1;
     for (int i = 0; i < 16; i++) sent &= out[nq * H * D + i] == 7.0f;
     TS_CHECK(sent, "%s wrote past its output", what);
@@ -108,8 +119,14 @@ int main(void) {
     run_case(&c, 130, 77, 3, 64, 32, 16, 0, 0, 1.0f);    /* cross: Nq != Nk */
     run_case(&c, 200, 200, 2, 128, 64, 64, 0, 0, 3.0f);  /* peaky softmax */
     run_case(&c, 1, 5, 1, 7, 64, 64, 0, 0, 1.0f);        /* one query, odd D */
+    /* dense rows spanning several of the kernel's 256-key chunks: the online-softmax
+     * rescale between chunks is exercised (ragged last chunk) */
+    run_case(&c, 70, 600, 2, 40, 64, 64, 0, 0, 3.0f);
+    run_case(&c, 300, 513, 1, 128, 64, 256, 0, 0, 3.0f);
     run_case(&c, 190, 190, 2, 64, 32, 32, 1, 0, 1.0f);   /* block-sparse list */
     run_case(&c, 150, 150, 2, 12, 32, 32, 0, 1, 1.0f);   /* permuted */
+    run_case(&c, 130, 90, 2, 24, 16, 16, 2, 0, 1.0f);    /* some query blocks list nothing */
+    run_case(&c, 130, 130, 1, 24, 16, 16, 2, 1, 1.0f);   /* ... with a permutation */
     run_case(&c, 150, 150, 1, 16, 16, 32, 1, 1, 2.0f);   /* sparse + permuted */
     return ts_test_summary("attn");
 }

@@ -83,29 +83,78 @@ static void test_linear(ts_ctx *c) {
     }
 }
 
+/* BF16 linear taking its conversion tile from c->arena: one arena large enough, one too
+ * small (falls back to malloc). Either way the result is right and the arena is left
+ * where it was. */
+static void test_linear_arena(ts_ctx *c) {
+    const int64_t M = 6, N = 300, K = 40; /* N > one 256-row tile */
+    const size_t caps[] = {1 << 20, 256};
+    for (size_t ci = 0; ci < 2; ci++) {
+        ts_arena a;
+        TS_CHECK(ts_arena_init(&a, caps[ci]) == 0, "arena init");
+        float *x = randv(M * K, 5, 1.0f), *w = randv(N * K, 6, 0.1f), *b = randv(N, 7, 0.5f);
+        float *wr = malloc((size_t)(N * K) * 4);
+        void *wd = to_dtype(w, N * K, TS_DTYPE_BF16, wr);
+        int64_t shape[2] = {N, K};
+        ts_tensor wt = ts_tensor_make(TS_DTYPE_BF16, 2, shape, wd);
+        float *y = alloc_out(M * N), *ref = malloc((size_t)(M * N) * 4);
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) {
+                double acc = b[n];
+                for (int64_t k = 0; k < K; k++) acc += (double)x[m * K + k] * wr[n * K + k];
+                ref[m * N + n] = (float)acc;
+            }
+        ts_arena *saved = c->arena;
+        c->arena = &a;
+        size_t used0 = ts_arena_mark(&a);
+        char what[64];
+        snprintf(what, sizeof what, "linear bf16 arena cap=%zu", caps[ci]);
+        TS_CHECK(ts_linear(c, y, x, M, &wt, b) == TS_OK, "%s status", what);
+        c->arena = saved;
+        ts_test_compare(what, y, ref, M * N, 1e-5, NULL);
+        check_sentinel(what, y, M * N);
+        TS_CHECK(ts_arena_mark(&a) == used0, "%s left the arena moved", what);
+        ts_arena_free(&a);
+        free(x), free(w), free(b), free(wr), free(wd), free(y), free(ref);
+    }
+}
+
+/* Several shapes incl. M = 1, with leading dimensions padded past the row length so
+ * stride handling is checked; the padding columns of C must stay untouched. */
 static void test_gemm(ts_ctx *c) {
-    for (int ta = 0; ta < 2; ta++)
-        for (int tb = 0; tb < 2; tb++) {
-            int64_t M = 9, N = 11, K = 13;
-            float *A = randv(M * K, 10, 1), *B = randv(K * N, 11, 1), *C0 = randv(M * N, 12, 1);
-            float *C = alloc_out(M * N), *ref = malloc((size_t)(M * N) * 4);
-            memcpy(C, C0, (size_t)(M * N) * 4);
-            for (int64_t m = 0; m < M; m++)
-                for (int64_t n = 0; n < N; n++) {
-                    double acc = 0;
-                    for (int64_t k = 0; k < K; k++)
-                        acc += (double)(ta ? A[k * M + m] : A[m * K + k]) *
-                               (tb ? B[n * K + k] : B[k * N + n]);
-                    ref[m * N + n] = (float)(0.5 * acc + 2.0 * C0[m * N + n]);
-                }
-            TS_CHECK(ts_gemm(c, ta, tb, M, N, K, 0.5f, A, ta ? M : K, B, tb ? K : N, 2.0f, C, N) ==
-                         TS_OK, "gemm status");
-            char what[64];
-            snprintf(what, sizeof what, "gemm ta=%d tb=%d", ta, tb);
-            ts_test_compare(what, C, ref, M * N, 1e-5, NULL);
-            check_sentinel(what, C, M * N);
-            free(A), free(B), free(C0), free(C), free(ref);
-        }
+    const int64_t shapes[][3] = {{9, 11, 13}, {1, 7, 5}, {17, 3, 33}, {70, 65, 129}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                int64_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+                int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 2, ldc = N + 5;
+                int64_t ra = ta ? K : M, rb = tb ? N : K; /* stored rows of A, B */
+                float *A = randv(ra * lda, 10 + si, 1), *B = randv(rb * ldb, 11 + si, 1);
+                float *C0 = randv(M * ldc, 12 + si, 1);
+                float *C = alloc_out(M * ldc), *ref = malloc((size_t)(M * ldc) * 4);
+                memcpy(C, C0, (size_t)(M * ldc) * 4);
+                memcpy(ref, C0, (size_t)(M * ldc) * 4); /* padding columns stay as they were */
+                for (int64_t m = 0; m < M; m++)
+                    for (int64_t n = 0; n < N; n++) {
+                        double acc = 0;
+                        for (int64_t k = 0; k < K; k++)
+                            acc += (double)(ta ? A[k * lda + m] : A[m * lda + k]) *
+                                   (tb ? B[n * ldb + k] : B[k * ldb + n]);
+                        ref[m * ldc + n] = (float)(0.5 * acc + 2.0 * C0[m * ldc + n]);
+                    }
+                TS_CHECK(ts_gemm(c, ta, tb, M, N, K, 0.5f, A, lda, B, ldb, 2.0f, C, ldc) == TS_OK,
+                         "gemm status");
+                char what[96];
+                snprintf(what, sizeof what, "gemm %lldx%lldx%lld ta=%d tb=%d", (long long)M,
+                         (long long)N, (long long)K, ta, tb);
+                ts_test_compare(what, C, ref, M * ldc, 1e-5, NULL);
+                int pad_ok = 1;
+                for (int64_t m = 0; m < M; m++)
+                    for (int64_t n = N; n < ldc; n++) pad_ok &= C[m * ldc + n] == C0[m * ldc + n];
+                TS_CHECK(pad_ok, "%s wrote into C's padding columns", what);
+                check_sentinel(what, C, M * ldc);
+                free(A), free(B), free(C0), free(C), free(ref);
+            }
 }
 
 static void test_norms(ts_ctx *c) {
@@ -118,15 +167,11 @@ static void test_norms(ts_ctx *c) {
         float *ref = malloc((size_t)(M * C) * 4), *y = alloc_out(M * C);
         for (int affine = 0; affine < 2; affine++) {
             for (int64_t m = 0; m < M; m++) {
-                double mu = 0, var = 0, ms = 0;
+                double mu = 0, var = 0;
                 for (int64_t i = 0; i < C; i++) mu += x[m * C + i];
                 mu /= C;
-                for (int64_t i = 0; i < C; i++) {
-                    var += (x[m * C + i] - mu) * (x[m * C + i] - mu);
-                    ms += (double)x[m * C + i] * x[m * C + i];
-                }
+                for (int64_t i = 0; i < C; i++) var += (x[m * C + i] - mu) * (x[m * C + i] - mu);
                 var /= C;
-                ms /= C;
                 for (int64_t i = 0; i < C; i++)
                     ref[m * C + i] = (float)((x[m * C + i] - mu) / sqrt(var + 1e-6) *
                                                  (affine ? g[i] : 1) + (affine ? b[i] : 0));
@@ -134,6 +179,9 @@ static void test_norms(ts_ctx *c) {
             ts_layer_norm(c, y, x, M, C, 1e-6f, affine ? g : NULL, affine ? b : NULL);
             ts_test_compare("layer_norm", y, ref, M * C, 1e-6, NULL);
             check_sentinel("layer_norm", y, M * C);
+            memcpy(y, x, (size_t)(M * C) * 4); /* in place: y aliases x */
+            ts_layer_norm(c, y, y, M, C, 1e-6f, affine ? g : NULL, affine ? b : NULL);
+            ts_test_compare("layer_norm in place", y, ref, M * C, 1e-6, NULL);
             for (int64_t m = 0; m < M; m++) {
                 double ms = 0;
                 for (int64_t i = 0; i < C; i++) ms += (double)x[m * C + i] * x[m * C + i];
@@ -143,6 +191,10 @@ static void test_norms(ts_ctx *c) {
             }
             ts_rms_norm(c, y, x, M, C, 1e-6f, affine ? g : NULL);
             ts_test_compare("rms_norm", y, ref, M * C, 1e-6, NULL);
+            check_sentinel("rms_norm", y, M * C);
+            memcpy(y, x, (size_t)(M * C) * 4);
+            ts_rms_norm(c, y, y, M, C, 1e-6f, affine ? g : NULL);
+            ts_test_compare("rms_norm in place", y, ref, M * C, 1e-6, NULL);
             /* channel L2 norm: treat x as [C=M, S=C] */
             int64_t CH = M, S = C;
             for (int64_t s = 0; s < S; s++) {
@@ -186,14 +238,25 @@ static void test_elementwise(ts_ctx *c) {
         ts_unary(c, (ts_unary_op)op, y, x, n);
         ts_test_compare(names[op], y, ref, n, 1e-6, NULL);
         check_sentinel(names[op], y, n);
+        TS_CHECK(isfinite(y[0]) && isfinite(y[1]) && isfinite(y[2]) && isfinite(y[3]),
+                 "%s not finite at |x| = 120 / 1e4", names[op]);
+        memcpy(y, x, (size_t)n * 4); /* in place: y aliases x */
+        ts_unary(c, (ts_unary_op)op, y, y, n);
+        ts_test_compare(names[op], y, ref, n, 1e-6, NULL);
     }
     int64_t M = 37, C = 29;
     float *sh = randv(C, 31, 1), *sc = randv(C, 32, 1), *g = randv(C, 33, 1), *z = randv(M * C, 34, 1);
     for (int64_t m = 0; m < M; m++)
         for (int64_t i = 0; i < C; i++)
             ref[m * C + i] = (float)((double)x[m * C + i] * (1.0 + sc[i]) + sh[i]);
-    ts_modulate(c, y, x, M, C, sh, sc);
-    ts_test_compare("modulate", y, ref, M * C, 1e-6, NULL);
+    float *ym = alloc_out(M * C);
+    ts_modulate(c, ym, x, M, C, sh, sc);
+    ts_test_compare("modulate", ym, ref, M * C, 1e-6, NULL);
+    check_sentinel("modulate", ym, M * C);
+    memcpy(ym, x, (size_t)(M * C) * 4); /* in place: y aliases x */
+    ts_modulate(c, ym, ym, M, C, sh, sc);
+    ts_test_compare("modulate in place", ym, ref, M * C, 1e-6, NULL);
+    free(ym);
     float *acc = alloc_out(M * C);
     memcpy(acc, x, (size_t)(M * C) * 4);
     for (int64_t m = 0; m < M; m++)
@@ -210,22 +273,32 @@ static void test_elementwise(ts_ctx *c) {
 }
 
 static void test_rope(ts_ctx *c) {
-    int64_t N = 19, H = 3, D = 12, P = D / 2;
-    float *x = randv(N * H * D, 40, 1), *ang = randv(N * P, 41, 3);
-    float *cs = malloc((size_t)(N * P) * 4), *sn = malloc((size_t)(N * P) * 4);
-    for (int64_t i = 0; i < N * P; i++) cs[i] = cosf(ang[i]), sn[i] = sinf(ang[i]);
-    float *ref = malloc((size_t)(N * H * D) * 4);
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t h = 0; h < H; h++)
-            for (int64_t j = 0; j < P; j++) {
-                const float *v = x + (n * H + h) * D;
-                double a = v[2 * j], b = v[2 * j + 1], th = ang[n * P + j];
-                ref[(n * H + h) * D + 2 * j] = (float)(a * cos(th) - b * sin(th));
-                ref[(n * H + h) * D + 2 * j + 1] = (float)(a * sin(th) + b * cos(th));
-            }
-    ts_rope(c, x, N, H, D, cs, sn);
-    ts_test_compare("rope", x, ref, N * H * D, 1e-6, NULL);
-    free(x), free(ang), free(cs), free(sn), free(ref);
+    const int64_t shapes[][3] = {{19, 3, 12}, {1, 5, 2}, {33, 2, 128}, {7, 1, 42}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int64_t N = shapes[si][0], H = shapes[si][1], D = shapes[si][2], P = D / 2;
+        float *x = alloc_out(N * H * D), *ang = randv(N * P, 41 + si, 3);
+        ts_test_randn(x, N * H * D, 40 + si, 1);
+        float *cs = malloc((size_t)(N * P) * 4), *sn = malloc((size_t)(N * P) * 4);
+        for (int64_t i = 0; i < N * P; i++) cs[i] = cosf(ang[i]), sn[i] = sinf(ang[i]);
+        float *ref = malloc((size_t)(N * H * D) * 4);
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t j = 0; j < P; j++) {
+                    const float *v = x + (n * H + h) * D;
+                    double a = v[2 * j], b = v[2 * j + 1], th = ang[n * P + j];
+                    ref[(n * H + h) * D + 2 * j] = (float)(a * cos(th) - b * sin(th));
+                    ref[(n * H + h) * D + 2 * j + 1] = (float)(a * sin(th) + b * cos(th));
+                }
+        char what[64];
+        snprintf(what, sizeof what, "rope N=%lld H=%lld D=%lld", (long long)N, (long long)H,
+                 (long long)D);
+        TS_CHECK(ts_rope(c, x, N, H, D, cs, sn) == TS_OK, "%s status", what);
+        ts_test_compare(what, x, ref, N * H * D, 1e-6, NULL);
+        check_sentinel(what, x, N * H * D);
+        free(x), free(ang), free(cs), free(sn), free(ref);
+    }
+    float odd[3] = {1, 2, 3}, cs1[1] = {1}, sn1[1] = {0};
+    TS_CHECK(ts_rope(c, odd, 1, 1, 3, cs1, sn1) == TS_ERR_SHAPE, "rope with odd D rejected");
 }
 
 static void conv_ref(float *y, const float *x, const ts_conv3d_params *p, const float *w,
@@ -335,6 +408,28 @@ static void test_conv3d_upsampled(ts_ctx *c) {
     free(x), free(wt), free(b), free(up), free(ref), free(y);
 }
 
+/* A frame big enough that its im2col (K·Ho·Wo floats) exceeds the CPU backend's 16 Mi-float
+ * bound, so the conv runs in several row bands (last one ragged); BF16 weights and a bias.
+ * K = 40·27 = 1080, Ho·Wo = 130·131: about 18.4 Mi floats, two bands. */
+static void test_conv3d_bands(ts_ctx *c) {
+    const int cin = 40, cout = 3, t = 2, h = 130, w = 131;
+    ts_conv3d_params p = {cin, t, h, w, {1, 1, 1}, {2, 0, 1, 1, 1, 1}, NULL, 0, 0};
+    int64_t K = (int64_t)cin * 27, nx = (int64_t)cin * t * h * w;
+    float *x = randv(nx, 100, 1), *wf = randv(cout * K, 101, 0.1f), *b = randv(cout, 102, 0.5f);
+    float *wr = malloc((size_t)(cout * K) * 4);
+    void *wd = to_dtype(wf, cout * K, TS_DTYPE_BF16, wr);
+    int64_t shape[5] = {cout, cin, 3, 3, 3};
+    ts_tensor wt = ts_tensor_make(TS_DTYPE_BF16, 5, shape, wd);
+    /* output frame 0 reads only padding and frame 0; compare both output frames */
+    int64_t n = (int64_t)cout * t * h * w;
+    float *y = alloc_out(n), *ref = malloc((size_t)n * 4);
+    conv_ref(ref, x, &p, wr, b, cout, 3, 3, 3);
+    TS_CHECK(ts_conv3d(c, y, x, &p, &wt, b) == TS_OK, "banded conv status");
+    ts_test_compare("conv3d in row bands", y, ref, n, 1e-5, NULL);
+    check_sentinel("conv3d in row bands", y, n);
+    free(x), free(wf), free(b), free(wr), free(wd), free(y), free(ref);
+}
+
 static void test_upsample(ts_ctx *c) {
     int64_t C = 3, H = 5, W = 7;
     float *x = randv(C * H * W, 80, 1), *y = alloc_out(C * 4 * H * W), *ref = malloc((size_t)(C * 4 * H * W) * 4);
@@ -359,6 +454,7 @@ int main(void) {
             continue;
         }
         test_linear(&c);
+        test_linear_arena(&c);
         test_gemm(&c);
         test_norms(&c);
         test_elementwise(&c);
@@ -366,6 +462,7 @@ int main(void) {
         test_conv3d(&c);
         test_conv3d_prefix(&c);
         test_conv3d_upsampled(&c);
+        test_conv3d_bands(&c);
         test_upsample(&c);
     }
     return ts_test_summary("backend_ops");
