@@ -32,15 +32,25 @@ struct ts_st_file {
     size_t size;
     ts_tensor *tensors; /* sorted by data offset */
     char **names;
+    const ts_tensor **by_name; /* sorted by name: bsearch in ts_st_find, duplicates adjacent */
     int n;
     st_meta *meta;
     int n_meta;
 };
 
+/* By begin, then by size: a zero-size tensor sharing its begin with a non-empty one
+ * (what Python's writer emits) must come first, or the overlap check would flag it. */
 static int cmp_by_data(const void *a, const void *b) {
     const ts_tensor *x = a, *y = b;
     const char *px = x->data, *py = y->data;
-    return px < py ? -1 : px > py;
+    if (px != py) return px < py ? -1 : 1;
+    size_t nx = ts_tensor_nbytes(x), ny = ts_tensor_nbytes(y);
+    return nx < ny ? -1 : nx > ny;
+}
+
+static int cmp_name_ptr(const void *a, const void *b) {
+    const ts_tensor *x = *(const ts_tensor *const *)a, *y = *(const ts_tensor *const *)b;
+    return strcmp(x->name, y->name);
 }
 
 static ts_status parse_header(ts_st_file *f, ts_err *err) {
@@ -92,6 +102,10 @@ static ts_status parse_header(ts_st_file *f, ts_err *err) {
                 f->meta[f->n_meta].key = strdup(m->string ? m->string : "");
                 f->meta[f->n_meta].val = strdup(m->valuestring);
                 f->n_meta++;
+                if (!f->meta[f->n_meta - 1].key || !f->meta[f->n_meta - 1].val) {
+                    st = TS_ERR(err, TS_ERR_NOMEM, "%s: out of memory", label);
+                    goto done;
+                }
             }
             continue;
         }
@@ -152,18 +166,31 @@ static ts_status parse_header(ts_st_file *f, ts_err *err) {
                         (unsigned long long)(ue - ub), jd->valuestring, (unsigned long long)(numel * ts_dtype_size(dt)));
             goto done;
         }
-        for (int k = 0; k < f->n; k++)
-            if (strcmp(f->names[k], name) == 0) {
-                st = TS_ERR(err, TS_ERR_FORMAT, "%s: tensor '%s' appears twice", label, name);
-                goto done;
-            }
         f->names[f->n] = strdup(name);
+        if (!f->names[f->n]) {
+            st = TS_ERR(err, TS_ERR_NOMEM, "%s: out of memory", label);
+            goto done;
+        }
         ts_tensor *t = &f->tensors[f->n];
         *t = ts_tensor_make(dt, nd, shape, (void *)(data + ub));
         t->name = f->names[f->n];
         f->n++;
     }
     qsort(f->tensors, (size_t)f->n, sizeof *f->tensors, cmp_by_data);
+    /* Name index after the data sort (it points into f->tensors). Sorting finds
+     * duplicates in O(n log n): a hostile header may hold millions of entries. */
+    f->by_name = calloc((size_t)f->n + 1, sizeof *f->by_name);
+    if (!f->by_name) {
+        st = TS_ERR(err, TS_ERR_NOMEM, "%s: out of memory", label);
+        goto done;
+    }
+    for (int k = 0; k < f->n; k++) f->by_name[k] = &f->tensors[k];
+    qsort(f->by_name, (size_t)f->n, sizeof *f->by_name, cmp_name_ptr);
+    for (int k = 1; k < f->n; k++)
+        if (strcmp(f->by_name[k - 1]->name, f->by_name[k]->name) == 0) {
+            st = TS_ERR(err, TS_ERR_FORMAT, "%s: tensor '%s' appears twice", label, f->by_name[k]->name);
+            goto done;
+        }
     for (int k = 1; k < f->n; k++) {
         const ts_tensor *a = &f->tensors[k - 1], *b2 = &f->tensors[k];
         if ((const unsigned char *)a->data + ts_tensor_nbytes(a) > (const unsigned char *)b2->data) {
@@ -201,6 +228,11 @@ ts_status ts_st_open(ts_st_file **out, const char *path, ts_err *err) {
         return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
     }
     f->path = strdup(path);
+    if (!f->path) {
+        close(fd);
+        ts_st_close(f);
+        return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+    }
     f->size = (size_t)sb.st_size;
     if (f->size > 0) {
         f->map = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -223,6 +255,10 @@ ts_status ts_st_open_mem(ts_st_file **out, const void *data, size_t size, const 
     ts_st_file *f = calloc(1, sizeof *f);
     if (!f) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
     f->path = strdup(label ? label : "<memory>");
+    if (!f->path) {
+        ts_st_close(f);
+        return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+    }
     f->bytes = data;
     f->size = size;
     return st_finish(f, out, err);
@@ -234,6 +270,7 @@ void ts_st_close(ts_st_file *f) {
     for (int i = 0; i < f->n; i++) free(f->names[i]);
     for (int i = 0; i < f->n_meta; i++) free(f->meta[i].key), free(f->meta[i].val);
     free(f->names);
+    free(f->by_name);
     free(f->tensors);
     free(f->meta);
     free(f->path);
@@ -245,8 +282,14 @@ const ts_tensor *ts_st_tensor(const ts_st_file *f, int i) {
     return i >= 0 && i < f->n ? &f->tensors[i] : NULL;
 }
 const ts_tensor *ts_st_find(const ts_st_file *f, const char *name) {
-    for (int i = 0; i < f->n; i++)
-        if (strcmp(f->tensors[i].name, name) == 0) return &f->tensors[i];
+    int lo = 0, hi = f->n - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        int c = strcmp(f->by_name[mid]->name, name);
+        if (c == 0) return f->by_name[mid];
+        if (c < 0) lo = mid + 1;
+        else hi = mid - 1;
+    }
     return NULL;
 }
 const char *ts_st_meta(const ts_st_file *f, const char *key) {
@@ -268,11 +311,6 @@ struct ts_weights {
     char **owned_names;
 };
 
-static int cmp_tensor_name(const void *a, const void *b) {
-    const ts_tensor *x = *(const ts_tensor *const *)a, *y = *(const ts_tensor *const *)b;
-    return strcmp(x->name, y->name);
-}
-
 static ts_status weights_index(ts_weights *w, ts_err *err) {
     int total = 0;
     for (int i = 0; i < w->n_files; i++) total += ts_st_count(w->files[i]);
@@ -287,10 +325,13 @@ static ts_status weights_index(ts_weights *w, ts_err *err) {
         for (int i = 0; i < w->n_files; i++)
             for (int j = 0; j < ts_st_count(w->files[i]); j++) w->by_name[n++] = ts_st_tensor(w->files[i], j);
     w->n = n;
-    qsort(w->by_name, (size_t)n, sizeof *w->by_name, cmp_tensor_name);
+    qsort(w->by_name, (size_t)n, sizeof *w->by_name, cmp_name_ptr);
+    /* Within one file duplicates were already rejected, so here they span files
+     * (or come from a caller's list). */
     for (int i = 1; i < n; i++)
         if (strcmp(w->by_name[i - 1]->name, w->by_name[i]->name) == 0)
-            return TS_ERR(err, TS_ERR_FORMAT, "tensor '%s' appears in more than one file", w->by_name[i]->name);
+            return TS_ERR(err, TS_ERR_FORMAT, "tensor '%s' appears %s", w->by_name[i]->name,
+                          w->owned ? "twice in the list" : "in more than one file");
     return TS_OK;
 }
 
@@ -360,6 +401,7 @@ static ts_status weights_open_index(ts_weights *w, const char *index, ts_err *er
     for (cJSON *it = map->child; it; it = it->next) n++;
     char **shards = calloc((size_t)n + 1, sizeof *shards);
     int ns = 0;
+    if (!shards) st = TS_ERR(err, TS_ERR_NOMEM, "out of memory");
     for (cJSON *it = map->child; it && st == TS_OK; it = it->next) {
         if (!cJSON_IsString(it) || strchr(it->valuestring, '/') != NULL) {
             st = TS_ERR(err, TS_ERR_FORMAT, "%s: weight_map entry '%s' is not a shard file name", index, it->string);
@@ -403,18 +445,27 @@ ts_status ts_weights_open(ts_weights **out, const char *path, ts_err *err) {
         char **idx = NULL, **files = NULL;
         int ni = 0, nf = 0;
         struct dirent *de;
-        while (d && (de = readdir(d))) {
-            if (ends_with(de->d_name, ".safetensors.index.json")) {
-                idx = realloc(idx, (size_t)(ni + 1) * sizeof *idx);
-                idx[ni++] = strdup(de->d_name);
-            } else if (ends_with(de->d_name, ".safetensors")) {
-                files = realloc(files, (size_t)(nf + 1) * sizeof *files);
-                files[nf++] = strdup(de->d_name);
+        if (!d) st = TS_ERR(err, TS_ERR_IO, "%s: cannot list the directory: %s", path, strerror(errno));
+        while (d && st == TS_OK && (de = readdir(d))) {
+            int is_idx = ends_with(de->d_name, ".safetensors.index.json");
+            if (!is_idx && !ends_with(de->d_name, ".safetensors")) continue;
+            char ***list = is_idx ? &idx : &files;
+            int *cnt = is_idx ? &ni : &nf;
+            char **grown = realloc(*list, (size_t)(*cnt + 1) * sizeof **list);
+            char *name = strdup(de->d_name);
+            if (grown) *list = grown;
+            if (!grown || !name) {
+                free(name);
+                st = TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+                break;
             }
+            (*list)[(*cnt)++] = name;
         }
         if (d) closedir(d);
         char p[PATH_MAX];
-        if (ni > 1) {
+        if (st != TS_OK) {
+            /* already reported */
+        } else if (ni > 1) {
             st = TS_ERR(err, TS_ERR_FORMAT, "%s: more than one *.safetensors.index.json", path);
         } else if (ni == 1) {
             snprintf(p, sizeof p, "%s/%s", path, idx[0]);
@@ -448,6 +499,7 @@ ts_status ts_weights_open(ts_weights **out, const char *path, ts_err *err) {
 
 ts_status ts_weights_from_list(ts_weights **out, const ts_tensor *list, int n, ts_err *err) {
     *out = NULL;
+    if (n < 0 || (n > 0 && !list)) return TS_ERR(err, TS_ERR_INVALID_ARG, "weights list: bad count %d or NULL list", n);
     ts_weights *w = calloc(1, sizeof *w);
     if (!w) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
     w->owned = calloc((size_t)n + 1, sizeof *w->owned);
@@ -461,6 +513,10 @@ ts_status ts_weights_from_list(ts_weights **out, const ts_tensor *list, int n, t
         w->owned[i] = list[i];
         w->owned_names[i] = strdup(list[i].name ? list[i].name : "");
         w->owned[i].name = w->owned_names[i];
+        if (!w->owned_names[i]) {
+            ts_weights_close(w);
+            return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+        }
     }
     ts_status st = weights_index(w, err);
     if (st != TS_OK) {
@@ -537,56 +593,113 @@ static int write_all(int fd, const void *buf, size_t n) {
     return 0;
 }
 
+/* Data order: larger elements first (stable), as Python's writer does, so every
+ * tensor starts at a multiple of its element size without gaps (the Rust/Python
+ * reader rejects gaps); the header is padded to 8 so the data section is aligned. */
 ts_status ts_st_write(const char *path, const ts_st_item *items, int n_items,
                       const char *const *meta, int n_meta, ts_err *err) {
-    cJSON *root = cJSON_CreateObject();
-    if (!root) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
-    if (n_meta > 0) {
-        cJSON *m = cJSON_AddObjectToObject(root, "__metadata__");
-        for (int i = 0; i < n_meta; i++) cJSON_AddStringToObject(m, meta[2 * i], meta[2 * i + 1]);
-    }
-    uint64_t off = 0;
+    if (!path || n_items < 0 || n_meta < 0 || (n_items > 0 && !items) || (n_meta > 0 && !meta))
+        return TS_ERR(err, TS_ERR_INVALID_ARG, "safetensors write: bad arguments");
+    for (int i = 0; i < n_meta; i++)
+        if (!meta[2 * i] || !meta[2 * i + 1])
+            return TS_ERR(err, TS_ERR_INVALID_ARG, "%s: metadata pair %d has a NULL key or value", path, i);
     for (int i = 0; i < n_items; i++) {
         const ts_tensor *t = &items[i].t;
-        if (!ts_tensor_is_contiguous(t)) {
-            cJSON_Delete(root);
-            return TS_ERR(err, TS_ERR_INVALID_ARG, "%s: tensor '%s' is not contiguous", path, items[i].name);
-        }
-        cJSON *e = cJSON_AddObjectToObject(root, items[i].name);
-        cJSON_AddStringToObject(e, "dtype", ts_dtype_name(t->dtype));
-        cJSON *s = cJSON_AddArrayToObject(e, "shape");
-        for (int d = 0; d < t->ndim; d++) cJSON_AddItemToArray(s, cJSON_CreateNumber((double)t->shape[d]));
-        cJSON *o = cJSON_AddArrayToObject(e, "data_offsets");
-        uint64_t nb = ts_tensor_nbytes(t);
-        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
-        cJSON_AddItemToArray(o, cJSON_CreateNumber((double)(off + nb)));
-        off += nb;
+        const char *name = items[i].name;
+        if (!name || strcmp(name, "__metadata__") == 0)
+            return TS_ERR(err, TS_ERR_INVALID_ARG, "%s: item %d has no usable name", path, i);
+        if (ts_dtype_size(t->dtype) == 0 || t->ndim < 0 || t->ndim > TS_MAX_DIMS)
+            return TS_ERR(err, TS_ERR_INVALID_ARG, "%s: tensor '%s' has a bad dtype or rank", path, name);
+        if (!ts_tensor_is_contiguous(t))
+            return TS_ERR(err, TS_ERR_INVALID_ARG, "%s: tensor '%s' is not contiguous", path, name);
+        if (ts_tensor_nbytes(t) > 0 && !t->data)
+            return TS_ERR(err, TS_ERR_INVALID_ARG, "%s: tensor '%s' has no data", path, name);
+        for (int j = 0; j < i; j++)
+            if (strcmp(items[j].name, name) == 0)
+                return TS_ERR(err, TS_ERR_INVALID_ARG, "%s: tensor '%s' given twice", path, name);
     }
-    char *json = cJSON_PrintUnformatted(root);
+    /* order[k]: item written k-th in the data section; insertion sort keeps it stable */
+    int *order = malloc(((size_t)n_items + 1) * sizeof *order);
+    uint64_t *begin = malloc(((size_t)n_items + 1) * sizeof *begin);
+    if (!order || !begin) {
+        free(order);
+        free(begin);
+        return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < n_items; i++) {
+        int k = i;
+        size_t es = ts_dtype_size(items[i].t.dtype);
+        while (k > 0 && ts_dtype_size(items[order[k - 1]].t.dtype) < es) {
+            order[k] = order[k - 1];
+            k--;
+        }
+        order[k] = i;
+    }
+    uint64_t off = 0;
+    for (int k = 0; k < n_items; k++) {
+        begin[order[k]] = off;
+        off += ts_tensor_nbytes(&items[order[k]].t);
+    }
+    /* JSON keys in item order, __metadata__ first */
+    cJSON *root = cJSON_CreateObject();
+    int ok = root != NULL;
+    if (ok && n_meta > 0) {
+        cJSON *m = cJSON_AddObjectToObject(root, "__metadata__");
+        ok = m != NULL;
+        for (int i = 0; i < n_meta && ok; i++) ok = cJSON_AddStringToObject(m, meta[2 * i], meta[2 * i + 1]) != NULL;
+    }
+    for (int i = 0; i < n_items && ok; i++) {
+        const ts_tensor *t = &items[i].t;
+        cJSON *e = cJSON_AddObjectToObject(root, items[i].name);
+        ok = e && cJSON_AddStringToObject(e, "dtype", ts_dtype_name(t->dtype));
+        cJSON *s = ok ? cJSON_AddArrayToObject(e, "shape") : NULL;
+        cJSON *o = s ? cJSON_AddArrayToObject(e, "data_offsets") : NULL;
+        ok = o != NULL;
+        for (int d = 0; d < t->ndim && ok; d++) {
+            cJSON *v = cJSON_CreateNumber((double)t->shape[d]);
+            ok = v && cJSON_AddItemToArray(s, v);
+        }
+        cJSON *b = ok ? cJSON_CreateNumber((double)begin[i]) : NULL;
+        ok = b && cJSON_AddItemToArray(o, b);
+        cJSON *en = ok ? cJSON_CreateNumber((double)(begin[i] + ts_tensor_nbytes(t))) : NULL;
+        ok = en && cJSON_AddItemToArray(o, en);
+    }
+    char *json = ok ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);
-    if (!json) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+    free(begin);
+    if (!json) {
+        free(order);
+        return TS_ERR(err, TS_ERR_NOMEM, "%s: out of memory building the header", path);
+    }
     size_t jl = strlen(json), padded = (jl + 7) & ~(size_t)7;
     char tmpl[PATH_MAX];
     if ((size_t)snprintf(tmpl, sizeof tmpl, "%s.tmp.XXXXXX", path) >= sizeof tmpl) {
         free(json);
+        free(order);
         return TS_ERR(err, TS_ERR_INVALID_ARG, "%s: path too long", path);
     }
     int fd = mkstemp(tmpl);
     if (fd < 0) {
+        int e = errno;
         free(json);
-        return TS_ERR(err, TS_ERR_IO, "%s: cannot create a temporary file: %s", path, strerror(errno));
+        free(order);
+        return TS_ERR(err, TS_ERR_IO, "%s: cannot create a temporary file: %s", path, strerror(e));
     }
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-    int bad = write_all(fd, len8, 8) || write_all(fd, json, jl);
-    for (size_t i = jl; i < padded && !bad; i++) bad = write_all(fd, " ", 1);
+    /* mkstemp makes the file 0600; a checkpoint is meant to be readable like any other file */
+    int bad = fchmod(fd, 0644) != 0;
+    if (!bad) bad = write_all(fd, len8, 8) || write_all(fd, json, jl);
+    if (!bad && padded > jl) bad = write_all(fd, "        ", padded - jl);
     free(json);
-    for (int i = 0; i < n_items && !bad; i++)
-        bad = write_all(fd, items[i].t.data, ts_tensor_nbytes(&items[i].t));
+    for (int k = 0; k < n_items && !bad; k++)
+        bad = write_all(fd, items[order[k]].t.data, ts_tensor_nbytes(&items[order[k]].t));
+    free(order);
     if (!bad) bad = fsync(fd) != 0;
-    if (close(fd) != 0) bad = 1;
-    if (bad || rename(tmpl, path) != 0) {
-        int e = errno;
+    int e = errno;
+    if (close(fd) != 0 && !bad) bad = 1, e = errno;
+    if (!bad && rename(tmpl, path) != 0) bad = 1, e = errno;
+    if (bad) {
         unlink(tmpl);
         return TS_ERR(err, TS_ERR_IO, "%s: write failed: %s", path, strerror(e));
     }

@@ -4,15 +4,16 @@
  * Round trip through ts_st_write; a file written by Python's safetensors package
  * (tests/fixtures/st_python.safetensors) reads back with the right values; every kind
  * of malformed file gives TS_ERR_FORMAT (never a crash); sharded checkpoints and
- * directories load as one set; the name-map binder detects the layout, strips prefixes
- * and names missing and unexpected tensors.
+ * directories load as one set, and so does a list of names and shapes. The name-map
+ * binder is tested in test_namemap.c.
  */
+#include <dirent.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "namemap.h"
 #include "safetensors.h"
 #include "test.h"
 
@@ -42,41 +43,129 @@ static void expect_bad(const char *label, const char *json, size_t data, int64_t
     ts_st_file *f = NULL;
     ts_err e = {0};
     ts_status s = ts_st_open(&f, tpath("bad.safetensors"), &e);
-    TS_CHECK(s == TS_ERR_FORMAT && f == NULL && e.msg[0], "%s: status %s msg '%s'", label,
+    TS_CHECK(s == TS_ERR_FORMAT && f == NULL && strstr(e.msg, "bad.safetensors"), "%s: status %s msg '%s'", label,
              ts_status_str(s), e.msg);
 }
 
+/* 1 if dir holds a leftover "<name>.tmp.XXXXXX" from the writer. */
+static int temp_left(void) {
+    DIR *d = opendir(dir);
+    int found = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d))) found |= strstr(de->d_name, ".tmp.") != NULL;
+    if (d) closedir(d);
+    return found;
+}
+
 static void test_roundtrip(void) {
-    float a[6] = {1.5f, -2, 3, 4.25f, 5, 6};
-    uint16_t b[4];
-    for (int i = 0; i < 4; i++) b[i] = ts_f32_to_bf16((float)i - 1.5f);
+    float a[6];
+    ts_test_randn(a, 6, 11, 1.0f);
+    uint16_t b[4], h[3];
+    for (int i = 0; i < 4; i++) b[i] = ts_f32_to_bf16(a[i] * 3);
+    for (int i = 0; i < 3; i++) h[i] = ts_f32_to_f16(a[i + 2] * 5);
     int64_t c[2] = {-7, 1ll << 40};
-    int64_t sa[2] = {2, 3}, sb[1] = {4}, sc[1] = {2}, sz[2] = {0, 5};
+    uint8_t u[5] = {200, 3, 7, 1, 99};
+    double d1[1] = {-3.0e-300};
+    int64_t sa[2] = {2, 3}, sb[1] = {4}, sc[1] = {2}, sz[2] = {0, 5}, sh[1] = {3}, su[1] = {5}, sd[0];
+    /* the odd-sized F16 and U8 come first: the writer must still align the F32/I64/F64 data */
     ts_st_item items[] = {
+        {"h.f16", ts_tensor_make(TS_DTYPE_F16, 1, sh, h)},
+        {"u", ts_tensor_make(TS_DTYPE_U8, 1, su, u)},
         {"a", ts_tensor_make(TS_DTYPE_F32, 2, sa, a)},
         {"b.bf16", ts_tensor_make(TS_DTYPE_BF16, 1, sb, b)},
         {"c", ts_tensor_make(TS_DTYPE_I64, 1, sc, c)},
         {"empty", ts_tensor_make(TS_DTYPE_F16, 2, sz, NULL)},
+        {"scalar", ts_tensor_make(TS_DTYPE_F64, 0, sd, d1)},
     };
+    const int n = (int)(sizeof items / sizeof items[0]);
     const char *meta[] = {"seed", "42", "note", "hello"};
     ts_err e = {0};
-    TS_CHECK(ts_st_write(tpath("rt.safetensors"), items, 4, meta, 2, &e) == TS_OK, "write: %s", e.msg);
+    TS_CHECK(ts_st_write(tpath("rt.safetensors"), items, n, meta, 2, &e) == TS_OK, "write: %s", e.msg);
+    TS_CHECK(!temp_left(), "no temp file after a write");
     ts_st_file *f = NULL;
     TS_CHECK(ts_st_open(&f, tpath("rt.safetensors"), &e) == TS_OK, "open: %s", e.msg);
     if (!f) return;
-    TS_CHECK(ts_st_count(f) == 4, "count %d", ts_st_count(f));
-    const ts_tensor *ta = ts_st_find(f, "a"), *tb = ts_st_find(f, "b.bf16"), *tc = ts_st_find(f, "c");
-    TS_CHECK(ta && ta->ndim == 2 && ta->shape[1] == 3 && memcmp(ta->data, a, sizeof a) == 0, "a round trip");
-    TS_CHECK(tb && tb->dtype == TS_DTYPE_BF16 && memcmp(tb->data, b, sizeof b) == 0, "bf16 round trip");
-    TS_CHECK(tc && memcmp(tc->data, c, sizeof c) == 0, "i64 round trip");
-    TS_CHECK(ts_st_find(f, "empty") && ts_tensor_numel(ts_st_find(f, "empty")) == 0, "empty tensor");
+    TS_CHECK(ts_st_count(f) == n, "count %d", ts_st_count(f));
+    for (int i = 0; i < n; i++) {
+        const ts_tensor *t = ts_st_find(f, items[i].name);
+        size_t nb = ts_tensor_nbytes(&items[i].t);
+        TS_CHECK(t && t->dtype == items[i].t.dtype && ts_tensor_has_shape(t, items[i].t.ndim, items[i].t.shape) &&
+                     ts_tensor_is_contiguous(t) && strcmp(t->name, items[i].name) == 0 &&
+                     (nb == 0 || memcmp(t->data, items[i].t.data, nb) == 0),
+                 "round trip of '%s'", items[i].name);
+        TS_CHECK(t && (uintptr_t)t->data % ts_dtype_size(t->dtype) == 0, "'%s' data aligned", items[i].name);
+    }
+    /* ts_st_tensor walks in data order */
+    for (int i = 1; i < n; i++)
+        TS_CHECK((const char *)ts_st_tensor(f, i - 1)->data <= (const char *)ts_st_tensor(f, i)->data, "data order");
+    TS_CHECK(ts_st_tensor(f, n) == NULL && ts_st_tensor(f, -1) == NULL, "index out of range");
     TS_CHECK(ts_st_meta(f, "seed") && strcmp(ts_st_meta(f, "seed"), "42") == 0, "metadata");
-    TS_CHECK(ts_st_find(f, "nope") == NULL, "absent name");
+    TS_CHECK(ts_st_meta(f, "note") && strcmp(ts_st_meta(f, "note"), "hello") == 0, "metadata 2");
+    TS_CHECK(ts_st_meta(f, "nope") == NULL && ts_st_find(f, "nope") == NULL, "absent name");
     ts_st_close(f);
-    /* no temp file left behind */
-    TS_CHECK(access(tpath("rt.safetensors.tmp"), F_OK) != 0, "no temp file");
+    /* header: length a multiple of 8, __metadata__ first, keys in item order */
+    FILE *fp = fopen(tpath("rt.safetensors"), "rb");
+    unsigned char hdr[1024] = {0};
+    size_t got = fp ? fread(hdr, 1, sizeof hdr - 1, fp) : 0;
+    if (fp) fclose(fp);
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--) hl = hl << 8 | hdr[i];
+    TS_CHECK(got > 8 && hl % 8 == 0, "header length %llu is a multiple of 8", (unsigned long long)hl);
+    const char *js = (const char *)hdr + 8;
+    const char *ph = strstr(js, "\"h.f16\""), *pu = strstr(js, "\"u\""), *pa = strstr(js, "\"a\"");
+    TS_CHECK(strncmp(js, "{\"__metadata__\"", 15) == 0 && ph && pu && pa && ph < pu && pu < pa, "header key order");
+
+    /* bad writer arguments: an error, no file, no temp */
+    ts_st_item dup[2] = {items[2], items[2]};
+    TS_CHECK(ts_st_write(tpath("w.safetensors"), dup, 2, NULL, 0, &e) == TS_ERR_INVALID_ARG && strstr(e.msg, "'a'"),
+             "duplicate item: %s", e.msg);
+    ts_st_item nodata = {"x", ts_tensor_make(TS_DTYPE_F32, 2, sa, NULL)};
+    TS_CHECK(ts_st_write(tpath("w.safetensors"), &nodata, 1, NULL, 0, &e) == TS_ERR_INVALID_ARG, "NULL data: %s", e.msg);
+    ts_st_item metaname = {"__metadata__", items[2].t};
+    TS_CHECK(ts_st_write(tpath("w.safetensors"), &metaname, 1, NULL, 0, &e) == TS_ERR_INVALID_ARG, "reserved name");
+    ts_st_item strided = items[2];
+    strided.t.stride[0] = 1;
+    TS_CHECK(ts_st_write(tpath("w.safetensors"), &strided, 1, NULL, 0, &e) == TS_ERR_INVALID_ARG, "not contiguous");
+    TS_CHECK(access(tpath("w.safetensors"), F_OK) != 0 && !temp_left(), "nothing written on bad arguments");
     /* writing into a missing directory fails cleanly */
     TS_CHECK(ts_st_write("/nonexistent-dir/x.safetensors", items, 1, NULL, 0, &e) == TS_ERR_IO, "write to missing dir");
+    /* the final rename fails (the target is a directory): the temp file is removed */
+    mkdir(tpath("adir"), 0700);
+    TS_CHECK(ts_st_write(tpath("adir"), items, n, meta, 2, &e) == TS_ERR_IO && !temp_left(),
+             "failed rename leaves no temp: %s", e.msg);
+    rmdir(tpath("adir"));
+    /* an empty file (no tensors, no metadata) is valid */
+    TS_CHECK(ts_st_write(tpath("w.safetensors"), NULL, 0, NULL, 0, &e) == TS_OK, "empty write: %s", e.msg);
+    TS_CHECK(ts_st_open(&f, tpath("w.safetensors"), &e) == TS_OK && ts_st_count(f) == 0, "empty read: %s", e.msg);
+    ts_st_close(f);
+    unlink(tpath("w.safetensors"));
+}
+
+/* Many tensors: every name found (the lookup is a binary search over a name index). */
+static void test_many(void) {
+    enum { N = 300 };
+    static ts_st_item it[N];
+    static char names[N][24];
+    static float vals[N];
+    int64_t s1[1] = {1};
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "blocks.%d.w", (i * 7919) % N);
+        vals[i] = (float)i + 0.25f;
+        it[i].name = names[i];
+        it[i].t = ts_tensor_make(TS_DTYPE_F32, 1, s1, &vals[i]);
+    }
+    ts_err e = {0};
+    ts_st_file *f = NULL;
+    TS_CHECK(ts_st_write(tpath("many.safetensors"), it, N, NULL, 0, &e) == TS_OK, "write many: %s", e.msg);
+    TS_CHECK(ts_st_open(&f, tpath("many.safetensors"), &e) == TS_OK, "open many: %s", e.msg);
+    int ok = f && ts_st_count(f) == N;
+    for (int i = 0; i < N && ok; i++) {
+        const ts_tensor *t = ts_st_find(f, names[i]);
+        ok = t && *(const float *)t->data == vals[i];
+    }
+    TS_CHECK(ok, "every name found with its value");
+    ts_st_close(f);
+    unlink(tpath("many.safetensors"));
 }
 
 static void test_python_file(void) {
@@ -118,6 +207,13 @@ static void test_malformed(void) {
     expect_bad("header length huge", ok, 8, (int64_t)1 << 62);
     expect_bad("data cut short", ok, 4, -1);
     expect_bad("not JSON", "{\"a\": [1, 2", 8, -1);
+    expect_bad("empty header", "", 8, -1);
+    expect_bad("JSON string", "\"abc\"", 8, -1);
+    expect_bad("shape not array", "{\"a\":{\"dtype\":\"F32\",\"shape\":2,\"data_offsets\":[0,8]}}", 8, -1);
+    expect_bad("string shape entry", "{\"a\":{\"dtype\":\"F32\",\"shape\":[\"2\"],\"data_offsets\":[0,8]}}", 8, -1);
+    expect_bad("negative offset", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[-8,0]}}", 8, -1);
+    expect_bad("fractional offset", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0.5,4.5]}}", 8, -1);
+    expect_bad("metadata not object", "{\"__metadata__\":[\"a\"]}", 0, -1);
     expect_bad("JSON array", "[1, 2, 3]", 8, -1);
     expect_bad("entry not object", "{\"a\": 5}", 8, -1);
     expect_bad("missing dtype", "{\"a\":{\"shape\":[2],\"data_offsets\":[0,8]}}", 8, -1);
@@ -137,6 +233,13 @@ static void test_malformed(void) {
     /* found by the fuzzer: a second __metadata__ overflowed the metadata table */
     expect_bad("duplicate metadata", "{\"__metadata__\":{\"a\":\"1\",\"b\":\"2\"},\"__metadata__\":{\"c\":\"3\"}}", 0, -1);
     expect_bad("too many dims", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4, -1);
+    /* valid: a zero-size tensor sharing its begin with a non-empty one, listed after it */
+    write_raw("zs.safetensors", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                                "\"e\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[0,0]},"
+                                "\"e2\":{\"dtype\":\"BF16\",\"shape\":[4,0],\"data_offsets\":[8,8]}}", 8, -1);
+    TS_CHECK(ts_st_open(&f, tpath("zs.safetensors"), &e) == TS_OK && ts_st_count(f) == 3, "zero-size at a shared begin: %s", e.msg);
+    ts_st_close(f);
+    unlink(tpath("zs.safetensors"));
     /* a valid file with trailing spaces in the header */
     write_raw("pad.safetensors", "{\"a\":{\"dtype\":\"U8\",\"shape\":[3],\"data_offsets\":[0,3]}}    ", 3, -1);
     TS_CHECK(ts_st_open(&f, tpath("pad.safetensors"), &e) == TS_OK, "space-padded header: %s", e.msg);
@@ -178,78 +281,36 @@ static void test_sharded(void) {
     write_shard("sharded/z-dup.safetensors", "x.0", "q");
     TS_CHECK(ts_weights_open(&w, sub, &e) == TS_ERR_FORMAT && strstr(e.msg, "x.0"), "duplicate across files: %s", e.msg);
     unlink(tpath("sharded/z-dup.safetensors"));
+    /* a weights set from a list of names and shapes (no data) */
+    int64_t s3[2] = {3, 2};
+    ts_tensor list[3] = {ts_tensor_make(TS_DTYPE_BF16, 2, s3, NULL), ts_tensor_make(TS_DTYPE_F32, 1, s3, NULL),
+                         ts_tensor_make(TS_DTYPE_F32, 1, s3, NULL)};
+    char nm[3][8] = {"k.b", "k.a", "k.c"};
+    for (int i = 0; i < 3; i++) list[i].name = nm[i];
+    TS_CHECK(ts_weights_from_list(&w, list, 3, &e) == TS_OK, "from list: %s", e.msg);
+    memset(nm, 0, sizeof nm); /* names were copied */
+    const ts_tensor *kb = w ? ts_weights_peek(w, "k.b") : NULL;
+    TS_CHECK(kb && kb->dtype == TS_DTYPE_BF16 && kb->shape[1] == 2 && kb->data == NULL && !ts_weights_is_used(w, 1),
+             "list entry");
+    TS_CHECK(w && ts_weights_get(w, "k.b") && ts_weights_is_used(w, 1) && !ts_weights_is_used(w, 0), "get marks used");
+    if (w) ts_weights_clear_used(w);
+    TS_CHECK(w && !ts_weights_is_used(w, 1) && strcmp(ts_weights_at(w, 0)->name, "k.a") == 0, "clear used, sorted");
+    ts_weights_close(w);
+    list[0].name = "k.b", list[1].name = "k.a", list[2].name = "k.a";
+    TS_CHECK(ts_weights_from_list(&w, list, 3, &e) == TS_ERR_FORMAT && strstr(e.msg, "'k.a'") && !w, "duplicate in list: %s", e.msg);
+    TS_CHECK(ts_weights_from_list(&w, list, -1, &e) == TS_ERR_INVALID_ARG && !w, "negative count");
     unlink(tpath("sharded/m-00001-of-00002.safetensors"));
     unlink(tpath("sharded/m-00002-of-00002.safetensors"));
     rmdir(sub);
 }
 
-typedef struct toy_block {
-    ts_tensor w, b;
-} toy_block;
-typedef struct toy {
-    ts_tensor emb, opt;
-    toy_block blocks[2];
-} toy;
-
-static const ts_name_entry toy_names[] = {
-    {offsetof(toy, emb), {"embed.weight", "embedder.weight"}, 0, 0},
-    {offsetof(toy, opt), {"extra.weight", "extra_proj.weight"}, 0, 1},
-    {offsetof(toy_block, w), {"layers.%d.fc.weight", "blocks.%d.linear.weight"}, 1, 0},
-    {offsetof(toy_block, b), {"layers.%d.fc.bias", "blocks.%d.linear.bias"}, 1, 0},
-};
-static const char *const toy_prefixes[] = {"model.diffusion_model.", NULL};
-
-static ts_status bind_names(const char *const *names, int n, toy *t, ts_layout *lay, ts_err *e) {
-    ts_tensor list[8];
-    int64_t s[1] = {3};
-    for (int i = 0; i < n; i++) {
-        list[i] = ts_tensor_make(TS_DTYPE_F32, 1, s, NULL);
-        list[i].name = names[i];
-    }
-    ts_weights *w = NULL;
-    TS_TRY(ts_weights_from_list(&w, list, n, e));
-    ts_namemap map = {toy_names, 4, 2, offsetof(toy, blocks), sizeof(toy_block), toy_prefixes, "toy"};
-    ts_status st = ts_namemap_bind(&map, w, t, lay, e);
-    TS_CHECK(st != TS_OK || ts_namemap_count_blocks(w, toy_prefixes, lay && *lay ? "blocks." : "layers.") == 2, "count blocks");
-    ts_weights_close(w);
-    return st;
-}
-
-static void test_namemap(void) {
-    toy t;
-    ts_layout lay;
-    ts_err e = {0};
-    const char *orig[] = {"embed.weight", "layers.0.fc.weight", "layers.0.fc.bias", "layers.1.fc.weight", "layers.1.fc.bias"};
-    TS_CHECK(bind_names(orig, 5, &t, &lay, &e) == TS_OK && lay == TS_LAYOUT_ORIGINAL, "original: %s", e.msg);
-    TS_CHECK(t.opt.ndim == 0 && t.opt.data == NULL && t.blocks[1].b.ndim == 1 && t.blocks[0].w.shape[0] == 3, "fields bound");
-    const char *diff[] = {"embedder.weight", "extra_proj.weight", "blocks.0.linear.weight", "blocks.0.linear.bias",
-                          "blocks.1.linear.weight", "blocks.1.linear.bias"};
-    TS_CHECK(bind_names(diff, 6, &t, &lay, &e) == TS_OK && lay == TS_LAYOUT_DIFFUSERS && t.opt.ndim == 1, "diffusers: %s", e.msg);
-    const char *pref[] = {"model.diffusion_model.embed.weight", "model.diffusion_model.layers.0.fc.weight",
-                          "model.diffusion_model.layers.0.fc.bias", "model.diffusion_model.layers.1.fc.weight",
-                          "model.diffusion_model.layers.1.fc.bias"};
-    TS_CHECK(bind_names(pref, 5, &t, &lay, &e) == TS_OK && lay == TS_LAYOUT_ORIGINAL, "prefixed: %s", e.msg);
-    const char *miss[] = {"embed.weight", "layers.0.fc.weight", "layers.0.fc.bias", "layers.1.fc.weight"};
-    TS_CHECK(bind_names(miss, 4, &t, &lay, &e) == TS_ERR_MISSING && strstr(e.msg, "layers.1.fc.bias"), "missing: %s", e.msg);
-    const char *ext[] = {"embed.weight", "layers.0.fc.weight", "layers.0.fc.bias", "layers.1.fc.weight", "layers.1.fc.bias", "bonus"};
-    TS_CHECK(bind_names(ext, 6, &t, &lay, &e) == TS_ERR_UNEXPECTED && strstr(e.msg, "bonus"), "extra: %s", e.msg);
-    const char *none[] = {"what.ever"};
-    TS_CHECK(bind_names(none, 1, &t, &lay, &e) == TS_ERR_FORMAT, "unknown model: %s", e.msg);
-    int64_t s2[2] = {2, 3};
-    ts_tensor tt = ts_tensor_make(TS_DTYPE_F32, 2, s2, NULL);
-    tt.name = "w";
-    int64_t want[2] = {3, 2};
-    TS_CHECK(ts_check_shape(&tt, "w", 2, want, &e) == TS_ERR_SHAPE && strstr(e.msg, "[2, 3]") && strstr(e.msg, "[3, 2]"),
-             "shape message: %s", e.msg);
-}
-
 int main(void) {
     if (!mkdtemp(dir)) return 1;
     test_roundtrip();
+    test_many();
     test_python_file();
     test_malformed();
     test_sharded();
-    test_namemap();
     const char *files[] = {"rt.safetensors", "bad.safetensors", "short.safetensors", "pad.safetensors"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(tpath(files[i]));
     rmdir(dir);
