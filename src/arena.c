@@ -30,6 +30,8 @@ void *ts_arena_alloc(ts_arena *a, size_t n) {
         if (!a->base) { /* measuring: record the high-water mark only */
             a->used = end;
             if (end > a->peak) a->peak = end;
+        } else {
+            a->used = a->cap; /* sticky: later allocations fail too, until a reset */
         }
         return NULL;
     }

@@ -26,7 +26,9 @@ typedef struct ts_arena {
 /* Allocates cap bytes (cap == 0: measuring arena). Returns 0 on success. */
 int ts_arena_init(ts_arena *a, size_t cap);
 void ts_arena_free(ts_arena *a);
-/* 64-byte aligned block of n bytes, or NULL when the arena is full (or measuring). */
+/* 64-byte aligned block of n bytes, or NULL when the arena is full (or measuring). A
+ * failure is sticky: every later allocation fails as well until ts_arena_reset, so a
+ * caller may allocate a whole set and check only the last pointer. */
 void *ts_arena_alloc(ts_arena *a, size_t n);
 /* Typed helper: n floats. */
 #define ts_arena_f32(a, n) ((float *)ts_arena_alloc((a), (size_t)(n) * sizeof(float)))

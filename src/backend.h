@@ -31,6 +31,7 @@ typedef enum ts_op {
     TS_OP_UNARY,
     TS_OP_MODULATE,
     TS_OP_ADD_GATED,
+    TS_OP_MUL,
     TS_OP_ROPE,
     TS_OP_CONV3D,
     TS_OP_UPSAMPLE2X,
@@ -83,6 +84,8 @@ typedef struct ts_backend {
     /* Residual: x[m,:] += gate ⊙ y[m,:]; gate [C] or NULL for 1. */
     ts_status (*add_gated)(ts_ctx *c, float *x, const float *y, int64_t M, int64_t C,
                            const float *gate);
+    /* Elementwise product: y[i] = a[i]·b[i] for n values; y may alias a or b. */
+    ts_status (*mul)(ts_ctx *c, float *y, const float *a, const float *b, int64_t n);
     /* In-place rotary embedding on adjacent pairs of x [N, H, D]:
      * (x[2j], x[2j+1]) rotated by angle with cos/sin [N, D/2] (same for every head). */
     ts_status (*rope)(ts_ctx *c, float *x, int64_t N, int64_t H, int64_t D, const float *cos_t,

@@ -45,6 +45,9 @@ static inline ts_status ts_add_gated(ts_ctx *c, float *x, const float *y, int64_
                                      const float *gate) {
     return TS_OP_DISPATCH(c, add_gated, x, y, M, C, gate);
 }
+static inline ts_status ts_mul(ts_ctx *c, float *y, const float *a, const float *b, int64_t n) {
+    return TS_OP_DISPATCH(c, mul, y, a, b, n);
+}
 static inline ts_status ts_rope(ts_ctx *c, float *x, int64_t N, int64_t H, int64_t D,
                                 const float *cos_t, const float *sin_t) {
     return TS_OP_DISPATCH(c, rope, x, N, H, D, cos_t, sin_t);

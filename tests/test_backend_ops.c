@@ -269,6 +269,13 @@ static void test_elementwise(ts_ctx *c) {
     for (int64_t i = 0; i < M * C; i++) ref[i] = x[i] + z[i];
     ts_add_gated(c, acc, z, M, C, NULL);
     ts_test_compare("add_gated no gate", acc, ref, M * C, 1e-6, NULL);
+    for (int64_t i = 0; i < M * C; i++) ref[i] = (float)((double)x[i] * (double)z[i]);
+    ts_mul(c, acc, x, z, M * C);
+    ts_test_compare("mul", acc, ref, M * C, 1e-6, NULL);
+    check_sentinel("mul", acc, M * C);
+    memcpy(acc, x, (size_t)(M * C) * 4); /* in place: y aliases a */
+    ts_mul(c, acc, acc, z, M * C);
+    ts_test_compare("mul in place", acc, ref, M * C, 1e-6, NULL);
     free(x), free(y), free(ref), free(sh), free(sc), free(g), free(z), free(acc);
 }
 

@@ -67,6 +67,13 @@ static void test_arena(void) {
     char *q = ts_arena_alloc(&a, 10);
     TS_CHECK(p && q && ((uintptr_t)q % 64) == 0 && q >= p + 100, "aligned, disjoint");
     TS_CHECK(ts_arena_alloc(&a, 1 << 20) == NULL, "overflow returns NULL");
+    ts_arena b;
+    TS_CHECK(ts_arena_init(&b, 4096) == 0, "arena init");
+    TS_CHECK(ts_arena_alloc(&b, 8192) == NULL, "too large");
+    TS_CHECK(ts_arena_alloc(&b, 1) == NULL, "a failure is sticky: a small allocation after it fails too");
+    ts_arena_reset(&b, 0);
+    TS_CHECK(ts_arena_alloc(&b, 1) != NULL, "reset clears the failure");
+    ts_arena_free(&b);
     size_t mark = ts_arena_mark(&a);
     ts_arena_alloc(&a, 1);
     ts_arena_reset(&a, mark);

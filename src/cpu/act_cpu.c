@@ -61,6 +61,12 @@ ts_status ts_cpu_add_gated(ts_ctx *c, float *x, const float *y, int64_t M, int64
     return TS_OK;
 }
 
+ts_status ts_cpu_mul(ts_ctx *c, float *y, const float *a, const float *b, int64_t n) {
+#pragma omp parallel for simd num_threads(c->n_threads) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) y[i] = a[i] * b[i];
+    return TS_OK;
+}
+
 ts_status ts_cpu_rope(ts_ctx *c, float *x, int64_t N, int64_t H, int64_t D, const float *cos_t,
                       const float *sin_t) {
     if (D % 2) return TS_ERR_SHAPE;

@@ -16,6 +16,7 @@ static const ts_backend cpu_backend = {
     .unary = ts_cpu_unary,
     .modulate = ts_cpu_modulate,
     .add_gated = ts_cpu_add_gated,
+    .mul = ts_cpu_mul,
     .rope = ts_cpu_rope,
     .conv3d = ts_cpu_conv3d,
     .upsample2x = ts_cpu_upsample2x,

@@ -20,6 +20,7 @@ ts_status ts_cpu_l2_norm_ch(ts_ctx *c, float *y, const float *x, int64_t C, int6
 ts_status ts_cpu_unary(ts_ctx *c, ts_unary_op op, float *y, const float *x, int64_t n);
 ts_status ts_cpu_modulate(ts_ctx *c, float *y, const float *x, int64_t M, int64_t C,
                           const float *shift, const float *scale);
+ts_status ts_cpu_mul(ts_ctx *c, float *y, const float *a, const float *b, int64_t n);
 ts_status ts_cpu_add_gated(ts_ctx *c, float *x, const float *y, int64_t M, int64_t C,
                            const float *gate);
 ts_status ts_cpu_rope(ts_ctx *c, float *x, int64_t N, int64_t H, int64_t D, const float *cos_t,

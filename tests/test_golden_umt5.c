@@ -1,0 +1,336 @@
+/*
+ * test_golden_umt5.c — the UMT5 / T5 encoders against transformers golden fixtures
+ * (tools/golden/make_umt5.py).
+ *
+ * The relative-position buckets equal transformers' for key − query in [-600, 600] at
+ * (32, 128) and (8, 20). For each tiny config (UMT5 with a table per layer, T5 with one
+ * shared table): the unpadded and the padded batch element, output and every block,
+ * rel-L2 ≤ 1e-4; the same weights in Wan's original layout give the same output; BF16
+ * weights within 1e-2; max_distance from a config.json; a missing, extra or mis-shaped
+ * tensor is rejected by name; bad token ids and a small arena are errors.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "safetensors.h"
+#include "test.h"
+#include "text/umt5.h"
+
+static void test_buckets(void) {
+    ts_st_file *f = NULL;
+    ts_err e = {0};
+    if (ts_st_open(&f, ts_test_fixture("umt5_buckets.safetensors"), &e) != TS_OK) {
+        TS_CHECK(0, "cannot open bucket fixture: %s", e.msg);
+        return;
+    }
+    struct { const char *name; int nb, md; } cases[] = {{"b32_128", 32, 128}, {"b8_20", 8, 20}};
+    for (int ci = 0; ci < 2; ci++) {
+        const ts_tensor *t = ts_st_find(f, cases[ci].name);
+        TS_CHECK(t && t->dtype == TS_DTYPE_I32 && ts_tensor_numel(t) == 1201, "%s missing", cases[ci].name);
+        if (!t) continue;
+        const int32_t *ref = t->data;
+        int bad = 0;
+        for (int r = -600; r <= 600; r++) {
+            int got = umt5_bucket(r, cases[ci].nb, cases[ci].md);
+            if (got != ref[r + 600] && bad++ < 5)
+                fprintf(stderr, "  bucket(%d; %d, %d) = %d, transformers %d\n", r, cases[ci].nb,
+                        cases[ci].md, got, ref[r + 600]);
+        }
+        TS_CHECK(bad == 0, "%s: %d buckets differ from transformers", cases[ci].name, bad);
+    }
+    ts_st_close(f);
+}
+
+/* transformers → Wan original names, written independently of the model's name table. */
+static void to_original(const char *in, char *out, size_t n) {
+    int blk;
+    char rest[200];
+    if (strcmp(in, "shared.weight") == 0) snprintf(out, n, "token_embedding.weight");
+    else if (strcmp(in, "encoder.final_layer_norm.weight") == 0) snprintf(out, n, "norm.weight");
+    else if (sscanf(in, "encoder.block.%d.layer.0.%199s", &blk, rest) == 2) {
+        if (strcmp(rest, "layer_norm.weight") == 0) snprintf(out, n, "blocks.%d.norm1.weight", blk);
+        else if (strcmp(rest, "SelfAttention.relative_attention_bias.weight") == 0)
+            snprintf(out, n, "blocks.%d.pos_embedding.embedding.weight", blk);
+        else snprintf(out, n, "blocks.%d.attn.%s", blk, rest + strlen("SelfAttention."));
+    } else if (sscanf(in, "encoder.block.%d.layer.1.%199s", &blk, rest) == 2) {
+        if (strcmp(rest, "layer_norm.weight") == 0) snprintf(out, n, "blocks.%d.norm2.weight", blk);
+        else if (strcmp(rest, "DenseReluDense.wi_0.weight") == 0) snprintf(out, n, "blocks.%d.ffn.gate.0.weight", blk);
+        else if (strcmp(rest, "DenseReluDense.wi_1.weight") == 0) snprintf(out, n, "blocks.%d.ffn.fc1.weight", blk);
+        else snprintf(out, n, "blocks.%d.ffn.fc2.weight", blk);
+    } else snprintf(out, n, "%s", in);
+}
+
+typedef struct rewrite {
+    int to_original, bf16, keep_meta, add_extra; /* bf16: 1 BF16 tensors, 2 F32 rounded to bf16 */
+    const char *drop, *reshape; /* transformers names */
+} rewrite;
+
+static int write_variant(const char *src, const char *dst, const rewrite *r) {
+    ts_st_file *f = NULL;
+    ts_err e = {0};
+    if (ts_st_open(&f, src, &e) != TS_OK) return -1;
+    int n = ts_st_count(f);
+    ts_st_item *items = calloc((size_t)n + 1, sizeof *items);
+    char (*names)[256] = calloc((size_t)n + 1, sizeof *names);
+    void **bufs = calloc((size_t)n + 1, sizeof *bufs);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        const ts_tensor *t = ts_st_tensor(f, i);
+        if (r->drop && strcmp(t->name, r->drop) == 0) continue;
+        if (r->to_original) to_original(t->name, names[k], sizeof names[k]);
+        else snprintf(names[k], sizeof names[k], "%s", t->name);
+        items[k].name = names[k];
+        items[k].t = *t;
+        if (r->reshape && strcmp(t->name, r->reshape) == 0 && t->ndim == 2) {
+            int64_t s[2] = {t->shape[1], t->shape[0]};
+            items[k].t = ts_tensor_make(t->dtype, 2, s, t->data);
+        }
+        if (r->bf16) {
+            int64_t ne = ts_tensor_numel(t);
+            uint16_t *b = malloc((size_t)ne * 2);
+            for (int64_t j = 0; j < ne; j++) b[j] = ts_f32_to_bf16(((const float *)t->data)[j]);
+            bufs[k] = b;
+            items[k].t.dtype = TS_DTYPE_BF16;
+            items[k].t.data = b;
+            if (r->bf16 == 2) {
+                float *f32 = malloc((size_t)ne * 4);
+                for (int64_t j = 0; j < ne; j++) f32[j] = ts_bf16_to_f32(b[j]);
+                free(b);
+                bufs[k] = f32;
+                items[k].t.dtype = TS_DTYPE_F32;
+                items[k].t.data = f32;
+            }
+        }
+        k++;
+    }
+    float extra[3] = {1, 2, 3};
+    if (r->add_extra) {
+        items[k].name = "encoder.block.0.layer.0.surprise.weight";
+        items[k].t = ts_tensor_make(TS_DTYPE_F32, 1, (int64_t[]){3}, extra);
+        k++;
+    }
+    const char *meta[2] = {"config", ts_st_meta(f, "config")};
+    int rc = ts_st_write(dst, items, k, meta, r->keep_meta && meta[1] ? 1 : 0, &e) == TS_OK ? 0 : -1;
+    for (int i = 0; i < n; i++) free(bufs[i]);
+    free(bufs), free(items), free(names);
+    ts_st_close(f);
+    return rc;
+}
+
+typedef struct hook_ctx {
+    const float *ref_base; /* fixture blocks.i for this batch element is looked up per name */
+    const ts_st_file *io;
+    int64_t b, L, D;
+    int checked;
+    const char *cfg;
+} hook_ctx;
+
+static void on_hook(void *user, const char *name, const float *data, int64_t n) {
+    hook_ctx *h = user;
+    const ts_tensor *ref = ts_st_find(h->io, name);
+    if (!ref) return;
+    char what[96];
+    snprintf(what, sizeof what, "%s[%lld] %s", h->cfg, (long long)h->b, name);
+    ts_test_compare(what, data, (const float *)ref->data + h->b * h->L * h->D, n, 1e-4, NULL);
+    h->checked++;
+}
+
+/* Encodes batch element b of the fixture with the model at path; returns [len, D] or NULL. */
+static float *encode(const char *path, const ts_st_file *io, int64_t b, int64_t *len_out,
+                     hook_ctx *hk, ts_err *err) {
+    umt5_model *m = NULL;
+    if (umt5_load(&m, path, err) != TS_OK) return NULL;
+    const ts_tensor *ids = ts_st_find(io, "input_ids"), *mask = ts_st_find(io, "attention_mask");
+    int64_t L = ids->shape[1], len = 0;
+    for (int64_t i = 0; i < L; i++) len += ((const int32_t *)mask->data)[b * L + i];
+    const umt5_config *cfg = umt5_model_config(m);
+    ts_ctx c;
+    ts_ctx_init(&c, 0);
+    ts_arena arena;
+    ts_arena_init(&arena, umt5_arena_bytes(cfg, len));
+    c.arena = &arena;
+    float *out = malloc((size_t)(len * cfg->dim) * sizeof(float));
+    ts_status st = umt5_encode(&c, m, (const int32_t *)ids->data + b * L, len, out,
+                               hk ? on_hook : NULL, hk, err);
+    ts_arena_free(&arena);
+    umt5_free(m);
+    if (st != TS_OK) {
+        free(out);
+        return NULL;
+    }
+    *len_out = len;
+    return out;
+}
+
+static void test_config(const char *name, int shared, const char *tmpdir) {
+    char wpath[512], iopath[512], tmp[700], what[160];
+    snprintf(wpath, sizeof wpath, "%s.safetensors", ts_test_fixture(name));
+    snprintf(iopath, sizeof iopath, "%s_io.safetensors", ts_test_fixture(name));
+    ts_st_file *io = NULL;
+    ts_err e = {0};
+    if (ts_st_open(&io, iopath, &e) != TS_OK) {
+        TS_CHECK(0, "cannot open fixture: %s", e.msg);
+        return;
+    }
+    umt5_model *m = NULL;
+    TS_CHECK(umt5_load(&m, wpath, &e) == TS_OK, "%s: load: %s", name, e.msg);
+    if (!m) goto done;
+    const umt5_config cfg = *umt5_model_config(m);
+    umt5_free(m);
+    TS_CHECK(cfg.shared_bias == shared, "%s: shared_bias %d, want %d", name, cfg.shared_bias, shared);
+    const ts_tensor *ref = ts_st_find(io, "out");
+    int64_t L = ref->shape[1], D = ref->shape[2];
+    TS_CHECK(D == cfg.dim, "%s: dim %lld, fixture %lld", name, (long long)cfg.dim, (long long)D);
+    float *out0 = NULL;
+    int64_t len0 = 0;
+    for (int64_t b = 0; b < 2; b++) {
+        hook_ctx hk = {NULL, io, b, L, D, 0, name};
+        int64_t len = 0;
+        float *out = encode(wpath, io, b, &len, &hk, &e);
+        TS_CHECK(out != NULL, "%s[%lld]: encode failed: %s", name, (long long)b, e.msg);
+        if (!out) continue;
+        TS_CHECK(b == 0 ? len == L : len < L, "%s[%lld]: %lld of %lld tokens", name, (long long)b,
+                 (long long)len, (long long)L);
+        snprintf(what, sizeof what, "%s[%lld] out (%lld tokens)", name, (long long)b, (long long)len);
+        ts_test_compare(what, out, (const float *)ref->data + b * L * D, len * D, 1e-4, NULL);
+        TS_CHECK(hk.checked == cfg.layers, "%s: %d of %lld blocks compared", name, hk.checked,
+                 (long long)cfg.layers);
+        if (b == 0) out0 = out, len0 = len;
+        else free(out);
+    }
+    if (!out0) goto done;
+
+    /* the original layout equals the transformers layout; BF16 weights equal an fp32 run of
+     * the same bf16-rounded values (the conversion is exact), and stay near the fp32 fixture:
+     * without 1/sqrt(d) scaling the logits are large, so rounding the weights moves the
+     * outputs by 2-3e-2 on these random models (measured), more than the DiT's 5e-3 */
+    struct { const char *label; rewrite r; double tol; } vars[] = {
+        {"original layout", {1, 0, 1, 0, NULL, NULL}, 1e-6},
+        {"bf16-rounded fp32 weights", {0, 2, 1, 0, NULL, NULL}, 0},
+        {"bf16 weights", {0, 1, 1, 0, NULL, NULL}, 1e-5},
+    };
+    float *rounded = NULL;
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        snprintf(tmp, sizeof tmp, "%s/variant.safetensors", tmpdir);
+        TS_CHECK(write_variant(wpath, tmp, &vars[i].r) == 0, "write %s", vars[i].label);
+        int64_t len = 0;
+        float *o2 = encode(tmp, io, 0, &len, NULL, &e);
+        TS_CHECK(o2 != NULL, "%s %s: %s", name, vars[i].label, e.msg);
+        if (!o2) continue;
+        ts_test_stats stats;
+        snprintf(what, sizeof what, "%s %s vs the fixture", name, vars[i].label);
+        ts_test_compare(what, o2, ref->data, len0 * D, vars[i].r.bf16 ? 6e-2 : 1e-4, &stats);
+        printf("  %s: rel-L2 %.2e\n", what, stats.rel_l2);
+        if (vars[i].r.bf16 == 2) {
+            rounded = o2;
+            continue;
+        }
+        snprintf(what, sizeof what, "%s %s vs %s", name, vars[i].label,
+                 vars[i].r.bf16 ? "the bf16-rounded fp32 run" : "the transformers-layout run");
+        if (!vars[i].r.bf16 || rounded)
+            ts_test_compare(what, o2, vars[i].r.bf16 ? rounded : out0, len0 * D, vars[i].tol, NULL);
+        free(o2);
+    }
+    free(rounded);
+
+    /* without the metadata, max_distance comes from a config.json beside the weights */
+    char sub[600], cj[700];
+    snprintf(sub, sizeof sub, "%s/noconfig", tmpdir);
+    mkdir(sub, 0700);
+    snprintf(tmp, sizeof tmp, "%s/model.safetensors", sub);
+    TS_CHECK(write_variant(wpath, tmp, &(rewrite){0, 0, 0, 0, NULL, NULL}) == 0, "write noconfig");
+    snprintf(cj, sizeof cj, "%s/config.json", sub);
+    FILE *fp = fopen(cj, "w");
+    if (fp) {
+        fprintf(fp, "{\"model_type\": \"umt5\", \"relative_attention_max_distance\": %d}\n", cfg.max_distance);
+        fclose(fp);
+    }
+    int64_t len = 0;
+    float *o3 = encode(sub, io, 0, &len, NULL, &e);
+    TS_CHECK(o3 != NULL, "%s: directory with config.json: %s", name, e.msg);
+    if (o3) {
+        snprintf(what, sizeof what, "%s max_distance from config.json", name);
+        ts_test_compare(what, o3, out0, len0 * D, 1e-6, NULL);
+    }
+    free(o3);
+    unlink(cj);
+    unlink(tmp);
+    rmdir(sub);
+
+    /* rejections, each naming the tensor */
+    struct { rewrite r; ts_status want; const char *needle; } bad[] = {
+        {{0, 0, 1, 0, "encoder.block.0.layer.1.DenseReluDense.wi_1.weight", NULL}, TS_ERR_MISSING,
+         "encoder.block.0.layer.1.DenseReluDense.wi_1.weight"},
+        {{0, 0, 1, 1, NULL, NULL}, TS_ERR_UNEXPECTED, "encoder.block.0.layer.0.surprise.weight"},
+        {{0, 0, 1, 0, NULL, "encoder.block.0.layer.1.DenseReluDense.wo.weight"}, TS_ERR_SHAPE,
+         "encoder.block.0.layer.1.DenseReluDense.wo.weight"},
+        {{0, 0, 1, 0, "shared.weight", NULL}, TS_ERR_MISSING, "shared.weight"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(tmp, sizeof tmp, "%s/bad.safetensors", tmpdir);
+        write_variant(wpath, tmp, &bad[i].r);
+        m = NULL;
+        ts_err_clear(&e);
+        ts_status s = umt5_load(&m, tmp, &e);
+        TS_CHECK(s == bad[i].want && strstr(e.msg, bad[i].needle), "%s: bad checkpoint %zu: status %s, msg '%s'",
+                 name, i, ts_status_str(s), e.msg);
+        umt5_free(m);
+    }
+    unlink(tmp);
+    free(out0);
+done:
+    ts_st_close(io);
+}
+
+static void test_errors(void) {
+    umt5_model *m = NULL;
+    ts_err e = {0};
+    char path[512];
+    snprintf(path, sizeof path, "%s", ts_test_fixture("umt5_a.safetensors"));
+    if (umt5_load(&m, path, &e) != TS_OK) {
+        TS_CHECK(0, "load: %s", e.msg);
+        return;
+    }
+    const umt5_config *cfg = umt5_model_config(m);
+    ts_ctx c;
+    ts_ctx_init(&c, 0);
+    ts_arena arena;
+    ts_arena_init(&arena, umt5_arena_bytes(cfg, 4));
+    c.arena = &arena;
+    float out[4 * 32];
+    int32_t ids[4] = {5, 7, (int32_t)cfg->vocab, 1};
+    ts_status s = umt5_encode(&c, m, ids, 4, out, NULL, NULL, &e);
+    TS_CHECK(s == TS_ERR_INVALID_ARG && strstr(e.msg, "outside the vocabulary"), "id = vocab: %s", e.msg);
+    ids[2] = -1;
+    s = umt5_encode(&c, m, ids, 4, out, NULL, NULL, &e);
+    TS_CHECK(s == TS_ERR_INVALID_ARG, "negative id: %s", ts_status_str(s));
+    ids[2] = 3;
+    s = umt5_encode(&c, m, ids, 4, out, NULL, NULL, &e);
+    TS_CHECK(s == TS_OK, "4 tokens: %s", e.msg);
+    TS_CHECK(arena.used == 0, "arena not released (%zu bytes)", arena.used);
+    float big[16 * 32];
+    int32_t many[16] = {0};
+    s = umt5_encode(&c, m, many, 16, big, NULL, NULL, &e);
+    TS_CHECK(s == TS_ERR_NOMEM && strstr(e.msg, "arena too small"), "small arena: %s", e.msg);
+    s = umt5_encode(&c, m, ids, 0, out, NULL, NULL, &e);
+    TS_CHECK(s == TS_ERR_SHAPE, "no tokens: %s", ts_status_str(s));
+    ts_arena_free(&arena);
+    umt5_free(m);
+    /* not a text encoder */
+    s = umt5_load(&m, ts_test_fixture("wan_dit_a.safetensors"), &e);
+    TS_CHECK(s == TS_ERR_MISSING && strstr(e.msg, "T5"), "DiT as text encoder: %s", e.msg);
+}
+
+int main(void) {
+    char tmpdir[] = "/tmp/ts_umt5_XXXXXX";
+    if (!mkdtemp(tmpdir)) return 1;
+    test_buckets();
+    test_config("umt5_a", 0, tmpdir);
+    test_config("umt5_b", 0, tmpdir);
+    test_config("t5_c", 1, tmpdir);
+    test_errors();
+    rmdir(tmpdir);
+    return ts_test_summary("golden_umt5");
+}
