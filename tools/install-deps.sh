@@ -8,5 +8,5 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
     build-essential pkg-config meson ninja-build \
-    libopenblas-dev libcjson-dev \
+    libopenblas-dev libcjson-dev libsentencepiece-dev \
     clang libclang-rt-14-dev libomp-dev

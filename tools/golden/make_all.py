@@ -2,6 +2,7 @@
 """make_all.py — regenerates every golden fixture under tests/fixtures/ (see README.md)."""
 import make_schedulers
 import make_st_fixture
+import make_tokenizer
 import make_umt5
 import make_wan_dit
 import make_wan_keys
@@ -10,5 +11,5 @@ import make_wan_vae
 
 if __name__ == "__main__":
     for mod in (make_wan_dit, make_wan_keys, make_wan_vae, make_wan_sampling, make_schedulers,
-                make_st_fixture, make_umt5):
+                make_st_fixture, make_umt5, make_tokenizer):
         mod.main()
