@@ -71,13 +71,73 @@ ts_status ts_wan_find_components(const char *dir, char *dit, char *vae, size_t n
     return TS_OK;
 }
 
+/* A *t5*.safetensors in dir (Wan's original text encoder, converted), or *t5*.pth to report. */
+static int find_t5(const char *dir, char *out, size_t n, int *saw_pth) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *de;
+    int found = 0;
+    while ((de = readdir(d))) {
+        const char *s = de->d_name;
+        size_t l = strlen(s);
+        int has_t5 = strcasestr(s, "t5") != NULL;
+        if (has_t5 && l > 12 && strcmp(s + l - 12, ".safetensors") == 0 && !found) {
+            snprintf(out, n, "%s/%s", dir, s);
+            found = 1;
+        } else if (has_t5 && l > 4 && strcmp(s + l - 4, ".pth") == 0) {
+            *saw_pth = 1;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+ts_status ts_wan_find_paths(const char *dir, ts_wan_paths *paths, ts_err *err) {
+    memset(paths, 0, sizeof *paths);
+    TS_TRY(ts_wan_find_components(dir, paths->dit, paths->vae, sizeof paths->dit, err));
+    char *te = paths->text_encoder, *tok = paths->tokenizer;
+    size_t n = sizeof paths->text_encoder;
+    snprintf(te, n, "%s/text_encoder", dir);
+    snprintf(tok, n, "%s/tokenizer", dir);
+    if (is_dir(te) && is_dir(tok)) return TS_OK; /* diffusers */
+    int saw_pth = 0;
+    snprintf(tok, n, "%s/google/umt5-xxl", dir);
+    int found = find_t5(dir, te, n, &saw_pth);
+    if (found && is_dir(tok)) return TS_OK; /* original */
+    te[0] = tok[0] = 0;
+    if (saw_pth)
+        return TS_ERR(err, TS_ERR_MISSING, "%s: the UMT5 text encoder is a .pth pickle: convert it to "
+                      "models_t5_umt5-xxl-enc-bf16.safetensors", dir);
+    return TS_OK;
+}
+
+ts_status ts_wan_pipeline_open_paths(ts_wan_pipeline *p, const ts_wan_paths *paths, ts_err *err) {
+    memset(p, 0, sizeof *p);
+    if (!paths->text_encoder[0] != !paths->tokenizer[0])
+        return TS_ERR(err, TS_ERR_INVALID_ARG, "a text encoder needs its tokenizer and the tokenizer its text encoder");
+    ts_status st = wan_load(&p->dit, paths->dit, NULL, err);
+    if (st == TS_OK) st = wan_vae_load(&p->vae, paths->vae, err);
+    if (st == TS_OK && paths->text_encoder[0]) {
+        st = umt5_load(&p->te, paths->text_encoder, err);
+        if (st == TS_OK) st = ts_tokenizer_open(&p->tok, paths->tokenizer, err);
+        if (st == TS_OK && umt5_model_config(p->te)->dim != wan_model_config(p->dit)->text_dim)
+            st = TS_ERR(err, TS_ERR_SHAPE, "the text encoder's width %lld is not the DiT's text_dim %lld",
+                        (long long)umt5_model_config(p->te)->dim, (long long)wan_model_config(p->dit)->text_dim);
+        if (st == TS_OK && ts_tokenizer_vocab_size(p->tok) > umt5_model_config(p->te)->vocab)
+            st = TS_ERR(err, TS_ERR_SHAPE, "the tokenizer has %d tokens, the text encoder only %lld embeddings",
+                        ts_tokenizer_vocab_size(p->tok), (long long)umt5_model_config(p->te)->vocab);
+    }
+    if (st != TS_OK) ts_wan_pipeline_close(p);
+    return st;
+}
+
 ts_status ts_wan_pipeline_open(ts_wan_pipeline *p, const char *dir, ts_err *err) {
     memset(p, 0, sizeof *p);
-    char dit[4096], vae[4096];
-    TS_TRY(ts_wan_find_components(dir, dit, vae, sizeof dit, err));
-    TS_TRY(wan_load(&p->dit, dit, NULL, err));
-    ts_status st = wan_vae_load(&p->vae, vae, err);
-    if (st != TS_OK) ts_wan_pipeline_close(p);
+    ts_wan_paths *paths = malloc(sizeof *paths);
+    if (!paths) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+    ts_status st = ts_wan_find_paths(dir, paths, err);
+    if (st == TS_OK) st = ts_wan_pipeline_open_paths(p, paths, err);
+    free(paths);
     return st;
 }
 
@@ -85,7 +145,37 @@ void ts_wan_pipeline_close(ts_wan_pipeline *p) {
     if (!p) return;
     wan_free(p->dit);
     wan_vae_free(p->vae);
+    umt5_free(p->te);
+    ts_tokenizer_free(p->tok);
     memset(p, 0, sizeof *p);
+}
+
+ts_status ts_wan_encode_prompt(ts_ctx *c, const ts_wan_pipeline *p, const char *prompt,
+                               int64_t max_len, float *ctx, int64_t *n_tokens, ts_err *err) {
+    if (!p->te) return TS_ERR(err, TS_ERR_MISSING, "the checkpoint has no text encoder (text_encoder/ and tokenizer/)");
+    if (max_len < 1 || max_len > 1 << 20) return TS_ERR(err, TS_ERR_INVALID_ARG, "bad text length %lld", (long long)max_len);
+    const umt5_config *tc = umt5_model_config(p->te);
+    char *clean = NULL;
+    int32_t *ids = malloc((size_t)max_len * sizeof *ids);
+    if (!ids) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+    int n = 0;
+    ts_arena arena = {0}, *old = c->arena;
+    ts_status st = ts_text_clean(prompt, &clean, err);
+    if (st == TS_OK) st = ts_tokenize(p->tok, clean, ids, (int)max_len, &n, err);
+    if (st == TS_OK && ts_arena_init(&arena, umt5_arena_bytes(tc, n)) != 0)
+        st = TS_ERR(err, TS_ERR_NOMEM, "out of memory for the text encoder");
+    if (st == TS_OK) {
+        c->arena = &arena;
+        st = umt5_encode(c, p->te, ids, n, ctx, NULL, NULL, err);
+        c->arena = old;
+    }
+    if (st == TS_OK) {
+        memset(ctx + (int64_t)n * tc->dim, 0, (size_t)((max_len - n) * tc->dim) * sizeof *ctx);
+        if (n_tokens) *n_tokens = n;
+    }
+    ts_arena_free(&arena);
+    free(clean), free(ids);
+    return st;
 }
 
 ts_status ts_wan_latent_shape(const ts_wan_params *prm, int64_t shape[4], ts_err *err) {

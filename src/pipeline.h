@@ -6,8 +6,12 @@
  *   original:  DIR/diffusion_pytorch_model*.safetensors (+ .index.json, config.json) and
  *              the VAE as DIR/Wan2.1_VAE.safetensors (or another *vae*.safetensors; the
  *              original Wan2.1_VAE.pth is a pickle and must be converted first)
- * The text encoder arrives with the next issue; until then callers pass the text
- * context (UMT5 hidden states) directly.
+ * and the text encoder with its tokenizer, when present:
+ *   diffusers: DIR/text_encoder/ (UMT5, transformers names) and DIR/tokenizer/ (spiece.model
+ *              or tokenizer.json)
+ *   original:  a DIR/...t5...safetensors (Wan's names; the shipped models_t5_umt5-xxl-enc-bf16.pth
+ *              is a pickle and must be converted) and DIR/google/umt5-xxl/ (the tokenizer)
+ * Without them callers pass the text context (UMT5 hidden states) directly.
  */
 #ifndef TS_SRC_PIPELINE_H
 #define TS_SRC_PIPELINE_H
@@ -17,13 +21,22 @@
 #include "../dit/wan.h"
 #include "../samplers/sampler.h"
 #include "../vae/wan_vae.h"
+#include "text/tokenizer.h"
+#include "text/umt5.h"
 #include "ctx.h"
 #include "status.h"
 
 typedef struct ts_wan_pipeline {
     wan_model *dit;
     wan_vae *vae;
+    umt5_model *te;    /* NULL when the checkpoint has no text encoder */
+    ts_tokenizer *tok; /* NULL with te */
 } ts_wan_pipeline;
+
+/* Component paths; text_encoder and tokenizer are "" when absent. */
+typedef struct ts_wan_paths {
+    char dit[4096], vae[4096], text_encoder[4096], tokenizer[4096];
+} ts_wan_paths;
 
 typedef struct ts_wan_params {
     int64_t frames, height, width; /* video: frames = 1 + 4k, H and W multiples of 16 */
@@ -41,7 +54,17 @@ ts_wan_params ts_wan_params_default(void);
 
 /* The DiT and VAE paths inside a checkpoint directory of either layout (n bytes each). */
 ts_status ts_wan_find_components(const char *dir, char *dit, char *vae, size_t n, ts_err *err);
+/* Every component of a checkpoint directory (the text ones may be absent: ""). */
+ts_status ts_wan_find_paths(const char *dir, ts_wan_paths *paths, ts_err *err);
 ts_status ts_wan_pipeline_open(ts_wan_pipeline *p, const char *dir, ts_err *err);
+/* From explicit paths; an empty text_encoder / tokenizer leaves that part out, but one
+ * needs the other. The text encoder's width must be the DiT's text_dim. */
+ts_status ts_wan_pipeline_open_paths(ts_wan_pipeline *p, const ts_wan_paths *paths, ts_err *err);
+/* The prompt's text context as WanPipeline computes it: cleaned, tokenized (at most
+ * max_len tokens with </s>), encoded, and zero-padded: ctx [max_len, text_dim]. *n_tokens
+ * (may be NULL) gets the token count. Needs the text encoder. */
+ts_status ts_wan_encode_prompt(ts_ctx *c, const ts_wan_pipeline *p, const char *prompt,
+                               int64_t max_len, float *ctx, int64_t *n_tokens, ts_err *err);
 void ts_wan_pipeline_close(ts_wan_pipeline *p);
 
 /* Latent shape for the params: [16, 1 + (frames−1)/4, H/8, W/8]. Checks the params. */

@@ -6,8 +6,10 @@
  * Wan2.1_VAE.safetensors under the original names), runs 4 sampling steps with CFG
  * (g = 5, shift 3) with Euler and with UniPC, and compares the final latents with
  * diffusers' (tools/golden/make_wan_sampling.py; rel-L2 ≤ 1e-3), then decodes them to
- * frames. Bad parameters are rejected before any work.
+ * frames. Bad parameters are rejected before any work. From a prompt (tests/fixtures/wan_t2v,
+ * with the text encoder and tokenizer): embeddings, latents and frames equal WanPipeline's.
  */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,12 +122,93 @@ static void run(const char *layout, ts_sampler_kind kind) {
     ts_st_close(f);
 }
 
+/* Prompt to frames on tests/fixtures/wan_t2v (tools/golden/make_wan_t2v.py): the prompt
+ * embeddings of the prompt and the negative prompt (rel-L2 ≤ 1e-4), the final latents of 4
+ * UniPC steps with CFG 5 (≤ 1e-3) and the decoded frames in [0, 1] (≤ 1e-3) equal
+ * diffusers' WanPipeline. */
+static void run_t2v(void) {
+    ts_st_file *f = NULL;
+    ts_err e = {0};
+    if (ts_st_open(&f, ts_test_fixture("wan_t2v_io.safetensors"), &e) != TS_OK) {
+        TS_CHECK(0, "%s", e.msg);
+        return;
+    }
+    cJSON *cfg = cJSON_Parse(ts_st_meta(f, "config"));
+    ts_wan_pipeline p;
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", ts_test_fixture("wan_t2v"));
+    TS_CHECK(ts_wan_pipeline_open(&p, dir, &e) == TS_OK, "open %s: %s", dir, e.msg);
+    if (!p.dit || !p.te || !cfg) {
+        TS_CHECK(p.te != NULL, "wan_t2v has a text encoder");
+        cJSON_Delete(cfg);
+        ts_wan_pipeline_close(&p);
+        ts_st_close(f);
+        return;
+    }
+    ts_ctx c;
+    ts_ctx_init(&c, 0);
+    const int64_t L = 512, D = wan_model_config(p.dit)->text_dim;
+    float *pe = malloc((size_t)(L * D) * sizeof *pe), *ne = malloc((size_t)(L * D) * sizeof *ne);
+    const cJSON *cs;
+    cJSON_ArrayForEach(cs, cJSON_GetObjectItemCaseSensitive(cfg, "cases")) {
+        const char *name = cJSON_GetObjectItemCaseSensitive(cs, "name")->valuestring;
+        const char *prompt = cJSON_GetObjectItemCaseSensitive(cs, "prompt")->valuestring;
+        const char *neg = cJSON_GetObjectItemCaseSensitive(cs, "negative_prompt")->valuestring;
+        char key[128], what[160];
+#define FX(suffix) (snprintf(key, sizeof key, "%s.%s", name, suffix), ts_st_find(f, key))
+        const ts_tensor *noise = FX("noise"), *rpe = FX("prompt_embeds"), *rne = FX("negative_prompt_embeds");
+        const ts_tensor *rlat = FX("latents_final"), *rvid = FX("video");
+#undef FX
+        int64_t n_tok = 0;
+        TS_CHECK(ts_wan_encode_prompt(&c, &p, prompt, L, pe, &n_tok, &e) == TS_OK, "encode '%s': %s", prompt, e.msg);
+        snprintf(what, sizeof what, "%s prompt embeddings (%lld tokens)", name, (long long)n_tok);
+        ts_test_compare(what, pe, rpe->data, L * D, 1e-4, NULL);
+        TS_CHECK(ts_wan_encode_prompt(&c, &p, neg, L, ne, &n_tok, &e) == TS_OK, "encode '%s': %s", neg, e.msg);
+        snprintf(what, sizeof what, "%s negative prompt embeddings (%lld tokens)", name, (long long)n_tok);
+        ts_test_compare(what, ne, rne->data, L * D, 1e-4, NULL);
+        ts_wan_params prm = ts_wan_params_default();
+        prm.frames = 1 + 4 * (noise->shape[2] - 1), prm.height = 8 * noise->shape[3];
+        prm.width = 8 * noise->shape[4];
+        prm.steps = 4, prm.cfg_scale = 5.0f, prm.flow_shift = 3.0, prm.sampler = TS_SAMPLER_UNIPC;
+        int64_t n = ts_tensor_numel(noise), T = prm.frames, H = prm.height, W = prm.width;
+        float *lat = malloc((size_t)n * sizeof *lat), *frames = malloc((size_t)(3 * T * H * W) * sizeof *frames);
+        ts_status st = ts_wan_generate(&c, &p, &prm, pe, L, ne, L, noise->data, lat, NULL, NULL, &e);
+        TS_CHECK(st == TS_OK, "%s generate: %s", name, e.msg);
+        snprintf(what, sizeof what, "%s final latents", name);
+        if (st == TS_OK) ts_test_compare(what, lat, rlat->data, n, 1e-3, NULL);
+        /* the sampler works on normalised latents; the VAE takes raw ones */
+        wan_vae_denormalize(lat, noise->shape[2], noise->shape[3], noise->shape[4]);
+        st = wan_vae_decode_to(&c, p.vae, lat, noise->shape[2], noise->shape[3], noise->shape[4], frames, &e);
+        TS_CHECK(st == TS_OK, "%s decode: %s", name, e.msg);
+        if (st == TS_OK) { /* [3, T, H, W] in [-1, 1] → [T, H, W, 3] in [0, 1], as postprocess_video */
+            float *rgb = malloc((size_t)(3 * T * H * W) * sizeof *rgb);
+            for (int64_t ch = 0; ch < 3; ch++)
+                for (int64_t i = 0; i < T * H * W; i++) {
+                    float v = frames[ch * T * H * W + i] * 0.5f + 0.5f;
+                    rgb[i * 3 + ch] = v < 0 ? 0 : v > 1 ? 1 : v;
+                }
+            snprintf(what, sizeof what, "%s frames", name);
+            TS_CHECK(ts_tensor_numel(rvid) == 3 * T * H * W, "%s: video size", name);
+            if (ts_tensor_numel(rvid) == 3 * T * H * W) ts_test_compare(what, rgb, rvid->data, 3 * T * H * W, 1e-3, NULL);
+            free(rgb);
+        }
+        free(lat), free(frames);
+    }
+    int64_t n_tok;
+    TS_CHECK(ts_wan_encode_prompt(&c, &p, "bad \xff", L, pe, &n_tok, &e) == TS_ERR_INVALID_ARG, "invalid UTF-8 prompt: %s", e.msg);
+    free(pe), free(ne);
+    cJSON_Delete(cfg);
+    ts_wan_pipeline_close(&p);
+    ts_st_close(f);
+}
+
 int main(void) {
     if (!mkdtemp(root)) return 1;
     make_dirs();
     run("diffusers", TS_SAMPLER_EULER);
     run("diffusers", TS_SAMPLER_UNIPC);
     run("original", TS_SAMPLER_UNIPC);
+    run_t2v();
     ts_wan_pipeline p;
     ts_err e = {0};
     TS_CHECK(ts_wan_pipeline_open(&p, root, &e) == TS_ERR_MISSING, "empty dir rejected: %s", e.msg);

@@ -7,9 +7,11 @@ import make_umt5
 import make_wan_dit
 import make_wan_keys
 import make_wan_sampling
+import make_wan_t2v
 import make_wan_vae
 
 if __name__ == "__main__":
     for mod in (make_wan_dit, make_wan_keys, make_wan_vae, make_wan_sampling, make_schedulers,
-                make_st_fixture, make_umt5, make_tokenizer):
+                make_st_fixture, make_umt5, make_tokenizer,
+                make_wan_t2v):
         mod.main()
