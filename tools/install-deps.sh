@@ -9,4 +9,5 @@ $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
     build-essential pkg-config meson ninja-build \
     libopenblas-dev libcjson-dev libsentencepiece-dev \
+    libpng-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libstb-dev \
     clang libclang-rt-14-dev libomp-dev
