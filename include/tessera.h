@@ -1,15 +1,34 @@
 /*
  * tessera.h — Tessera's public C API.
  *
- * Tessera generates images and videos from text with diffusion transformers; every
- * attention call of the DiT is planned by a schedule. The pipeline API (open a
- * model directory, set parameters, generate with a progress callback, write
- * outputs) lands with the text-to-video CLI; for now the library exposes its
- * version. Internal modules (src/, dit/, vae/, samplers/, attention/) are not
- * part of the stable API.
+ * Tessera generates videos and images from text with diffusion transformers; every
+ * attention call of the DiT is planned by a schedule. Today's model: Wan2.1 text-to-video
+ * (an image is a one-frame video). The CLIs (tessera-t2v, tessera-t2i) are thin programs
+ * over this API; any program can embed Tessera the same way:
+ *
+ *     tessera *t;  tessera_error e;
+ *     tessera_model_files files = {.model_dir = "Wan2.1-T2V-1.3B-Diffusers"};
+ *     if (tessera_open(&t, &files, 0, &e) != TESSERA_OK) { puts(e.msg); return 1; }
+ *     tessera_params p;  tessera_params_init(&p);
+ *     p.prompt = "a red circle moving to the right";
+ *     tessera_output *o;
+ *     if (tessera_generate(t, &p, NULL, NULL, &o, &e) == TESSERA_OK) {
+ *         char *meta = tessera_format_parameters(t, &p, o->seed);
+ *         tessera_write(o, "out.mp4", meta, 16, NULL, 0, &e);
+ *         free(meta);
+ *         tessera_output_free(o);
+ *     }
+ *     tessera_close(t);
+ *
+ * Calls return a status and fill a tessera_error with one line naming the problem; the
+ * library never exits. Internal modules (src/, dit/, vae/, samplers/, attention/) are not
+ * part of this API. Link with pkg-config's `tessera`.
  */
 #ifndef TESSERA_H
 #define TESSERA_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -21,6 +40,107 @@ extern "C" {
 
 /* "0.1.0" */
 const char *tessera_version(void);
+
+typedef enum tessera_status {
+    TESSERA_OK = 0,
+    TESSERA_ERR_INVALID_ARG, /* a parameter that cannot work */
+    TESSERA_ERR_IO,          /* open/read/write failed */
+    TESSERA_ERR_FORMAT,      /* a malformed file */
+    TESSERA_ERR_SHAPE,       /* tensor or image sizes that do not fit together */
+    TESSERA_ERR_MISSING,     /* a required file or tensor is absent */
+    TESSERA_ERR_UNEXPECTED,  /* a tensor the model does not know */
+    TESSERA_ERR_NOMEM,       /* out of memory */
+    TESSERA_ERR_UNSUPPORTED, /* valid input this build cannot run */
+    TESSERA_ERR_INTERNAL     /* a bug in Tessera */
+} tessera_status;
+
+typedef struct tessera_error {
+    tessera_status code;
+    char msg[512]; /* one line */
+} tessera_error;
+
+/* Where the model comes from: a checkpoint directory (diffusers layout with
+ * model_index.json, or the original Wan layout) and/or explicit component files, each of
+ * which overrides the directory's part. text_encoder and tokenizer go together. */
+typedef struct tessera_model_files {
+    const char *model_dir;
+    const char *diffusion_model, *vae, *text_encoder, *tokenizer;
+} tessera_model_files;
+
+typedef enum tessera_sampler { TESSERA_SAMPLER_EULER = 0, TESSERA_SAMPLER_UNIPC = 1 } tessera_sampler;
+
+typedef struct tessera_params {
+    const char *prompt;          /* UTF-8; cleaned as the reference pipeline does */
+    const char *negative_prompt; /* "" (diffusers' default) */
+    int width, height;           /* multiples of 16 */
+    int frames;                  /* 1 + 4k; 1 is an image */
+    int steps;
+    float cfg_scale;             /* 1 = no guidance (one DiT pass per step) */
+    double flow_shift;
+    tessera_sampler sampler;
+    int64_t seed;                /* < 0: a random seed (reported in the output) */
+    const char *attn_schedule;   /* attention schedule file, or NULL; recorded in the output
+                                  * metadata (the attention planner applies it: today every
+                                  * call runs dense) */
+    int text_len;                /* text tokens (512 for Wan2.1) */
+} tessera_params;
+
+/* Wan2.1 text-to-video defaults: 832x480, 81 frames, 50 UniPC steps, cfg 5, shift 5,
+ * random seed, empty negative prompt, 512 text tokens. */
+void tessera_params_init(tessera_params *p);
+const char *tessera_sampler_name(tessera_sampler s);
+/* "euler" / "unipc" → 0, unknown → -1. */
+int tessera_sampler_from_name(const char *name, tessera_sampler *out);
+
+typedef enum tessera_stage {
+    TESSERA_STAGE_TEXT = 0, /* encoding the prompts: done/total prompts */
+    TESSERA_STAGE_SAMPLE,   /* denoising: done/total steps */
+    TESSERA_STAGE_DECODE    /* VAE decode: done/total frames */
+} tessera_stage;
+typedef void (*tessera_progress_fn)(void *user, tessera_stage stage, int done, int total);
+
+typedef struct tessera_output {
+    int frames, width, height;
+    uint8_t *rgb;             /* [frames][height][width][3] */
+    int64_t seed;             /* the seed used */
+    double text_s, sample_s, decode_s;
+    int n_steps;
+    double *step_s;           /* [n_steps] seconds per denoising step */
+} tessera_output;
+
+typedef struct tessera tessera;
+
+/* Loads every component (weights stay memory-mapped in their dtype). threads <= 0: all
+ * cores. Missing files, wrong model types and mismatched components are errors. */
+tessera_status tessera_open(tessera **out, const tessera_model_files *files, int threads,
+                            tessera_error *err);
+void tessera_close(tessera *t); /* NULL is a no-op */
+/* A short model name for metadata (the checkpoint directory's or file's base name). */
+const char *tessera_model_name(const tessera *t);
+/* Every check tessera_generate makes before heavy work: sizes, frames, steps, scales,
+ * prompt encoding, the schedule file. */
+tessera_status tessera_check(const tessera *t, const tessera_params *p, tessera_error *err);
+tessera_status tessera_generate(tessera *t, const tessera_params *p, tessera_progress_fn progress,
+                                void *user, tessera_output **out, tessera_error *err);
+void tessera_output_free(tessera_output *o); /* NULL is a no-op */
+
+/* The generation parameters as one text, in the format stable-diffusion.cpp and the
+ * common web UIs write ("prompt\nNegative prompt: ...\nSteps: ..., Sampler: ..., CFG
+ * scale: ..., Seed: ..., Size: WxH, Model: ..., ..."). malloc'd; free(). */
+char *tessera_format_parameters(const tessera *t, const tessera_params *p, int64_t seed);
+
+/* Writes the output by the name: .png (one image: the output must have one frame),
+ * name_%03d.png (one PNG per frame), .mp4/.mov/.mkv (H.264, or MPEG-4 part 2 when FFmpeg
+ * lacks libx264: then note says so), .webm (VP9), .gif. parameters (may be NULL) go into
+ * the PNG "parameters" chunk or the container's comment. Through a temporary file and a
+ * rename: a failure never leaves a partial file under path. note may be NULL. */
+tessera_status tessera_write(const tessera_output *o, const char *path, const char *parameters,
+                             int fps, char *note, size_t note_n, tessera_error *err);
+/* 1 when tessera_write knows the name's format. */
+int tessera_output_name_ok(const char *path);
+/* The parameters text of a file tessera_write wrote (PNG chunk or video comment);
+ * *out malloc'd, NULL when the file has none. */
+tessera_status tessera_read_parameters(const char *path, char **out, tessera_error *err);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,381 @@
+/*
+ * tessera.c — the public API (include/tessera.h) over the Wan2.1 pipeline driver, the
+ * output writers and the text stack.
+ */
+#include "tessera.h"
+
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io/io.h"
+#include "pipeline.h"
+
+_Static_assert((int)TESSERA_ERR_INTERNAL == (int)TS_ERR_INTERNAL && (int)TESSERA_ERR_IO == (int)TS_ERR_IO,
+               "tessera_status mirrors ts_status");
+
+struct tessera {
+    ts_wan_pipeline p;
+    ts_ctx c;
+    char name[256];
+};
+
+static tessera_status fail(tessera_error *out, const ts_err *e) {
+    if (out) {
+        out->code = (tessera_status)e->code;
+        snprintf(out->msg, sizeof out->msg, "%s", e->msg);
+    }
+    return (tessera_status)e->code;
+}
+
+static tessera_status fail_msg(tessera_error *out, tessera_status code, const char *msg) {
+    if (out) {
+        out->code = code;
+        snprintf(out->msg, sizeof out->msg, "%s", msg);
+    }
+    return code;
+}
+
+void tessera_params_init(tessera_params *p) {
+    ts_wan_params d = ts_wan_params_default();
+    memset(p, 0, sizeof *p);
+    p->prompt = NULL;
+    p->negative_prompt = "";
+    p->width = (int)d.width, p->height = (int)d.height, p->frames = (int)d.frames;
+    p->steps = d.steps;
+    p->cfg_scale = d.cfg_scale;
+    p->flow_shift = d.flow_shift;
+    p->sampler = TESSERA_SAMPLER_UNIPC;
+    p->seed = -1;
+    p->attn_schedule = NULL;
+    p->text_len = (int)d.text_len;
+}
+
+const char *tessera_sampler_name(tessera_sampler s) {
+    return s == TESSERA_SAMPLER_EULER ? "euler" : s == TESSERA_SAMPLER_UNIPC ? "unipc" : "unknown";
+}
+
+int tessera_sampler_from_name(const char *name, tessera_sampler *out) {
+    if (strcmp(name, "euler") == 0) return *out = TESSERA_SAMPLER_EULER, 0;
+    if (strcmp(name, "unipc") == 0) return *out = TESSERA_SAMPLER_UNIPC, 0;
+    return -1;
+}
+
+static int is_dir(const char *p) {
+    struct stat s;
+    return stat(p, &s) == 0 && S_ISDIR(s.st_mode);
+}
+
+static int readable(const char *p) { return access(p, R_OK) == 0; }
+
+/* base name of path without a trailing slash */
+static void base_name(const char *path, char *out, size_t n) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    size_t l = strlen(tmp);
+    while (l > 1 && tmp[l - 1] == '/') tmp[--l] = 0;
+    const char *b = strrchr(tmp, '/');
+    snprintf(out, n, "%s", b ? b + 1 : tmp);
+}
+
+tessera_status tessera_open(tessera **out, const tessera_model_files *f, int threads, tessera_error *err) {
+    *out = NULL;
+    ts_err e = {0};
+    ts_wan_paths *paths = calloc(1, sizeof *paths);
+    tessera *t = calloc(1, sizeof *t);
+    if (!paths || !t) {
+        free(paths), free(t);
+        return fail_msg(err, TESSERA_ERR_NOMEM, "out of memory");
+    }
+    ts_status st = TS_OK;
+    struct { const char *flag, *path; } given[] = {{"diffusion model", f->diffusion_model}, {"VAE", f->vae},
+                                                   {"text encoder", f->text_encoder}, {"tokenizer", f->tokenizer}};
+    for (size_t i = 0; i < 4 && st == TS_OK; i++)
+        if (given[i].path && !readable(given[i].path))
+            st = TS_ERR(&e, TS_ERR_IO, "cannot open the %s '%s'", given[i].flag, given[i].path);
+    if (st == TS_OK && f->model_dir) {
+        if (!is_dir(f->model_dir)) st = TS_ERR(&e, TS_ERR_IO, "model directory '%s' does not exist", f->model_dir);
+        else st = ts_wan_find_paths(f->model_dir, paths, &e);
+        /* a directory that lacks parts the flags give is fine */
+        if (st != TS_OK && is_dir(f->model_dir) && f->diffusion_model && f->vae) st = TS_OK;
+    } else if (st == TS_OK && (!f->diffusion_model || !f->vae)) {
+        st = TS_ERR(&e, TS_ERR_INVALID_ARG, "no model: give a checkpoint directory, or the diffusion model and the VAE");
+    }
+    if (st == TS_OK) {
+        size_t n = sizeof paths->dit;
+        if (f->diffusion_model) snprintf(paths->dit, n, "%s", f->diffusion_model);
+        if (f->vae) snprintf(paths->vae, n, "%s", f->vae);
+        if (f->text_encoder) snprintf(paths->text_encoder, n, "%s", f->text_encoder);
+        if (f->tokenizer) snprintf(paths->tokenizer, n, "%s", f->tokenizer);
+        if (!paths->text_encoder[0] || !paths->tokenizer[0])
+            st = TS_ERR(&e, TS_ERR_MISSING, "no text encoder%s%s: give the text encoder and its tokenizer "
+                        "(a diffusers checkpoint has text_encoder/ and tokenizer/)",
+                        f->model_dir ? " in " : "", f->model_dir ? f->model_dir : "");
+    }
+    if (st == TS_OK) st = ts_wan_pipeline_open_paths(&t->p, paths, &e);
+    free(paths);
+    if (st != TS_OK) {
+        free(t);
+        return fail(err, &e);
+    }
+    ts_ctx_init(&t->c, 0);
+    if (threads > 0) t->c.n_threads = threads;
+    base_name(f->model_dir ? f->model_dir : f->diffusion_model, t->name, sizeof t->name);
+    *out = t;
+    return TESSERA_OK;
+}
+
+void tessera_close(tessera *t) {
+    if (!t) return;
+    ts_wan_pipeline_close(&t->p);
+    free(t);
+}
+
+const char *tessera_model_name(const tessera *t) { return t->name; }
+
+static ts_wan_params to_wan(const tessera_params *p) {
+    ts_wan_params w = ts_wan_params_default();
+    w.frames = p->frames, w.height = p->height, w.width = p->width;
+    w.steps = p->steps;
+    w.cfg_scale = p->cfg_scale;
+    w.flow_shift = p->flow_shift;
+    w.sampler = p->sampler == TESSERA_SAMPLER_EULER ? TS_SAMPLER_EULER : TS_SAMPLER_UNIPC;
+    w.seed = (uint64_t)p->seed;
+    w.text_len = p->text_len;
+    return w;
+}
+
+tessera_status tessera_check(const tessera *t, const tessera_params *p, tessera_error *err) {
+    (void)t;
+    ts_err e = {0};
+    if (!p->prompt) return fail_msg(err, TESSERA_ERR_INVALID_ARG, "no prompt");
+    if (p->width > 8192 || p->height > 8192 || p->frames > 1021)
+        return fail_msg(err, TESSERA_ERR_INVALID_ARG, "size out of range (at most 8192x8192 and 1021 frames)");
+    if (p->steps > 10000) return fail_msg(err, TESSERA_ERR_INVALID_ARG, "steps out of range (at most 10000)");
+    if (!(p->flow_shift > 0 && p->flow_shift < 1000))
+        return fail_msg(err, TESSERA_ERR_INVALID_ARG, "flow shift must be in (0, 1000)");
+    if (!(p->cfg_scale >= 0 && p->cfg_scale <= 100))
+        return fail_msg(err, TESSERA_ERR_INVALID_ARG, "cfg scale must be in [0, 100]");
+    if (p->sampler != TESSERA_SAMPLER_EULER && p->sampler != TESSERA_SAMPLER_UNIPC)
+        return fail_msg(err, TESSERA_ERR_INVALID_ARG, "unknown sampler");
+    if (p->text_len < 1 || p->text_len > 4096) return fail_msg(err, TESSERA_ERR_INVALID_ARG, "text length must be in [1, 4096]");
+    ts_wan_params w = to_wan(p);
+    int64_t shape[4];
+    if (ts_wan_latent_shape(&w, shape, &e) != TS_OK) return fail(err, &e);
+    const char *texts[2] = {p->prompt, p->negative_prompt ? p->negative_prompt : ""};
+    for (int i = 0; i < 2; i++) {
+        char *clean = NULL;
+        if (ts_text_clean(texts[i], &clean, &e) != TS_OK) {
+            snprintf(e.msg, sizeof e.msg, "%s is not valid UTF-8", i ? "the negative prompt" : "the prompt");
+            return fail(err, &e);
+        }
+        free(clean);
+    }
+    if (p->attn_schedule) {
+        FILE *fp = fopen(p->attn_schedule, "rb");
+        if (!fp) {
+            TS_ERR(&e, TS_ERR_IO, "cannot open the attention schedule '%s'", p->attn_schedule);
+            return fail(err, &e);
+        }
+        char *buf = malloc(1 << 20);
+        size_t n = buf ? fread(buf, 1, (1 << 20) - 1, fp) : 0;
+        fclose(fp);
+        cJSON *j = NULL;
+        if (buf) buf[n] = 0, j = cJSON_Parse(buf);
+        free(buf);
+        if (!j) {
+            TS_ERR(&e, TS_ERR_FORMAT, "attention schedule '%s' is not valid JSON", p->attn_schedule);
+            return fail(err, &e);
+        }
+        cJSON_Delete(j);
+    }
+    return TESSERA_OK;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int64_t random_seed(void) {
+    uint64_t s = 0;
+    int fd = open("/dev/urandom", O_RDONLY);
+    if (fd >= 0) {
+        if (read(fd, &s, sizeof s) != (ssize_t)sizeof s) s = 0;
+        close(fd);
+    }
+    if (!s) s = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    return (int64_t)(s >> 33); /* a positive 31-bit seed: short to print and type */
+}
+
+typedef struct gen_state {
+    tessera_output *o;
+    tessera_progress_fn progress;
+    void *user;
+    double t_prev;
+    int64_t frames_done;
+} gen_state;
+
+static void on_step(void *user, int step, int n_steps, const float *x) {
+    (void)x;
+    gen_state *g = user;
+    double t = now_s();
+    if (step >= 0 && step < g->o->n_steps) g->o->step_s[step] = t - g->t_prev;
+    g->t_prev = t;
+    if (g->progress) g->progress(g->user, TESSERA_STAGE_SAMPLE, step + 1, n_steps);
+}
+
+/* [3, n, H, W] in [-1, 1] → uint8 RGB, as diffusers' postprocess (x/2 + 0.5, ×255, round). */
+static ts_status on_frames(void *user, const float *frames, int64_t first, int64_t n, int64_t H,
+                           int64_t W, ts_err *err) {
+    (void)err;
+    gen_state *g = user;
+    int64_t plane = n * H * W;
+    for (int64_t f = 0; f < n; f++) {
+        uint8_t *dst = g->o->rgb + (size_t)(first + f) * (size_t)(H * W * 3);
+        for (int64_t i = 0; i < H * W; i++)
+            for (int ch = 0; ch < 3; ch++) {
+                float v = (frames[ch * plane + f * H * W + i] * 0.5f + 0.5f) * 255.0f;
+                v = v < 0 ? 0 : v > 255 ? 255 : v;
+                dst[i * 3 + ch] = (uint8_t)(v + 0.5f);
+            }
+    }
+    g->frames_done = first + n;
+    if (g->progress) g->progress(g->user, TESSERA_STAGE_DECODE, (int)(first + n), g->o->frames);
+    return TS_OK;
+}
+
+tessera_status tessera_generate(tessera *t, const tessera_params *p, tessera_progress_fn progress,
+                                void *user, tessera_output **out, tessera_error *err) {
+    *out = NULL;
+    tessera_status rc = tessera_check(t, p, err);
+    if (rc != TESSERA_OK) return rc;
+    ts_err e = {0};
+    ts_wan_params w = to_wan(p);
+    int64_t s[4];
+    ts_wan_latent_shape(&w, s, &e);
+    tessera_output *o = calloc(1, sizeof *o);
+    int64_t L = p->text_len, D = wan_model_config(t->p.dit)->text_dim, n = s[0] * s[1] * s[2] * s[3];
+    float *pe = malloc((size_t)(L * D) * sizeof *pe), *ne = malloc((size_t)(L * D) * sizeof *ne);
+    float *lat = malloc((size_t)n * sizeof *lat);
+    if (o) {
+        o->frames = p->frames, o->width = p->width, o->height = p->height;
+        o->seed = p->seed >= 0 ? p->seed : random_seed();
+        o->n_steps = p->steps;
+        o->step_s = calloc((size_t)p->steps, sizeof *o->step_s);
+        o->rgb = malloc((size_t)p->frames * (size_t)p->width * (size_t)p->height * 3);
+    }
+    ts_status st = TS_OK;
+    if (!o || !o->step_s || !o->rgb || !pe || !ne || !lat) st = TS_ERR(&e, TS_ERR_NOMEM, "out of memory");
+    gen_state g = {o, progress, user, 0, 0};
+    int guided = p->cfg_scale != 1.0f;
+    if (st == TS_OK) {
+        double t0 = now_s();
+        if (progress) progress(user, TESSERA_STAGE_TEXT, 0, 1 + guided);
+        st = ts_wan_encode_prompt(&t->c, &t->p, p->prompt, L, pe, NULL, &e);
+        if (st == TS_OK && guided) {
+            if (progress) progress(user, TESSERA_STAGE_TEXT, 1, 2);
+            st = ts_wan_encode_prompt(&t->c, &t->p, p->negative_prompt ? p->negative_prompt : "", L, ne, NULL, &e);
+        }
+        if (st == TS_OK && progress) progress(user, TESSERA_STAGE_TEXT, 1 + guided, 1 + guided);
+        o->text_s = now_s() - t0;
+    }
+    if (st == TS_OK) {
+        w.seed = (uint64_t)o->seed;
+        double t0 = now_s();
+        g.t_prev = t0;
+        if (progress) progress(user, TESSERA_STAGE_SAMPLE, 0, p->steps);
+        st = ts_wan_generate(&t->c, &t->p, &w, pe, L, guided ? ne : NULL, L, NULL, lat, on_step, &g, &e);
+        o->sample_s = now_s() - t0;
+    }
+    if (st == TS_OK) {
+        double t0 = now_s();
+        wan_vae_denormalize(lat, s[1], s[2], s[3]); /* the sampler works on normalised latents */
+        if (progress) progress(user, TESSERA_STAGE_DECODE, 0, o->frames);
+        st = wan_vae_decode(&t->c, t->p.vae, lat, s[1], s[2], s[3], on_frames, &g, &e);
+        if (st == TS_OK && g.frames_done != o->frames)
+            st = TS_ERR(&e, TS_ERR_INTERNAL, "the VAE decoded %lld of %d frames", (long long)g.frames_done, o->frames);
+        o->decode_s = now_s() - t0;
+    }
+    free(pe), free(ne), free(lat);
+    if (st != TS_OK) {
+        tessera_output_free(o);
+        return fail(err, &e);
+    }
+    *out = o;
+    return TESSERA_OK;
+}
+
+void tessera_output_free(tessera_output *o) {
+    if (!o) return;
+    free(o->rgb);
+    free(o->step_s);
+    free(o);
+}
+
+char *tessera_format_parameters(const tessera *t, const tessera_params *p, int64_t seed) {
+    const char *neg = p->negative_prompt ? p->negative_prompt : "";
+    const char *sched = p->attn_schedule ? p->attn_schedule : "dense";
+    const char *fmt = "%s\nNegative prompt: %s\nSteps: %d, Sampler: %s, CFG scale: %g, Seed: %lld, Size: %dx%d, "
+                      "Model: %s, Frames: %d, Flow shift: %g, Attention schedule: %s, Version: Tessera %s";
+    int n = snprintf(NULL, 0, fmt, p->prompt, neg, p->steps, tessera_sampler_name(p->sampler), (double)p->cfg_scale,
+                     (long long)seed, p->width, p->height, t ? t->name : "unknown", p->frames, p->flow_shift, sched,
+                     tessera_version());
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (s)
+        snprintf(s, (size_t)n + 1, fmt, p->prompt, neg, p->steps, tessera_sampler_name(p->sampler), (double)p->cfg_scale,
+                 (long long)seed, p->width, p->height, t ? t->name : "unknown", p->frames, p->flow_shift, sched,
+                 tessera_version());
+    return s;
+}
+
+int tessera_output_name_ok(const char *path) { return ts_output_kind(path) != TS_OUT_UNKNOWN; }
+
+tessera_status tessera_write(const tessera_output *o, const char *path, const char *parameters,
+                             int fps, char *note, size_t note_n, tessera_error *err) {
+    ts_err e = {0};
+    ts_status st = TS_OK;
+    if (note && note_n) note[0] = 0;
+    switch (ts_output_kind(path)) {
+    case TS_OUT_PNG:
+        if (o->frames != 1)
+            st = TS_ERR(&e, TS_ERR_INVALID_ARG, "'%s' holds one image but there are %d frames: name it like out_%%03d.png "
+                        "for one PNG per frame, or .mp4/.webm/.gif", path, o->frames);
+        else st = ts_png_write(path, o->rgb, o->width, o->height, parameters, &e);
+        break;
+    case TS_OUT_PNG_SEQ:
+        st = ts_png_write_seq(path, o->rgb, o->frames, o->width, o->height, parameters, &e);
+        break;
+    case TS_OUT_MP4:
+    case TS_OUT_WEBM:
+    case TS_OUT_GIF:
+        st = ts_video_write(path, o->rgb, o->frames, o->width, o->height, fps, parameters, note, note_n, &e);
+        break;
+    default:
+        st = TS_ERR(&e, TS_ERR_INVALID_ARG, "'%s': unknown output format (use .png, name_%%03d.png, .mp4, .webm or .gif)", path);
+    }
+    return st == TS_OK ? TESSERA_OK : fail(err, &e);
+}
+
+tessera_status tessera_read_parameters(const char *path, char **out, tessera_error *err) {
+    ts_err e = {0};
+    *out = NULL;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        TS_ERR(&e, TS_ERR_IO, "cannot open '%s'", path);
+        return fail(err, &e);
+    }
+    unsigned char sig[8] = {0};
+    size_t n = fread(sig, 1, 8, fp);
+    fclose(fp);
+    static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    ts_status st = n == 8 && memcmp(sig, png_sig, 8) == 0 ? ts_png_read_text(path, "parameters", out, &e)
+                                                          : ts_video_read_comment(path, out, &e);
+    return st == TS_OK ? TESSERA_OK : fail(err, &e);
+}

@@ -1,0 +1,99 @@
+#!/bin/sh
+# test_cli.sh — tessera-t2v / tessera-t2i end to end on the tiny fixture pipeline
+# (tests/fixtures/wan_t2v): outputs, metadata, determinism, progress, --json, --help, and
+# one-line errors with a non-zero exit for bad invocations (before any model work).
+# Usage: test_cli.sh PATH/TO/tessera-t2v PATH/TO/tessera-t2i FIXTURES
+set -u
+t2v=$1 t2i=$2 fx=$3
+m="$fx/wan_t2v"
+tmp=$(mktemp -d /tmp/ts_cli_XXXXXX)
+fail=0 pass=0
+ok() { pass=$((pass + 1)); }
+ko() { fail=$((fail + 1)); echo "FAIL $*"; }
+check() { # check NAME EXPECTED_RC PATTERN PROG args...
+    name=$1 want=$2 pat=$3 prog=$4; shift 4
+    out=$("$prog" "$@" 2>&1); rc=$?
+    lines=$(printf '%s\n' "$out" | wc -l)
+    if [ "$rc" = "$want" ] && printf '%s' "$out" | grep -q -- "$pat"; then
+        if [ "$want" != 0 ] && [ "$lines" != 1 ]; then ko "$name: $lines lines of error: $out"; else ok; fi
+    else ko "$name: rc=$rc (want $want) output: $out"; fi
+}
+small="-W 48 -H 64 --steps 4 --cfg-scale 5 --flow-shift 3"
+
+# --- help and version: every flag with its default
+help=$("$t2v" --help)
+for f in --prompt --negative-prompt --steps --cfg-scale --seed --width --height --video-frames --fps \
+         --sampling-method --flow-shift --threads --output --verbose --model --diffusion-model --vae \
+         --text-encoder --tokenizer --attn-schedule --quiet --json --help --version; do
+    printf '%s' "$help" | grep -q -- "$f" && ok || ko "t2v --help lacks $f"
+done
+printf '%s' "$help" | grep -q "default: 81" && ok || ko "t2v --help lacks the frames default"
+"$t2i" --help | grep -q -- "--show-metadata" && ok || ko "t2i --help lacks --show-metadata"
+"$t2i" --help | grep -q -- "--video-frames" && ko "t2i --help lists --video-frames" || ok
+"$t2v" --version | grep -q "tessera-t2v 0\." && ok || ko "--version"
+
+# --- end to end
+out=$("$t2v" -m "$m" -p "a red circle moving to the right" $small --video-frames 5 -s 11 -o "$tmp/v.mp4" --json 2>"$tmp/err")
+rc=$?
+[ $rc = 0 ] && [ -s "$tmp/v.mp4" ] && ok || ko "t2v mp4: rc=$rc $(cat "$tmp/err")"
+printf '%s' "$out" | grep -q '"seed": 11, "width": 48, "height": 64, "frames": 5, "steps": 4' && ok || ko "t2v --json: $out"
+printf '%s' "$out" | grep -q '"step_s": \[[0-9.]*, [0-9.]*, [0-9.]*, [0-9.]*\]' && ok || ko "t2v --json step times: $out"
+grep -q "sampling: step 4/4" "$tmp/err" && ok || ko "no per-step lines when stderr is not a terminal: $(cat "$tmp/err")"
+grep -q "peak memory" "$tmp/err" && ok || ko "no timing summary"
+meta=$("$t2i" --show-metadata "$tmp/v.mp4")
+printf '%s' "$meta" | grep -q "^a red circle moving to the right$" && ok || ko "mp4 metadata: $meta"
+printf '%s' "$meta" | grep -q "Steps: 4, Sampler: unipc, CFG scale: 5, Seed: 11, Size: 48x64" && ok || ko "mp4 metadata fields: $meta"
+
+for ext in webm gif; do
+    "$t2v" -m "$m" -p "a blue square" $small --video-frames 5 -s 3 -o "$tmp/v.$ext" --quiet 2>"$tmp/err" && [ -s "$tmp/v.$ext" ] \
+        && ok || ko "t2v $ext: $(cat "$tmp/err")"
+done
+grep -q "sampling" "$tmp/err" && ko "--quiet still prints progress" || ok
+"$t2v" -m "$m" -p "frames" $small --video-frames 5 -s 3 -o "$tmp/f_%03d.png" --quiet 2>/dev/null
+[ -s "$tmp/f_000.png" ] && [ -s "$tmp/f_004.png" ] && [ ! -e "$tmp/f_005.png" ] && ok || ko "png sequence"
+
+"$t2i" -m "$m" -p "a green triangle" $small -s 5 -o "$tmp/a.png" --quiet 2>"$tmp/err" && [ -s "$tmp/a.png" ] && ok || ko "t2i: $(cat "$tmp/err")"
+"$t2i" -m "$m" -p "a green triangle" $small -s 5 -o "$tmp/b.png" --quiet 2>/dev/null
+cmp -s "$tmp/a.png" "$tmp/b.png" && ok || ko "same seed, different PNG"
+"$t2i" -m "$m" -p "a green triangle" $small -s 6 -o "$tmp/c.png" --quiet 2>/dev/null
+cmp -s "$tmp/a.png" "$tmp/c.png" && ko "another seed, same PNG" || ok
+meta=$("$t2i" --show-metadata "$tmp/a.png")
+printf '%s' "$meta" | grep -q "Seed: 5, Size: 48x64, Model: wan_t2v, Frames: 1" && ok || ko "png metadata: $meta"
+# explicit component files instead of -m: the same pixels (GIF: no metadata that names the model)
+"$t2i" -m "$m" -p "a green triangle" $small -s 5 -o "$tmp/a.gif" --quiet 2>/dev/null
+"$t2i" --diffusion-model "$m/transformer" --vae "$m/vae" --text-encoder "$m/text_encoder" --tokenizer "$m/tokenizer/spiece.model" \
+    -p "a green triangle" $small -s 5 -o "$tmp/d.gif" --quiet 2>"$tmp/err"
+[ -s "$tmp/a.gif" ] && cmp -s "$tmp/a.gif" "$tmp/d.gif" && ok || ko "component files give another image: $(cat "$tmp/err")"
+# random seed is printed
+"$t2i" -m "$m" -p "x" $small -o "$tmp/r.png" 2>&1 | grep -q "seed [0-9][0-9]*" && ok || ko "random seed not printed"
+# an attention schedule is accepted (recorded)
+echo '{"rules": []}' > "$tmp/sched.json"
+"$t2i" -m "$m" -p "x" $small -s 1 --attn-schedule "$tmp/sched.json" -o "$tmp/s.png" --quiet 2>/dev/null
+"$t2i" --show-metadata "$tmp/s.png" | grep -q "Attention schedule: $tmp/sched.json" && ok || ko "schedule not recorded"
+
+# --- errors: one line, non-zero, nothing written
+check no-prompt 2 "no prompt" "$t2v" -m "$m" -o "$tmp/e.mp4"
+check no-model 2 "no model" "$t2v" -p x -o "$tmp/e.mp4"
+check unknown-flag 2 "unknown option '--frobnicate'" "$t2v" --frobnicate
+check missing-value 2 "needs a value" "$t2v" -p
+check bad-int 2 "'abc' is not an integer" "$t2v" -m "$m" -p x --steps abc
+check bad-float 2 "'1.2.3' is not a number" "$t2v" -m "$m" -p x --cfg-scale 1.2.3
+check out-of-range 2 "out of range" "$t2v" -m "$m" -p x --steps 0
+check width-16 2 "multiples of 16" "$t2v" -m "$m" -p x -W 50 -H 64 -o "$tmp/e.mp4"
+check frames-4k 2 "1 + 4k" "$t2v" -m "$m" -p x $small --video-frames 6 -o "$tmp/e.mp4"
+check sampler 2 "not a sampler" "$t2v" -m "$m" -p x --sampling-method ddim
+check out-ext 2 "unknown output format" "$t2v" -m "$m" -p x -o "$tmp/e.avi"
+check png-video 2 "holds one image" "$t2v" -m "$m" -p x $small --video-frames 5 -o "$tmp/e.png"
+check out-dir 2 "does not exist" "$t2v" -m "$m" -p x -o /nonexistent-dir/e.mp4
+check model-dir 1 "does not exist" "$t2v" -m /nonexistent-model -p x $small --video-frames 5 -o "$tmp/e.mp4"
+check not-wan 1 "no transformer" "$t2v" -m "$fx" -p x $small --video-frames 5 -o "$tmp/e.mp4"
+check no-te 1 "no text encoder" "$t2v" --diffusion-model "$m/transformer" --vae "$m/vae" -p x $small --video-frames 5 -o "$tmp/e.mp4"
+check wrong-type 1 "T5" "$t2v" -m "$m" --text-encoder "$fx/wan_dit_a.safetensors" -p x $small --video-frames 5 -o "$tmp/e.mp4"
+check bad-utf8 2 "not valid UTF-8" "$t2v" -m "$m" -p "$(printf 'bad \377')" $small --video-frames 5 -o "$tmp/e.mp4"
+check sched-missing 2 "cannot open the attention schedule" "$t2v" -m "$m" -p x $small --video-frames 5 --attn-schedule "$tmp/none.json" -o "$tmp/e.mp4"
+check show-none 1 "cannot open" "$t2i" --show-metadata "$tmp/none.png"
+ls "$tmp" | grep -q "^e\.\|\.tmp-" && ko "a failed run left a file: $(ls "$tmp")" || ok
+
+rm -rf "$tmp"
+echo "cli: $pass passed, $fail failed"
+[ "$fail" = 0 ]

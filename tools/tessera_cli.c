@@ -1,0 +1,334 @@
+/*
+ * tessera_cli.c — tessera-t2v and tessera-t2i (built from this file with TS_T2I 0 / 1):
+ * flag parsing, progress, timings and the output file, over the public API (tessera.h).
+ *
+ * Flag names follow stable-diffusion.cpp where the meaning is the same. Every argument is
+ * checked before the model loads; a bad one gives one line and exit status 2; a failure
+ * while running gives one line and status 1.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tessera.h"
+#include "ts_git_version.h"
+
+#ifndef TS_T2I
+#define TS_T2I 0
+#endif
+#define PROG (TS_T2I ? "tessera-t2i" : "tessera-t2v")
+
+typedef struct opts {
+    tessera_params p;
+    tessera_model_files files;
+    const char *output;
+    int fps, threads, verbose, quiet, json;
+    const char *show_metadata;
+} opts;
+
+static void usage(FILE *f) {
+    tessera_params d;
+    tessera_params_init(&d);
+    fprintf(f,
+            "usage: %s -p PROMPT [options]\n"
+            "%s\n\n"
+            "Model (a checkpoint directory, or the component files; a file overrides the directory's part):\n"
+            "  -m, --model DIR             Wan2.1 checkpoint: diffusers layout (model_index.json, transformer/,\n"
+            "                              vae/, text_encoder/, tokenizer/) or the original Wan layout\n"
+            "      --diffusion-model FILE  DiT weights (.safetensors, sharded .index.json, or a directory)\n"
+            "      --vae FILE              Wan-VAE weights\n"
+            "      --text-encoder FILE     UMT5 encoder weights\n"
+            "      --tokenizer FILE        spiece.model or tokenizer.json (or their directory)\n\n"
+            "Generation:\n"
+            "  -p, --prompt TEXT           what to generate (required)\n"
+            "  -n, --negative-prompt TEXT  what to steer away from (default: \"\")\n"
+            "  -W, --width N               width in pixels, a multiple of 16 (default: %d)\n"
+            "  -H, --height N              height in pixels, a multiple of 16 (default: %d)\n",
+            PROG,
+            TS_T2I ? "Generates an image from text with a diffusion transformer (Wan2.1, one frame)."
+                   : "Generates a video from text with a diffusion transformer (Wan2.1).",
+            d.width, d.height);
+    if (!TS_T2I)
+        fprintf(f,
+                "      --video-frames N        frames, 1 + 4k (default: %d)\n"
+                "      --fps N                 frames per second of the video file (default: 16)\n",
+                d.frames);
+    fprintf(f,
+            "      --steps N               denoising steps (default: %d)\n"
+            "      --cfg-scale X           classifier-free guidance scale, 1 = off (default: %g)\n"
+            "      --sampling-method NAME  euler or unipc (default: %s)\n"
+            "      --flow-shift X          flow-matching timestep shift (default: %g)\n"
+            "  -s, --seed N                noise seed, < 0 = random, printed (default: -1)\n"
+            "      --attn-schedule FILE    attention schedule (JSON; recorded in the output; today every\n"
+            "                              attention call runs dense)\n\n"
+            "Output and running:\n"
+            "  -o, --output FILE           %s (default: %s)\n"
+            "  -t, --threads N             CPU threads, <= 0 = all cores (default: 0)\n"
+            "      --quiet                 no progress bar\n"
+            "      --json                  print one JSON object with the timings to stdout\n"
+            "  -v, --verbose               more detail on stderr\n",
+            d.steps, (double)d.cfg_scale, tessera_sampler_name(d.sampler), d.flow_shift,
+            TS_T2I ? ".png, or .mp4/.webm/.gif" : ".mp4 (H.264), .webm (VP9), .gif, name_%03d.png (frames)",
+            TS_T2I ? "output.png" : "output.mp4");
+    if (TS_T2I) fprintf(f, "      --show-metadata FILE    print the generation parameters stored in FILE and exit\n");
+    fprintf(f, "  -h, --help                  this help\n      --version               the version\n");
+}
+
+static int bad(const char *fmt, const char *a, const char *b) {
+    fprintf(stderr, "%s: ", PROG);
+    fprintf(stderr, fmt, a, b);
+    fprintf(stderr, " (see %s --help)\n", PROG);
+    return 2;
+}
+
+static int parse_int(const char *flag, const char *v, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || errno) return bad("%s: '%s' is not an integer", flag, v);
+    if (x < lo || x > hi) {
+        fprintf(stderr, "%s: %s: %ld is out of range [%ld, %ld]\n", PROG, flag, x, lo, hi);
+        return 2;
+    }
+    *out = x;
+    return 0;
+}
+
+static int parse_float(const char *flag, const char *v, double *out) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (!*v || *end || errno || x != x) return bad("%s: '%s' is not a number", flag, v);
+    *out = x;
+    return 0;
+}
+
+/* Returns 0 to run, -1 to exit 0 (help, version), else the exit status. */
+static int parse(int argc, char **argv, opts *o) {
+    tessera_params_init(&o->p);
+    if (TS_T2I) o->p.frames = 1;
+    o->output = TS_T2I ? "output.png" : "output.mp4";
+    o->fps = 16;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(stdout), -1;
+        if (!strcmp(a, "--version")) return printf("%s %s (%s)\n", PROG, tessera_version(), TS_GIT_VERSION), -1;
+        if (!strcmp(a, "--quiet")) { o->quiet = 1; continue; }
+        if (!strcmp(a, "--json")) { o->json = 1; continue; }
+        if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) { o->verbose = 1; continue; }
+        static const char *const with_value[] = {
+            "-p", "--prompt", "-n", "--negative-prompt", "-W", "--width", "-H", "--height", "--video-frames",
+            "--fps", "--steps", "--cfg-scale", "--sampling-method", "--flow-shift", "-s", "--seed",
+            "--attn-schedule", "-o", "--output", "-t", "--threads", "-m", "--model", "--diffusion-model",
+            "--vae", "--text-encoder", "--tokenizer", "--show-metadata", NULL};
+        int known = 0;
+        for (int k = 0; with_value[k]; k++) known |= !strcmp(a, with_value[k]);
+        if (!known || (!TS_T2I && !strcmp(a, "--show-metadata")) ||
+            (TS_T2I && (!strcmp(a, "--video-frames") || !strcmp(a, "--fps"))))
+            return bad("unknown option '%s'%s", a, "");
+        if (i + 1 >= argc) return bad("%s needs a value%s", a, "");
+        const char *v = argv[++i];
+        long n = 0;
+        double x = 0;
+        int rc = 0;
+        if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) o->p.prompt = v;
+        else if (!strcmp(a, "-n") || !strcmp(a, "--negative-prompt")) o->p.negative_prompt = v;
+        else if (!strcmp(a, "-W") || !strcmp(a, "--width")) rc = parse_int(a, v, 16, 8192, &n), o->p.width = (int)n;
+        else if (!strcmp(a, "-H") || !strcmp(a, "--height")) rc = parse_int(a, v, 16, 8192, &n), o->p.height = (int)n;
+        else if (!strcmp(a, "--video-frames")) rc = parse_int(a, v, 1, 1021, &n), o->p.frames = (int)n;
+        else if (!strcmp(a, "--fps")) rc = parse_int(a, v, 1, 240, &n), o->fps = (int)n;
+        else if (!strcmp(a, "--steps")) rc = parse_int(a, v, 1, 10000, &n), o->p.steps = (int)n;
+        else if (!strcmp(a, "--cfg-scale")) rc = parse_float(a, v, &x), o->p.cfg_scale = (float)x;
+        else if (!strcmp(a, "--flow-shift")) rc = parse_float(a, v, &x), o->p.flow_shift = x;
+        else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) rc = parse_int(a, v, LONG_MIN, (long)INT64_MAX, &n), o->p.seed = n;
+        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) rc = parse_int(a, v, -1, 1024, &n), o->threads = (int)n;
+        else if (!strcmp(a, "--sampling-method")) {
+            if (tessera_sampler_from_name(v, &o->p.sampler) != 0)
+                return bad("--sampling-method: '%s' is not a sampler (euler, unipc)%s", v, "");
+        } else if (!strcmp(a, "--attn-schedule")) o->p.attn_schedule = v;
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) o->output = v;
+        else if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->files.model_dir = v;
+        else if (!strcmp(a, "--diffusion-model")) o->files.diffusion_model = v;
+        else if (!strcmp(a, "--vae")) o->files.vae = v;
+        else if (!strcmp(a, "--text-encoder")) o->files.text_encoder = v;
+        else if (!strcmp(a, "--tokenizer")) o->files.tokenizer = v;
+        else if (!strcmp(a, "--show-metadata")) o->show_metadata = v;
+        if (rc) return rc;
+    }
+    if (o->p.seed < 0) o->p.seed = -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ progress */
+
+typedef struct progress {
+    int tty, quiet;
+    double t0, last_print;
+    tessera_stage stage;
+    int started;
+} progress;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void on_progress(void *user, tessera_stage stage, int done, int total) {
+    progress *pr = user;
+    if (pr->quiet) return;
+    static const char *names[] = {"text encoder", "sampling", "VAE decode"};
+    double t = now_s();
+    if (!pr->started || stage != pr->stage) { /* a stage starts with done = 0 */
+        if (pr->started && pr->tty) fputc('\n', stderr);
+        pr->started = 1, pr->stage = stage, pr->t0 = t;
+    }
+    if (done == 0 && !pr->tty) return;
+    double el = t - pr->t0, per = done > 0 ? el / done : 0, eta = per * (total - done);
+    if (pr->tty) {
+        int width = 30, fill = total > 0 ? width * done / total : width;
+        char bar[64];
+        for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+        bar[width] = 0;
+        if (stage == TESSERA_STAGE_SAMPLE)
+            fprintf(stderr, "\r%-12s [%s] %d/%d  %.2f s/it  ETA %.0f s   ", names[stage], bar, done, total, per, eta);
+        else
+            fprintf(stderr, "\r%-12s [%s] %d/%d  %.1f s   ", names[stage], bar, done, total, el);
+        if (stage == TESSERA_STAGE_DECODE && done == total) fputc('\n', stderr);
+    } else if (stage == TESSERA_STAGE_SAMPLE) {
+        fprintf(stderr, "%s: step %d/%d, %.2f s/it, ETA %.0f s\n", names[stage], done, total, per, eta);
+    } else if (done == total) {
+        fprintf(stderr, "%s: %d/%d in %.2f s\n", names[stage], done, total, el);
+    }
+    fflush(stderr);
+}
+
+static double peak_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+/* The output name and directory are checked before any work starts. */
+static int check_output(const char *out, int frames) {
+    if (!tessera_output_name_ok(out))
+        return bad("-o: '%s': unknown output format (%s)", out,
+                   TS_T2I ? ".png, .mp4, .webm, .gif" : ".mp4, .webm, .gif, name_%03d.png");
+    size_t l = strlen(out);
+    if (frames > 1 && l >= 4 && !strcasecmp(out + l - 4, ".png") && !strchr(out, '%'))
+        return bad("-o: '%s' holds one image: name it like out_%%03d.png for one PNG per frame, or use .mp4, "
+                   ".webm or .gif%s", out, "");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", out);
+    char *slash = strrchr(dir, '/');
+    if (!slash) return 0;
+    *slash = 0;
+    struct stat sb;
+    if (dir[0] && (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))) {
+        fprintf(stderr, "%s: output directory '%s' does not exist\n", PROG, dir);
+        return 2;
+    }
+    return 0;
+}
+
+static void json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
+        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
+        else fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+int main(int argc, char **argv) {
+    opts o;
+    memset(&o, 0, sizeof o);
+    int rc = parse(argc, argv, &o);
+    if (rc) return rc < 0 ? 0 : rc;
+    tessera_error e = {0};
+    if (o.show_metadata) {
+        char *text = NULL;
+        if (tessera_read_parameters(o.show_metadata, &text, &e) != TESSERA_OK) {
+            fprintf(stderr, "%s: %s\n", PROG, e.msg);
+            return 1;
+        }
+        if (!text) {
+            fprintf(stderr, "%s: '%s' has no generation parameters\n", PROG, o.show_metadata);
+            return 1;
+        }
+        printf("%s\n", text);
+        free(text);
+        return 0;
+    }
+    if (!o.p.prompt) return bad("no prompt: give -p TEXT%s%s", "", "");
+    if (!o.files.model_dir && !o.files.diffusion_model) return bad("no model: give -m DIR (or --diffusion-model, --vae, --text-encoder, --tokenizer)%s%s", "", "");
+    if ((rc = check_output(o.output, o.p.frames))) return rc;
+    if (tessera_check(NULL, &o.p, &e) != TESSERA_OK) {
+        fprintf(stderr, "%s: %s\n", PROG, e.msg);
+        return 2;
+    }
+    double t0 = now_s();
+    tessera *t = NULL;
+    if (tessera_open(&t, &o.files, o.threads, &e) != TESSERA_OK) {
+        fprintf(stderr, "%s: %s\n", PROG, e.msg);
+        return 1;
+    }
+    double load_s = now_s() - t0;
+    if (o.verbose) fprintf(stderr, "%s: loaded %s in %.2f s\n", PROG, tessera_model_name(t), load_s);
+    if (o.p.attn_schedule && !o.quiet)
+        fprintf(stderr, "%s: note: attention schedules are recorded but not applied yet; every attention call runs dense\n", PROG);
+    progress pr = {isatty(2), o.quiet, 0, 0, TESSERA_STAGE_TEXT, 0};
+    tessera_output *out = NULL;
+    if (tessera_generate(t, &o.p, on_progress, &pr, &out, &e) != TESSERA_OK) {
+        if (pr.started && pr.tty && !o.quiet) fputc('\n', stderr);
+        fprintf(stderr, "%s: %s\n", PROG, e.msg);
+        tessera_close(t);
+        return 1;
+    }
+    char *meta = tessera_format_parameters(t, &o.p, out->seed);
+    char note[256];
+    rc = 0;
+    if (tessera_write(out, o.output, meta, o.fps, note, sizeof note, &e) != TESSERA_OK) {
+        fprintf(stderr, "%s: %s\n", PROG, e.msg);
+        rc = 1;
+    }
+    if (rc == 0) {
+        if (note[0]) fprintf(stderr, "%s: note: %s\n", PROG, note);
+        double step_avg = out->n_steps ? out->sample_s / out->n_steps : 0;
+        if (!o.quiet || o.verbose)
+            fprintf(stderr, "%s: wrote %s (%dx%d, %d frame%s, seed %lld): load %.2f s, text %.2f s, sampling %.2f s "
+                    "(%.3f s/step), VAE %.2f s, peak memory %.0f MB\n", PROG, o.output, out->width, out->height,
+                    out->frames, out->frames == 1 ? "" : "s", (long long)out->seed, load_s, out->text_s, out->sample_s,
+                    step_avg, out->decode_s, peak_rss_mb());
+        else
+            fprintf(stderr, "%s: wrote %s (seed %lld)\n", PROG, o.output, (long long)out->seed);
+        if (o.json) {
+            printf("{\"output\": ");
+            json_str(stdout, o.output);
+            printf(", \"model\": ");
+            json_str(stdout, tessera_model_name(t));
+            printf(", \"prompt\": ");
+            json_str(stdout, o.p.prompt);
+            printf(", \"seed\": %lld, \"width\": %d, \"height\": %d, \"frames\": %d, \"steps\": %d, \"sampler\": \"%s\", "
+                   "\"cfg_scale\": %g, \"flow_shift\": %g, \"load_s\": %.4f, \"text_s\": %.4f, \"sample_s\": %.4f, "
+                   "\"step_s\": [", (long long)out->seed, out->width, out->height, out->frames, out->n_steps,
+                   tessera_sampler_name(o.p.sampler), (double)o.p.cfg_scale, o.p.flow_shift, load_s, out->text_s,
+                   out->sample_s);
+            for (int i = 0; i < out->n_steps; i++) printf("%s%.4f", i ? ", " : "", out->step_s[i]);
+            printf("], \"decode_s\": %.4f, \"peak_rss_mb\": %.1f}\n", out->decode_s, peak_rss_mb());
+        }
+    }
+    free(meta);
+    tessera_output_free(out);
+    tessera_close(t);
+    return rc;
+}
