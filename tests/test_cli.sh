@@ -2,9 +2,9 @@
 # test_cli.sh — tessera-t2v / tessera-t2i end to end on the tiny fixture pipeline
 # (tests/fixtures/wan_t2v): outputs, metadata, determinism, progress, --json, --help, and
 # one-line errors with a non-zero exit for bad invocations (before any model work).
-# Usage: test_cli.sh PATH/TO/tessera-t2v PATH/TO/tessera-t2i FIXTURES
+# Usage: test_cli.sh PATH/TO/tessera-t2v PATH/TO/tessera-t2i FIXTURES PATH/TO/media_info
 set -u
-t2v=$1 t2i=$2 fx=$3
+t2v=$1 t2i=$2 fx=$3 info=$4
 m="$fx/wan_t2v"
 tmp=$(mktemp -d /tmp/ts_cli_XXXXXX)
 fail=0 pass=0
@@ -40,13 +40,19 @@ printf '%s' "$out" | grep -q '"seed": 11, "width": 48, "height": 64, "frames": 5
 printf '%s' "$out" | grep -q '"step_s": \[[0-9.]*, [0-9.]*, [0-9.]*, [0-9.]*\]' && ok || ko "t2v --json step times: $out"
 grep -q "sampling: step 4/4" "$tmp/err" && ok || ko "no per-step lines when stderr is not a terminal: $(cat "$tmp/err")"
 grep -q "peak memory" "$tmp/err" && ok || ko "no timing summary"
+# decodes through libav: size, every frame, H.264
+got=$("$info" "$tmp/v.mp4")
+[ "$got" = "48x64 5 h264" ] && ok || ko "mp4 decodes as '$got', want '48x64 5 h264'"
 meta=$("$t2i" --show-metadata "$tmp/v.mp4")
 printf '%s' "$meta" | grep -q "^a red circle moving to the right$" && ok || ko "mp4 metadata: $meta"
 printf '%s' "$meta" | grep -q "Steps: 4, Sampler: unipc, CFG scale: 5, Seed: 11, Size: 48x64" && ok || ko "mp4 metadata fields: $meta"
 
-for ext in webm gif; do
-    "$t2v" -m "$m" -p "a blue square" $small --video-frames 5 -s 3 -o "$tmp/v.$ext" --quiet 2>"$tmp/err" && [ -s "$tmp/v.$ext" ] \
-        && ok || ko "t2v $ext: $(cat "$tmp/err")"
+for ext in webm:vp9 gif:gif; do
+    e=${ext%%:*} codec=${ext#*:}
+    "$t2v" -m "$m" -p "a blue square" $small --video-frames 9 -s 3 -o "$tmp/v.$e" --quiet 2>"$tmp/err" && [ -s "$tmp/v.$e" ] \
+        && ok || ko "t2v $e: $(cat "$tmp/err")"
+    got=$("$info" "$tmp/v.$e")
+    [ "$got" = "48x64 9 $codec" ] && ok || ko "$e decodes as '$got', want '48x64 9 $codec'"
 done
 grep -q "sampling" "$tmp/err" && ko "--quiet still prints progress" || ok
 "$t2v" -m "$m" -p "frames" $small --video-frames 5 -s 3 -o "$tmp/f_%03d.png" --quiet 2>/dev/null
@@ -55,6 +61,8 @@ grep -q "sampling" "$tmp/err" && ko "--quiet still prints progress" || ok
 "$t2i" -m "$m" -p "a green triangle" $small -s 5 -o "$tmp/a.png" --quiet 2>"$tmp/err" && [ -s "$tmp/a.png" ] && ok || ko "t2i: $(cat "$tmp/err")"
 "$t2i" -m "$m" -p "a green triangle" $small -s 5 -o "$tmp/b.png" --quiet 2>/dev/null
 cmp -s "$tmp/a.png" "$tmp/b.png" && ok || ko "same seed, different PNG"
+got=$("$info" "$tmp/a.png")
+[ "$got" = "48x64 1 png" ] && ok || ko "png decodes as '$got'"
 "$t2i" -m "$m" -p "a green triangle" $small -s 6 -o "$tmp/c.png" --quiet 2>/dev/null
 cmp -s "$tmp/a.png" "$tmp/c.png" && ko "another seed, same PNG" || ok
 meta=$("$t2i" --show-metadata "$tmp/a.png")

@@ -231,6 +231,13 @@ static void test_loader(void) {
     s = ts_image_load_mem(buf, n, 4096, &rgb, &w, &h, &e);
     TS_CHECK(s == TS_OK && w == 40 && h == 30 && memcmp(rgb, img, 40 * 30 * 3) == 0, "from memory: %s", e.msg);
     free(rgb);
+    rgb = NULL;
+    /* a PNG whose IDAT chunk claims 2 GB (the fuzzer's find: stb would allocate it) */
+    char huge[600];
+    snprintf(huge, sizeof huge, "%s/../fuzz/corpus-image/regress-huge-idat.png", getenv("TS_FIXTURES") ? getenv("TS_FIXTURES") : "tests/fixtures");
+    s = ts_image_load(huge, 4096, &rgb, &w, &h, &e);
+    TS_CHECK(s == TS_ERR_FORMAT && strstr(e.msg, "runs past the end") && !rgb, "huge IDAT chunk: %s", e.msg);
+    free(rgb);
     free(img);
     clear_dir();
 }

@@ -46,10 +46,26 @@ static ts_status check_info(int ok, int w, int h, int max_side, const char *labe
     return TS_OK;
 }
 
+/* PNG chunks must fit in the data: stb grows its IDAT buffer to a chunk's declared length
+ * before reading it, so a 100-byte file claiming a 2 GB chunk would allocate 2 GB (found by
+ * tests/fuzz/fuzz_image). */
+static int png_chunks_fit(const unsigned char *d, size_t n) {
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n < 8 || memcmp(d, sig, 8) != 0) return 1; /* not PNG: nothing to check */
+    for (size_t off = 8; off + 8 <= n;) {
+        uint32_t len = (uint32_t)d[off] << 24 | (uint32_t)d[off + 1] << 16 | (uint32_t)d[off + 2] << 8 | d[off + 3];
+        if ((uint64_t)len + 12 > n - off) return 0;
+        if (memcmp(d + off + 4, "IEND", 4) == 0) return 1;
+        off += (size_t)len + 12;
+    }
+    return 1;
+}
+
 ts_status ts_image_load_mem(const void *data, size_t n, int max_side, uint8_t **rgb, int *w, int *h,
                             ts_err *err) {
     *rgb = NULL;
     if (n == 0 || n > (size_t)1 << 30) return TS_ERR(err, TS_ERR_FORMAT, "image: %zu bytes", n);
+    if (!png_chunks_fit(data, n)) return TS_ERR(err, TS_ERR_FORMAT, "image: a PNG chunk runs past the end of the file");
     int iw = 0, ih = 0, ch = 0;
     int ok = stbi_info_from_memory(data, (int)n, &iw, &ih, &ch);
     TS_TRY(check_info(ok, iw, ih, max_side, "image", err));
@@ -61,11 +77,24 @@ ts_status ts_image_load(const char *path, int max_side, uint8_t **rgb, int *w, i
     *rgb = NULL;
     FILE *fp = fopen(path, "rb");
     if (!fp) return TS_ERR(err, TS_ERR_IO, "cannot open image '%s': %s", path, strerror(errno));
-    int iw = 0, ih = 0, ch = 0;
-    int ok = stbi_info_from_file(fp, &iw, &ih, &ch);
-    ts_status st = check_info(ok, iw, ih, max_side, path, err);
-    unsigned char *px = st == TS_OK ? stbi_load_from_file(fp, &iw, &ih, &ch, 3) : NULL;
+    /* the whole file in memory (at most 256 MB), so both entries share the checks */
+    long n = fseek(fp, 0, SEEK_END) == 0 ? ftell(fp) : -1;
+    unsigned char *d = n > 0 && n <= (256L << 20) ? malloc((size_t)n) : NULL;
+    int ok = d && fseek(fp, 0, SEEK_SET) == 0 && fread(d, 1, (size_t)n, fp) == (size_t)n;
     fclose(fp);
-    if (st != TS_OK) return st;
-    return finish(px, iw, ih, max_side, path, rgb, w, h, err);
+    if (!ok) {
+        free(d);
+        if (n <= 0 || n > (256L << 20))
+            return TS_ERR(err, TS_ERR_FORMAT, "image '%s': %ld bytes (empty, or over 256 MB)", path, n);
+        return TS_ERR(err, TS_ERR_IO, "cannot read image '%s'", path);
+    }
+    ts_status st = ts_image_load_mem(d, (size_t)n, max_side, rgb, w, h, err);
+    free(d);
+    if (st != TS_OK) { /* name the file instead of "image" */
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        const char *rest = strncmp(msg, "image", 5) == 0 ? msg + 5 : msg;
+        snprintf(err->msg, sizeof err->msg, "%s%s", path, rest);
+    }
+    return st;
 }
