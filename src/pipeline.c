@@ -166,7 +166,7 @@ ts_status ts_wan_encode_prompt(ts_ctx *c, const ts_wan_pipeline *p, const char *
         st = TS_ERR(err, TS_ERR_NOMEM, "out of memory for the text encoder");
     if (st == TS_OK) {
         c->arena = &arena;
-        st = umt5_encode(c, p->te, ids, n, ctx, NULL, NULL, err);
+        st = umt5_encode(c, p->te, ids, n, n, ctx, NULL, NULL, err);
         c->arena = old;
     }
     if (st == TS_OK) {

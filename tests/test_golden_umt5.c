@@ -137,8 +137,10 @@ static void on_hook(void *user, const char *name, const float *data, int64_t n) 
     h->checked++;
 }
 
-/* Encodes batch element b of the fixture with the model at path; returns [len, D] or NULL. */
-static float *encode(const char *path, const ts_st_file *io, int64_t b, int64_t *len_out,
+/* Encodes batch element b of the fixture with the model at path: all L rows with the
+ * fixture's mask when full_rows, else only the len unpadded tokens. Returns [rows, D] or
+ * NULL; *len_out = len. */
+static float *encode(const char *path, const ts_st_file *io, int64_t b, int full_rows, int64_t *len_out,
                      hook_ctx *hk, ts_err *err) {
     umt5_model *m = NULL;
     if (umt5_load(&m, path, err) != TS_OK) return NULL;
@@ -149,10 +151,11 @@ static float *encode(const char *path, const ts_st_file *io, int64_t b, int64_t 
     ts_ctx c;
     ts_ctx_init(&c, 0);
     ts_arena arena;
-    ts_arena_init(&arena, umt5_arena_bytes(cfg, len));
+    int64_t rows = full_rows ? L : len;
+    ts_arena_init(&arena, umt5_arena_bytes(cfg, rows));
     c.arena = &arena;
-    float *out = malloc((size_t)(len * cfg->dim) * sizeof(float));
-    ts_status st = umt5_encode(&c, m, (const int32_t *)ids->data + b * L, len, out,
+    float *out = malloc((size_t)(rows * cfg->dim) * sizeof(float));
+    ts_status st = umt5_encode(&c, m, (const int32_t *)ids->data + b * L, rows, len, out,
                                hk ? on_hook : NULL, hk, err);
     ts_arena_free(&arena);
     umt5_free(m);
@@ -188,7 +191,7 @@ static void test_config(const char *name, int shared, const char *tmpdir) {
     for (int64_t b = 0; b < 2; b++) {
         hook_ctx hk = {NULL, io, b, L, D, 0, name};
         int64_t len = 0;
-        float *out = encode(wpath, io, b, &len, &hk, &e);
+        float *out = encode(wpath, io, b, 0, &len, &hk, &e);
         TS_CHECK(out != NULL, "%s[%lld]: encode failed: %s", name, (long long)b, e.msg);
         if (!out) continue;
         TS_CHECK(b == 0 ? len == L : len < L, "%s[%lld]: %lld of %lld tokens", name, (long long)b,
@@ -199,6 +202,16 @@ static void test_config(const char *name, int shared, const char *tmpdir) {
                  (long long)cfg.layers);
         if (b == 0) out0 = out, len0 = len;
         else free(out);
+        if (b == 1) { /* every row, the padded queries included, as transformers computes them */
+            hook_ctx hk2 = {NULL, io, b, L, D, 0, name};
+            float *full = encode(wpath, io, b, 1, &len, &hk2, &e);
+            TS_CHECK(full != NULL, "%s[1] all rows: %s", name, e.msg);
+            snprintf(what, sizeof what, "%s[1] out, all %lld rows (mask: %lld)", name, (long long)L, (long long)len);
+            if (full) ts_test_compare(what, full, (const float *)ref->data + b * L * D, L * D, 1e-4, NULL);
+            TS_CHECK(hk2.checked == cfg.layers, "%s: %d of %lld blocks compared (all rows)", name, hk2.checked,
+                     (long long)cfg.layers);
+            free(full);
+        }
     }
     if (!out0) goto done;
 
@@ -216,7 +229,7 @@ static void test_config(const char *name, int shared, const char *tmpdir) {
         snprintf(tmp, sizeof tmp, "%s/variant.safetensors", tmpdir);
         TS_CHECK(write_variant(wpath, tmp, &vars[i].r) == 0, "write %s", vars[i].label);
         int64_t len = 0;
-        float *o2 = encode(tmp, io, 0, &len, NULL, &e);
+        float *o2 = encode(tmp, io, 0, 0, &len, NULL, &e);
         TS_CHECK(o2 != NULL, "%s %s: %s", name, vars[i].label, e.msg);
         if (!o2) continue;
         ts_test_stats stats;
@@ -248,7 +261,7 @@ static void test_config(const char *name, int shared, const char *tmpdir) {
         fclose(fp);
     }
     int64_t len = 0;
-    float *o3 = encode(sub, io, 0, &len, NULL, &e);
+    float *o3 = encode(sub, io, 0, 0, &len, NULL, &e);
     TS_CHECK(o3 != NULL, "%s: directory with config.json: %s", name, e.msg);
     if (o3) {
         snprintf(what, sizeof what, "%s max_distance from config.json", name);
@@ -301,21 +314,23 @@ static void test_errors(void) {
     c.arena = &arena;
     float out[4 * 32];
     int32_t ids[4] = {5, 7, (int32_t)cfg->vocab, 1};
-    ts_status s = umt5_encode(&c, m, ids, 4, out, NULL, NULL, &e);
+    ts_status s = umt5_encode(&c, m, ids, 4, 4, out, NULL, NULL, &e);
     TS_CHECK(s == TS_ERR_INVALID_ARG && strstr(e.msg, "outside the vocabulary"), "id = vocab: %s", e.msg);
     ids[2] = -1;
-    s = umt5_encode(&c, m, ids, 4, out, NULL, NULL, &e);
+    s = umt5_encode(&c, m, ids, 4, 4, out, NULL, NULL, &e);
     TS_CHECK(s == TS_ERR_INVALID_ARG, "negative id: %s", ts_status_str(s));
     ids[2] = 3;
-    s = umt5_encode(&c, m, ids, 4, out, NULL, NULL, &e);
+    s = umt5_encode(&c, m, ids, 4, 4, out, NULL, NULL, &e);
     TS_CHECK(s == TS_OK, "4 tokens: %s", e.msg);
     TS_CHECK(arena.used == 0, "arena not released (%zu bytes)", arena.used);
     float big[16 * 32];
     int32_t many[16] = {0};
-    s = umt5_encode(&c, m, many, 16, big, NULL, NULL, &e);
+    s = umt5_encode(&c, m, many, 16, 16, big, NULL, NULL, &e);
     TS_CHECK(s == TS_ERR_NOMEM && strstr(e.msg, "arena too small"), "small arena: %s", e.msg);
-    s = umt5_encode(&c, m, ids, 0, out, NULL, NULL, &e);
+    s = umt5_encode(&c, m, ids, 0, 0, out, NULL, NULL, &e);
     TS_CHECK(s == TS_ERR_SHAPE, "no tokens: %s", ts_status_str(s));
+    s = umt5_encode(&c, m, ids, 4, 5, out, NULL, NULL, &e);
+    TS_CHECK(s == TS_ERR_SHAPE && strstr(e.msg, "attended"), "more keys than tokens: %s", e.msg);
     ts_arena_free(&arena);
     umt5_free(m);
     /* not a text encoder */

@@ -290,33 +290,37 @@ size_t umt5_arena_bytes(const umt5_config *cfg, int64_t n) {
         }                                                                                       \
     } while (0)
 
-/* Row-wise S[i, :] = softmax(S[i, :] + bias[bucket(j − i)]) for head h; bucket[r + n − 1]
- * holds the bucket of rel = r. Text encoders run on the CPU, so this stays here. */
-static void bias_softmax(ts_ctx *c, float *S, int64_t n, const int *bucket, const float *bt,
-                         int64_t H, int64_t h) {
+/* Row-wise S[i, :] = softmax(S[i, :] + bias[bucket(j − i)]) for head h over the nk keys of
+ * the n query rows; bucket[r + n − 1] holds the bucket of rel = r. Text encoders run on the
+ * CPU, so this stays here. */
+static void bias_softmax(ts_ctx *c, float *S, int64_t n, int64_t nk, const int *bucket,
+                         const float *bt, int64_t H, int64_t h) {
 #pragma omp parallel for num_threads(c->n_threads) if (n >= 64)
     for (int64_t i = 0; i < n; i++) {
-        float *row = S + i * n;
+        float *row = S + i * nk;
         float mx = -INFINITY;
-        for (int64_t j = 0; j < n; j++) {
+        for (int64_t j = 0; j < nk; j++) {
             row[j] += bt[(int64_t)bucket[j - i + n - 1] * H + h];
             if (row[j] > mx) mx = row[j];
         }
         double sum = 0;
-        for (int64_t j = 0; j < n; j++) {
+        for (int64_t j = 0; j < nk; j++) {
             row[j] = expf(row[j] - mx);
             sum += row[j];
         }
         float inv = (float)(1.0 / sum);
-        for (int64_t j = 0; j < n; j++) row[j] *= inv;
+        for (int64_t j = 0; j < nk; j++) row[j] *= inv;
     }
 }
 
-ts_status umt5_encode(ts_ctx *c, const umt5_model *m, const int32_t *ids, int64_t n, float *out,
-                      umt5_hook_fn hook, void *hook_user, ts_err *err) {
+ts_status umt5_encode(ts_ctx *c, const umt5_model *m, const int32_t *ids, int64_t n, int64_t nk,
+                      float *out, umt5_hook_fn hook, void *hook_user, ts_err *err) {
     const umt5_config *cfg = &m->cfg;
     const umt5_weights *wt = m->wt;
     if (n <= 0) return TS_ERR(err, TS_ERR_SHAPE, "T5 encoder: no tokens");
+    if (nk < 1 || nk > n)
+        return TS_ERR(err, TS_ERR_SHAPE, "T5 encoder: %lld attended tokens of %lld (need 1 .. n)", (long long)nk,
+                      (long long)n);
     for (int64_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= cfg->vocab)
             return TS_ERR(err, TS_ERR_INVALID_ARG, "T5 encoder: token %lld has id %d, outside the vocabulary [0, %lld)",
@@ -336,7 +340,7 @@ ts_status umt5_encode(ts_ctx *c, const umt5_model *m, const int32_t *ids, int64_
         return TS_ERR(err, TS_ERR_NOMEM, "T5 encoder: arena too small (%zu bytes; need %zu)", a->cap,
                       umt5_arena_bytes(cfg, n));
     }
-    for (int64_t r = -(n - 1); r <= n - 1; r++) bucket[r + n - 1] = umt5_bucket(r, cfg->buckets, cfg->max_distance);
+    for (int64_t r = -(n - 1); r <= nk - 1; r++) bucket[r + n - 1] = umt5_bucket(r, cfg->buckets, cfg->max_distance);
 
     for (int64_t i = 0; i < n; i++)
         TRY_OP(ts_convert_to_f32(X + i * D, wt->embed.data, wt->embed.dtype, (int64_t)ids[i] * D, D));
@@ -350,9 +354,9 @@ ts_status umt5_encode(ts_ctx *c, const umt5_model *m, const int32_t *ids, int64_
         TRY_OP(ts_linear(c, K, Y, n, &b->k, NULL));
         TRY_OP(ts_linear(c, V, Y, n, &b->v, NULL));
         for (int64_t h = 0; h < H; h++) {
-            TRY_OP(ts_gemm(c, 0, 1, n, n, Dk, 1.0f, Q + h * Dk, I, K + h * Dk, I, 0.0f, S, n));
-            bias_softmax(c, S, n, bucket, bt, H, h);
-            TRY_OP(ts_gemm(c, 0, 0, n, Dk, n, 1.0f, S, n, V + h * Dk, I, 0.0f, A + h * Dk, I));
+            TRY_OP(ts_gemm(c, 0, 1, n, nk, Dk, 1.0f, Q + h * Dk, I, K + h * Dk, I, 0.0f, S, nk));
+            bias_softmax(c, S, n, nk, bucket, bt, H, h);
+            TRY_OP(ts_gemm(c, 0, 0, n, Dk, nk, 1.0f, S, nk, V + h * Dk, I, 0.0f, A + h * Dk, I));
         }
         TRY_OP(ts_linear(c, Y, A, n, &b->o, NULL));
         TRY_OP(ts_add_gated(c, X, Y, n, D, NULL));

@@ -47,10 +47,12 @@ int umt5_bucket(int64_t rel, int buckets, int max_distance);
 /* Activation arena bytes umt5_encode needs for n tokens. */
 size_t umt5_arena_bytes(const umt5_config *cfg, int64_t n);
 
-/* out [n, D] = last hidden state for the n tokens ids (every one attended: pass only the
- * unpadded prefix; the rows equal the reference's rows for a padded, masked batch). Ids
- * outside [0, vocab) are an error. Scratch from c->arena. */
-ts_status umt5_encode(ts_ctx *c, const umt5_model *m, const int32_t *ids, int64_t n, float *out,
-                      umt5_hook_fn hook, void *hook_user, ts_err *err);
+/* out [n, D] = last hidden state for the n tokens ids, of which the first n_keys are
+ * attended (the attention mask's ones; the rest are padding, whose rows the reference
+ * computes too): every row equals transformers' last_hidden_state for that mask. Wan keeps
+ * only the first n_keys rows, so it passes n = n_keys = the unpadded length. Ids outside
+ * [0, vocab) are an error. Scratch from c->arena. */
+ts_status umt5_encode(ts_ctx *c, const umt5_model *m, const int32_t *ids, int64_t n, int64_t n_keys,
+                      float *out, umt5_hook_fn hook, void *hook_user, ts_err *err);
 
 #endif
