@@ -262,10 +262,156 @@ done:
 static ts_status run_vae_encode(ts_ctx *c, const ts_probe_opts *o, ts_err *err) { return run_vae(c, o, 1, err); }
 static ts_status run_vae_decode(ts_ctx *c, const ts_probe_opts *o, ts_err *err) { return run_vae(c, o, 0, err); }
 
+/* Token ids [B, L] of any integer dtype (or F32 holding integers) as int32 in *out. */
+static ts_status get_ids(const ts_st_file *f, const char *name, int required, int64_t B, int64_t L,
+                         int32_t **out, const ts_tensor **t_out, ts_err *err) {
+    *out = NULL;
+    const ts_tensor *x = ts_st_find(f, name);
+    if (t_out) *t_out = x;
+    if (!x) return required ? TS_ERR(err, TS_ERR_MISSING, "inputs lack '%s' (expected [B, L] token ids)", name) : TS_OK;
+    char got[96];
+    if (x->ndim != 2 || (B >= 0 && (x->shape[0] != B || x->shape[1] != L)))
+        return TS_ERR(err, TS_ERR_SHAPE, "input '%s' has shape %s, expected [B, L]%s", name, ts_shape_str(x, got, sizeof got),
+                      B >= 0 ? " like input_ids" : "");
+    int64_t n = ts_tensor_numel(x);
+    int32_t *v = malloc((size_t)(n ? n : 1) * sizeof *v);
+    if (!v) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < n; i++) {
+        int64_t k;
+        switch (x->dtype) {
+        case TS_DTYPE_I64: k = ((const int64_t *)x->data)[i]; break;
+        case TS_DTYPE_I32: k = ((const int32_t *)x->data)[i]; break;
+        case TS_DTYPE_I16: k = ((const int16_t *)x->data)[i]; break;
+        case TS_DTYPE_U8: k = ((const uint8_t *)x->data)[i]; break;
+        case TS_DTYPE_BOOL: k = ((const uint8_t *)x->data)[i] != 0; break;
+        case TS_DTYPE_F32: k = (int64_t)((const float *)x->data)[i]; break;
+        default:
+            free(v);
+            return TS_ERR(err, TS_ERR_FORMAT, "input '%s' has dtype %s; expected integers", name, ts_dtype_name(x->dtype));
+        }
+        if (k < INT32_MIN || k > INT32_MAX) {
+            free(v);
+            return TS_ERR(err, TS_ERR_FORMAT, "input '%s' holds %lld, out of range", name, (long long)k);
+        }
+        v[i] = (int32_t)k;
+    }
+    *out = v;
+    return TS_OK;
+}
+
+static ts_status run_text_encoder(ts_ctx *c, const ts_probe_opts *o, ts_err *err) {
+    /* a whole pipeline directory is narrowed to text_encoder/ and tokenizer/ */
+    ts_wan_paths *paths = calloc(1, sizeof *paths);
+    if (!paths) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+    ts_err ignore;
+    char te_path[4096], tok_path[4096] = "";
+    if (ts_wan_find_paths(o->model, paths, &ignore) == TS_OK && paths->text_encoder[0]) {
+        snprintf(te_path, sizeof te_path, "%s", paths->text_encoder);
+        snprintf(tok_path, sizeof tok_path, "%s", paths->tokenizer);
+    } else {
+        snprintf(te_path, sizeof te_path, "%s", o->model);
+        /* diffusers keeps tokenizer/ beside text_encoder/; else the model's own directory */
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", o->model);
+        size_t l = strlen(dir);
+        while (l > 1 && dir[l - 1] == '/') dir[--l] = 0;
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = 0;
+        else snprintf(dir, sizeof dir, ".");
+        snprintf(tok_path, sizeof tok_path, "%s/tokenizer", dir);
+    }
+    free(paths);
+    if (o->tokenizer) snprintf(tok_path, sizeof tok_path, "%s", o->tokenizer);
+    ts_st_file *in = NULL;
+    umt5_model *m = NULL;
+    ts_tokenizer *tok = NULL;
+    outputs outs = {0};
+    int32_t *ids = NULL, *mask = NULL;
+    ts_arena arena = {0};
+    int64_t B = 1, L = 0;
+    ts_status st = umt5_load(&m, te_path, err);
+    if (st == TS_OK && o->prompt) {
+        st = ts_tokenizer_open(&tok, tok_path, err);
+        char *clean = NULL;
+        int n = 0;
+        L = 512;
+        ids = calloc((size_t)L, sizeof *ids);
+        mask = calloc((size_t)L, sizeof *mask);
+        if (st == TS_OK && (!ids || !mask)) st = TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+        if (st == TS_OK) st = ts_text_clean(o->prompt, &clean, err);
+        if (st == TS_OK) st = ts_tokenize(tok, clean, ids, (int)L, &n, err);
+        free(clean);
+        for (int64_t i = 0; st == TS_OK && i < L; i++) {
+            mask[i] = i < n;
+            if (i >= n) ids[i] = ts_tokenizer_pad_id(tok);
+        }
+    } else if (st == TS_OK) {
+        const ts_tensor *ti = NULL;
+        st = ts_st_open(&in, o->inputs, err);
+        if (st == TS_OK) st = get_ids(in, "input_ids", 1, -1, -1, &ids, &ti, err);
+        if (st == TS_OK) B = ti->shape[0], L = ti->shape[1], st = get_ids(in, "attention_mask", 0, B, L, &mask, NULL, err);
+    }
+    const umt5_config *cfg = st == TS_OK ? umt5_model_config(m) : NULL;
+    if (st == TS_OK && L < 1) st = TS_ERR(err, TS_ERR_SHAPE, "input_ids has no tokens");
+    if (st == TS_OK && ts_arena_init(&arena, umt5_arena_bytes(cfg, L)) != 0)
+        st = TS_ERR(err, TS_ERR_NOMEM, "out of memory for the activations");
+    out_item *out = NULL;
+    if (st == TS_OK) {
+        int64_t so[3] = {B, L, cfg->dim}, si[2] = {B, L};
+        out = out_add(&outs, "out", 3, so);
+        out_item *oi = out ? out_add(&outs, "input_ids", 2, si) : NULL;
+        out_item *om = oi ? out_add(&outs, "attention_mask", 2, si) : NULL;
+        if (!om) st = TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+        outs.batch = B, outs.N = L, outs.L = L, outs.D = cfg->dim;
+    }
+    ts_arena *old = c->arena;
+    c->arena = &arena;
+    for (int64_t b = 0; b < B && st == TS_OK; b++) {
+        /* right padding only: ones, then zeros */
+        int64_t nk = L;
+        if (mask) {
+            nk = 0;
+            while (nk < L && mask[b * L + nk]) nk++;
+            for (int64_t i = nk; i < L; i++)
+                if (mask[b * L + i]) st = TS_ERR(err, TS_ERR_INVALID_ARG, "attention_mask row %lld is not ones then zeros "
+                                                 "(right padding)", (long long)b);
+            if (st == TS_OK && nk == 0) st = TS_ERR(err, TS_ERR_INVALID_ARG, "attention_mask row %lld is all zeros", (long long)b);
+        }
+        for (int64_t i = 0; st == TS_OK && i < L; i++) {
+            outs.items[1].data[b * L + i] = (float)ids[b * L + i];
+            outs.items[2].data[b * L + i] = i < nk ? 1.0f : 0.0f;
+        }
+        outs.b = b;
+        if (st == TS_OK)
+            st = umt5_encode(c, m, ids + b * L, L, nk, out->data + b * L * cfg->dim,
+                             o->dump_intermediates ? on_intermediate : NULL, &outs, err);
+    }
+    c->arena = old;
+    if (st == TS_OK && outs.oom) st = TS_ERR(err, TS_ERR_NOMEM, "out of memory for intermediates");
+    if (st == TS_OK) {
+        char config[512];
+        snprintf(config, sizeof config,
+                 "{\"model\": \"%s\", \"vocab\": %lld, \"d_model\": %lld, \"heads\": %lld, \"d_kv\": %lld, "
+                 "\"d_ff\": %lld, \"layers\": %lld, \"buckets\": %d, \"max_distance\": %d}",
+                 cfg->shared_bias ? "t5" : "umt5", (long long)cfg->vocab, (long long)cfg->dim, (long long)cfg->heads,
+                 (long long)cfg->d_kv, (long long)cfg->d_ff, (long long)cfg->layers, cfg->buckets, cfg->max_distance);
+        st = write_outputs(&outs, o, c, config, err);
+    }
+    ts_arena_free(&arena);
+    outputs_free(&outs);
+    free(ids), free(mask);
+    ts_tokenizer_free(tok);
+    umt5_free(m);
+    ts_st_close(in);
+    return st;
+}
+
 static const ts_component comp_dit = {"dit", "x [B,C,F,H,W], t [B], context [B,L,D]", run_dit};
 static const ts_component comp_vae_enc = {"vae-encode", "video [B,3,T,H,W] in [-1,1]", run_vae_encode};
 static const ts_component comp_vae_dec = {"vae-decode", "latents [B,16,t,h,w]", run_vae_decode};
-static const ts_component *const registry[] = {&comp_dit, &comp_vae_enc, &comp_vae_dec, NULL};
+static const ts_component comp_te = {"text-encoder",
+                                     "input_ids [B,L] (+ attention_mask [B,L]), or --prompt TEXT", run_text_encoder};
+static const ts_component *const registry[] = {&comp_dit, &comp_vae_enc, &comp_vae_dec, &comp_te, NULL};
 
 const ts_component *const *ts_components(void) { return registry; }
 
@@ -276,8 +422,10 @@ const ts_component *ts_component_find(const char *name) {
 }
 
 ts_status ts_probe_run(ts_ctx *c, const ts_probe_opts *o, ts_err *err) {
-    if (!o->component || !o->model || !o->inputs || !o->out)
-        return TS_ERR(err, TS_ERR_INVALID_ARG, "component, model, inputs and out are all required");
+    if (!o->component || !o->model || (!o->inputs && !o->prompt) || !o->out)
+        return TS_ERR(err, TS_ERR_INVALID_ARG, "component, model, inputs (or a prompt) and out are all required");
+    if (o->prompt && strcmp(o->component, "text-encoder") != 0)
+        return TS_ERR(err, TS_ERR_INVALID_ARG, "a prompt is the text-encoder component's input only");
     const ts_component *comp = ts_component_find(o->component);
     if (!comp) {
         char names[256] = "";

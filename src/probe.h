@@ -1,7 +1,8 @@
 /*
  * probe.h — run one model component on named tensors from a safetensors file.
  *
- * The component registry maps a name ("dit", "vae-encode", "vae-decode", ...) to a
+ * The component registry maps a name ("dit", "vae-encode", "vae-decode", "text-encoder")
+ * to a
  * runner built on the same loaders and forward code as the pipeline; the
  * tessera-probe tool is a thin CLI over ts_probe_run. Adding a model adds registry
  * entries, not a switch in the tool.
@@ -20,6 +21,8 @@ typedef struct ts_probe_opts {
     int dump_intermediates; /* also write per-block outputs (where the component has them) */
     int normalized;         /* VAE: latents are normalised (pipeline) latents */
     const char *version;    /* recorded in the output metadata (e.g. the git commit) */
+    const char *prompt;     /* text encoder: encode this text (tokenized) instead of inputs */
+    const char *tokenizer;  /* text encoder: tokenizer for prompt (default: found beside) */
 } ts_probe_opts;
 
 typedef struct ts_component {

@@ -1,7 +1,8 @@
 /*
  * test_probe.c — the golden fixtures through the probe (ts_probe_run, what
- * tessera-probe runs): DiT output and intermediates, VAE encode and decode, at the same
- * tolerances as the unit tests; and the errors for bad inputs.
+ * tessera-probe runs): DiT output and intermediates, VAE encode and decode, the text
+ * encoder from ids + mask and from a prompt, at the same tolerances as the unit tests; and
+ * the errors for bad inputs.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -67,7 +68,8 @@ int main(void) {
     const char *dn[] = {"x", "t", "context"};
     make_inputs("wan_dit_c_io.safetensors", dn, dn, 3, tmp("dit_in.safetensors"));
     snprintf(model, sizeof model, "%s", ts_test_fixture("wan_dit_c.safetensors"));
-    ts_probe_opts o = {"dit", model, tmp("dit_in.safetensors"), tmp("dit_out.safetensors"), 1, 0, "test"};
+    ts_probe_opts o = {.component = "dit", .model = model, .inputs = tmp("dit_in.safetensors"),
+                       .out = tmp("dit_out.safetensors"), .dump_intermediates = 1, .version = "test"};
     TS_CHECK(ts_probe_run(&c, &o, &e) == TS_OK, "probe dit: %s", e.msg);
     compare(tmp("dit_out.safetensors"), "out", "wan_dit_c_io.safetensors", "out", 1e-4);
     compare(tmp("dit_out.safetensors"), "blocks.0", "wan_dit_c_io.safetensors", "blocks.0", 1e-4);
@@ -76,31 +78,84 @@ int main(void) {
     snprintf(model, sizeof model, "%s", ts_test_fixture("wan_vae_a.safetensors"));
     const char *vn[] = {"latents"};
     make_inputs("wan_vae_a_io.safetensors", vn, vn, 1, tmp("vae_in.safetensors"));
-    ts_probe_opts od = {"vae-decode", model, tmp("vae_in.safetensors"), tmp("vae_out.safetensors"), 0, 0, "test"};
+    ts_probe_opts od = {.component = "vae-decode", .model = model, .inputs = tmp("vae_in.safetensors"),
+                        .out = tmp("vae_out.safetensors"), .version = "test"};
     TS_CHECK(ts_probe_run(&c, &od, &e) == TS_OK, "probe vae-decode: %s", e.msg);
     compare(tmp("vae_out.safetensors"), "out", "wan_vae_a_io.safetensors", "decoded", 1e-4);
     const char *en[] = {"video"};
     make_inputs("wan_vae_a_io.safetensors", en, en, 1, tmp("vae_in.safetensors"));
-    ts_probe_opts oe = {"vae-encode", model, tmp("vae_in.safetensors"), tmp("vae_out.safetensors"), 0, 0, "test"};
+    ts_probe_opts oe = {.component = "vae-encode", .model = model, .inputs = tmp("vae_in.safetensors"),
+                        .out = tmp("vae_out.safetensors"), .version = "test"};
     TS_CHECK(ts_probe_run(&c, &oe, &e) == TS_OK, "probe vae-encode: %s", e.msg);
     compare(tmp("vae_out.safetensors"), "out", "wan_vae_a_io.safetensors", "latent_mean", 1e-4);
+
+    /* text encoder from ids + mask: every row (the padded ones too) and every block */
+    snprintf(model, sizeof model, "%s", ts_test_fixture("umt5_a.safetensors"));
+    const char *tn[] = {"input_ids", "attention_mask"};
+    make_inputs("umt5_a_io.safetensors", tn, tn, 2, tmp("te_in.safetensors"));
+    ts_probe_opts ot = {.component = "text-encoder", .model = model, .inputs = tmp("te_in.safetensors"),
+                        .out = tmp("te_out.safetensors"), .dump_intermediates = 1, .version = "test"};
+    TS_CHECK(ts_probe_run(&c, &ot, &e) == TS_OK, "probe text-encoder: %s", e.msg);
+    compare(tmp("te_out.safetensors"), "out", "umt5_a_io.safetensors", "out", 1e-4);
+    compare(tmp("te_out.safetensors"), "blocks.2", "umt5_a_io.safetensors", "blocks.2", 1e-4);
+    /* from a prompt through a whole pipeline directory: the unpadded rows are Wan's embeddings */
+    char pipe[512];
+    snprintf(pipe, sizeof pipe, "%s", ts_test_fixture("wan_t2v"));
+    ts_probe_opts op = {.component = "text-encoder", .model = pipe, .prompt = "a red circle moving to the right",
+                        .out = tmp("te_out.safetensors"), .version = "test"};
+    TS_CHECK(ts_probe_run(&c, &op, &e) == TS_OK, "probe text-encoder --prompt: %s", e.msg);
+    ts_st_file *po = NULL, *pr = NULL;
+    ts_st_open(&po, tmp("te_out.safetensors"), &e);
+    ts_st_open(&pr, ts_test_fixture("wan_t2v_io.safetensors"), &e);
+    if (po && pr) {
+        const ts_tensor *out = ts_st_find(po, "out"), *mask = ts_st_find(po, "attention_mask");
+        const ts_tensor *ref = ts_st_find(pr, "red.prompt_embeds");
+        int64_t n = 0;
+        for (int64_t i = 0; mask && i < mask->shape[1]; i++) n += ((const float *)mask->data)[i] > 0;
+        TS_CHECK(out && ref && out->shape[1] == 512 && n > 1 && n < 20, "prompt output [1, 512, D], %lld tokens", (long long)n);
+        if (out && ref) ts_test_compare("probe --prompt embeddings", out->data, ref->data, n * out->shape[2], 1e-4, NULL);
+    }
+    ts_st_close(po), ts_st_close(pr);
+    /* a mask that is not right padding */
+    {
+        ts_st_file *f = NULL;
+        ts_st_open(&f, ts_test_fixture("umt5_a_io.safetensors"), &e);
+        const ts_tensor *ids = ts_st_find(f, "input_ids");
+        int32_t bad_mask[80];
+        for (int i = 0; i < 80; i++) bad_mask[i] = i % 2;
+        ts_st_item it[2] = {{"input_ids", *ids}, {"attention_mask", ts_tensor_make(TS_DTYPE_I32, 2, ids->shape, bad_mask)}};
+        ts_st_write(tmp("te_in.safetensors"), it, 2, NULL, 0, &e);
+        ts_st_close(f);
+        ot.out = tmp("te_bad.safetensors");
+        TS_CHECK(ts_probe_run(&c, &ot, &e) == TS_ERR_INVALID_ARG && strstr(e.msg, "right padding"), "bad mask: %s", e.msg);
+        const char *only_mask[] = {"attention_mask"};
+        make_inputs("umt5_a_io.safetensors", only_mask, only_mask, 1, tmp("te_in.safetensors"));
+        TS_CHECK(ts_probe_run(&c, &ot, &e) == TS_ERR_MISSING && strstr(e.msg, "input_ids"), "no ids: %s", e.msg);
+        TS_CHECK(access(tmp("te_bad.safetensors"), F_OK) != 0, "no output on failure");
+    }
 
     /* bad inputs: missing tensor, wrong shape, unknown component — each named */
     const char *only_x[] = {"x"};
     make_inputs("wan_dit_c_io.safetensors", only_x, only_x, 1, tmp("bad.safetensors"));
     snprintf(model, sizeof model, "%s", ts_test_fixture("wan_dit_c.safetensors"));
-    ts_probe_opts ob = {"dit", model, tmp("bad.safetensors"), tmp("x.safetensors"), 0, 0, "test"};
+    ts_probe_opts ob = {.component = "dit", .model = model, .inputs = tmp("bad.safetensors"),
+                        .out = tmp("x.safetensors"), .version = "test"};
     TS_CHECK(ts_probe_run(&c, &ob, &e) == TS_ERR_MISSING && strstr(e.msg, "'t'") && strstr(e.msg, "[B]"),
              "missing t named: %s", e.msg);
     const char *ctx_as_x[] = {"context", "t", "context"}, *names[] = {"x", "t", "context"};
     make_inputs("wan_dit_c_io.safetensors", ctx_as_x, names, 3, tmp("bad.safetensors"));
     TS_CHECK(ts_probe_run(&c, &ob, &e) == TS_ERR_SHAPE && strstr(e.msg, "'x'") && strstr(e.msg, "[B, 16, F, H, W]"),
              "mis-shaped x named: %s", e.msg);
-    ob.component = "text-encoder";
-    TS_CHECK(ts_probe_run(&c, &ob, &e) == TS_ERR_INVALID_ARG && strstr(e.msg, "available: dit"), "unknown component: %s", e.msg);
+    ob.component = "flux";
+    TS_CHECK(ts_probe_run(&c, &ob, &e) == TS_ERR_INVALID_ARG && strstr(e.msg, "available: dit") &&
+             strstr(e.msg, "text-encoder"), "unknown component: %s", e.msg);
+    ob.component = "dit", ob.prompt = "a prompt";
+    TS_CHECK(ts_probe_run(&c, &ob, &e) == TS_ERR_INVALID_ARG && strstr(e.msg, "text-encoder"), "prompt to the DiT: %s", e.msg);
+    ob.prompt = NULL;
     TS_CHECK(access(tmp("x.safetensors"), F_OK) != 0, "no output written on failure");
 
-    const char *files[] = {"dit_in.safetensors", "dit_out.safetensors", "vae_in.safetensors", "vae_out.safetensors", "bad.safetensors"};
+    const char *files[] = {"dit_in.safetensors", "dit_out.safetensors", "vae_in.safetensors", "vae_out.safetensors",
+                           "bad.safetensors", "te_in.safetensors", "te_out.safetensors"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(tmp(files[i]));
     rmdir(dir);
     return ts_test_summary("probe");

@@ -16,5 +16,10 @@ check unknown-flag 2 "unknown option '--frobnicate'" -- --frobnicate
 check bad-threads 2 "--threads needs a number" -- --threads zero
 check missing-model 1 "No such file or directory" -- --component dit --model /nonexistent.safetensors --inputs "$fx/wan_dit_a_io.safetensors" --out /tmp/x.safetensors
 check bad-backend 2 "not available" -- --backend cuda --component dit --model m --inputs i --out o
+teout=$(mktemp -u /tmp/ts_probe_XXXXXX).safetensors
+check te-prompt 0 "wrote $teout" -- --component text-encoder --model "$fx/wan_t2v" --prompt "a red circle" --out "$teout"
+[ -s "$teout" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL te-prompt wrote nothing"; }
+rm -f "$teout"
+check te-help 0 "text-encoder" -- --help
 echo "probe_cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

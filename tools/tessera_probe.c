@@ -4,6 +4,7 @@
  *   tessera-probe --component dit|vae-encode|vae-decode --model PATH
  *                 --inputs in.safetensors --out out.safetensors
  *                 [--backend cpu] [--threads N] [--dump-intermediates] [--normalized]
+ *   tessera-probe --component text-encoder --model PATH --prompt TEXT --out OUT
  *
  * A thin CLI over ts_probe_run (src/probe.h): same loaders and forward code as the
  * pipeline. See the README for comparing the output with diffusers.
@@ -25,6 +26,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: tessera-probe --component NAME --model PATH --inputs IN.safetensors --out OUT.safetensors\n"
             "                     [--backend cpu] [--threads N] [--dump-intermediates] [--normalized]\n"
+            "       tessera-probe --component text-encoder --model PATH --prompt TEXT [--tokenizer PATH] --out OUT\n"
             "\n"
             "Runs one model component on named fp32 tensors and writes 'out' (and, with\n"
             "--dump-intermediates, one tensor per block, named like the PyTorch module).\n"
@@ -41,6 +43,10 @@ static void usage(FILE *f) {
             "  --threads N            worker threads (default: all cores)\n"
             "  --dump-intermediates   also write per-block outputs (DiT: blocks.N, ...)\n"
             "  --normalized           VAE latents are the pipeline's normalised ones\n"
+            "  --prompt TEXT          text encoder: tokenize TEXT (cleaned, 512 tokens, padded as Wan\n"
+            "                         does) instead of --inputs; the ids and mask are written too\n"
+            "  --tokenizer PATH       text encoder: spiece.model / tokenizer.json (default: the\n"
+            "                         pipeline's tokenizer/, or a tokenizer/ beside the model)\n"
             "  --version, --help\n");
 }
 
@@ -69,7 +75,8 @@ int main(int argc, char **argv) {
         }
         const char **dst = !strcmp(a, "--component") ? &o.component : !strcmp(a, "--model") ? &o.model
                          : !strcmp(a, "--inputs") ? &o.inputs : !strcmp(a, "--out") ? &o.out
-                         : !strcmp(a, "--backend") ? &backend : NULL;
+                         : !strcmp(a, "--backend") ? &backend : !strcmp(a, "--prompt") ? &o.prompt
+                         : !strcmp(a, "--tokenizer") ? &o.tokenizer : NULL;
         if (!dst && strcmp(a, "--threads")) {
             fprintf(stderr, "tessera-probe: unknown option '%s' (see --help)\n", a);
             return 2;
@@ -90,8 +97,8 @@ int main(int argc, char **argv) {
             threads = (int)v;
         }
     }
-    if (!o.component || !o.model || !o.inputs || !o.out) {
-        fprintf(stderr, "tessera-probe: --component, --model, --inputs and --out are required (see --help)\n");
+    if (!o.component || !o.model || (!o.inputs && !o.prompt) || !o.out) {
+        fprintf(stderr, "tessera-probe: --component, --model, --inputs (or --prompt) and --out are required (see --help)\n");
         return 2;
     }
     ts_ctx c;
