@@ -17,6 +17,7 @@
 #include "safetensors.h"
 #include "test.h"
 #include "text/umt5.h"
+#include "wan_rename.h"
 
 static void test_buckets(void) {
     ts_st_file *f = NULL;
@@ -43,25 +44,6 @@ static void test_buckets(void) {
     ts_st_close(f);
 }
 
-/* transformers → Wan original names, written independently of the model's name table. */
-static void to_original(const char *in, char *out, size_t n) {
-    int blk;
-    char rest[200];
-    if (strcmp(in, "shared.weight") == 0) snprintf(out, n, "token_embedding.weight");
-    else if (strcmp(in, "encoder.final_layer_norm.weight") == 0) snprintf(out, n, "norm.weight");
-    else if (sscanf(in, "encoder.block.%d.layer.0.%199s", &blk, rest) == 2) {
-        if (strcmp(rest, "layer_norm.weight") == 0) snprintf(out, n, "blocks.%d.norm1.weight", blk);
-        else if (strcmp(rest, "SelfAttention.relative_attention_bias.weight") == 0)
-            snprintf(out, n, "blocks.%d.pos_embedding.embedding.weight", blk);
-        else snprintf(out, n, "blocks.%d.attn.%s", blk, rest + strlen("SelfAttention."));
-    } else if (sscanf(in, "encoder.block.%d.layer.1.%199s", &blk, rest) == 2) {
-        if (strcmp(rest, "layer_norm.weight") == 0) snprintf(out, n, "blocks.%d.norm2.weight", blk);
-        else if (strcmp(rest, "DenseReluDense.wi_0.weight") == 0) snprintf(out, n, "blocks.%d.ffn.gate.0.weight", blk);
-        else if (strcmp(rest, "DenseReluDense.wi_1.weight") == 0) snprintf(out, n, "blocks.%d.ffn.fc1.weight", blk);
-        else snprintf(out, n, "blocks.%d.ffn.fc2.weight", blk);
-    } else snprintf(out, n, "%s", in);
-}
-
 typedef struct rewrite {
     int to_original, bf16, keep_meta, add_extra; /* bf16: 1 BF16 tensors, 2 F32 rounded to bf16 */
     const char *drop, *reshape; /* transformers names */
@@ -79,7 +61,7 @@ static int write_variant(const char *src, const char *dst, const rewrite *r) {
     for (int i = 0; i < n; i++) {
         const ts_tensor *t = ts_st_tensor(f, i);
         if (r->drop && strcmp(t->name, r->drop) == 0) continue;
-        if (r->to_original) to_original(t->name, names[k], sizeof names[k]);
+        if (r->to_original) t5_to_original(t->name, names[k], sizeof names[k]);
         else snprintf(names[k], sizeof names[k], "%s", t->name);
         items[k].name = names[k];
         items[k].t = *t;

@@ -62,6 +62,34 @@ static void make_dirs(void) {
     write_text(path("original/config.json"), "{\"dim\": 128, \"num_heads\": 2}");
     st_copy_renamed(dit, path("original/diffusion_pytorch_model.safetensors"), wan_dit_rename_cb, 0);
     st_copy_renamed(vae, path("original/Wan2.1_VAE.safetensors"), wan_vae_to_original, 1);
+    /* the text encoder as Wan ships it (converted to safetensors) and its tokenizer folder */
+    char te[512];
+    snprintf(te, sizeof te, "%s", ts_test_fixture("wan_te.safetensors"));
+    st_copy_renamed(te, path("original/models_t5_umt5-xxl-enc-bf16.safetensors"), t5_rename_cb, 0);
+    mkdir(path("original/google"), 0700);
+    mkdir(path("original/google/umt5-xxl"), 0700);
+    copy_file(ts_test_fixture("spm_tiny.model"), path("original/google/umt5-xxl/spiece.model"));
+}
+
+/* The original layout's text encoder (Wan's names) gives diffusers' prompt embeddings. */
+static void run_original_text(void) {
+    ts_st_file *f = NULL;
+    ts_err e = {0};
+    ts_wan_pipeline p;
+    TS_CHECK(ts_wan_pipeline_open(&p, path("original"), &e) == TS_OK, "original open: %s", e.msg);
+    TS_CHECK(p.te && p.tok, "original layout: text encoder and tokenizer found");
+    if (p.te && ts_st_open(&f, ts_test_fixture("wan_t2v_io.safetensors"), &e) == TS_OK) {
+        ts_ctx c;
+        ts_ctx_init(&c, 0);
+        const ts_tensor *ref = ts_st_find(f, "red.prompt_embeds");
+        float *pe = malloc((size_t)ts_tensor_numel(ref) * sizeof *pe);
+        TS_CHECK(ts_wan_encode_prompt(&c, &p, "a red circle moving to the right", 512, pe, NULL, &e) == TS_OK,
+                 "original encode: %s", e.msg);
+        ts_test_compare("original-layout prompt embeddings", pe, ref->data, ts_tensor_numel(ref), 1e-4, NULL);
+        free(pe);
+    }
+    ts_st_close(f);
+    ts_wan_pipeline_close(&p);
 }
 
 static void run(const char *layout, ts_sampler_kind kind) {
@@ -209,15 +237,18 @@ int main(void) {
     run("diffusers", TS_SAMPLER_UNIPC);
     run("original", TS_SAMPLER_UNIPC);
     run_t2v();
+    run_original_text();
     ts_wan_pipeline p;
     ts_err e = {0};
     TS_CHECK(ts_wan_pipeline_open(&p, root, &e) == TS_ERR_MISSING, "empty dir rejected: %s", e.msg);
     const char *files[] = {"diffusers/model_index.json", "diffusers/transformer/config.json",
                            "diffusers/transformer/diffusion_pytorch_model.safetensors",
                            "diffusers/vae/diffusion_pytorch_model.safetensors", "original/config.json",
-                           "original/diffusion_pytorch_model.safetensors", "original/Wan2.1_VAE.safetensors"};
+                           "original/diffusion_pytorch_model.safetensors", "original/Wan2.1_VAE.safetensors",
+                           "original/models_t5_umt5-xxl-enc-bf16.safetensors", "original/google/umt5-xxl/spiece.model"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(path(files[i]));
     rmdir(path("diffusers/transformer")), rmdir(path("diffusers/vae")), rmdir(path("diffusers"));
+    rmdir(path("original/google/umt5-xxl")), rmdir(path("original/google"));
     rmdir(path("original")), rmdir(root);
     return ts_test_summary("pipeline");
 }

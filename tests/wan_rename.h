@@ -110,6 +110,30 @@ static inline int st_copy_renamed(const char *src, const char *dst,
     return rc;
 }
 
+/* transformers → Wan original names, written independently of the model's name table. */
+static inline void t5_to_original(const char *in, char *out, size_t n) {
+    int blk;
+    char rest[200];
+    if (strcmp(in, "shared.weight") == 0) snprintf(out, n, "token_embedding.weight");
+    else if (strcmp(in, "encoder.final_layer_norm.weight") == 0) snprintf(out, n, "norm.weight");
+    else if (sscanf(in, "encoder.block.%d.layer.0.%199s", &blk, rest) == 2) {
+        if (strcmp(rest, "layer_norm.weight") == 0) snprintf(out, n, "blocks.%d.norm1.weight", blk);
+        else if (strcmp(rest, "SelfAttention.relative_attention_bias.weight") == 0)
+            snprintf(out, n, "blocks.%d.pos_embedding.embedding.weight", blk);
+        else snprintf(out, n, "blocks.%d.attn.%s", blk, rest + strlen("SelfAttention."));
+    } else if (sscanf(in, "encoder.block.%d.layer.1.%199s", &blk, rest) == 2) {
+        if (strcmp(rest, "layer_norm.weight") == 0) snprintf(out, n, "blocks.%d.norm2.weight", blk);
+        else if (strcmp(rest, "DenseReluDense.wi_0.weight") == 0) snprintf(out, n, "blocks.%d.ffn.gate.0.weight", blk);
+        else if (strcmp(rest, "DenseReluDense.wi_1.weight") == 0) snprintf(out, n, "blocks.%d.ffn.fc1.weight", blk);
+        else snprintf(out, n, "blocks.%d.ffn.fc2.weight", blk);
+    } else snprintf(out, n, "%s", in);
+}
+
+static inline void t5_rename_cb(const char *in, char *out, size_t n, int unused) {
+    (void)unused;
+    t5_to_original(in, out, n);
+}
+
 static inline void wan_dit_rename_cb(const char *in, char *out, size_t n, int unused) {
     (void)unused;
     wan_dit_to_original(in, out, n);
