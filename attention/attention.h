@@ -24,9 +24,10 @@ typedef struct ts_attn_site {
     int step;        /* denoising step index (0-based), -1 outside sampling */
     int n_steps;     /* steps in the trajectory, 0 if unknown */
     int64_t grid[3]; /* query token grid T, H, W (row-major), or zeros */
+    float timestep;  /* the model timestep (0..1000), for rules on timesteps */
 } ts_attn_site;
 
-typedef struct ts_attn_schedule ts_attn_schedule; /* the attention issue defines it */
+typedef struct ts_attn_schedule ts_attn_schedule; /* schedule.h */
 
 /* Block sizes of the dense plan. Dense attention has no block structure to respect, so
  * the query block is as large as keeps the CPU kernel's sgemm tiles efficient (measured
@@ -34,9 +35,10 @@ typedef struct ts_attn_schedule ts_attn_schedule; /* the attention issue defines
 #define TS_ATTN_BLK_Q 256
 #define TS_ATTN_BLK_K 64
 
-/* out[Nq, H·D] = attention(q [Nq, H·D], k/v [Nk, H·D]) with scale 1/sqrt(D),
- * as planned for this site. */
-ts_status ts_attention(ts_ctx *c, const ts_attn_schedule *sched, const ts_attn_site *site,
+/* out[Nq, H·D] = attention(q [Nq, H·D], k/v [Nk, H·D]) with scale 1/sqrt(D), as the
+ * schedule plans it for this site (NULL: dense). The schedule caches static plans and
+ * records densities, so it is not const. */
+ts_status ts_attention(ts_ctx *c, ts_attn_schedule *sched, const ts_attn_site *site,
                        int64_t nq, int64_t nk, int64_t heads, int64_t head_dim, const float *q,
                        const float *k, const float *v, float *out, ts_err *err);
 

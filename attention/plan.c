@@ -17,5 +17,6 @@ ts_attn_plan ts_attn_plan_dense(int64_t nq, int64_t nk, int64_t heads, int64_t h
     p.blk_k = blk_k;
     p.n_qblk = (int32_t)((nq + blk_q - 1) / blk_q);
     p.n_kblk = (int32_t)((nk + blk_k - 1) / blk_k);
+    p.density = 1.0;
     return p;
 }

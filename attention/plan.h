@@ -10,21 +10,74 @@
  * Scores are (q·k)·scale. Blocks tile the (possibly permuted) token order:
  * query block i covers kernel-order rows [i·blk_q, min((i+1)·blk_q, Nq)).
  *
- * This issue fills only the dense parts (all blocks exact, no permutation, no
- * mask, no linear complement, no quantisation); the fields for the other parts
- * are declared so the methods of the attention issue plug in without changing
- * any kernel's signature.
+ * Parts: an optional permutation; a CSR list of key blocks per query block, computed
+ * exactly with online softmax, each flagged full (every element allowed) or partial; an
+ * element mask for the partial blocks (a tagged kind with parameters, not a function
+ * pointer, so a GPU kernel can evaluate it too); an optional head range. The linear
+ * complement (SLA) and quantisation (PARO) fields are declared for the methods still to
+ * come; kernels refuse plans that use them.
  */
 #ifndef TS_ATTENTION_PLAN_H
 #define TS_ATTENTION_PLAN_H
 
 #include <stdint.h>
 
-typedef enum ts_mask_kind { TS_MASK_NONE = 0 } ts_mask_kind;
+typedef enum ts_mask_kind {
+    TS_MASK_NONE = 0,
+    TS_MASK_NA,    /* generalized neighborhood attention over the T x H x W grid */
+    TS_MASK_CLEAR  /* CLEAR: dx² + dy² < r² on the H x W grid of the same frame */
+} ts_mask_kind;
 
+/* Token indices are in the caller's order: image tokens [img0, img0 + T·H·W) in row-major
+ * (t, y, x) order, text tokens the rest ([0, img0) and past the image). Text keys are seen by
+ * every query and text queries see every key; the rules below are for image-image pairs. */
 typedef struct ts_mask {
     ts_mask_kind kind;
+    int64_t grid[3];     /* T, H, W */
+    int64_t img0;        /* first image token */
+    /* NA, per dimension (t, h, w), after NATTEN: window w, stride s, dilation d, causal c.
+     * With dilation, tokens attend within their group x mod d, in in-group coordinates
+     * x div d; left = w/2, right = w/2 + w%2 - 1. Non-causal: the centre is the stride
+     * group's leader min((x/s)s + s/2, L-1) clamped to [left, L-1-right] (the window shifts
+     * at borders, never shrinks); key k is a neighbor iff centre-left <= k <= centre+right.
+     * Causal: leader = min((x/s)s + s-1, L-1); neighbor iff k <= x and leader - k < w. */
+    int window[3], stride[3], dilation[3], causal[3];
+    double radius;       /* CLEAR: strict circle, radius in tokens */
 } ts_mask;
+
+static inline int ts_mask_na_dim(int64_t x, int64_t k, int64_t L, int w, int s, int d, int causal) {
+    if (x % d != k % d) return 0;
+    int64_t g = x % d, Lg = (L - g + d - 1) / d, xi = x / d, ki = k / d;
+    if (causal) {
+        int64_t leader = (xi / s) * s + s - 1;
+        if (leader > Lg - 1) leader = Lg - 1;
+        return ki <= xi && leader - ki < w;
+    }
+    int64_t left = w / 2, right = w / 2 + w % 2 - 1;
+    int64_t c = (xi / s) * s + s / 2;
+    if (c > Lg - 1) c = Lg - 1;
+    if (c < left) c = left;
+    if (c > Lg - 1 - right) c = Lg - 1 - right;
+    return ki >= c - left && ki <= c + right;
+}
+
+/* 1 when query token qt may attend key token kt. */
+static inline int ts_mask_allows(const ts_mask *m, int64_t qt, int64_t kt) {
+    if (m->kind == TS_MASK_NONE) return 1;
+    const int64_t T = m->grid[0], H = m->grid[1], W = m->grid[2], G = T * H * W;
+    int64_t qi = qt - m->img0, ki = kt - m->img0;
+    if (qi < 0 || qi >= G || ki < 0 || ki >= G) return 1; /* a text token on either side */
+    int64_t qc[3] = {qi / (H * W), (qi / W) % H, qi % W}, kc[3] = {ki / (H * W), (ki / W) % H, ki % W};
+    if (m->kind == TS_MASK_CLEAR) {
+        if (qc[0] != kc[0]) return 0;
+        double dy = (double)(qc[1] - kc[1]), dx = (double)(qc[2] - kc[2]);
+        return dy * dy + dx * dx < m->radius * m->radius;
+    }
+    for (int i = 0; i < 3; i++)
+        if (!ts_mask_na_dim(qc[i], kc[i], m->grid[i], m->window[i], m->stride[i], m->dilation[i], m->causal[i]))
+            return 0;
+    return 1;
+}
 
 typedef enum ts_quant { TS_QUANT_NONE = 0 } ts_quant;
 
@@ -38,7 +91,12 @@ typedef struct ts_attn_plan {
     /* CSR: query block i computes key blocks exact_idx[exact_ptr[i] .. exact_ptr[i+1])
      * exactly (online softmax). NULL exact_ptr means every key block (dense). */
     const int32_t *exact_ptr, *exact_idx;
+    /* per CSR entry: 1 = every element of the block is allowed (the kernel skips the mask),
+     * 0 = partial (the mask decides per element). NULL: every listed block is full. */
+    const uint8_t *exact_full;
     ts_mask mask;
+    int64_t h0, h1;       /* heads [h0, h1) run; h1 == 0: all heads */
+    double density;       /* fraction of the nq x nk scores computed (1 for dense) */
     const int32_t *lin_ptr, *lin_idx; /* linear complement (SLA), NULL: none */
     ts_quant quant;
 } ts_attn_plan;

@@ -1,10 +1,12 @@
 /*
  * ref.c — float64 reference executor for attention plans (the obvious way).
  *
- * Per head: map kernel order to tokens through perm, materialise every score of the
- * listed key blocks in double, softmax over exactly those (a sparse plan renormalises
- * over its computed blocks, as the kernels do), multiply by V. Rows with no computed
- * key give zeros. Slow by design: every kernel is tested against it.
+ * Per head of the plan's range: map kernel order to tokens through perm, materialise every
+ * score of the listed key blocks in double, keep those the element mask allows (on every
+ * listed block, full or not: a block wrongly flagged full shows up as a mismatch), softmax
+ * over exactly those (a sparse plan renormalises over its computed elements, as the kernels
+ * do), multiply by V. Rows with no computed key give zeros; heads outside the range are
+ * not written. Slow by design: every kernel is tested against it.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -23,7 +25,8 @@ int ts_attn_ref(const ts_attn_plan *p, const float *q, const float *k, const flo
         free(o);
         return -1;
     }
-    for (int64_t h = 0; h < H; h++) {
+    const int64_t h0 = p->h1 > 0 ? p->h0 : 0, h1 = p->h1 > 0 ? p->h1 : H;
+    for (int64_t h = h0; h < h1; h++) {
         for (int64_t r = 0; r < Nq; r++) {
             int64_t qb = r / p->blk_q;
             for (int64_t j = 0; j < Nk; j++) use[j] = p->exact_ptr ? 0 : 1;
@@ -34,6 +37,8 @@ int ts_attn_ref(const ts_attn_plan *p, const float *q, const float *k, const flo
                 }
             }
             int64_t qt = p->perm ? p->perm[r] : r;
+            for (int64_t j = 0; j < Nk && p->mask.kind != TS_MASK_NONE; j++)
+                if (use[j]) use[j] = (unsigned char)ts_mask_allows(&p->mask, qt, p->perm ? p->perm[j] : j);
             const float *qr = q + qt * HD + h * D;
             double mx = -INFINITY;
             for (int64_t j = 0; j < Nk; j++) {

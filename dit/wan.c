@@ -393,7 +393,7 @@ static void rope_tables(const wan_config *c, int64_t f, int64_t h, int64_t w, fl
                                        __LINE__, ts_status_str(s_));                          \
     } while (0)
 
-ts_status wan_forward(ts_ctx *c, const wan_model *m, const ts_attn_schedule *sched, int step,
+ts_status wan_forward(ts_ctx *c, const wan_model *m, ts_attn_schedule *sched, int step,
                       int n_steps, const float *x, int64_t F, int64_t H, int64_t W, float t,
                       const float *context, int64_t L, float *out, wan_hook_fn hook,
                       void *hook_user, ts_err *err) {
@@ -465,7 +465,7 @@ ts_status wan_forward(ts_ctx *c, const wan_model *m, const ts_attn_schedule *sch
 
     rope_tables(cfg, f, h, w, cs, sn);
     const int64_t NH = cfg->heads, Dh = cfg->head_dim;
-    ts_attn_site site = {TS_ATTN_SELF, 0, step, n_steps, {f, h, w}};
+    ts_attn_site site = {TS_ATTN_SELF, 0, step, n_steps, {f, h, w}, t};
 
     for (int64_t l = 0; l < cfg->layers; l++) {
         const wan_block *b = &wt->blocks[l];

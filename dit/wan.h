@@ -63,7 +63,7 @@ size_t wan_arena_bytes(const wan_config *cfg, int64_t F, int64_t H, int64_t W, i
 /* out [out_ch, F, H, W] = velocity for x [in_ch, F, H, W] at timestep t (0..1000) with
  * text context [L, text_dim]. Scratch from c->arena (wan_arena_bytes). step/n_steps
  * and sched go to the attention planner. */
-ts_status wan_forward(ts_ctx *c, const wan_model *m, const ts_attn_schedule *sched, int step,
+ts_status wan_forward(ts_ctx *c, const wan_model *m, ts_attn_schedule *sched, int step,
                       int n_steps, const float *x, int64_t F, int64_t H, int64_t W, float t,
                       const float *context, int64_t L, float *out, wan_hook_fn hook,
                       void *hook_user, ts_err *err);

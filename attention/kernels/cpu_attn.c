@@ -8,7 +8,8 @@
  * K in place (row stride H·D), an online-softmax update of the running max / sum and a
  * rescale of the accumulator, then O += P·V with a second sgemm. fp32 throughout; the
  * N x N score matrix is never materialised. With a permutation the chunk's keys and
- * values are gathered first.
+ * values are gathered first. Partial blocks (plan.exact_full[i] == 0) get the element mask:
+ * masked scores are left out of the running max and zeroed after the exp.
  *
  * exp2 is ts_exp2f (src/cpu/vmath.h), which vectorises; libm's expf is scalar and was
  * a fifth of the kernel's time.
@@ -30,6 +31,7 @@
 
 typedef struct attn_scratch {
     float *q, *k, *v, *s, *acc, *m, *l;
+    uint8_t *ok; /* [blk_q, KCHUNK] element mask of a chunk with partial blocks */
 } attn_scratch;
 
 static void attn_task(const ts_attn_plan *p, const float *q, const float *k, const float *v,
@@ -57,6 +59,9 @@ static void attn_task(const ts_attn_plan *p, const float *q, const float *k, con
         while (li + nb < n_list && (nb + 1) * bk <= TS_ATTN_KCHUNK &&
                (list ? list[li + nb] : li + nb) == kb0 + nb)
             nb++;
+        const uint8_t *full = p->exact_full && list ? p->exact_full + p->exact_ptr[qb] + li : NULL;
+        int partial = 0;
+        for (int32_t b = 0; full && b < nb; b++) partial |= !full[b];
         li += nb;
         const int64_t k0 = (int64_t)kb0 * bk;
         int64_t nk = (int64_t)nb * bk;
@@ -76,15 +81,27 @@ static void attn_task(const ts_attn_plan *p, const float *q, const float *k, con
         /* S [nq, nk] = Q · Kᵀ */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)D, 1.0f, w->q,
                     (int)D, kp, (int)ld, 0.0f, w->s, TS_ATTN_KCHUNK);
+        if (partial)
+            for (int64_t r = 0; r < nq; r++) {
+                int64_t qt = p->perm ? p->perm[q0 + r] : q0 + r;
+                uint8_t *ok = w->ok + r * TS_ATTN_KCHUNK;
+                for (int64_t j = 0; j < nk; j++) {
+                    int64_t kt = p->perm ? p->perm[k0 + j] : k0 + j;
+                    ok[j] = full[j / bk] ? 1 : (uint8_t)ts_mask_allows(&p->mask, qt, kt);
+                }
+            }
         for (int64_t r = 0; r < nq; r++) {
             float *s = w->s + r * TS_ATTN_KCHUNK;
+            const uint8_t *ok = w->ok + r * TS_ATTN_KCHUNK;
+            if (partial)
+                for (int64_t j = 0; j < nk; j++) s[j] = ok[j] ? s[j] : -FLT_MAX;
             float mx = w->m[r];
             for (int64_t j = 0; j < nk; j++) mx = s[j] > mx ? s[j] : mx;
             float sum = 0.0f;
-            for (int64_t j = 0; j < nk; j++) {
-                s[j] = ts_exp2f(s[j] - mx);
-                sum += s[j];
-            }
+            for (int64_t j = 0; j < nk; j++) s[j] = ts_exp2f(s[j] - mx);
+            if (partial)
+                for (int64_t j = 0; j < nk; j++) s[j] = ok[j] ? s[j] : 0.0f;
+            for (int64_t j = 0; j < nk; j++) sum += s[j];
             float corr = ts_exp2f(w->m[r] - mx);
             w->l[r] = w->l[r] * corr + sum;
             w->m[r] = mx;
@@ -111,11 +128,13 @@ ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const float *q, const fl
         p->blk_k <= 0 || p->blk_k > TS_ATTN_KCHUNK)
         return TS_ERR_INVALID_ARG;
     if (p->perm && p->nq != p->nk) return TS_ERR_INVALID_ARG;
-    if (p->mask.kind != TS_MASK_NONE || p->lin_ptr || p->quant != TS_QUANT_NONE)
-        return TS_ERR_UNSUPPORTED;
-    const int64_t D = p->head_dim, bq = p->blk_q, KC = TS_ATTN_KCHUNK;
-    const int64_t n_tasks = p->heads * p->n_qblk;
-    const size_t per = (size_t)(bq * D + 2 * KC * D + bq * KC + bq * D + 2 * bq);
+    if (p->lin_ptr || p->quant != TS_QUANT_NONE) return TS_ERR_UNSUPPORTED;
+    const int64_t h0 = p->h1 > 0 ? p->h0 : 0, h1 = p->h1 > 0 ? p->h1 : p->heads;
+    if (h0 < 0 || h1 > p->heads || h0 >= h1) return TS_ERR_INVALID_ARG;
+    const int64_t D = p->head_dim, bq = p->blk_q, KC = TS_ATTN_KCHUNK, nh = h1 - h0;
+    const int64_t n_tasks = nh * p->n_qblk;
+    /* floats per thread, then the byte mask (a multiple of 4 floats' worth) */
+    const size_t per = (size_t)(bq * D + 2 * KC * D + bq * KC + bq * D + 2 * bq) + (size_t)(bq * KC / 4 + 1);
     int nt = c->n_threads > 0 ? c->n_threads : 1;
     float *scratch = malloc(per * (size_t)nt * sizeof(float));
     if (!scratch) return TS_ERR_NOMEM;
@@ -130,10 +149,11 @@ ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const float *q, const fl
         attn_scratch w = {b, b + bq * D, b + bq * D + KC * D, b + bq * D + 2 * KC * D,
                           b + bq * D + 2 * KC * D + bq * KC,
                           b + 2 * bq * D + 2 * KC * D + bq * KC,
-                          b + 2 * bq * D + 2 * KC * D + bq * KC + bq};
+                          b + 2 * bq * D + 2 * KC * D + bq * KC + bq,
+                          (uint8_t *)(b + 2 * bq * D + 2 * KC * D + bq * KC + 2 * bq)};
 #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < n_tasks; task++)
-            attn_task(p, q, k, v, out, task % p->heads, (int32_t)(task / p->heads), &w);
+            attn_task(p, q, k, v, out, h0 + task % nh, (int32_t)(task / nh), &w);
     }
     ts_cpu_blas_threads(c);
     free(scratch);

@@ -1,0 +1,165 @@
+/*
+ * build.c — tiling permutation and block maps from an element mask; see build.h.
+ *
+ * The block map is found in two passes: a bounding-box test narrows each query block's
+ * candidate key blocks (a key block whose tokens cannot be anyone's neighbor is skipped
+ * without looking at its pairs), then every candidate pair of blocks is classified
+ * exactly — none, partial or full — by evaluating the mask on its elements. Static
+ * methods build this once per shape (the schedule caches it), so exactness wins over
+ * speed here.
+ */
+#include "build.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void ts_plan_store_free(ts_plan_store *s) {
+    if (!s) return;
+    free(s->perm), free(s->ptr), free(s->idx), free(s->full);
+    memset(s, 0, sizeof *s);
+}
+
+ts_status ts_plan_tile_perm(const ts_mask *m, int64_t n, const int tile[3], int32_t *perm, ts_err *err) {
+    const int64_t T = m->grid[0], H = m->grid[1], W = m->grid[2], G = T * H * W;
+    if (m->img0 < 0 || m->img0 + G > n)
+        return TS_ERR(err, TS_ERR_SHAPE, "attention: a %lldx%lldx%lld grid at token %lld does not fit %lld tokens",
+                      (long long)T, (long long)H, (long long)W, (long long)m->img0, (long long)n);
+    for (int i = 0; i < 3; i++)
+        if (tile[i] < 1) return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: tile sizes must be positive");
+    int64_t pos = 0;
+    for (int64_t i = 0; i < m->img0; i++) perm[pos++] = (int32_t)i;
+    const int64_t tt = tile[0], th = tile[1], tw = tile[2];
+    for (int64_t t0 = 0; t0 < T; t0 += tt)
+        for (int64_t y0 = 0; y0 < H; y0 += th)
+            for (int64_t x0 = 0; x0 < W; x0 += tw)
+                for (int64_t t = t0; t < t0 + tt && t < T; t++)
+                    for (int64_t y = y0; y < y0 + th && y < H; y++)
+                        for (int64_t x = x0; x < x0 + tw && x < W; x++)
+                            perm[pos++] = (int32_t)(m->img0 + (t * H + y) * W + x);
+    for (int64_t i = m->img0 + G; i < n; i++) perm[pos++] = (int32_t)i;
+    return TS_OK;
+}
+
+/* Inclusive coordinate box, per dimension; empty when lo > hi. */
+typedef struct box {
+    int64_t lo[3], hi[3];
+    int text; /* holds a text token */
+    int img;  /* holds an image token */
+} box;
+
+static void box_empty(box *b) {
+    for (int i = 0; i < 3; i++) b->lo[i] = INT64_MAX, b->hi[i] = INT64_MIN;
+    b->text = b->img = 0;
+}
+
+static void box_add(box *b, const int64_t lo[3], const int64_t hi[3]) {
+    for (int i = 0; i < 3; i++) {
+        if (lo[i] < b->lo[i]) b->lo[i] = lo[i];
+        if (hi[i] > b->hi[i]) b->hi[i] = hi[i];
+    }
+    b->img = 1;
+}
+
+static int box_meet(const box *a, const box *b) {
+    if (!a->img || !b->img) return 0;
+    for (int i = 0; i < 3; i++)
+        if (a->hi[i] < b->lo[i] || b->hi[i] < a->lo[i]) return 0;
+    return 1;
+}
+
+/* The coordinates image query c may attend (a superset box) under mask m. */
+static void reach(const ts_mask *m, const int64_t c[3], int64_t lo[3], int64_t hi[3]) {
+    if (m->kind == TS_MASK_CLEAR) {
+        int64_t r = (int64_t)m->radius;
+        lo[0] = hi[0] = c[0];
+        for (int i = 1; i < 3; i++) lo[i] = c[i] - r, hi[i] = c[i] + r;
+        return;
+    }
+    for (int i = 0; i < 3; i++) { /* NA: the in-group interval, back to grid coordinates */
+        int64_t L = m->grid[i], d = m->dilation[i], s = m->stride[i], w = m->window[i];
+        int64_t g = c[i] % d, Lg = (L - g + d - 1) / d, xi = c[i] / d, a, b;
+        if (m->causal[i]) {
+            int64_t leader = (xi / s) * s + s - 1;
+            if (leader > Lg - 1) leader = Lg - 1;
+            a = leader - w + 1, b = xi;
+        } else {
+            int64_t left = w / 2, right = w / 2 + w % 2 - 1, ctr = (xi / s) * s + s / 2;
+            if (ctr > Lg - 1) ctr = Lg - 1;
+            if (ctr < left) ctr = left;
+            if (ctr > Lg - 1 - right) ctr = Lg - 1 - right;
+            a = ctr - left, b = ctr + right;
+        }
+        if (a < 0) a = 0;
+        lo[i] = a * d + g, hi[i] = b * d + g;
+    }
+}
+
+ts_status ts_plan_build_masked(ts_attn_plan *p, ts_plan_store *st, ts_err *err) {
+    free(st->ptr), free(st->idx), free(st->full);
+    st->ptr = NULL, st->idx = NULL, st->full = NULL;
+    if (p->nq != p->nk) return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: masked plans are self-attention (nq == nk)");
+    const ts_mask *m = &p->mask;
+    const int64_t n = p->nq, bq = p->blk_q, bk = p->blk_k, nqb = p->n_qblk, nkb = p->n_kblk;
+    const int64_t H = m->grid[1], W = m->grid[2], G = m->grid[0] * H * W;
+    box *qbox = malloc((size_t)nqb * sizeof *qbox), *kbox = malloc((size_t)nkb * sizeof *kbox);
+    int32_t *ptr = malloc((size_t)(nqb + 1) * sizeof *ptr);
+    int64_t cap = nqb * 4 + 16, used = 0;
+    int32_t *idx = malloc((size_t)cap * sizeof *idx);
+    uint8_t *full = malloc((size_t)cap);
+    if (!qbox || !kbox || !ptr || !idx || !full) {
+        free(qbox), free(kbox), free(ptr), free(idx), free(full);
+        return TS_ERR(err, TS_ERR_NOMEM, "out of memory building an attention plan");
+    }
+    /* boxes: what each query block may reach, where each key block's tokens lie */
+    for (int64_t b = 0; b < (nqb > nkb ? nqb : nkb); b++) {
+        if (b < nqb) box_empty(&qbox[b]);
+        if (b < nkb) box_empty(&kbox[b]);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        int64_t tok = p->perm ? p->perm[i] : i, gi = tok - m->img0;
+        box *qb = &qbox[i / bq], *kb = &kbox[i / bk];
+        if (gi < 0 || gi >= G) {
+            qb->text = kb->text = 1;
+            continue;
+        }
+        int64_t c[3] = {gi / (H * W), (gi / W) % H, gi % W}, lo[3], hi[3];
+        reach(m, c, lo, hi);
+        box_add(qb, lo, hi);
+        box_add(kb, c, c);
+    }
+    double allowed = 0;
+    for (int64_t a = 0; a < nqb; a++) {
+        ptr[a] = (int32_t)used;
+        int64_t q0 = a * bq, q1 = q0 + bq < n ? q0 + bq : n;
+        for (int64_t b = 0; b < nkb; b++) {
+            if (!qbox[a].text && !kbox[b].text && !box_meet(&qbox[a], &kbox[b])) continue;
+            int64_t k0 = b * bk, k1 = k0 + bk < n ? k0 + bk : n, cnt = 0;
+            for (int64_t i = q0; i < q1; i++) {
+                int64_t qt = p->perm ? p->perm[i] : i;
+                for (int64_t j = k0; j < k1; j++) cnt += ts_mask_allows(m, qt, p->perm ? p->perm[j] : j);
+            }
+            if (!cnt) continue;
+            if (used == cap) {
+                cap *= 2;
+                int32_t *ni = realloc(idx, (size_t)cap * sizeof *idx);
+                uint8_t *nf = ni ? realloc(full, (size_t)cap) : NULL;
+                if (ni) idx = ni;
+                if (nf) full = nf;
+                if (!ni || !nf) {
+                    free(qbox), free(kbox), free(ptr), free(idx), free(full);
+                    return TS_ERR(err, TS_ERR_NOMEM, "out of memory building an attention plan");
+                }
+            }
+            idx[used] = (int32_t)b;
+            full[used] = cnt == (q1 - q0) * (k1 - k0);
+            used++;
+            allowed += (double)cnt;
+        }
+    }
+    ptr[nqb] = (int32_t)used;
+    free(qbox), free(kbox);
+    st->ptr = ptr, st->idx = idx, st->full = full;
+    p->exact_ptr = ptr, p->exact_idx = idx, p->exact_full = full;
+    p->density = allowed / ((double)n * (double)n);
+    return TS_OK;
+}

@@ -1,0 +1,35 @@
+/*
+ * build.h — building block maps for the static masked methods (GNA, CLEAR): the tiling
+ * permutation and the CSR block list derived from a plan's element mask.
+ *
+ * A built plan points into a ts_plan_store that owns its arrays.
+ */
+#ifndef TS_ATTENTION_BUILD_H
+#define TS_ATTENTION_BUILD_H
+
+#include <stdint.h>
+
+#include "../src/status.h"
+#include "plan.h"
+
+typedef struct ts_plan_store {
+    int32_t *perm, *ptr, *idx;
+    uint8_t *full;
+} ts_plan_store;
+
+void ts_plan_store_free(ts_plan_store *s);
+
+/* Kernel token order for n tokens whose image part (mask->grid at mask->img0) is laid out
+ * tile by tile: tiles of tile[0] x tile[1] x tile[2] in row-major tile order, row-major
+ * inside a tile, edge tiles smaller; text tokens keep their places before and after the
+ * image. perm[kernel position] = token. */
+ts_status ts_plan_tile_perm(const ts_mask *mask, int64_t n, const int tile[3], int32_t *perm,
+                            ts_err *err);
+
+/* Fills p's block list from its mask and permutation: for each query block, every key block
+ * holding an allowed pair (text keys are allowed for every query, text queries allow every
+ * key), flagged full when every pair is allowed; and p->density. p needs nq == nk, the block
+ * sizes, perm (or NULL) and mask; the arrays go to st (freed first). */
+ts_status ts_plan_build_masked(ts_attn_plan *p, ts_plan_store *st, ts_err *err);
+
+#endif

@@ -1,0 +1,480 @@
+/*
+ * schedule.c — schedule files (cJSON), rule matching per call and head, the methods'
+ * plans (cached for the static ones) and the density records; see schedule.h.
+ */
+#include "schedule.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/backend.h"
+#include "attention.h"
+#include "build.h"
+#include "schedule_internal.h"
+
+typedef enum method { M_DENSE = 0, M_GNA, M_CLEAR } method;
+static const char *const method_names[] = {"dense", "gna", "clear"};
+
+typedef struct range {
+    int64_t lo, hi; /* inclusive */
+} range;
+
+typedef struct rule {
+    int cross;
+    range *layers, *steps, *heads;
+    int n_layers, n_steps, n_heads; /* 0: any */
+    int has_frac, has_ts;
+    double frac_lo, frac_hi, ts_lo, ts_hi;
+    method m;
+    int window[3], stride[3], dilation[3], causal[3], tile[3], block;
+    double radius;
+} rule;
+
+typedef struct cached {
+    int rule;
+    int64_t n, grid[3];
+    ts_attn_plan plan;
+    ts_plan_store store;
+} cached;
+
+struct ts_attn_schedule {
+    rule *rules;
+    int n_rules;
+    cached *cache;
+    int n_cache, cap_cache;
+    ts_attn_record *rec;
+    int n_rec, cap_rec;
+};
+
+/* ------------------------------------------------------------------ parsing */
+
+#define FAIL(...) (TS_ERR(err, TS_ERR_FORMAT, __VA_ARGS__))
+
+/* A list of ints and "a-b" strings (or one of them alone; "all" = NULL list). */
+static ts_status parse_ranges(const cJSON *j, range **out, int *n_out, const char *label, int ri,
+                              const char *field, ts_err *err) {
+    *out = NULL, *n_out = 0;
+    if (cJSON_IsString(j) && strcmp(j->valuestring, "all") == 0) return TS_OK;
+    int n = cJSON_IsArray(j) ? cJSON_GetArraySize(j) : 1;
+    if (n < 1) return FAIL("%s: rule %d: '%s' is an empty list", label, ri, field);
+    range *r = calloc((size_t)n, sizeof *r);
+    if (!r) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        const cJSON *it = cJSON_IsArray(j) ? cJSON_GetArrayItem(j, i) : j;
+        long long a, b;
+        char tail;
+        if (cJSON_IsNumber(it) && it->valuedouble == floor(it->valuedouble) && it->valuedouble >= 0) {
+            r[i].lo = r[i].hi = (int64_t)it->valuedouble;
+        } else if (cJSON_IsString(it) && sscanf(it->valuestring, "%lld-%lld%c", &a, &b, &tail) == 2 && a >= 0 && b >= a) {
+            r[i].lo = a, r[i].hi = b;
+        } else {
+            free(r);
+            return FAIL("%s: rule %d: '%s' entry %d is not a non-negative integer or an \"a-b\" range (a <= b)",
+                        label, ri, field, i + 1);
+        }
+    }
+    *out = r, *n_out = n;
+    return TS_OK;
+}
+
+/* One int or [t, h, w] of ints in [lo, hi]. */
+static ts_status parse_ivec3(const cJSON *j, int *v, int lo, int hi, const char *label, int ri, const char *field,
+                             ts_err *err) {
+    if (cJSON_IsNumber(j)) {
+        if (j->valuedouble != floor(j->valuedouble) || j->valuedouble < lo || j->valuedouble > hi)
+            return FAIL("%s: rule %d: '%s' must be an integer in [%d, %d]", label, ri, field, lo, hi);
+        v[0] = v[1] = v[2] = (int)j->valuedouble;
+        return TS_OK;
+    }
+    if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) != 3)
+        return FAIL("%s: rule %d: '%s' must be one integer or three [t, h, w]", label, ri, field);
+    for (int i = 0; i < 3; i++) {
+        const cJSON *it = cJSON_GetArrayItem(j, i);
+        if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) || it->valuedouble < lo || it->valuedouble > hi)
+            return FAIL("%s: rule %d: '%s' entry %d must be an integer in [%d, %d]", label, ri, field, i + 1, lo, hi);
+        v[i] = (int)it->valuedouble;
+    }
+    return TS_OK;
+}
+
+static ts_status parse_bvec3(const cJSON *j, int *v, const char *label, int ri, ts_err *err) {
+    if (cJSON_IsBool(j)) {
+        v[0] = v[1] = v[2] = cJSON_IsTrue(j);
+        return TS_OK;
+    }
+    if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) != 3)
+        return FAIL("%s: rule %d: 'causal' must be true/false or three of them", label, ri);
+    for (int i = 0; i < 3; i++) {
+        const cJSON *it = cJSON_GetArrayItem(j, i);
+        if (!cJSON_IsBool(it)) return FAIL("%s: rule %d: 'causal' entry %d must be true or false", label, ri, i + 1);
+        v[i] = cJSON_IsTrue(it);
+    }
+    return TS_OK;
+}
+
+static ts_status parse_pair(const cJSON *j, double *a, double *b, double lo, double hi, const char *label, int ri,
+                            const char *field, ts_err *err) {
+    const cJSON *x = cJSON_GetArrayItem(j, 0), *y = cJSON_GetArrayItem(j, 1);
+    if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) != 2 || !cJSON_IsNumber(x) || !cJSON_IsNumber(y) ||
+        x->valuedouble < lo || y->valuedouble > hi || x->valuedouble > y->valuedouble)
+        return FAIL("%s: rule %d: '%s' must be [a, b] with %g <= a <= b <= %g", label, ri, field, lo, hi);
+    *a = x->valuedouble, *b = y->valuedouble;
+    return TS_OK;
+}
+
+static void rule_defaults(rule *r) {
+    memset(r, 0, sizeof *r);
+    int w[3] = {3, 7, 7};
+    for (int i = 0; i < 3; i++)
+        r->window[i] = w[i], r->stride[i] = 1, r->dilation[i] = 1, r->causal[i] = 0, r->tile[i] = i ? 8 : 1;
+    r->block = 64;
+    r->radius = 8;
+}
+
+static const char *const gna_params[] = {"window", "stride", "dilation", "causal", "tile", "block", NULL};
+static const char *const clear_params[] = {"radius", "tile", "block", NULL};
+
+static ts_status parse_params(const cJSON *pj, rule *r, const char *label, int ri, ts_err *err) {
+    if (!pj) return TS_OK;
+    if (!cJSON_IsObject(pj)) return FAIL("%s: rule %d: 'params' must be an object", label, ri);
+    const char *const *known = r->m == M_GNA ? gna_params : r->m == M_CLEAR ? clear_params : NULL;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, pj) {
+        int ok = 0;
+        for (int i = 0; known && known[i]; i++) ok |= strcmp(it->string, known[i]) == 0;
+        if (!ok) return FAIL("%s: rule %d: method %s has no parameter '%s'", label, ri, method_names[r->m], it->string);
+        if (!strcmp(it->string, "window")) TS_TRY(parse_ivec3(it, r->window, 1, 4096, label, ri, "window", err));
+        else if (!strcmp(it->string, "stride")) TS_TRY(parse_ivec3(it, r->stride, 1, 4096, label, ri, "stride", err));
+        else if (!strcmp(it->string, "dilation")) TS_TRY(parse_ivec3(it, r->dilation, 1, 4096, label, ri, "dilation", err));
+        else if (!strcmp(it->string, "tile")) TS_TRY(parse_ivec3(it, r->tile, 1, 1024, label, ri, "tile", err));
+        else if (!strcmp(it->string, "causal")) TS_TRY(parse_bvec3(it, r->causal, label, ri, err));
+        else if (!strcmp(it->string, "block")) {
+            int b[3];
+            TS_TRY(parse_ivec3(it, b, 16, 256, label, ri, "block", err));
+            if (b[0] % 16) return FAIL("%s: rule %d: 'block' must be a multiple of 16", label, ri);
+            r->block = b[0];
+        } else if (!strcmp(it->string, "radius")) {
+            if (!cJSON_IsNumber(it) || !(it->valuedouble > 0 && it->valuedouble <= 4096))
+                return FAIL("%s: rule %d: 'radius' must be a number in (0, 4096]", label, ri);
+            r->radius = it->valuedouble;
+        }
+    }
+    return TS_OK;
+}
+
+static void rule_free(rule *r) { free(r->layers), free(r->steps), free(r->heads); }
+
+static ts_status parse_rule(const cJSON *j, rule *r, const char *label, int ri, ts_err *err) {
+    rule_defaults(r);
+    if (!cJSON_IsObject(j)) return FAIL("%s: rule %d is not an object", label, ri);
+    static const char *const fields[] = {"layers", "steps", "timesteps", "heads", "attention", "method", "params",
+                                         "comment", NULL};
+    const cJSON *it;
+    cJSON_ArrayForEach(it, j) {
+        int ok = 0;
+        for (int i = 0; fields[i]; i++) ok |= strcmp(it->string, fields[i]) == 0;
+        if (!ok) return FAIL("%s: rule %d: unknown field '%s'", label, ri, it->string);
+    }
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "method");
+    if (!cJSON_IsString(m)) return FAIL("%s: rule %d: 'method' is missing (dense, gna, clear)", label, ri);
+    int found = -1;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(m->valuestring, method_names[i])) found = i;
+    if (found < 0) {
+        if (!strcmp(m->valuestring, "sla") || !strcmp(m->valuestring, "draft") || !strcmp(m->valuestring, "paro"))
+            return TS_ERR(err, TS_ERR_UNSUPPORTED, "%s: rule %d: method '%s' is not available yet (have: dense, gna, clear)",
+                          label, ri, m->valuestring);
+        return FAIL("%s: rule %d: unknown method '%s' (dense, gna, clear)", label, ri, m->valuestring);
+    }
+    r->m = (method)found;
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "attention");
+    if (a) {
+        if (!cJSON_IsString(a) || (strcmp(a->valuestring, "self") && strcmp(a->valuestring, "cross")))
+            return FAIL("%s: rule %d: 'attention' must be \"self\" or \"cross\"", label, ri);
+        r->cross = !strcmp(a->valuestring, "cross");
+    }
+    if (r->cross && r->m != M_DENSE)
+        return FAIL("%s: rule %d: method %s needs self-attention (its mask lives on the video grid)", label, ri,
+                    method_names[r->m]);
+    const cJSON *x;
+    if ((x = cJSON_GetObjectItemCaseSensitive(j, "layers"))) TS_TRY(parse_ranges(x, &r->layers, &r->n_layers, label, ri, "layers", err));
+    if ((x = cJSON_GetObjectItemCaseSensitive(j, "heads"))) TS_TRY(parse_ranges(x, &r->heads, &r->n_heads, label, ri, "heads", err));
+    if ((x = cJSON_GetObjectItemCaseSensitive(j, "steps"))) {
+        const cJSON *fr = cJSON_GetObjectItemCaseSensitive(x, "fraction");
+        if (cJSON_IsObject(x)) {
+            if (!fr || cJSON_GetArraySize(x) != 1) return FAIL("%s: rule %d: 'steps' as an object takes only \"fraction\"", label, ri);
+            TS_TRY(parse_pair(fr, &r->frac_lo, &r->frac_hi, 0, 1, label, ri, "steps.fraction", err));
+            r->has_frac = 1;
+        } else {
+            TS_TRY(parse_ranges(x, &r->steps, &r->n_steps, label, ri, "steps", err));
+        }
+    }
+    if ((x = cJSON_GetObjectItemCaseSensitive(j, "timesteps"))) {
+        TS_TRY(parse_pair(x, &r->ts_lo, &r->ts_hi, 0, 1000, label, ri, "timesteps", err));
+        r->has_ts = 1;
+    }
+    return parse_params(cJSON_GetObjectItemCaseSensitive(j, "params"), r, label, ri, err);
+}
+
+ts_status ts_attn_schedule_parse(ts_attn_schedule **out, const char *json, const char *label, ts_err *err) {
+    *out = NULL;
+    cJSON *j = cJSON_Parse(json);
+    if (!j) return FAIL("%s: not valid JSON (near byte %ld)", label, (long)(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - json : 0));
+    ts_status st = TS_OK;
+    const cJSON *rules = cJSON_GetObjectItemCaseSensitive(j, "rules");
+    const cJSON *it;
+    if (!cJSON_IsObject(j)) st = FAIL("%s: the schedule must be an object {\"rules\": [...]}", label);
+    const cJSON *top = cJSON_IsObject(j) ? j : NULL;
+    cJSON_ArrayForEach(it, top) {
+        if (st == TS_OK && strcmp(it->string, "rules") && strcmp(it->string, "comment") && strcmp(it->string, "version"))
+            st = FAIL("%s: unknown top-level field '%s' (rules, comment, version)", label, it->string);
+    }
+    if (st == TS_OK && !cJSON_IsArray(rules)) st = FAIL("%s: 'rules' must be a list of rules", label);
+    ts_attn_schedule *s = st == TS_OK ? calloc(1, sizeof *s) : NULL;
+    if (st == TS_OK && !s) st = TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+    if (st == TS_OK) {
+        int n = cJSON_GetArraySize(rules);
+        s->rules = calloc((size_t)(n ? n : 1), sizeof *s->rules);
+        if (!s->rules) st = TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+        for (int i = 0; i < n && st == TS_OK; i++) {
+            st = parse_rule(cJSON_GetArrayItem(rules, i), &s->rules[i], label, i + 1, err);
+            s->n_rules = i + 1; /* so a partly parsed rule is freed */
+        }
+    }
+    cJSON_Delete(j);
+    if (st != TS_OK) {
+        ts_attn_schedule_free(s);
+        return st;
+    }
+    *out = s;
+    return TS_OK;
+}
+
+ts_status ts_attn_schedule_load(ts_attn_schedule **out, const char *path, ts_err *err) {
+    *out = NULL;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return TS_ERR(err, TS_ERR_IO, "cannot open the attention schedule '%s'", path);
+    char *buf = malloc(1 << 20);
+    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, fp) : 0;
+    int more = buf && fgetc(fp) != EOF;
+    fclose(fp);
+    if (!buf) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+    if (more) {
+        free(buf);
+        return TS_ERR(err, TS_ERR_FORMAT, "%s: larger than 1 MB", path);
+    }
+    buf[n] = 0;
+    ts_status st = ts_attn_schedule_parse(out, buf, path, err);
+    free(buf);
+    return st;
+}
+
+/* "gna:window=3x7x7,stride=1,causal=0x0x0" → one rule; numbers joined by 'x' are vectors. */
+ts_status ts_attn_schedule_from_spec(ts_attn_schedule **out, const char *spec, ts_err *err) {
+    *out = NULL;
+    cJSON *root = cJSON_CreateObject(), *rules = cJSON_AddArrayToObject(root, "rules");
+    cJSON *r = cJSON_CreateObject(), *params = cJSON_CreateObject();
+    cJSON_AddItemToArray(rules, r);
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", spec);
+    char *colon = strchr(buf, ':');
+    if (colon) *colon = 0;
+    cJSON_AddStringToObject(r, "method", buf);
+    ts_status st = TS_OK;
+    char *save_kv = NULL;
+    for (char *kv = colon ? strtok_r(colon + 1, ",", &save_kv) : NULL; kv && st == TS_OK;
+         kv = strtok_r(NULL, ",", &save_kv)) {
+        char *eq = strchr(kv, '=');
+        if (!eq || eq == kv || !eq[1]) {
+            st = TS_ERR(err, TS_ERR_INVALID_ARG, "--attn %s: '%s' is not key=value", spec, kv);
+            break;
+        }
+        *eq = 0;
+        const char *val = eq + 1;
+        if (!strcmp(val, "true") || !strcmp(val, "false")) {
+            cJSON_AddBoolToObject(params, kv, !strcmp(val, "true"));
+            continue;
+        }
+        double v[3];
+        int nv = 0, bad = 0;
+        char part[64], *save = NULL;
+        snprintf(part, sizeof part, "%s", val);
+        for (char *t = strtok_r(part, "x", &save); t && !bad; t = strtok_r(NULL, "x", &save)) {
+            char *end;
+            if (nv == 3) bad = 1;
+            else v[nv++] = strtod(t, &end), bad |= *end != 0 || end == t;
+        }
+        if (bad || (nv != 1 && nv != 3) || strstr(val, "xx") || val[0] == 'x' || val[strlen(val) - 1] == 'x') {
+            st = TS_ERR(err, TS_ERR_INVALID_ARG, "--attn %s: '%s=%s' is not a number or AxBxC", spec, kv, val);
+            break;
+        }
+        if (!strcmp(kv, "causal")) { /* 0/1 for booleans */
+            cJSON *a = cJSON_CreateArray();
+            for (int i = 0; i < 3; i++) cJSON_AddItemToArray(a, cJSON_CreateBool(v[nv == 3 ? i : 0] != 0));
+            cJSON_AddItemToObject(params, kv, a);
+        } else if (nv == 3) {
+            cJSON_AddItemToObject(params, kv, cJSON_CreateDoubleArray(v, 3));
+        } else {
+            cJSON_AddNumberToObject(params, kv, v[0]);
+        }
+    }
+    if (cJSON_GetArraySize(params)) cJSON_AddItemToObject(r, "params", params);
+    else cJSON_Delete(params);
+    char *text = st == TS_OK ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    if (st == TS_OK) {
+        char label[1100];
+        snprintf(label, sizeof label, "--attn %s", spec);
+        st = text ? ts_attn_schedule_parse(out, text, label, err) : TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+    }
+    free(text);
+    return st;
+}
+
+void ts_attn_schedule_free(ts_attn_schedule *s) {
+    if (!s) return;
+    for (int i = 0; i < s->n_rules; i++) rule_free(&s->rules[i]);
+    for (int i = 0; i < s->n_cache; i++) ts_plan_store_free(&s->cache[i].store);
+    free(s->rules), free(s->cache), free(s->rec);
+    free(s);
+}
+
+int ts_attn_schedule_rules(const ts_attn_schedule *s) { return s->n_rules; }
+int ts_attn_schedule_n_records(const ts_attn_schedule *s) { return s->n_rec; }
+const ts_attn_record *ts_attn_schedule_record(const ts_attn_schedule *s, int i) {
+    return i >= 0 && i < s->n_rec ? &s->rec[i] : NULL;
+}
+double ts_attn_schedule_mean_density(const ts_attn_schedule *s) {
+    if (!s || !s->n_rec) return 1.0;
+    double sum = 0;
+    for (int i = 0; i < s->n_rec; i++) sum += s->rec[i].density;
+    return sum / s->n_rec;
+}
+void ts_attn_schedule_clear_records(ts_attn_schedule *s) { s->n_rec = 0; }
+
+/* ------------------------------------------------------------------ matching and running */
+
+static int in_ranges(const range *r, int n, int64_t v) {
+    if (!n) return 1;
+    for (int i = 0; i < n; i++)
+        if (v >= r[i].lo && v <= r[i].hi) return 1;
+    return 0;
+}
+
+/* The rule index for head h at this site, or -1 (dense). */
+static int match(const ts_attn_schedule *s, const ts_attn_site *site, int64_t h) {
+    int best = -1;
+    for (int i = 0; i < s->n_rules; i++) {
+        const rule *r = &s->rules[i];
+        if (r->cross != (site->kind == TS_ATTN_CROSS)) continue;
+        if (!in_ranges(r->layers, r->n_layers, site->layer)) continue;
+        if (!in_ranges(r->heads, r->n_heads, h)) continue;
+        if ((r->n_steps || r->has_frac) && site->step < 0) continue;
+        if (!in_ranges(r->steps, r->n_steps, site->step)) continue;
+        if (r->has_frac) {
+            if (site->n_steps <= 0) continue;
+            double f = (double)site->step / (double)site->n_steps;
+            if (!(f >= r->frac_lo && f < r->frac_hi)) continue;
+        }
+        if (r->has_ts && !(site->timestep >= r->ts_lo && site->timestep <= r->ts_hi)) continue;
+        best = i;
+    }
+    return best;
+}
+
+/* The static plan of rule ri for an n-token grid, built once and cached. */
+static ts_status plan_for(ts_attn_schedule *s, int ri, const ts_attn_site *site, int64_t n, const ts_attn_plan **out,
+                          ts_err *err) {
+    for (int i = 0; i < s->n_cache; i++) {
+        const cached *c = &s->cache[i];
+        if (c->rule == ri && c->n == n && !memcmp(c->grid, site->grid, sizeof c->grid)) {
+            *out = &c->plan;
+            return TS_OK;
+        }
+    }
+    const rule *r = &s->rules[ri];
+    const int64_t *g = site->grid;
+    if (g[0] * g[1] * g[2] != n || n <= 0)
+        return TS_ERR(err, TS_ERR_SHAPE, "attention: method %s needs the token grid (got %lldx%lldx%lld for %lld tokens)",
+                      method_names[r->m], (long long)g[0], (long long)g[1], (long long)g[2], (long long)n);
+    if (s->n_cache == s->cap_cache) {
+        int cap = s->cap_cache ? 2 * s->cap_cache : 8;
+        cached *nc = realloc(s->cache, (size_t)cap * sizeof *nc);
+        if (!nc) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+        s->cache = nc, s->cap_cache = cap;
+    }
+    cached *c = &s->cache[s->n_cache];
+    memset(c, 0, sizeof *c);
+    c->rule = ri, c->n = n;
+    memcpy(c->grid, g, sizeof c->grid);
+    ts_attn_plan p = ts_attn_plan_dense(n, n, 1, 1, r->block, r->block);
+    p.mask.kind = r->m == M_GNA ? TS_MASK_NA : TS_MASK_CLEAR;
+    memcpy(p.mask.grid, g, sizeof p.mask.grid);
+    p.mask.img0 = 0;
+    p.mask.radius = r->radius;
+    for (int i = 0; i < 3; i++) { /* clamp the window geometry to the grid */
+        int64_t L = g[i];
+        int d = r->dilation[i] < L ? r->dilation[i] : (int)L;
+        int w = r->window[i] < L / d ? r->window[i] : (int)(L / d);
+        p.mask.dilation[i] = d, p.mask.window[i] = w;
+        p.mask.stride[i] = r->stride[i] < w ? r->stride[i] : w;
+        p.mask.causal[i] = r->causal[i];
+    }
+    c->store.perm = malloc((size_t)n * sizeof *c->store.perm);
+    if (!c->store.perm) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+    ts_status st = ts_plan_tile_perm(&p.mask, n, r->tile, c->store.perm, err);
+    p.perm = c->store.perm;
+    if (st == TS_OK) st = ts_plan_build_masked(&p, &c->store, err);
+    if (st != TS_OK) {
+        ts_plan_store_free(&c->store);
+        return st;
+    }
+    c->plan = p;
+    s->n_cache++;
+    *out = &c->plan;
+    return TS_OK;
+}
+
+static ts_status record(ts_attn_schedule *s, const ts_attn_site *site, double density, ts_err *err) {
+    if (s->n_rec == s->cap_rec) {
+        int cap = s->cap_rec ? 2 * s->cap_rec : 64;
+        ts_attn_record *nr = realloc(s->rec, (size_t)cap * sizeof *nr);
+        if (!nr) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+        s->rec = nr, s->cap_rec = cap;
+    }
+    s->rec[s->n_rec++] = (ts_attn_record){site->layer, site->step, density};
+    return TS_OK;
+}
+
+ts_status ts_attn_schedule_run(ts_ctx *c, ts_attn_schedule *s, const ts_attn_site *site, int64_t nq, int64_t nk,
+                               int64_t heads, int64_t head_dim, const float *q, const float *k, const float *v,
+                               float *out, ts_err *err) {
+    double density = 0;
+    for (int64_t h0 = 0; h0 < heads;) {
+        int ri = match(s, site, h0);
+        int64_t h1 = h0 + 1;
+        while (h1 < heads && match(s, site, h1) == ri) h1++;
+        ts_attn_plan p;
+        if (ri < 0 || s->rules[ri].m == M_DENSE) {
+            p = ts_attn_plan_dense(nq, nk, heads, head_dim, TS_ATTN_BLK_Q, TS_ATTN_BLK_K);
+        } else {
+            if (nq != nk) return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: method %s is for self-attention",
+                                        method_names[s->rules[ri].m]);
+            const ts_attn_plan *cp = NULL;
+            TS_TRY(plan_for(s, ri, site, nq, &cp, err));
+            p = *cp;
+            p.heads = heads, p.head_dim = head_dim;
+            p.scale = (float)(1.0 / sqrt((double)head_dim));
+        }
+        p.h0 = h0, p.h1 = h1;
+        ts_status st = c->backend->attn(c, &p, q, k, v, out);
+        if (st != TS_OK) return TS_ERR(err, st, "attention kernel failed (%s)", ts_status_str(st));
+        density += p.density * (double)(h1 - h0) / (double)heads;
+        h0 = h1;
+    }
+    if (site->kind == TS_ATTN_SELF) TS_TRY(record(s, site, density, err));
+    return TS_OK;
+}

@@ -1,0 +1,59 @@
+/*
+ * schedule.h — the attention schedule: which method runs at each attention call.
+ *
+ * A schedule file is JSON: {"rules": [RULE, ...]}, an ordered list; for each call (and
+ * head) the LAST rule that matches wins, so files read from general to specific. A call
+ * no rule matches runs dense; cross-attention runs dense unless a rule says
+ * "attention": "cross". A rule:
+ *
+ *   {"layers": [0, "2-5"],          optional; ints and inclusive "a-b" ranges; default all
+ *    "steps": ["0-9", 12],          optional; step indices (0-based), or
+ *    "steps": {"fraction": [0, 0.2]},  the part [a, b) of the trajectory (step / n_steps)
+ *    "timesteps": [925, 1000],      optional; the model timestep t in [a, b]
+ *    "heads": ["0-5"],              optional; default all heads
+ *    "attention": "self",           optional; "self" (default) or "cross"
+ *    "method": "gna",               dense | gna | clear (sla, draft, paro: not yet)
+ *    "params": {...}}               the method's parameters (below)
+ *
+ * gna:   window [t, h, w] (or one int for all) default [3, 7, 7]; stride default 1;
+ *        dilation default 1; causal [bool x3] default false; tile [t, h, w] default
+ *        [1, 8, 8]; block default 64. A window (or dilation) larger than the grid is
+ *        clamped to it, a stride larger than the window to the window.
+ * clear: radius (tokens, strict dx² + dy² < r², same frame) default 8; tile default
+ *        [1, 8, 8]; block default 64.
+ * dense: no parameters.
+ *
+ * Errors name the rule (1-based) and the field. `--attn METHOD[:k=v,...]` on the command
+ * line is a one-rule schedule (ts_attn_schedule_from_spec: "gna:window=3x7x7,stride=1").
+ *
+ * The schedule also caches the static plans it builds (per rule and shape) and records
+ * the density each self-attention call achieved, for reports.
+ */
+#ifndef TS_ATTENTION_SCHEDULE_H
+#define TS_ATTENTION_SCHEDULE_H
+
+#include <stdint.h>
+
+#include "../src/status.h"
+
+typedef struct ts_attn_schedule ts_attn_schedule;
+
+ts_status ts_attn_schedule_load(ts_attn_schedule **out, const char *path, ts_err *err);
+/* label names the source in messages. */
+ts_status ts_attn_schedule_parse(ts_attn_schedule **out, const char *json, const char *label, ts_err *err);
+ts_status ts_attn_schedule_from_spec(ts_attn_schedule **out, const char *spec, ts_err *err);
+void ts_attn_schedule_free(ts_attn_schedule *s); /* NULL is a no-op */
+int ts_attn_schedule_rules(const ts_attn_schedule *s);
+
+/* Density records of the self-attention calls so far: layer, step, fraction of scores. */
+typedef struct ts_attn_record {
+    int layer, step;
+    double density;
+} ts_attn_record;
+int ts_attn_schedule_n_records(const ts_attn_schedule *s);
+const ts_attn_record *ts_attn_schedule_record(const ts_attn_schedule *s, int i);
+/* Mean density over the records (1 when there are none). */
+double ts_attn_schedule_mean_density(const ts_attn_schedule *s);
+void ts_attn_schedule_clear_records(ts_attn_schedule *s);
+
+#endif

@@ -1,0 +1,414 @@
+/*
+ * test_attn_methods.c — the static attention methods and the schedule.
+ *
+ * - the NA predicate on hand-checked 1-D cases (border shift, stride groups, dilation,
+ *   causal) and on 3-D grids (every non-causal query sees exactly the window's volume);
+ * - the CLEAR circle (centre, shrinking at corners, never across frames);
+ * - the tiling permutation is a bijection and lays tiles out contiguously;
+ * - built block maps miss no allowed pair, flag full only full blocks, report the
+ *   density exactly (GNA and CLEAR, with text tokens before and after the grid);
+ * - the CPU kernel against the float64 executor on those plans (odd grids, several block
+ *   sizes, a head range whose other heads stay untouched);
+ * - the schedule: matching (last rule wins, layers, steps, fractions, timesteps, heads,
+ *   cross), --attn specs, and every error naming its rule and field;
+ * - the Wan DiT: a schedule that is dense everywhere gives the unscheduled output exactly;
+ *   GNA with a window covering the grid equals dense; densities are recorded per layer.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attention.h"
+#include "backend.h"
+#include "build.h"
+#include "dit/wan.h"
+#include "plan.h"
+#include "safetensors.h"
+#include "schedule.h"
+#include "test.h"
+
+static ts_mask na1d(int64_t W, int w, int s, int d, int causal) {
+    ts_mask m;
+    memset(&m, 0, sizeof m);
+    m.kind = TS_MASK_NA;
+    m.grid[0] = 1, m.grid[1] = 1, m.grid[2] = W;
+    for (int i = 0; i < 3; i++) m.window[i] = 1, m.stride[i] = 1, m.dilation[i] = 1;
+    m.window[2] = w, m.stride[2] = s, m.dilation[2] = d, m.causal[2] = causal;
+    return m;
+}
+
+/* The keys of query x as a bit mask (W <= 63). */
+static uint64_t keys_of(const ts_mask *m, int64_t x, int64_t n) {
+    uint64_t b = 0;
+    for (int64_t k = 0; k < n; k++)
+        if (ts_mask_allows(m, x, k)) b |= 1ull << k;
+    return b;
+}
+
+static uint64_t set_of(const int *ks, int n) {
+    uint64_t b = 0;
+    for (int i = 0; i < n; i++) b |= 1ull << ks[i];
+    return b;
+}
+
+static void test_na_semantics(void) {
+    struct { int W, w, s, d, c, x, n, keys[8]; } c[] = {
+        {10, 3, 1, 1, 0, 0, 3, {0, 1, 2}},  /* shifted at the left border, not shrunk */
+        {10, 3, 1, 1, 0, 9, 3, {7, 8, 9}},  /* ... and at the right */
+        {10, 3, 1, 1, 0, 5, 3, {4, 5, 6}},
+        {8, 4, 2, 1, 0, 0, 4, {0, 1, 2, 3}}, /* even window: left 2, right 1; stride 2 leaders */
+        {8, 4, 2, 1, 0, 2, 4, {1, 2, 3, 4}},
+        {8, 4, 2, 1, 0, 3, 4, {1, 2, 3, 4}}, /* same stride group as 2: same window */
+        {8, 4, 2, 1, 0, 7, 4, {4, 5, 6, 7}},
+        {10, 3, 1, 2, 0, 4, 3, {2, 4, 6}},  /* dilation 2: group 0, in-group window */
+        {10, 3, 1, 2, 0, 0, 3, {0, 2, 4}},
+        {10, 3, 1, 2, 0, 9, 3, {5, 7, 9}},  /* group 1 at its right border */
+        {10, 3, 1, 1, 1, 5, 3, {3, 4, 5}},  /* causal */
+        {10, 3, 1, 1, 1, 0, 1, {0}},
+        {10, 3, 1, 1, 1, 1, 2, {0, 1}},
+        {9, 3, 3, 1, 0, 4, 3, {3, 4, 5}},   /* stride = window: blocked (Swin-like) */
+        {9, 3, 3, 1, 0, 5, 3, {3, 4, 5}},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        ts_mask m = na1d(c[i].W, c[i].w, c[i].s, c[i].d, c[i].c);
+        uint64_t got = keys_of(&m, c[i].x, c[i].W), want = set_of(c[i].keys, c[i].n);
+        TS_CHECK(got == want, "NA W=%d w=%d s=%d d=%d causal=%d: keys of %d are %#llx, want %#llx", c[i].W, c[i].w,
+                 c[i].s, c[i].d, c[i].c, c[i].x, (unsigned long long)got, (unsigned long long)want);
+    }
+    /* 3-D: every query sees exactly w0·w1·w2 keys (non-causal) */
+    ts_mask m;
+    memset(&m, 0, sizeof m);
+    m.kind = TS_MASK_NA;
+    int64_t g[3] = {3, 5, 7};
+    int w[3] = {2, 3, 3}, s[3] = {1, 2, 3}, d[3] = {1, 1, 2};
+    memcpy(m.grid, g, sizeof g);
+    memcpy(m.window, w, sizeof w), memcpy(m.stride, s, sizeof s), memcpy(m.dilation, d, sizeof d);
+    int64_t n = g[0] * g[1] * g[2];
+    int bad = 0;
+    for (int64_t q = 0; q < n; q++) {
+        int64_t cnt = 0;
+        for (int64_t k = 0; k < n; k++) cnt += ts_mask_allows(&m, q, k);
+        bad += cnt != w[0] * w[1] * w[2];
+    }
+    TS_CHECK(bad == 0, "3-D NA: %d queries do not see exactly %d keys", bad, w[0] * w[1] * w[2]);
+}
+
+static void test_clear_semantics(void) {
+    ts_mask m;
+    memset(&m, 0, sizeof m);
+    m.kind = TS_MASK_CLEAR;
+    m.grid[0] = 2, m.grid[1] = 5, m.grid[2] = 5;
+    struct { double r; int64_t q; int want; } c[] = {
+        {2.0, 12, 9},   /* centre (2,2): |dy|,|dx| <= 1; (2,0) has d² = 4, not < 4 */
+        {2.0, 0, 4},    /* corner: the window shrinks */
+        {2.5, 12, 21},  /* + (±2,0),(0,±2) and the 8 (±2,±1),(±1,±2) */
+        {1.0, 37, 1},   /* frame 1: only itself */
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        m.radius = c[i].r;
+        int cnt = 0, other_frame = 0;
+        for (int64_t k = 0; k < 50; k++) {
+            int a = ts_mask_allows(&m, c[i].q, k);
+            cnt += a;
+            other_frame += a && (k / 25 != c[i].q / 25);
+        }
+        TS_CHECK(cnt == c[i].want && !other_frame, "CLEAR r=%g query %lld: %d keys (want %d), %d in another frame",
+                 c[i].r, (long long)c[i].q, cnt, c[i].want, other_frame);
+    }
+    /* text: with 3 text tokens first, text queries see all, every query sees text keys */
+    m.img0 = 3, m.radius = 1.0;
+    TS_CHECK(ts_mask_allows(&m, 0, 40) && ts_mask_allows(&m, 20, 1) && !ts_mask_allows(&m, 3, 40),
+             "CLEAR text rules");
+}
+
+static void test_tile_perm(void) {
+    ts_mask m;
+    memset(&m, 0, sizeof m);
+    int64_t grids[][4] = {{4, 8, 8, 0}, {3, 5, 7, 2}};
+    int tiles[][3] = {{1, 8, 8}, {2, 4, 4}};
+    for (int gi = 0; gi < 2; gi++) {
+        memcpy(m.grid, grids[gi], 3 * sizeof(int64_t));
+        m.img0 = grids[gi][3];
+        int64_t n = m.img0 + m.grid[0] * m.grid[1] * m.grid[2] + 3;
+        int32_t *perm = malloc((size_t)n * 4);
+        char *seen = calloc((size_t)n, 1);
+        ts_err e;
+        TS_CHECK(ts_plan_tile_perm(&m, n, tiles[gi], perm, &e) == TS_OK, "tile perm: %s", e.msg);
+        int ok = 1;
+        for (int64_t i = 0; i < n; i++) {
+            ok &= perm[i] >= 0 && perm[i] < n && !seen[perm[i]];
+            if (perm[i] >= 0 && perm[i] < n) seen[perm[i]] = 1;
+        }
+        TS_CHECK(ok, "tile permutation %d is a bijection", gi);
+        TS_CHECK(perm[0] == 0 && perm[n - 1] == n - 1, "text tokens keep their places");
+        if (gi == 0) { /* each run of 64 is one 8x8 frame tile */
+            int tile_ok = 1;
+            for (int64_t i = 0; i < 256; i++) tile_ok &= perm[i] / 64 == i / 64;
+            TS_CHECK(tile_ok, "1x8x8 tiles are contiguous");
+        }
+        free(perm), free(seen);
+    }
+}
+
+/* Builds a plan for mask m over n tokens and checks it against the predicate. */
+static int build_and_check(ts_attn_plan *p, ts_plan_store *st, const ts_mask *m, int64_t n, const int tile[3],
+                           int32_t blk, const char *what) {
+    *p = ts_attn_plan_dense(n, n, 1, 1, blk, blk);
+    p->mask = *m;
+    ts_err e;
+    st->perm = malloc((size_t)n * 4);
+    if (ts_plan_tile_perm(m, n, tile, st->perm, &e) != TS_OK) {
+        TS_CHECK(0, "%s: %s", what, e.msg);
+        return 0;
+    }
+    p->perm = st->perm;
+    if (ts_plan_build_masked(p, st, &e) != TS_OK) {
+        TS_CHECK(0, "%s: %s", what, e.msg);
+        return 0;
+    }
+    int missed = 0, wrong_full = 0;
+    double cnt = 0;
+    for (int32_t a = 0; a < p->n_qblk; a++) {
+        for (int64_t i = (int64_t)a * blk; i < (int64_t)(a + 1) * blk && i < n; i++)
+            for (int64_t j = 0; j < n; j++) {
+                int allowed = ts_mask_allows(m, p->perm[i], p->perm[j]);
+                cnt += allowed;
+                int listed = 0, full = 0;
+                for (int32_t li = p->exact_ptr[a]; li < p->exact_ptr[a + 1]; li++)
+                    if (p->exact_idx[li] == j / blk) listed = 1, full = p->exact_full[li];
+                missed += allowed && !listed;
+                wrong_full += full && !allowed;
+            }
+    }
+    TS_CHECK(!missed && !wrong_full, "%s: %d allowed pairs not listed, %d pairs in blocks wrongly flagged full", what,
+             missed, wrong_full);
+    TS_CHECK(fabs(p->density - cnt / ((double)n * n)) < 1e-12, "%s: density %g, counted %g", what, p->density,
+             cnt / ((double)n * n));
+    TS_CHECK(p->density < 1.0, "%s: density %g is not sparse", what, p->density);
+    return 1;
+}
+
+static void kernel_vs_ref(ts_ctx *c, ts_attn_plan *p, int64_t H, int64_t D, int64_t h0, int64_t h1, const char *what) {
+    int64_t n = p->nq, HD = H * D;
+    p->heads = H, p->head_dim = D, p->scale = (float)(1.0 / sqrt((double)D)), p->h0 = h0, p->h1 = h1;
+    float *q = malloc((size_t)(n * HD) * 4), *k = malloc((size_t)(n * HD) * 4), *v = malloc((size_t)(n * HD) * 4);
+    float *out = malloc((size_t)(n * HD) * 4), *ref = malloc((size_t)(n * HD) * 4);
+    ts_test_randn(q, n * HD, 5 + (uint64_t)n, 2.0f);
+    ts_test_randn(k, n * HD, 6 + (uint64_t)n, 1.0f);
+    ts_test_randn(v, n * HD, 7 + (uint64_t)n, 1.0f);
+    for (int64_t i = 0; i < n * HD; i++) out[i] = ref[i] = 7.0f;
+    TS_CHECK(ts_attn_ref(p, q, k, v, ref) == 0, "ref");
+    TS_CHECK(c->backend->attn(c, p, q, k, v, out) == TS_OK, "%s: kernel ran", what);
+    ts_test_compare(what, out, ref, n * HD, 1e-5, NULL);
+    if (h1 > 0) {
+        int untouched = 1;
+        for (int64_t t = 0; t < n; t++)
+            for (int64_t h = 0; h < H; h++)
+                if (h < h0 || h >= h1)
+                    for (int64_t d = 0; d < D; d++) untouched &= out[t * HD + h * D + d] == 7.0f;
+        TS_CHECK(untouched, "%s: heads outside [%lld, %lld) written", what, (long long)h0, (long long)h1);
+    }
+    free(q), free(k), free(v), free(out), free(ref);
+}
+
+static void test_plans(ts_ctx *c) {
+    struct { const char *what; ts_mask_kind kind; int64_t g[3], img0, tail; int w[3], s[3], d[3], causal[3];
+             double r; int tile[3]; int32_t blk; int64_t H, D, h0, h1; } cs[] = {
+        {"gna 3x6x10 w3x3x5", TS_MASK_NA, {3, 6, 10}, 0, 0, {3, 3, 5}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, {1, 4, 4}, 16, 2, 16, 0, 0},
+        {"gna 5x7x9 stride, dilation", TS_MASK_NA, {5, 7, 9}, 0, 0, {2, 3, 3}, {1, 2, 3}, {1, 2, 1}, {0, 0, 0}, 0, {1, 8, 8}, 32, 2, 24, 0, 0},
+        {"gna causal in t, text around", TS_MASK_NA, {4, 5, 6}, 7, 5, {2, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 0, 0}, 0, {2, 3, 3}, 16, 3, 16, 1, 2},
+        {"clear r3 4x9x11", TS_MASK_CLEAR, {4, 9, 11}, 0, 0, {0}, {0}, {0}, {0}, 3.0, {1, 8, 8}, 64, 2, 64, 0, 0},
+        {"clear r2.5 with text", TS_MASK_CLEAR, {2, 8, 8}, 10, 3, {0}, {0}, {0}, {0}, 2.5, {1, 4, 4}, 16, 2, 12, 0, 1},
+    };
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        ts_mask m;
+        memset(&m, 0, sizeof m);
+        m.kind = cs[i].kind;
+        memcpy(m.grid, cs[i].g, sizeof m.grid);
+        m.img0 = cs[i].img0;
+        memcpy(m.window, cs[i].w, sizeof m.window), memcpy(m.stride, cs[i].s, sizeof m.stride);
+        memcpy(m.dilation, cs[i].d, sizeof m.dilation), memcpy(m.causal, cs[i].causal, sizeof m.causal);
+        m.radius = cs[i].r;
+        int64_t n = cs[i].img0 + cs[i].g[0] * cs[i].g[1] * cs[i].g[2] + cs[i].tail;
+        ts_attn_plan p;
+        ts_plan_store st = {0};
+        if (build_and_check(&p, &st, &m, n, cs[i].tile, cs[i].blk, cs[i].what))
+            kernel_vs_ref(c, &p, cs[i].H, cs[i].D, cs[i].h0, cs[i].h1, cs[i].what);
+        ts_plan_store_free(&st);
+    }
+}
+
+/* ------------------------------------------------------------------ schedule */
+
+static ts_attn_schedule *parse(const char *json, ts_status want, const char *needle) {
+    ts_attn_schedule *s = NULL;
+    ts_err e = {0};
+    ts_status st = ts_attn_schedule_parse(&s, json, "sched.json", &e);
+    TS_CHECK(st == want && (!needle || strstr(e.msg, needle)), "schedule %.60s: status %s, msg '%s' (want '%s')",
+             json, ts_status_str(st), e.msg, needle ? needle : "");
+    if (want != TS_OK) ts_attn_schedule_free(s), s = NULL;
+    return s;
+}
+
+static void test_schedule_errors(void) {
+    struct { const char *json; ts_status st; const char *needle; } c[] = {
+        {"{\"rules\": [{\"method\": \"dense\"}]}", TS_OK, NULL},
+        {"not json", TS_ERR_FORMAT, "not valid JSON"},
+        {"{\"rule\": []}", TS_ERR_FORMAT, "unknown top-level field 'rule'"},
+        {"{\"rules\": {}}", TS_ERR_FORMAT, "'rules' must be a list"},
+        {"{\"rules\": [{\"method\": \"dense\"}, {\"method\": \"fancy\"}]}", TS_ERR_FORMAT, "rule 2: unknown method 'fancy'"},
+        {"{\"rules\": [{\"layers\": [0]}]}", TS_ERR_FORMAT, "rule 1: 'method' is missing"},
+        {"{\"rules\": [{\"method\": \"sla\"}]}", TS_ERR_UNSUPPORTED, "rule 1: method 'sla' is not available yet"},
+        {"{\"rules\": [{\"method\": \"gna\", \"layers\": [\"5-2\"]}]}", TS_ERR_FORMAT, "rule 1: 'layers' entry 1"},
+        {"{\"rules\": [{\"method\": \"gna\", \"steps\": [-1]}]}", TS_ERR_FORMAT, "rule 1: 'steps' entry 1"},
+        {"{\"rules\": [{\"method\": \"gna\", \"steps\": {\"fraction\": [0.5, 0.2]}}]}", TS_ERR_FORMAT, "'steps.fraction'"},
+        {"{\"rules\": [{\"method\": \"gna\", \"timesteps\": [0, 2000]}]}", TS_ERR_FORMAT, "'timesteps'"},
+        {"{\"rules\": [{\"method\": \"gna\", \"params\": {\"window\": [3, 0, 7]}}]}", TS_ERR_FORMAT, "rule 1: 'window' entry 2"},
+        {"{\"rules\": [{\"method\": \"gna\", \"params\": {\"radius\": 3}}]}", TS_ERR_FORMAT, "method gna has no parameter 'radius'"},
+        {"{\"rules\": [{\"method\": \"clear\", \"params\": {\"radius\": -1}}]}", TS_ERR_FORMAT, "'radius'"},
+        {"{\"rules\": [{\"method\": \"gna\", \"params\": {\"block\": 20}}]}", TS_ERR_FORMAT, "multiple of 16"},
+        {"{\"rules\": [{\"method\": \"gna\", \"params\": {\"causal\": [true, 1, false]}}]}", TS_ERR_FORMAT, "'causal' entry 2"},
+        {"{\"rules\": [{\"method\": \"gna\", \"attention\": \"cross\"}]}", TS_ERR_FORMAT, "needs self-attention"},
+        {"{\"rules\": [{\"method\": \"dense\", \"colour\": 1}]}", TS_ERR_FORMAT, "rule 1: unknown field 'colour'"},
+        {"{\"rules\": [{\"method\": \"dense\", \"heads\": []}]}", TS_ERR_FORMAT, "'heads' is an empty list"},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) ts_attn_schedule_free(parse(c[i].json, c[i].st, c[i].needle));
+    ts_attn_schedule *s = NULL;
+    ts_err e = {0};
+    TS_CHECK(ts_attn_schedule_load(&s, "/nonexistent/s.json", &e) == TS_ERR_IO && strstr(e.msg, "/nonexistent/s.json"),
+             "missing file: %s", e.msg);
+    struct { const char *spec; ts_status st; const char *needle; } sp[] = {
+        {"gna:window=3x7x7,stride=1,causal=1x0x0", TS_OK, NULL},
+        {"clear:radius=4.5,block=32", TS_OK, NULL},
+        {"dense", TS_OK, NULL},
+        {"gna:window", TS_ERR_INVALID_ARG, "not key=value"},
+        {"gna:window=3x7", TS_ERR_INVALID_ARG, "not a number or AxBxC"},
+        {"gna:radius=2", TS_ERR_FORMAT, "--attn gna:radius=2: rule 1: method gna has no parameter 'radius'"},
+        {"nope", TS_ERR_FORMAT, "unknown method 'nope'"},
+    };
+    for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) {
+        ts_status st = ts_attn_schedule_from_spec(&s, sp[i].spec, &e);
+        TS_CHECK(st == sp[i].st && (!sp[i].needle || strstr(e.msg, sp[i].needle)), "--attn %s: %s '%s'", sp[i].spec,
+                 ts_status_str(st), e.msg);
+        ts_attn_schedule_free(s);
+        s = NULL;
+    }
+}
+
+/* Which method a call at this site runs, read back from the density: dense 1, sparse < 1. */
+static double density_at(ts_ctx *c, ts_attn_schedule *s, ts_attn_site site, int64_t heads) {
+    int64_t n = site.grid[0] * site.grid[1] * site.grid[2], HD = heads * 8;
+    float *x = malloc((size_t)(n * HD) * 4), *o = malloc((size_t)(n * HD) * 4);
+    ts_test_randn(x, n * HD, 3, 1.0f);
+    ts_err e = {0};
+    ts_attn_schedule_clear_records(s);
+    ts_status st = ts_attention(c, s, &site, n, n, heads, 8, x, x, x, o, &e);
+    TS_CHECK(st == TS_OK, "scheduled attention: %s", e.msg);
+    free(x), free(o);
+    return ts_attn_schedule_n_records(s) == 1 ? ts_attn_schedule_record(s, 0)->density : -1;
+}
+
+static void test_schedule_matching(ts_ctx *c) {
+    ts_attn_schedule *s = parse(
+        "{\"comment\": \"general to specific\", \"rules\": ["
+        " {\"method\": \"gna\", \"params\": {\"window\": [1, 3, 3], \"tile\": [1, 4, 4], \"block\": 16}},"
+        " {\"layers\": [0, \"5-6\"], \"method\": \"dense\"},"
+        " {\"steps\": {\"fraction\": [0, 0.2]}, \"method\": \"dense\"},"
+        " {\"timesteps\": [925, 1000], \"method\": \"dense\"},"
+        " {\"layers\": [\"2-3\"], \"steps\": [\"7-8\"], \"heads\": [1], \"method\": \"dense\"}"
+        "]}", TS_OK, NULL);
+    if (!s) return;
+    ts_attn_site site = {TS_ATTN_SELF, 1, 5, 10, {2, 8, 8}, 500.0f};
+    double sparse = density_at(c, s, site, 2);
+    TS_CHECK(sparse > 0 && sparse < 0.5, "rule 1 (gna) at layer 1 step 5: density %g", sparse);
+    site.layer = 6;
+    TS_CHECK(density_at(c, s, site, 2) == 1.0, "rule 2 (dense) at layer 6");
+    site.layer = 1, site.step = 1;
+    TS_CHECK(density_at(c, s, site, 2) == 1.0, "rule 3 (first 20%%) at step 1 of 10");
+    site.step = 2;
+    TS_CHECK(density_at(c, s, site, 2) == sparse, "step 2 of 10 is past 20%%");
+    site.timestep = 950.0f;
+    TS_CHECK(density_at(c, s, site, 2) == 1.0, "rule 4 (t in [925, 1000])");
+    site.timestep = 500.0f, site.layer = 3, site.step = 7;
+    double half = density_at(c, s, site, 2);
+    TS_CHECK(fabs(half - (1.0 + sparse) / 2) < 1e-12, "rule 5: head 1 dense, head 0 gna: density %g", half);
+    site.kind = TS_ATTN_CROSS;
+    TS_CHECK(ts_attn_schedule_n_records(s) == 1, "records so far");
+    ts_attn_schedule_free(s);
+}
+
+/* ------------------------------------------------------------------ the DiT with a schedule */
+
+static float *dit_run(const char *fixture, ts_attn_schedule *sched, int64_t *n_out) {
+    char wpath[512], iopath[512];
+    snprintf(wpath, sizeof wpath, "%s.safetensors", ts_test_fixture(fixture));
+    snprintf(iopath, sizeof iopath, "%s_io.safetensors", ts_test_fixture(fixture));
+    ts_st_file *io = NULL;
+    ts_err e = {0};
+    wan_model *m = NULL;
+    if (ts_st_open(&io, iopath, &e) != TS_OK || wan_load(&m, wpath, NULL, &e) != TS_OK) {
+        TS_CHECK(0, "%s: %s", fixture, e.msg);
+        ts_st_close(io);
+        return NULL;
+    }
+    const ts_tensor *x = ts_st_find(io, "x"), *t = ts_st_find(io, "t"), *ctx = ts_st_find(io, "context");
+    const wan_config *cfg = wan_model_config(m);
+    int64_t F = x->shape[2], H = x->shape[3], W = x->shape[4], L = ctx->shape[1];
+    ts_ctx c;
+    ts_ctx_init(&c, 0);
+    ts_arena arena;
+    ts_arena_init(&arena, wan_arena_bytes(cfg, F, H, W, L));
+    c.arena = &arena;
+    *n_out = cfg->out_ch * F * H * W;
+    float *out = malloc((size_t)*n_out * sizeof(float));
+    ts_status st = wan_forward(&c, m, sched, 3, 10, x->data, F, H, W, ((float *)t->data)[0], ctx->data, L, out, NULL,
+                               NULL, &e);
+    TS_CHECK(st == TS_OK, "%s forward: %s", fixture, e.msg);
+    ts_arena_free(&arena);
+    wan_free(m);
+    ts_st_close(io);
+    return out;
+}
+
+static void test_dit(void) {
+    int64_t n = 0;
+    float *plain = dit_run("wan_dit_a", NULL, &n); /* grid 3 x 3 x 5 */
+    ts_attn_schedule *dense = NULL, *wide = NULL, *narrow = NULL;
+    ts_err e = {0};
+    ts_attn_schedule_from_spec(&dense, "dense", &e);
+    ts_attn_schedule_from_spec(&wide, "gna:window=3x3x5,block=16", &e);
+    ts_attn_schedule_from_spec(&narrow, "gna:window=1x3x3,block=16,tile=1x3x3", &e);
+    if (!plain || !dense || !wide || !narrow) {
+        TS_CHECK(0, "setup: %s", e.msg);
+    } else {
+        float *a = dit_run("wan_dit_a", dense, &n);
+        TS_CHECK(a && memcmp(a, plain, (size_t)n * sizeof(float)) == 0, "dense-everywhere schedule = no schedule, exactly");
+        TS_CHECK(ts_attn_schedule_n_records(dense) == 2 && ts_attn_schedule_mean_density(dense) == 1.0,
+                 "one density record per layer (2), all dense");
+        float *b = dit_run("wan_dit_a", wide, &n);
+        if (b) ts_test_compare("GNA window = the whole grid vs dense", b, plain, n, 1e-5, NULL);
+        float *d = dit_run("wan_dit_a", narrow, &n);
+        ts_test_stats stt;
+        if (d) {
+            ts_test_compare("narrow GNA vs dense (expected to differ)", d, plain, n, 1e9, &stt);
+            TS_CHECK(stt.rel_l2 > 1e-3, "a narrow window changes the output (rel-L2 %g)", stt.rel_l2);
+        }
+        TS_CHECK(ts_attn_schedule_mean_density(narrow) < 0.5, "narrow density %g", ts_attn_schedule_mean_density(narrow));
+        free(a), free(b), free(d);
+    }
+    free(plain);
+    ts_attn_schedule_free(dense), ts_attn_schedule_free(wide), ts_attn_schedule_free(narrow);
+}
+
+int main(void) {
+    ts_ctx c;
+    ts_ctx_init(&c, 1);
+    test_na_semantics();
+    test_clear_semantics();
+    test_tile_perm();
+    test_plans(&c);
+    test_schedule_errors();
+    test_schedule_matching(&c);
+    test_dit();
+    return ts_test_summary("attn_methods");
+}
