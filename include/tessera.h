@@ -13,7 +13,7 @@
  *     p.prompt = "a red circle moving to the right";
  *     tessera_output *o;
  *     if (tessera_generate(t, &p, NULL, NULL, &o, &e) == TESSERA_OK) {
- *         char *meta = tessera_format_parameters(t, &p, o->seed);
+ *         char *meta = tessera_format_parameters(t, &p, o);
  *         tessera_write(o, "out.mp4", meta, 16, NULL, 0, &e);
  *         free(meta);
  *         tessera_output_free(o);
@@ -79,9 +79,10 @@ typedef struct tessera_params {
     double flow_shift;
     tessera_sampler sampler;
     int64_t seed;                /* < 0: a random seed (reported in the output) */
-    const char *attn_schedule;   /* attention schedule file, or NULL; recorded in the output
-                                  * metadata (the attention planner applies it: today every
-                                  * call runs dense) */
+    const char *attn_schedule;   /* attention schedule file (JSON rules; see
+                                  * attention/schedule.h), or NULL */
+    const char *attn;            /* or a one-rule schedule "METHOD[:k=v,...]", e.g.
+                                  * "gna:window=3x7x7"; NULL with no schedule = dense */
     int text_len;                /* text tokens (512 for Wan2.1) */
 } tessera_params;
 
@@ -106,6 +107,10 @@ typedef struct tessera_output {
     double text_s, sample_s, decode_s;
     int n_steps;
     double *step_s;           /* [n_steps] seconds per denoising step */
+    int attn_layers;          /* DiT layers */
+    double *attn_density;     /* [n_steps][attn_layers]: fraction of the self-attention
+                               * scores computed (1 = dense), averaged over the guidance passes */
+    double attn_mean;         /* mean of attn_density */
 } tessera_output;
 
 typedef struct tessera tessera;
@@ -118,16 +123,17 @@ void tessera_close(tessera *t); /* NULL is a no-op */
 /* A short model name for metadata (the checkpoint directory's or file's base name). */
 const char *tessera_model_name(const tessera *t);
 /* Every check tessera_generate makes before heavy work: sizes, frames, steps, scales,
- * prompt encoding, the schedule file. */
+ * prompt encoding, the attention schedule (loaded and validated). */
 tessera_status tessera_check(const tessera *t, const tessera_params *p, tessera_error *err);
 tessera_status tessera_generate(tessera *t, const tessera_params *p, tessera_progress_fn progress,
                                 void *user, tessera_output **out, tessera_error *err);
 void tessera_output_free(tessera_output *o); /* NULL is a no-op */
 
-/* The generation parameters as one text, in the format stable-diffusion.cpp and the
- * common web UIs write ("prompt\nNegative prompt: ...\nSteps: ..., Sampler: ..., CFG
- * scale: ..., Seed: ..., Size: WxH, Model: ..., ..."). malloc'd; free(). */
-char *tessera_format_parameters(const tessera *t, const tessera_params *p, int64_t seed);
+/* The generation parameters of output o (its seed and attention density) as one text, in the
+ * format stable-diffusion.cpp and the common web UIs write ("prompt\nNegative prompt:
+ * ...\nSteps: ..., Sampler: ..., CFG scale: ..., Seed: ..., Size: WxH, Model: ..., ...").
+ * malloc'd; free(). */
+char *tessera_format_parameters(const tessera *t, const tessera_params *p, const tessera_output *o);
 
 /* Writes the output by the name: .png (one image: the output must have one frame),
  * name_%03d.png (one PNG per frame), .mp4/.mov/.mkv (H.264, or MPEG-4 part 2 when FFmpeg

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 
 ts_wan_params ts_wan_params_default(void) {
-    ts_wan_params p = {81, 480, 832, 50, 5.0f, 5.0, TS_SAMPLER_UNIPC, 0, 512};
+    ts_wan_params p = {81, 480, 832, 50, 5.0f, 5.0, TS_SAMPLER_UNIPC, 0, 512, NULL};
     return p;
 }
 
@@ -196,6 +196,7 @@ ts_status ts_wan_latent_shape(const ts_wan_params *prm, int64_t shape[4], ts_err
 typedef struct wan_cfg_user {
     ts_ctx *c;
     const wan_model *dit;
+    ts_attn_schedule *sched;
     int64_t F, H, W;
     const float *ctx[2];
     int64_t L[2];
@@ -205,7 +206,7 @@ static ts_status wan_cond_model(void *user, const float *x, int64_t n, float tim
                                 int n_steps, int uncond, float *v, ts_err *err) {
     (void)n;
     wan_cfg_user *u = user;
-    return wan_forward(u->c, u->dit, NULL, step, n_steps, x, u->F, u->H, u->W, timestep,
+    return wan_forward(u->c, u->dit, u->sched, step, n_steps, x, u->F, u->H, u->W, timestep,
                        u->ctx[uncond], u->L[uncond], v, NULL, NULL, err);
 }
 
@@ -236,7 +237,7 @@ ts_status ts_wan_generate(ts_ctx *c, const ts_wan_pipeline *p, const ts_wan_para
     float *pc = NULL, *pu = NULL, *scratch = NULL;
     ts_arena arena = {0}, *old_arena = c->arena;
     ts_status st = TS_OK;
-    wan_cfg_user u = {c, p->dit, s[1], s[2], s[3], {ctx, ctx_uncond}, {L, L_uncond}};
+    wan_cfg_user u = {c, p->dit, prm->sched, s[1], s[2], s[3], {ctx, ctx_uncond}, {L, L_uncond}};
     if (len > 0) {
         pc = pad_ctx(ctx, L, D, len);
         pu = ctx_uncond ? pad_ctx(ctx_uncond, L_uncond, D, len) : NULL;

@@ -47,6 +47,7 @@ typedef struct ts_wan_params {
     uint64_t seed;                 /* initial noise (ignored when noise is given) */
     int64_t text_len;              /* zero-pad contexts to this many rows (512 for Wan2.1;
                                       0 = use them as given) */
+    ts_attn_schedule *sched;       /* attention schedule for the DiT's calls, NULL: dense */
 } ts_wan_params;
 
 /* Defaults of the reference pipeline: 81 frames 480x832, 50 UniPC steps, cfg 5, shift 5. */

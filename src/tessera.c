@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../attention/schedule.h"
 #include "io/io.h"
 #include "pipeline.h"
 
@@ -53,6 +54,7 @@ void tessera_params_init(tessera_params *p) {
     p->sampler = TESSERA_SAMPLER_UNIPC;
     p->seed = -1;
     p->attn_schedule = NULL;
+    p->attn = NULL;
     p->text_len = (int)d.text_len;
 }
 
@@ -150,6 +152,14 @@ static ts_wan_params to_wan(const tessera_params *p) {
     return w;
 }
 
+/* The schedule the params name (NULL when they name none). */
+static ts_status open_schedule(const tessera_params *p, ts_attn_schedule **out, ts_err *e) {
+    *out = NULL;
+    if (p->attn_schedule) return ts_attn_schedule_load(out, p->attn_schedule, e);
+    if (p->attn) return ts_attn_schedule_from_spec(out, p->attn, e);
+    return TS_OK;
+}
+
 tessera_status tessera_check(const tessera *t, const tessera_params *p, tessera_error *err) {
     (void)t;
     ts_err e = {0};
@@ -176,24 +186,11 @@ tessera_status tessera_check(const tessera *t, const tessera_params *p, tessera_
         }
         free(clean);
     }
-    if (p->attn_schedule) {
-        FILE *fp = fopen(p->attn_schedule, "rb");
-        if (!fp) {
-            TS_ERR(&e, TS_ERR_IO, "cannot open the attention schedule '%s'", p->attn_schedule);
-            return fail(err, &e);
-        }
-        char *buf = malloc(1 << 20);
-        size_t n = buf ? fread(buf, 1, (1 << 20) - 1, fp) : 0;
-        fclose(fp);
-        cJSON *j = NULL;
-        if (buf) buf[n] = 0, j = cJSON_Parse(buf);
-        free(buf);
-        if (!j) {
-            TS_ERR(&e, TS_ERR_FORMAT, "attention schedule '%s' is not valid JSON", p->attn_schedule);
-            return fail(err, &e);
-        }
-        cJSON_Delete(j);
-    }
+    if (p->attn_schedule && p->attn)
+        return fail_msg(err, TESSERA_ERR_INVALID_ARG, "give an attention schedule file or an --attn method, not both");
+    ts_attn_schedule *sched = NULL;
+    if (open_schedule(p, &sched, &e) != TS_OK) return fail(err, &e);
+    ts_attn_schedule_free(sched);
     return TESSERA_OK;
 }
 
@@ -251,6 +248,33 @@ static ts_status on_frames(void *user, const float *frames, int64_t first, int64
     return TS_OK;
 }
 
+/* density[step][layer] from the schedule's records (the guidance passes averaged); all ones
+ * without a schedule. */
+static ts_status collect_density(tessera_output *o, const ts_attn_schedule *s, int layers, ts_err *e) {
+    o->attn_layers = layers;
+    int64_t n = (int64_t)o->n_steps * layers;
+    o->attn_density = calloc((size_t)(n ? n : 1), sizeof *o->attn_density);
+    int *cnt = calloc((size_t)(n ? n : 1), sizeof *cnt);
+    if (!o->attn_density || !cnt) {
+        free(cnt);
+        return TS_ERR(e, TS_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; s && i < ts_attn_schedule_n_records(s); i++) {
+        const ts_attn_record *r = ts_attn_schedule_record(s, i);
+        if (r->step < 0 || r->step >= o->n_steps || r->layer < 0 || r->layer >= layers) continue;
+        o->attn_density[(int64_t)r->step * layers + r->layer] += r->density;
+        cnt[(int64_t)r->step * layers + r->layer]++;
+    }
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) {
+        o->attn_density[i] = cnt[i] ? o->attn_density[i] / cnt[i] : 1.0;
+        sum += o->attn_density[i];
+    }
+    o->attn_mean = n ? sum / (double)n : 1.0;
+    free(cnt);
+    return TS_OK;
+}
+
 tessera_status tessera_generate(tessera *t, const tessera_params *p, tessera_progress_fn progress,
                                 void *user, tessera_output **out, tessera_error *err) {
     *out = NULL;
@@ -273,6 +297,9 @@ tessera_status tessera_generate(tessera *t, const tessera_params *p, tessera_pro
     }
     ts_status st = TS_OK;
     if (!o || !o->step_s || !o->rgb || !pe || !ne || !lat) st = TS_ERR(&e, TS_ERR_NOMEM, "out of memory");
+    ts_attn_schedule *sched = NULL;
+    if (st == TS_OK) st = open_schedule(p, &sched, &e);
+    w.sched = sched;
     gen_state g = {o, progress, user, 0, 0};
     int guided = p->cfg_scale != 1.0f;
     if (st == TS_OK) {
@@ -294,6 +321,8 @@ tessera_status tessera_generate(tessera *t, const tessera_params *p, tessera_pro
         st = ts_wan_generate(&t->c, &t->p, &w, pe, L, guided ? ne : NULL, L, NULL, lat, on_step, &g, &e);
         o->sample_s = now_s() - t0;
     }
+    if (st == TS_OK) st = collect_density(o, sched, (int)wan_model_config(t->p.dit)->layers, &e);
+    ts_attn_schedule_free(sched);
     if (st == TS_OK) {
         double t0 = now_s();
         wan_vae_denormalize(lat, s[1], s[2], s[3]); /* the sampler works on normalised latents */
@@ -314,24 +343,26 @@ tessera_status tessera_generate(tessera *t, const tessera_params *p, tessera_pro
 
 void tessera_output_free(tessera_output *o) {
     if (!o) return;
+    free(o->attn_density);
     free(o->rgb);
     free(o->step_s);
     free(o);
 }
 
-char *tessera_format_parameters(const tessera *t, const tessera_params *p, int64_t seed) {
+char *tessera_format_parameters(const tessera *t, const tessera_params *p, const tessera_output *o) {
     const char *neg = p->negative_prompt ? p->negative_prompt : "";
-    const char *sched = p->attn_schedule ? p->attn_schedule : "dense";
+    const char *sched = p->attn_schedule ? p->attn_schedule : p->attn ? p->attn : "dense";
+    long long seed = o ? (long long)o->seed : (long long)p->seed;
+    double density = o ? o->attn_mean : 1.0;
     const char *fmt = "%s\nNegative prompt: %s\nSteps: %d, Sampler: %s, CFG scale: %g, Seed: %lld, Size: %dx%d, "
-                      "Model: %s, Frames: %d, Flow shift: %g, Attention schedule: %s, Version: Tessera %s";
-    int n = snprintf(NULL, 0, fmt, p->prompt, neg, p->steps, tessera_sampler_name(p->sampler), (double)p->cfg_scale,
-                     (long long)seed, p->width, p->height, t ? t->name : "unknown", p->frames, p->flow_shift, sched,
-                     tessera_version());
+                      "Model: %s, Frames: %d, Flow shift: %g, Attention schedule: %s, Attention density: %.4f, "
+                      "Version: Tessera %s";
+#define ARGS p->prompt, neg, p->steps, tessera_sampler_name(p->sampler), (double)p->cfg_scale, seed, p->width, \
+             p->height, t ? t->name : "unknown", p->frames, p->flow_shift, sched, density, tessera_version()
+    int n = snprintf(NULL, 0, fmt, ARGS);
     char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s)
-        snprintf(s, (size_t)n + 1, fmt, p->prompt, neg, p->steps, tessera_sampler_name(p->sampler), (double)p->cfg_scale,
-                 (long long)seed, p->width, p->height, t ? t->name : "unknown", p->frames, p->flow_shift, sched,
-                 tessera_version());
+    if (s) snprintf(s, (size_t)n + 1, fmt, ARGS);
+#undef ARGS
     return s;
 }
 

@@ -79,6 +79,15 @@ echo '{"rules": []}' > "$tmp/sched.json"
 "$t2i" -m "$m" -p "x" $small -s 1 --attn-schedule "$tmp/sched.json" -o "$tmp/s.png" --quiet 2>/dev/null
 "$t2i" --show-metadata "$tmp/s.png" | grep -q "Attention schedule: $tmp/sched.json" && ok || ko "schedule not recorded"
 
+# an --attn method runs and reports its density
+out=$("$t2v" -m "$m" -p "x" $small --video-frames 5 -s 1 --attn gna:window=1x3x3,tile=1x2x2,block=16 -o "$tmp/g.mp4" --json 2>/dev/null)
+printf '%s' "$out" | grep -q '"attn_mean_density": 0.375000' && ok || ko "--attn gna density: $out"
+"$t2i" --show-metadata "$tmp/g.mp4" | grep -q "Attention schedule: gna:window=1x3x3,tile=1x2x2,block=16, Attention density: 0.3750" \
+    && ok || ko "--attn not in the metadata"
+printf '{"rules": [{"method": "gna", "params": {"window": [1, 3, 3], "tile": [1, 2, 2], "block": 16}}, {"layers": [1], "method": "dense"}]}' > "$tmp/sched2.json"
+out=$("$t2v" -m "$m" -p "x" $small --video-frames 5 -s 1 --attn-schedule "$tmp/sched2.json" -o "$tmp/g2.mp4" --json 2>/dev/null)
+printf '%s' "$out" | grep -q '"attn_density": \[\[0.375000, 1.000000\]' && ok || ko "schedule: layer 0 gna, layer 1 dense: $out"
+
 # --- errors: one line, non-zero, nothing written
 check no-prompt 2 "no prompt" "$t2v" -m "$m" -o "$tmp/e.mp4"
 check no-model 2 "no model" "$t2v" -p x -o "$tmp/e.mp4"
@@ -100,6 +109,10 @@ check wrong-type 1 "T5" "$t2v" -m "$m" --text-encoder "$fx/wan_dit_a.safetensors
 check bad-utf8 2 "not valid UTF-8" "$t2v" -m "$m" -p "$(printf 'bad \377')" $small --video-frames 5 -o "$tmp/e.mp4"
 check sched-missing 2 "cannot open the attention schedule" "$t2v" -m "$m" -p x $small --video-frames 5 --attn-schedule "$tmp/none.json" -o "$tmp/e.mp4"
 check show-none 1 "cannot open" "$t2i" --show-metadata "$tmp/none.png"
+check attn-both 2 "not both" "$t2v" -m "$m" -p x $small --video-frames 5 --attn dense --attn-schedule "$tmp/sched.json" -o "$tmp/e.mp4"
+check attn-bad 2 "rule 1: unknown method 'fancy'" "$t2v" -m "$m" -p x $small --video-frames 5 --attn fancy -o "$tmp/e.mp4"
+echo '{"rules": [{"method": "gna", "params": {"window": [3, 0, 3]}}]}' > "$tmp/bad.json"
+check sched-bad 2 "rule 1: 'window' entry 2" "$t2v" -m "$m" -p x $small --video-frames 5 --attn-schedule "$tmp/bad.json" -o "$tmp/e.mp4"
 ls "$tmp" | grep -q "^e\.\|\.tmp-" && ko "a failed run left a file: $(ls "$tmp")" || ok
 
 rm -rf "$tmp"

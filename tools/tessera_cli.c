@@ -66,8 +66,10 @@ static void usage(FILE *f) {
             "      --sampling-method NAME  euler or unipc (default: %s)\n"
             "      --flow-shift X          flow-matching timestep shift (default: %g)\n"
             "  -s, --seed N                noise seed, < 0 = random, printed (default: -1)\n"
-            "      --attn-schedule FILE    attention schedule (JSON; recorded in the output; today every\n"
-            "                              attention call runs dense)\n\n"
+            "      --attn-schedule FILE    attention schedule: JSON rules choosing the method per layer,\n"
+            "                              step and head (see attention/schedule.h; assets/schedules/)\n"
+            "      --attn METHOD[:k=v,...] one method everywhere: dense, gna (window=3x7x7, stride, dilation,\n"
+            "                              causal, tile, block), clear (radius, tile, block) (default: dense)\n\n"
             "Output and running:\n"
             "  -o, --output FILE           %s (default: %s)\n"
             "  -t, --threads N             CPU threads, <= 0 = all cores (default: 0)\n"
@@ -126,7 +128,7 @@ static int parse(int argc, char **argv, opts *o) {
         static const char *const with_value[] = {
             "-p", "--prompt", "-n", "--negative-prompt", "-W", "--width", "-H", "--height", "--video-frames",
             "--fps", "--steps", "--cfg-scale", "--sampling-method", "--flow-shift", "-s", "--seed",
-            "--attn-schedule", "-o", "--output", "-t", "--threads", "-m", "--model", "--diffusion-model",
+            "--attn-schedule", "--attn", "-o", "--output", "-t", "--threads", "-m", "--model", "--diffusion-model",
             "--vae", "--text-encoder", "--tokenizer", "--show-metadata", NULL};
         int known = 0;
         for (int k = 0; with_value[k]; k++) known |= !strcmp(a, with_value[k]);
@@ -153,6 +155,7 @@ static int parse(int argc, char **argv, opts *o) {
             if (tessera_sampler_from_name(v, &o->p.sampler) != 0)
                 return bad("--sampling-method: '%s' is not a sampler (euler, unipc)%s", v, "");
         } else if (!strcmp(a, "--attn-schedule")) o->p.attn_schedule = v;
+        else if (!strcmp(a, "--attn")) o->p.attn = v;
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) o->output = v;
         else if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->files.model_dir = v;
         else if (!strcmp(a, "--diffusion-model")) o->files.diffusion_model = v;
@@ -284,8 +287,6 @@ int main(int argc, char **argv) {
     }
     double load_s = now_s() - t0;
     if (o.verbose) fprintf(stderr, "%s: loaded %s in %.2f s\n", PROG, tessera_model_name(t), load_s);
-    if (o.p.attn_schedule && !o.quiet)
-        fprintf(stderr, "%s: note: attention schedules are recorded but not applied yet; every attention call runs dense\n", PROG);
     progress pr = {isatty(2), o.quiet, 0, 0, TESSERA_STAGE_TEXT, 0};
     tessera_output *out = NULL;
     if (tessera_generate(t, &o.p, on_progress, &pr, &out, &e) != TESSERA_OK) {
@@ -294,7 +295,7 @@ int main(int argc, char **argv) {
         tessera_close(t);
         return 1;
     }
-    char *meta = tessera_format_parameters(t, &o.p, out->seed);
+    char *meta = tessera_format_parameters(t, &o.p, out);
     char note[256];
     rc = 0;
     if (tessera_write(out, o.output, meta, o.fps, note, sizeof note, &e) != TESSERA_OK) {
@@ -304,11 +305,17 @@ int main(int argc, char **argv) {
     if (rc == 0) {
         if (note[0]) fprintf(stderr, "%s: note: %s\n", PROG, note);
         double step_avg = out->n_steps ? out->sample_s / out->n_steps : 0;
+        if (o.verbose && (o.p.attn || o.p.attn_schedule))
+            for (int i = 0; i < out->n_steps; i++) {
+                fprintf(stderr, "%s: step %d attention density per layer:", PROG, i);
+                for (int l = 0; l < out->attn_layers; l++) fprintf(stderr, " %.3f", out->attn_density[i * out->attn_layers + l]);
+                fputc('\n', stderr);
+            }
         if (!o.quiet || o.verbose)
             fprintf(stderr, "%s: wrote %s (%dx%d, %d frame%s, seed %lld): load %.2f s, text %.2f s, sampling %.2f s "
-                    "(%.3f s/step), VAE %.2f s, peak memory %.0f MB\n", PROG, o.output, out->width, out->height,
-                    out->frames, out->frames == 1 ? "" : "s", (long long)out->seed, load_s, out->text_s, out->sample_s,
-                    step_avg, out->decode_s, peak_rss_mb());
+                    "(%.3f s/step), VAE %.2f s, peak memory %.0f MB, attention density %.3f\n", PROG, o.output,
+                    out->width, out->height, out->frames, out->frames == 1 ? "" : "s", (long long)out->seed, load_s,
+                    out->text_s, out->sample_s, step_avg, out->decode_s, peak_rss_mb(), out->attn_mean);
         else
             fprintf(stderr, "%s: wrote %s (seed %lld)\n", PROG, o.output, (long long)out->seed);
         if (o.json) {
@@ -324,7 +331,16 @@ int main(int argc, char **argv) {
                    tessera_sampler_name(o.p.sampler), (double)o.p.cfg_scale, o.p.flow_shift, load_s, out->text_s,
                    out->sample_s);
             for (int i = 0; i < out->n_steps; i++) printf("%s%.4f", i ? ", " : "", out->step_s[i]);
-            printf("], \"decode_s\": %.4f, \"peak_rss_mb\": %.1f}\n", out->decode_s, peak_rss_mb());
+            printf("], \"decode_s\": %.4f, \"peak_rss_mb\": %.1f, \"attn_schedule\": ", out->decode_s, peak_rss_mb());
+            json_str(stdout, o.p.attn_schedule ? o.p.attn_schedule : o.p.attn ? o.p.attn : "dense");
+            printf(", \"attn_mean_density\": %.6f, \"attn_density\": [", out->attn_mean);
+            for (int i = 0; i < out->n_steps; i++) {
+                printf("%s[", i ? ", " : "");
+                for (int l = 0; l < out->attn_layers; l++)
+                    printf("%s%.6f", l ? ", " : "", out->attn_density[i * out->attn_layers + l]);
+                printf("]");
+            }
+            printf("]}\n");
         }
     }
     free(meta);

@@ -26,7 +26,7 @@ int main(int argc, char **argv) {
     tessera_output *o = NULL;
     int rc = 1;
     if (tessera_generate(t, &p, NULL, NULL, &o, &e) == TESSERA_OK) {
-        char *meta = tessera_format_parameters(t, &p, o->seed);
+        char *meta = tessera_format_parameters(t, &p, o);
         if (tessera_write(o, argv[2], meta, 16, NULL, 0, &e) == TESSERA_OK) rc = 0;
         free(meta);
         tessera_output_free(o);
