@@ -86,6 +86,10 @@ typedef struct ts_attn_plan {
     int64_t heads, head_dim; /* H, D */
     float scale;             /* usually 1/sqrt(D) */
     const int32_t *perm, *perm_inv; /* [Nq] kernel token order, or NULL (identity) */
+    /* Length of the kernel order when it has padding slots (perm entries −1: no token; a
+     * padded query row is skipped, a padded key never attended), so that blocks can align
+     * with regions of a grid that is not a multiple of them. 0: nq. Needs perm, nq == nk. */
+    int64_t n_kern;
     int32_t blk_q, blk_k;
     int32_t n_qblk, n_kblk;
     /* CSR: query block i computes key blocks exact_idx[exact_ptr[i] .. exact_ptr[i+1])

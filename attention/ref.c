@@ -15,7 +15,9 @@
 
 int ts_attn_ref(const ts_attn_plan *p, const float *q, const float *k, const float *v,
                 float *out) {
-    const int64_t H = p->heads, D = p->head_dim, HD = H * D, Nq = p->nq, Nk = p->nk;
+    const int64_t H = p->heads, D = p->head_dim, HD = H * D;
+    /* rows and keys in kernel order (with padding slots when n_kern is set) */
+    const int64_t Nq = p->n_kern ? p->n_kern : p->nq, Nk = p->n_kern ? p->n_kern : p->nk;
     double *s = malloc((size_t)Nk * sizeof(double));
     unsigned char *use = malloc((size_t)Nk);
     double *o = malloc((size_t)D * sizeof(double));
@@ -37,6 +39,9 @@ int ts_attn_ref(const ts_attn_plan *p, const float *q, const float *k, const flo
                 }
             }
             int64_t qt = p->perm ? p->perm[r] : r;
+            if (qt < 0) continue; /* a padding row */
+            for (int64_t j = 0; j < Nk && p->perm; j++)
+                if (p->perm[j] < 0) use[j] = 0;
             for (int64_t j = 0; j < Nk && p->mask.kind != TS_MASK_NONE; j++)
                 if (use[j]) use[j] = (unsigned char)ts_mask_allows(&p->mask, qt, p->perm ? p->perm[j] : j);
             const float *qr = q + qt * HD + h * D;

@@ -13,10 +13,11 @@
 #include "../src/backend.h"
 #include "attention.h"
 #include "build.h"
+#include "draft.h"
 #include "schedule_internal.h"
 
-typedef enum method { M_DENSE = 0, M_GNA, M_CLEAR } method;
-static const char *const method_names[] = {"dense", "gna", "clear"};
+typedef enum method { M_DENSE = 0, M_GNA, M_CLEAR, M_DRAFT, M_COUNT } method;
+static const char *const method_names[] = {"dense", "gna", "clear", "draft"};
 
 typedef struct range {
     int64_t lo, hi; /* inclusive */
@@ -31,6 +32,8 @@ typedef struct rule {
     method m;
     int window[3], stride[3], dilation[3], causal[3], tile[3], block;
     double radius;
+    int pool[2];
+    double sparsity;
 } rule;
 
 typedef struct cached {
@@ -132,15 +135,19 @@ static void rule_defaults(rule *r) {
         r->window[i] = w[i], r->stride[i] = 1, r->dilation[i] = 1, r->causal[i] = 0, r->tile[i] = i ? 8 : 1;
     r->block = 64;
     r->radius = 8;
+    r->pool[0] = 8, r->pool[1] = 16;
+    r->sparsity = 0.75;
 }
 
 static const char *const gna_params[] = {"window", "stride", "dilation", "causal", "tile", "block", NULL};
 static const char *const clear_params[] = {"radius", "tile", "block", NULL};
+static const char *const draft_params[] = {"pool", "sparsity", NULL};
 
 static ts_status parse_params(const cJSON *pj, rule *r, const char *label, int ri, ts_err *err) {
     if (!pj) return TS_OK;
     if (!cJSON_IsObject(pj)) return FAIL("%s: rule %d: 'params' must be an object", label, ri);
-    const char *const *known = r->m == M_GNA ? gna_params : r->m == M_CLEAR ? clear_params : NULL;
+    const char *const *known = r->m == M_GNA ? gna_params : r->m == M_CLEAR ? clear_params
+                             : r->m == M_DRAFT ? draft_params : NULL;
     const cJSON *it;
     cJSON_ArrayForEach(it, pj) {
         int ok = 0;
@@ -156,6 +163,17 @@ static ts_status parse_params(const cJSON *pj, rule *r, const char *label, int r
             TS_TRY(parse_ivec3(it, b, 16, 256, label, ri, "block", err));
             if (b[0] % 16) return FAIL("%s: rule %d: 'block' must be a multiple of 16", label, ri);
             r->block = b[0];
+        } else if (!strcmp(it->string, "pool")) {
+            const cJSON *a = cJSON_GetArrayItem(it, 0), *b = cJSON_GetArrayItem(it, 1);
+            int ok2 = cJSON_IsArray(it) && cJSON_GetArraySize(it) == 2 && cJSON_IsNumber(a) && cJSON_IsNumber(b) &&
+                      a->valuedouble == floor(a->valuedouble) && b->valuedouble == floor(b->valuedouble) &&
+                      a->valuedouble >= 1 && b->valuedouble >= 1 && a->valuedouble * b->valuedouble <= 256;
+            if (!ok2) return FAIL("%s: rule %d: 'pool' must be [h, w], positive integers with h·w <= 256", label, ri);
+            r->pool[0] = (int)a->valuedouble, r->pool[1] = (int)b->valuedouble;
+        } else if (!strcmp(it->string, "sparsity")) {
+            if (!cJSON_IsNumber(it) || !(it->valuedouble >= 0 && it->valuedouble < 1))
+                return FAIL("%s: rule %d: 'sparsity' must be a number in [0, 1)", label, ri);
+            r->sparsity = it->valuedouble;
         } else if (!strcmp(it->string, "radius")) {
             if (!cJSON_IsNumber(it) || !(it->valuedouble > 0 && it->valuedouble <= 4096))
                 return FAIL("%s: rule %d: 'radius' must be a number in (0, 4096]", label, ri);
@@ -179,15 +197,15 @@ static ts_status parse_rule(const cJSON *j, rule *r, const char *label, int ri, 
         if (!ok) return FAIL("%s: rule %d: unknown field '%s'", label, ri, it->string);
     }
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "method");
-    if (!cJSON_IsString(m)) return FAIL("%s: rule %d: 'method' is missing (dense, gna, clear)", label, ri);
+    if (!cJSON_IsString(m)) return FAIL("%s: rule %d: 'method' is missing (dense, gna, clear, draft)", label, ri);
     int found = -1;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < M_COUNT; i++)
         if (!strcmp(m->valuestring, method_names[i])) found = i;
     if (found < 0) {
-        if (!strcmp(m->valuestring, "sla") || !strcmp(m->valuestring, "draft") || !strcmp(m->valuestring, "paro"))
-            return TS_ERR(err, TS_ERR_UNSUPPORTED, "%s: rule %d: method '%s' is not available yet (have: dense, gna, clear)",
+        if (!strcmp(m->valuestring, "sla") || !strcmp(m->valuestring, "paro"))
+            return TS_ERR(err, TS_ERR_UNSUPPORTED, "%s: rule %d: method '%s' is not available yet (have: dense, gna, clear, draft)",
                           label, ri, m->valuestring);
-        return FAIL("%s: rule %d: unknown method '%s' (dense, gna, clear)", label, ri, m->valuestring);
+        return FAIL("%s: rule %d: unknown method '%s' (dense, gna, clear, draft)", label, ri, m->valuestring);
     }
     r->m = (method)found;
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "attention");
@@ -458,6 +476,15 @@ ts_status ts_attn_schedule_run(ts_ctx *c, ts_attn_schedule *s, const ts_attn_sit
         int64_t h1 = h0 + 1;
         while (h1 < heads && match(s, site, h1) == ri) h1++;
         ts_attn_plan p;
+        if (ri >= 0 && s->rules[ri].m == M_DRAFT) {
+            if (nq != nk) return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: method draft is for self-attention");
+            ts_draft_params dp = {{s->rules[ri].pool[0], s->rules[ri].pool[1]}, s->rules[ri].sparsity};
+            double d = 1;
+            TS_TRY(ts_draft_attention(c, site->grid, nq, heads, head_dim, h0, h1, &dp, q, k, v, out, &d, err));
+            density += d * (double)(h1 - h0) / (double)heads;
+            h0 = h1;
+            continue;
+        }
         if (ri < 0 || s->rules[ri].m == M_DENSE) {
             p = ts_attn_plan_dense(nq, nk, heads, head_dim, TS_ATTN_BLK_Q, TS_ATTN_BLK_K);
         } else {

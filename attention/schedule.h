@@ -12,7 +12,7 @@
  *    "timesteps": [925, 1000],      optional; the model timestep t in [a, b]
  *    "heads": ["0-5"],              optional; default all heads
  *    "attention": "self",           optional; "self" (default) or "cross"
- *    "method": "gna",               dense | gna | clear (sla, draft, paro: not yet)
+ *    "method": "gna",               dense | gna | clear | draft (sla, paro: not yet)
  *    "params": {...}}               the method's parameters (below)
  *
  * gna:   window [t, h, w] (or one int for all) default [3, 7, 7]; stride default 1;
@@ -21,6 +21,8 @@
  *        clamped to it, a stride larger than the window to the window.
  * clear: radius (tokens, strict dx² + dy² < r², same frame) default 8; tile default
  *        [1, 8, 8]; block default 64.
+ * draft: pool [h, w] (regions per frame, h·w <= 256: the block) default [8, 16];
+ *        sparsity in [0, 1) default 0.75 (Wan's setting in the reference code).
  * dense: no parameters.
  *
  * Errors name the rule (1-based) and the field. `--attn METHOD[:k=v,...]` on the command

@@ -9,6 +9,9 @@
  *   density exactly (GNA and CLEAR, with text tokens before and after the grid);
  * - the CPU kernel against the float64 executor on those plans (odd grids, several block
  *   sizes, a head range whose other heads stay untouched);
+ * - DraftAttention: the region order (padding at the edges), the threshold and the
+ *   diagonal, kernel vs executor on its padded plans, sparsity 0 = dense, and a crafted
+ *   input whose draft map is the identity (each token averages its region);
  * - the schedule: matching (last rule wins, layers, steps, fractions, timesteps, heads,
  *   cross), --attn specs, and every error naming its rule and field;
  * - the Wan DiT: a schedule that is dense everywhere gives the unscheduled output exactly;
@@ -22,6 +25,7 @@
 #include "backend.h"
 #include "build.h"
 #include "dit/wan.h"
+#include "draft.h"
 #include "plan.h"
 #include "safetensors.h"
 #include "schedule.h"
@@ -238,6 +242,84 @@ static void test_plans(ts_ctx *c) {
     }
 }
 
+/* ------------------------------------------------------------------ DraftAttention */
+
+static void test_draft(ts_ctx *c) {
+    /* the region order: every token once, each slot inside its region, padding at the edges */
+    int64_t g[3] = {2, 10, 13};
+    int pool[2] = {4, 8};
+    int32_t *perm = NULL;
+    int64_t n = 2 * 10 * 13, nk = ts_draft_perm(g, pool, &perm);
+    TS_CHECK(nk == 2 * 3 * 2 * 32, "n_kern %lld", (long long)nk);
+    char *seen = calloc((size_t)n, 1);
+    int ok = 1, pad = 0;
+    for (int64_t i = 0; i < nk; i++) {
+        int64_t tok = perm[i], reg = i / 32;
+        if (tok < 0) {
+            pad++;
+            continue;
+        }
+        ok &= !seen[tok];
+        seen[tok] = 1;
+        int64_t t = tok / 130, y = (tok / 13) % 10, x = tok % 13;
+        ok &= reg == (t * 3 + y / 4) * 2 + x / 8;
+    }
+    for (int64_t i = 0; i < n; i++) ok &= seen[i];
+    TS_CHECK(ok && pad == nk - n, "draft region order (%d padding slots)", pad);
+    free(seen), free(perm);
+
+    /* kernel vs the float64 executor on draft plans; the threshold keeps >= S² - k + 1 */
+    const int64_t H = 2, D = 16, HD = H * D;
+    float *q = malloc((size_t)(n * HD) * 4), *k = malloc((size_t)(n * HD) * 4), *v = malloc((size_t)(n * HD) * 4);
+    float *out = malloc((size_t)(n * HD) * 4), *ref = malloc((size_t)(n * HD) * 4);
+    ts_test_randn(q, n * HD, 21, 1.0f), ts_test_randn(k, n * HD, 22, 1.0f), ts_test_randn(v, n * HD, 23, 1.0f);
+    ts_draft_params dp = {{4, 8}, 0.6};
+    ts_err e = {0};
+    for (int64_t h = 0; h < H; h++) {
+        ts_attn_plan p;
+        ts_plan_store st = {0};
+        TS_CHECK(ts_draft_plan(g, H, D, h, &dp, q, k, &p, &st, &e) == TS_OK, "draft plan: %s", e.msg);
+        int64_t S = p.n_qblk, kept = p.exact_ptr[S], diag = 0;
+        for (int64_t a2 = 0; a2 < S; a2++)
+            for (int32_t li = p.exact_ptr[a2]; li < p.exact_ptr[a2 + 1]; li++) diag += p.exact_idx[li] == a2;
+        TS_CHECK(kept >= S * S - (int64_t)floor(0.6 * S * S) + 1 - S && kept < S * S && diag == S,
+                 "head %lld keeps %lld of %lld region pairs, %lld diagonal", (long long)h, (long long)kept,
+                 (long long)(S * S), (long long)diag);
+        for (int64_t i = 0; i < n * HD; i++) out[i] = ref[i] = 7.0f;
+        TS_CHECK(ts_attn_ref(&p, q, k, v, ref) == 0, "ref");
+        TS_CHECK(c->backend->attn(c, &p, q, k, v, out) == TS_OK, "draft kernel");
+        ts_test_compare("draft kernel vs float64 executor", out, ref, n * HD, 1e-5, NULL);
+        ts_plan_store_free(&st);
+    }
+    /* sparsity 0 keeps everything: dense attention */
+    ts_attn_plan dense = ts_attn_plan_dense(n, n, H, D, 64, 64);
+    ts_attn_ref(&dense, q, k, v, ref);
+    dp.sparsity = 0;
+    double dens = 0;
+    TS_CHECK(ts_draft_attention(c, g, n, H, D, 0, H, &dp, q, k, v, out, &dens, &e) == TS_OK, "draft: %s", e.msg);
+    ts_test_compare("draft at sparsity 0 vs dense", out, ref, n * HD, 1e-5, NULL);
+    TS_CHECK(fabs(dens - 1.0) < 1e-12, "density at sparsity 0: %g", dens);
+    free(q), free(k), free(v), free(out), free(ref);
+
+    /* regions that only see themselves: q = k = a one-hot per region makes the draft map
+     * the identity; at sparsity 13/16 only the diagonal survives, and every token's output is
+     * its region's mean of v */
+    int64_t g2[3] = {1, 8, 8}, n2 = 64, H2 = 1, D2 = 8;
+    float *q2 = calloc((size_t)(n2 * D2), 4), *v2 = malloc((size_t)(n2 * D2) * 4), *o2 = malloc((size_t)(n2 * D2) * 4);
+    float *want = calloc((size_t)(n2 * D2), 4);
+    ts_test_randn(v2, n2 * D2, 24, 1.0f);
+    for (int64_t t = 0; t < n2; t++) q2[t * D2 + ((t / 8) / 4) * 2 + (t % 8) / 4] = 10.0f;
+    for (int64_t t = 0; t < n2; t++)
+        for (int64_t u = 0; u < n2; u++)
+            if ((t / 8) / 4 == (u / 8) / 4 && (t % 8) / 4 == (u % 8) / 4)
+                for (int64_t d = 0; d < D2; d++) want[t * D2 + d] += v2[u * D2 + d] / 16.0f;
+    ts_draft_params dp2 = {{4, 4}, 13.0 / 16.0};
+    TS_CHECK(ts_draft_attention(c, g2, n2, H2, D2, 0, 1, &dp2, q2, q2, v2, o2, &dens, &e) == TS_OK, "draft: %s", e.msg);
+    ts_test_compare("draft diagonal: region means", o2, want, n2 * D2, 1e-5, NULL);
+    TS_CHECK(fabs(dens - 4.0 * 16 * 16 / (64.0 * 64)) < 1e-12, "diagonal density %g", dens);
+    free(q2), free(v2), free(o2), free(want);
+}
+
 /* ------------------------------------------------------------------ schedule */
 
 static ts_attn_schedule *parse(const char *json, ts_status want, const char *needle) {
@@ -259,6 +341,9 @@ static void test_schedule_errors(void) {
         {"{\"rules\": [{\"method\": \"dense\"}, {\"method\": \"fancy\"}]}", TS_ERR_FORMAT, "rule 2: unknown method 'fancy'"},
         {"{\"rules\": [{\"layers\": [0]}]}", TS_ERR_FORMAT, "rule 1: 'method' is missing"},
         {"{\"rules\": [{\"method\": \"sla\"}]}", TS_ERR_UNSUPPORTED, "rule 1: method 'sla' is not available yet"},
+        {"{\"rules\": [{\"method\": \"draft\", \"params\": {\"pool\": [16, 32]}}]}", TS_ERR_FORMAT, "'pool' must be"},
+        {"{\"rules\": [{\"method\": \"draft\", \"params\": {\"sparsity\": 1.0}}]}", TS_ERR_FORMAT, "'sparsity'"},
+        {"{\"rules\": [{\"method\": \"draft\", \"params\": {\"window\": 3}}]}", TS_ERR_FORMAT, "method draft has no parameter 'window'"},
         {"{\"rules\": [{\"method\": \"gna\", \"layers\": [\"5-2\"]}]}", TS_ERR_FORMAT, "rule 1: 'layers' entry 1"},
         {"{\"rules\": [{\"method\": \"gna\", \"steps\": [-1]}]}", TS_ERR_FORMAT, "rule 1: 'steps' entry 1"},
         {"{\"rules\": [{\"method\": \"gna\", \"steps\": {\"fraction\": [0.5, 0.2]}}]}", TS_ERR_FORMAT, "'steps.fraction'"},
@@ -407,6 +492,7 @@ int main(void) {
     test_clear_semantics();
     test_tile_perm();
     test_plans(&c);
+    test_draft(&c);
     test_schedule_errors();
     test_schedule_matching(&c);
     test_dit();

@@ -38,14 +38,15 @@ static void attn_task(const ts_attn_plan *p, const float *q, const float *k, con
                       float *out, int64_t h, int32_t qb, attn_scratch *w) {
     const int64_t H = p->heads, D = p->head_dim, HD = H * D;
     const int64_t q0 = (int64_t)qb * p->blk_q;
-    const int64_t nq = p->nq - q0 < p->blk_q ? p->nq - q0 : p->blk_q;
+    const int64_t Lq = p->n_kern ? p->n_kern : p->nq, Lk = p->n_kern ? p->n_kern : p->nk;
+    const int64_t nq = Lq - q0 < p->blk_q ? Lq - q0 : p->blk_q;
     const int64_t bk = p->blk_k;
     const float qscale = p->scale * 1.4426950408889634f; /* log2(e) */
 
     for (int64_t r = 0; r < nq; r++) {
         int64_t tok = p->perm ? p->perm[q0 + r] : q0 + r;
         const float *src = q + tok * HD + h * D;
-        for (int64_t d = 0; d < D; d++) w->q[r * D + d] = src[d] * qscale;
+        for (int64_t d = 0; d < D; d++) w->q[r * D + d] = tok < 0 ? 0.0f : src[d] * qscale;
         w->m[r] = -FLT_MAX;
         w->l[r] = 0.0f;
     }
@@ -65,12 +66,17 @@ static void attn_task(const ts_attn_plan *p, const float *q, const float *k, con
         li += nb;
         const int64_t k0 = (int64_t)kb0 * bk;
         int64_t nk = (int64_t)nb * bk;
-        if (k0 + nk > p->nk) nk = p->nk - k0;
+        if (k0 + nk > Lk) nk = Lk - k0;
         const float *kp, *vp;
         int64_t ld;
         if (p->perm) {
             for (int64_t j = 0; j < nk; j++) {
                 int64_t tok = p->perm[k0 + j];
+                if (tok < 0) { /* padding: zeros, and masked below (its block is partial) */
+                    memset(w->k + j * D, 0, (size_t)D * sizeof(float));
+                    memset(w->v + j * D, 0, (size_t)D * sizeof(float));
+                    continue;
+                }
                 memcpy(w->k + j * D, k + tok * HD + h * D, (size_t)D * sizeof(float));
                 memcpy(w->v + j * D, v + tok * HD + h * D, (size_t)D * sizeof(float));
             }
@@ -87,7 +93,7 @@ static void attn_task(const ts_attn_plan *p, const float *q, const float *k, con
                 uint8_t *ok = w->ok + r * TS_ATTN_KCHUNK;
                 for (int64_t j = 0; j < nk; j++) {
                     int64_t kt = p->perm ? p->perm[k0 + j] : k0 + j;
-                    ok[j] = full[j / bk] ? 1 : (uint8_t)ts_mask_allows(&p->mask, qt, kt);
+                    ok[j] = full[j / bk] ? 1 : kt < 0 || qt < 0 ? 0 : (uint8_t)ts_mask_allows(&p->mask, qt, kt);
                 }
             }
         for (int64_t r = 0; r < nq; r++) {
@@ -116,6 +122,7 @@ static void attn_task(const ts_attn_plan *p, const float *q, const float *k, con
     }
     for (int64_t r = 0; r < nq; r++) {
         int64_t tok = p->perm ? p->perm[q0 + r] : q0 + r;
+        if (tok < 0) continue; /* padding row */
         float *dst = out + tok * HD + h * D;
         float inv = w->l[r] > 0.0f ? 1.0f / w->l[r] : 0.0f;
         for (int64_t d = 0; d < D; d++) dst[d] = w->acc[r * D + d] * inv;
@@ -128,6 +135,7 @@ ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const float *q, const fl
         p->blk_k <= 0 || p->blk_k > TS_ATTN_KCHUNK)
         return TS_ERR_INVALID_ARG;
     if (p->perm && p->nq != p->nk) return TS_ERR_INVALID_ARG;
+    if (p->n_kern && (!p->perm || p->n_kern < p->nq || !p->exact_ptr)) return TS_ERR_INVALID_ARG;
     if (p->lin_ptr || p->quant != TS_QUANT_NONE) return TS_ERR_UNSUPPORTED;
     const int64_t h0 = p->h1 > 0 ? p->h0 : 0, h1 = p->h1 > 0 ? p->h1 : p->heads;
     if (h0 < 0 || h1 > p->heads || h0 >= h1) return TS_ERR_INVALID_ARG;
