@@ -291,6 +291,35 @@ static void test_draft(ts_ctx *c) {
         ts_test_compare("draft kernel vs float64 executor", out, ref, n * HD, 1e-5, NULL);
         ts_plan_store_free(&st);
     }
+    /* the selection equals the reference's operations (tools/golden/make_draft.py) */
+    ts_st_file *fx = NULL;
+    if (ts_st_open(&fx, ts_test_fixture("draft_select.safetensors"), &e) == TS_OK) {
+        const ts_tensor *fq = ts_st_find(fx, "q"), *fk = ts_st_find(fx, "k");
+        struct { const char *name; ts_draft_params p; } dc[] = {{"p4x8_s60.keep", {{4, 8}, 0.6}},
+                                                              {"p3x5_s85.keep", {{3, 5}, 0.85}}};
+        int64_t fH = fq->shape[1], fD = fq->shape[2];
+        for (int ci = 0; ci < 2; ci++) {
+            const ts_tensor *keep = ts_st_find(fx, dc[ci].name);
+            int64_t S = keep->shape[1];
+            int diff = 0;
+            for (int64_t h = 0; h < fH; h++) {
+                ts_attn_plan p;
+                ts_plan_store st = {0};
+                ts_draft_plan(g, fH, fD, h, &dc[ci].p, fq->data, fk->data, &p, &st, &e);
+                TS_CHECK(p.n_qblk == S, "%s: %d regions, reference %lld", dc[ci].name, p.n_qblk, (long long)S);
+                for (int64_t a2 = 0; a2 < S && p.n_qblk == S; a2++) {
+                    char row[1024] = {0};
+                    for (int32_t li = p.exact_ptr[a2]; li < p.exact_ptr[a2 + 1]; li++) row[p.exact_idx[li]] = 1;
+                    for (int64_t b2 = 0; b2 < S; b2++) diff += row[b2] != ((const int32_t *)keep->data)[(h * S + a2) * S + b2];
+                }
+                ts_plan_store_free(&st);
+            }
+            TS_CHECK(diff == 0, "%s: %d region pairs differ from the reference selection", dc[ci].name, diff);
+        }
+        ts_st_close(fx);
+    } else {
+        TS_CHECK(0, "draft fixture: %s", e.msg);
+    }
     /* sparsity 0 keeps everything: dense attention */
     ts_attn_plan dense = ts_attn_plan_dense(n, n, H, D, 64, 64);
     ts_attn_ref(&dense, q, k, v, ref);
