@@ -27,7 +27,7 @@ typedef struct rule {
     int cross;
     range *layers, *steps, *heads;
     int n_layers, n_steps, n_heads; /* 0: any */
-    int has_frac, has_ts;
+    int has_frac, has_ts, ts_lo_open; /* ts_lo_open: t > ts_lo ({"above": a}) */
     double frac_lo, frac_hi, ts_lo, ts_hi;
     method m;
     int window[3], stride[3], dilation[3], causal[3], tile[3], block;
@@ -231,7 +231,14 @@ static ts_status parse_rule(const cJSON *j, rule *r, const char *label, int ri, 
         }
     }
     if ((x = cJSON_GetObjectItemCaseSensitive(j, "timesteps"))) {
-        TS_TRY(parse_pair(x, &r->ts_lo, &r->ts_hi, 0, 1000, label, ri, "timesteps", err));
+        const cJSON *above = cJSON_GetObjectItemCaseSensitive(x, "above");
+        if (cJSON_IsObject(x)) {
+            if (!cJSON_IsNumber(above) || cJSON_GetArraySize(x) != 1 || above->valuedouble < 0 || above->valuedouble > 1000)
+                return FAIL("%s: rule %d: 'timesteps' as an object is {\"above\": t} with t in [0, 1000]", label, ri);
+            r->ts_lo = above->valuedouble, r->ts_hi = 1000, r->ts_lo_open = 1;
+        } else {
+            TS_TRY(parse_pair(x, &r->ts_lo, &r->ts_hi, 0, 1000, label, ri, "timesteps", err));
+        }
         r->has_ts = 1;
     }
     return parse_params(cJSON_GetObjectItemCaseSensitive(j, "params"), r, label, ri, err);
@@ -397,7 +404,9 @@ static int match(const ts_attn_schedule *s, const ts_attn_site *site, int64_t h)
             double f = (double)site->step / (double)site->n_steps;
             if (!(f >= r->frac_lo && f < r->frac_hi)) continue;
         }
-        if (r->has_ts && !(site->timestep >= r->ts_lo && site->timestep <= r->ts_hi)) continue;
+        if (r->has_ts && !((r->ts_lo_open ? site->timestep > r->ts_lo : site->timestep >= r->ts_lo) &&
+                           site->timestep <= r->ts_hi))
+            continue;
         best = i;
     }
     return best;

@@ -9,7 +9,8 @@
  *   {"layers": [0, "2-5"],          optional; ints and inclusive "a-b" ranges; default all
  *    "steps": ["0-9", 12],          optional; step indices (0-based), or
  *    "steps": {"fraction": [0, 0.2]},  the part [a, b) of the trajectory (step / n_steps)
- *    "timesteps": [925, 1000],      optional; the model timestep t in [a, b]
+ *    "timesteps": [925, 1000],      optional; the model timestep t in [a, b], or
+ *    "timesteps": {"above": 925},   t > a
  *    "heads": ["0-5"],              optional; default all heads
  *    "attention": "self",           optional; "self" (default) or "cross"
  *    "method": "gna",               dense | gna | clear | draft (sla, paro: not yet)

@@ -409,6 +409,20 @@ static void test_schedule_errors(void) {
     }
 }
 
+/* Every shipped example schedule parses. */
+static void test_shipped_schedules(void) {
+    const char *assets = getenv("TS_ASSETS") ? getenv("TS_ASSETS") : "assets";
+    const char *names[] = {"dense.json", "draft-wan.json", "gna-wan.json", "clear-r16.json"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/schedules/%s", assets, names[i]);
+        ts_attn_schedule *s = NULL;
+        ts_err e = {0};
+        TS_CHECK(ts_attn_schedule_load(&s, path, &e) == TS_OK && ts_attn_schedule_rules(s) >= 1, "%s: %s", path, e.msg);
+        ts_attn_schedule_free(s);
+    }
+}
+
 /* Which method a call at this site runs, read back from the density: dense 1, sparse < 1. */
 static double density_at(ts_ctx *c, ts_attn_schedule *s, ts_attn_site site, int64_t heads) {
     int64_t n = site.grid[0] * site.grid[1] * site.grid[2], HD = heads * 8;
@@ -428,7 +442,7 @@ static void test_schedule_matching(ts_ctx *c) {
         " {\"method\": \"gna\", \"params\": {\"window\": [1, 3, 3], \"tile\": [1, 4, 4], \"block\": 16}},"
         " {\"layers\": [0, \"5-6\"], \"method\": \"dense\"},"
         " {\"steps\": {\"fraction\": [0, 0.2]}, \"method\": \"dense\"},"
-        " {\"timesteps\": [925, 1000], \"method\": \"dense\"},"
+        " {\"timesteps\": {\"above\": 925}, \"method\": \"dense\"},"
         " {\"layers\": [\"2-3\"], \"steps\": [\"7-8\"], \"heads\": [1], \"method\": \"dense\"}"
         "]}", TS_OK, NULL);
     if (!s) return;
@@ -442,7 +456,9 @@ static void test_schedule_matching(ts_ctx *c) {
     site.step = 2;
     TS_CHECK(density_at(c, s, site, 2) == sparse, "step 2 of 10 is past 20%%");
     site.timestep = 950.0f;
-    TS_CHECK(density_at(c, s, site, 2) == 1.0, "rule 4 (t in [925, 1000])");
+    TS_CHECK(density_at(c, s, site, 2) == 1.0, "rule 4 (t > 925)");
+    site.timestep = 925.0f;
+    TS_CHECK(density_at(c, s, site, 2) == sparse, "t = 925 is not above 925");
     site.timestep = 500.0f, site.layer = 3, site.step = 7;
     double half = density_at(c, s, site, 2);
     TS_CHECK(fabs(half - (1.0 + sparse) / 2) < 1e-12, "rule 5: head 1 dense, head 0 gna: density %g", half);
@@ -523,6 +539,7 @@ int main(void) {
     test_plans(&c);
     test_draft(&c);
     test_schedule_errors();
+    test_shipped_schedules();
     test_schedule_matching(&c);
     test_dit();
     return ts_test_summary("attn_methods");
