@@ -15,7 +15,7 @@
 
 void ts_plan_store_free(ts_plan_store *s) {
     if (!s) return;
-    free(s->perm), free(s->ptr), free(s->idx), free(s->full);
+    free(s->perm), free(s->ptr), free(s->idx), free(s->full), free(s->bits), free(s->bits_off);
     memset(s, 0, sizeof *s);
 }
 
@@ -94,20 +94,33 @@ static void reach(const ts_mask *m, const int64_t c[3], int64_t lo[3], int64_t h
     }
 }
 
+/* Appends n words to a growing array. */
+static int grow_bits(uint64_t **bits, int64_t *cap, int64_t used, int64_t n) {
+    if (used + n <= *cap) return 0;
+    int64_t c = *cap ? *cap : 4096;
+    while (c < used + n) c *= 2;
+    uint64_t *nb = realloc(*bits, (size_t)c * sizeof *nb);
+    if (!nb) return -1;
+    *bits = nb, *cap = c;
+    return 0;
+}
+
 ts_status ts_plan_build_masked(ts_attn_plan *p, ts_plan_store *st, ts_err *err) {
-    free(st->ptr), free(st->idx), free(st->full);
-    st->ptr = NULL, st->idx = NULL, st->full = NULL;
+    free(st->ptr), free(st->idx), free(st->full), free(st->bits), free(st->bits_off);
+    st->ptr = NULL, st->idx = NULL, st->full = NULL, st->bits = NULL, st->bits_off = NULL;
     if (p->nq != p->nk) return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: masked plans are self-attention (nq == nk)");
     const ts_mask *m = &p->mask;
     const int64_t n = p->nq, bq = p->blk_q, bk = p->blk_k, nqb = p->n_qblk, nkb = p->n_kblk;
     const int64_t H = m->grid[1], W = m->grid[2], G = m->grid[0] * H * W;
     box *qbox = malloc((size_t)nqb * sizeof *qbox), *kbox = malloc((size_t)nkb * sizeof *kbox);
     int32_t *ptr = malloc((size_t)(nqb + 1) * sizeof *ptr);
-    int64_t cap = nqb * 4 + 16, used = 0;
+    int64_t cap = nqb * 4 + 16, used = 0, wpr = (bk + 63) / 64, bits_cap = 0, bits_used = 0;
     int32_t *idx = malloc((size_t)cap * sizeof *idx);
     uint8_t *full = malloc((size_t)cap);
-    if (!qbox || !kbox || !ptr || !idx || !full) {
-        free(qbox), free(kbox), free(ptr), free(idx), free(full);
+    int64_t *boff = malloc((size_t)cap * sizeof *boff);
+    uint64_t *bits = NULL, *tmp = malloc((size_t)(bq * wpr) * sizeof *tmp);
+    if (!qbox || !kbox || !ptr || !idx || !full || !boff || !tmp) {
+        free(qbox), free(kbox), free(ptr), free(idx), free(full), free(boff), free(tmp);
         return TS_ERR(err, TS_ERR_NOMEM, "out of memory building an attention plan");
     }
     /* boxes: what each query block may reach, where each key block's tokens lie */
@@ -134,32 +147,50 @@ ts_status ts_plan_build_masked(ts_attn_plan *p, ts_plan_store *st, ts_err *err) 
         for (int64_t b = 0; b < nkb; b++) {
             if (!qbox[a].text && !kbox[b].text && !box_meet(&qbox[a], &kbox[b])) continue;
             int64_t k0 = b * bk, k1 = k0 + bk < n ? k0 + bk : n, cnt = 0;
+            memset(tmp, 0, (size_t)(bq * wpr) * sizeof *tmp);
             for (int64_t i = q0; i < q1; i++) {
                 int64_t qt = p->perm ? p->perm[i] : i;
-                for (int64_t j = k0; j < k1; j++) cnt += ts_mask_allows(m, qt, p->perm ? p->perm[j] : j);
+                for (int64_t j = k0; j < k1; j++)
+                    if (ts_mask_allows(m, qt, p->perm ? p->perm[j] : j)) {
+                        cnt++;
+                        tmp[(i - q0) * wpr + (j - k0) / 64] |= 1ull << ((j - k0) % 64);
+                    }
             }
             if (!cnt) continue;
             if (used == cap) {
                 cap *= 2;
                 int32_t *ni = realloc(idx, (size_t)cap * sizeof *idx);
                 uint8_t *nf = ni ? realloc(full, (size_t)cap) : NULL;
+                int64_t *no = nf ? realloc(boff, (size_t)cap * sizeof *boff) : NULL;
                 if (ni) idx = ni;
                 if (nf) full = nf;
-                if (!ni || !nf) {
-                    free(qbox), free(kbox), free(ptr), free(idx), free(full);
+                if (no) boff = no;
+                if (!ni || !nf || !no) {
+                    free(qbox), free(kbox), free(ptr), free(idx), free(full), free(boff), free(tmp), free(bits);
                     return TS_ERR(err, TS_ERR_NOMEM, "out of memory building an attention plan");
                 }
             }
             idx[used] = (int32_t)b;
             full[used] = cnt == (q1 - q0) * (k1 - k0);
+            boff[used] = -1;
+            if (!full[used]) { /* keep the element mask for the kernel */
+                if (grow_bits(&bits, &bits_cap, bits_used, bq * wpr) != 0) {
+                    free(qbox), free(kbox), free(ptr), free(idx), free(full), free(boff), free(tmp), free(bits);
+                    return TS_ERR(err, TS_ERR_NOMEM, "out of memory building an attention plan");
+                }
+                memcpy(bits + bits_used, tmp, (size_t)(bq * wpr) * sizeof *tmp);
+                boff[used] = bits_used;
+                bits_used += bq * wpr;
+            }
             used++;
             allowed += (double)cnt;
         }
     }
     ptr[nqb] = (int32_t)used;
-    free(qbox), free(kbox);
-    st->ptr = ptr, st->idx = idx, st->full = full;
+    free(qbox), free(kbox), free(tmp);
+    st->ptr = ptr, st->idx = idx, st->full = full, st->bits = bits, st->bits_off = boff;
     p->exact_ptr = ptr, p->exact_idx = idx, p->exact_full = full;
+    p->exact_bits = bits, p->exact_bits_off = boff;
     p->density = allowed / ((double)n * (double)n);
     return TS_OK;
 }

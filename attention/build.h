@@ -15,6 +15,8 @@
 typedef struct ts_plan_store {
     int32_t *perm, *ptr, *idx;
     uint8_t *full;
+    uint64_t *bits;
+    int64_t *bits_off;
 } ts_plan_store;
 
 void ts_plan_store_free(ts_plan_store *s);
@@ -28,7 +30,8 @@ ts_status ts_plan_tile_perm(const ts_mask *mask, int64_t n, const int tile[3], i
 
 /* Fills p's block list from its mask and permutation: for each query block, every key block
  * holding an allowed pair (text keys are allowed for every query, text queries allow every
- * key), flagged full when every pair is allowed; and p->density. p needs nq == nk, the block
+ * key), flagged full when every pair is allowed, with the element mask of each partial block
+ * precomputed (exact_bits); and p->density. p needs nq == nk, the block
  * sizes, perm (or NULL) and mask; the arrays go to st (freed first). */
 ts_status ts_plan_build_masked(ts_attn_plan *p, ts_plan_store *st, ts_err *err);
 

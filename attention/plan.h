@@ -98,6 +98,12 @@ typedef struct ts_attn_plan {
     /* per CSR entry: 1 = every element of the block is allowed (the kernel skips the mask),
      * 0 = partial (the mask decides per element). NULL: every listed block is full. */
     const uint8_t *exact_full;
+    /* optional, per CSR entry: the partial block's element mask precomputed by the builder,
+     * blk_q rows of ceil(blk_k / 64) 64-bit words (bit j of row i: key j of the block allowed
+     * for query i), at exact_bits + exact_bits_off[entry]; kernels use it instead of
+     * evaluating the mask per element. NULL: evaluate the mask. */
+    const uint64_t *exact_bits;
+    const int64_t *exact_bits_off;
     ts_mask mask;
     int64_t h0, h1;       /* heads [h0, h1) run; h1 == 0: all heads */
     double density;       /* fraction of the nq x nk scores computed (1 for dense) */

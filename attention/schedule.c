@@ -332,16 +332,20 @@ ts_status ts_attn_schedule_from_spec(ts_attn_schedule **out, const char *spec, t
             if (nv == 3) bad = 1;
             else v[nv++] = strtod(t, &end), bad |= *end != 0 || end == t;
         }
-        if (bad || (nv != 1 && nv != 3) || strstr(val, "xx") || val[0] == 'x' || val[strlen(val) - 1] == 'x') {
-            st = TS_ERR(err, TS_ERR_INVALID_ARG, "--attn %s: '%s=%s' is not a number or AxBxC", spec, kv, val);
+        if (bad || nv < 1 || strstr(val, "xx") || val[0] == 'x' || val[strlen(val) - 1] == 'x') {
+            st = TS_ERR(err, TS_ERR_INVALID_ARG, "--attn %s: '%s=%s' is not a number or AxB[xC]", spec, kv, val);
+            break;
+        }
+        if (!strcmp(kv, "causal") && nv == 2) {
+            st = TS_ERR(err, TS_ERR_INVALID_ARG, "--attn %s: 'causal' takes one or three 0/1 values", spec);
             break;
         }
         if (!strcmp(kv, "causal")) { /* 0/1 for booleans */
             cJSON *a = cJSON_CreateArray();
             for (int i = 0; i < 3; i++) cJSON_AddItemToArray(a, cJSON_CreateBool(v[nv == 3 ? i : 0] != 0));
             cJSON_AddItemToObject(params, kv, a);
-        } else if (nv == 3) {
-            cJSON_AddItemToObject(params, kv, cJSON_CreateDoubleArray(v, 3));
+        } else if (nv > 1) {
+            cJSON_AddItemToObject(params, kv, cJSON_CreateDoubleArray(v, nv));
         } else {
             cJSON_AddNumberToObject(params, kv, v[0]);
         }

@@ -396,7 +396,9 @@ static void test_schedule_errors(void) {
         {"clear:radius=4.5,block=32", TS_OK, NULL},
         {"dense", TS_OK, NULL},
         {"gna:window", TS_ERR_INVALID_ARG, "not key=value"},
-        {"gna:window=3x7", TS_ERR_INVALID_ARG, "not a number or AxBxC"},
+        {"gna:window=3x7", TS_ERR_FORMAT, "'window' must be one integer or three"},
+        {"gna:window=3xx7", TS_ERR_INVALID_ARG, "not a number or AxB[xC]"},
+        {"draft:pool=8x16,sparsity=0.9", TS_OK, NULL},
         {"gna:radius=2", TS_ERR_FORMAT, "--attn gna:radius=2: rule 1: method gna has no parameter 'radius'"},
         {"nope", TS_ERR_FORMAT, "unknown method 'nope'"},
     };

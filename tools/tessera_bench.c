@@ -10,8 +10,15 @@
  *       Wan-VAE decode of latents [1,16,t,h,w] (frames streamed and dropped); prints the
  *       time and the process's peak RSS. --half-cache: fp16 conv caches (low memory).
  *
- * tools/bench/bench_dit.py and bench_vae.py make the weights and run the PyTorch side in
- * the same run. Unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for benchmark runs.
+ *   tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]
+ *                      [--methods dense,gna,clear,draft] [--densities 0.5,0.2,0.1,0.05] [--json]
+ *       self-attention over the T·H·W token grid (random q, k, v): the sgemm rate of the same
+ *       run, dense, and each method set for each target density; time, effective GFLOP/s
+ *       (4·N²·D·heads·density), speedup vs dense, achieved density, rel-L2 error vs dense.
+ *
+ * tools/bench/bench_dit.py, bench_vae.py and bench_attn.py make the inputs and run the
+ * PyTorch side in the same run. Unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for benchmark
+ * runs.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +26,13 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include <cblas.h>
+#include <math.h>
+
+#include "attention.h"
 #include "ctx.h"
 #include "dit/wan.h"
+#include "schedule.h"
 #include "safetensors.h"
 #include "vae/wan_vae.h"
 
@@ -38,12 +50,16 @@ static double peak_rss_mb(void) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: tessera-bench dit|vae --model FILE --inputs FILE [--out FILE] "
-               "[--threads N] [--repeats N] [--json] [--half-cache (vae)]\n");
+               "[--threads N] [--repeats N] [--json] [--half-cache (vae)]\n"
+               "       tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]\n"
+               "                          [--methods dense,gna,clear,draft] [--densities 0.5,0.2,0.1,0.05] [--json]\n");
 }
 
 typedef struct opts {
     const char *mode, *model, *inputs, *out;
     int threads, repeats, json, half_cache;
+    const char *grid, *methods, *densities;
+    int heads, head_dim;
 } opts;
 
 static int die(const char *what, const ts_err *e) {
@@ -154,6 +170,119 @@ static int bench_vae(const opts *o, ts_ctx *c) {
     return 0;
 }
 
+/* ------------------------------------------------------------------ attention */
+
+/* The --attn spec of method m at roughly density d on grid g (NULL: not reachable). */
+static int spec_for(const char *m, double d, const int64_t g[3], char *buf, size_t n) {
+    if (!strcmp(m, "dense")) return snprintf(buf, n, "dense"), 1;
+    if (!strcmp(m, "gna")) { /* a window of volume ~ d · grid, scaled alike in every dim */
+        double f = cbrt(d);
+        int w[3];
+        for (int i = 0; i < 3; i++) {
+            w[i] = (int)lround(f * (double)g[i]);
+            if (w[i] < 1) w[i] = 1;
+        }
+        return snprintf(buf, n, "gna:window=%dx%dx%d,tile=1x8x8,block=64", w[0], w[1], w[2]), 1;
+    }
+    if (!strcmp(m, "clear")) { /* same frame only: at most 1/T; a circle of area d·T·H·W */
+        double area = d * (double)g[0] * (double)g[1] * (double)g[2];
+        if (d * (double)g[0] > 0.8) return 0;
+        return snprintf(buf, n, "clear:radius=%.2f,tile=1x8x8,block=64", sqrt(area / M_PI)), 1;
+    }
+    if (!strcmp(m, "draft")) return snprintf(buf, n, "draft:pool=8x16,sparsity=%.3f", 1.0 - d), 1;
+    return 0;
+}
+
+static int bench_attn(const opts *o, ts_ctx *c) {
+    int64_t g[3];
+    if (!o->grid || sscanf(o->grid, "%lld,%lld,%lld", (long long *)&g[0], (long long *)&g[1], (long long *)&g[2]) != 3 ||
+        g[0] < 1 || g[1] < 1 || g[2] < 1) {
+        fprintf(stderr, "tessera-bench attn: --grid T,H,W is required\n");
+        return 2;
+    }
+    const int64_t N = g[0] * g[1] * g[2], H = o->heads > 0 ? o->heads : 12, D = o->head_dim > 0 ? o->head_dim : 128;
+    const int64_t HD = H * D;
+    float *q = malloc((size_t)(N * HD) * 4), *k = malloc((size_t)(N * HD) * 4), *v = malloc((size_t)(N * HD) * 4);
+    float *ref = malloc((size_t)(N * HD) * 4), *out = malloc((size_t)(N * HD) * 4);
+    if (!q || !k || !v || !ref || !out) return fprintf(stderr, "tessera-bench: out of memory\n"), 1;
+    ts_rng_normal(&c->rng, q, N * HD);
+    ts_rng_normal(&c->rng, k, N * HD);
+    ts_rng_normal(&c->rng, v, N * HD);
+    /* the sgemm rate this run reaches (all threads, a square 2048 problem) */
+    {
+        const int S = 2048;
+        float *a = malloc((size_t)S * S * 4), *b = malloc((size_t)S * S * 4), *cc = malloc((size_t)S * S * 4);
+        ts_rng_normal(&c->rng, a, (int64_t)S * S);
+        ts_rng_normal(&c->rng, b, (int64_t)S * S);
+        openblas_set_num_threads(c->n_threads);
+        double best = 1e30;
+        for (int r = 0; r < 3; r++) {
+            double t0 = now_s();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, S, 1.0f, a, S, b, S, 0.0f, cc, S);
+            double dt = now_s() - t0;
+            if (dt < best) best = dt;
+        }
+        double gf = 2.0 * S * S * (double)S / best * 1e-9;
+        if (o->json) printf("{\"kind\": \"sgemm\", \"size\": %d, \"threads\": %d, \"gflops\": %.2f}\n", S, c->n_threads, gf);
+        else printf("sgemm %dx%dx%d, %d threads: %.1f GFLOP/s\n", S, S, S, c->n_threads, gf);
+        free(a), free(b), free(cc);
+    }
+    if (!o->json)
+        printf("%-8s %-44s %9s %9s %8s %8s %9s\n", "method", "spec", "time_s", "GFLOP/s", "speedup", "density", "rel_err");
+    ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {g[0], g[1], g[2]}, 500.0f};
+    char methods[256], dens[256];
+    snprintf(methods, sizeof methods, "%s", o->methods ? o->methods : "dense,gna,clear,draft");
+    snprintf(dens, sizeof dens, "%s", o->densities ? o->densities : "0.5,0.2,0.1,0.05");
+    double t_dense = 0;
+    char *save_m = NULL;
+    for (char *m = strtok_r(methods, ",", &save_m); m; m = strtok_r(NULL, ",", &save_m)) {
+        char dcopy[256], *save_d = NULL;
+        snprintf(dcopy, sizeof dcopy, "%s", !strcmp(m, "dense") ? "1" : dens);
+        for (char *ds = strtok_r(dcopy, ",", &save_d); ds; ds = strtok_r(NULL, ",", &save_d)) {
+            double target = atof(ds);
+            char spec[160];
+            if (!spec_for(m, target, g, spec, sizeof spec)) {
+                if (!o->json) printf("%-8s (density %.2f is out of this method's reach on this grid)\n", m, target);
+                continue;
+            }
+            ts_attn_schedule *s = NULL;
+            ts_err e = {0};
+            if (ts_attn_schedule_from_spec(&s, spec, &e) != TS_OK) return die(spec, &e);
+            double best = 1e30, density = 1;
+            float *dst = !strcmp(m, "dense") ? ref : out;
+            for (int r = 0; r < o->repeats + 1; r++) { /* the first run builds static plans */
+                ts_attn_schedule_clear_records(s);
+                double t0 = now_s();
+                if (ts_attention(c, s, &site, N, N, H, D, q, k, v, dst, &e) != TS_OK) return die(spec, &e);
+                double dt = now_s() - t0;
+                if (r > 0 && dt < best) best = dt;
+                density = ts_attn_schedule_mean_density(s);
+            }
+            ts_attn_schedule_free(s);
+            if (!strcmp(m, "dense")) t_dense = best;
+            double num = 0, den = 0;
+            for (int64_t i = 0; i < N * HD; i++) {
+                double dd = (double)dst[i] - ref[i];
+                num += dd * dd, den += (double)ref[i] * ref[i];
+            }
+            double err = sqrt(num / (den > 0 ? den : 1));
+            double gf = 4.0 * (double)N * (double)N * (double)D * (double)H * density / best * 1e-9;
+            double speedup = t_dense > 0 ? t_dense / best : 0;
+            if (o->json)
+                printf("{\"kind\": \"attn\", \"method\": \"%s\", \"spec\": \"%s\", \"target_density\": %.3f, "
+                       "\"tokens\": %lld, \"grid\": [%lld, %lld, %lld], \"heads\": %lld, \"head_dim\": %lld, "
+                       "\"threads\": %d, \"time_s\": %.5f, \"gflops\": %.2f, \"speedup\": %.3f, \"density\": %.5f, "
+                       "\"rel_err\": %.3e}\n", m, spec, target, (long long)N, (long long)g[0], (long long)g[1],
+                       (long long)g[2], (long long)H, (long long)D, c->n_threads, best, gf, speedup, density, err);
+            else
+                printf("%-8s %-44s %9.4f %9.1f %8.2f %8.4f %9.2e\n", m, spec, best, gf, speedup, density, err);
+            fflush(stdout);
+        }
+    }
+    free(q), free(k), free(v), free(ref), free(out);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     opts o = {0};
     o.repeats = 1;
@@ -182,21 +311,27 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--out") == 0) o.out = val;
         else if (strcmp(a, "--threads") == 0) o.threads = atoi(val);
         else if (strcmp(a, "--repeats") == 0) o.repeats = atoi(val);
+        else if (strcmp(a, "--grid") == 0) o.grid = val;
+        else if (strcmp(a, "--heads") == 0) o.heads = atoi(val);
+        else if (strcmp(a, "--head-dim") == 0) o.head_dim = atoi(val);
+        else if (strcmp(a, "--methods") == 0) o.methods = val;
+        else if (strcmp(a, "--densities") == 0) o.densities = val;
         else {
             fprintf(stderr, "tessera-bench: unknown flag %s\n", a);
             return 2;
         }
         i++;
     }
+    ts_ctx c;
+    ts_ctx_init(&c, 0);
+    if (o.threads > 0) c.n_threads = o.threads;
+    if (strcmp(o.mode, "attn") == 0) return o.repeats < 1 ? 2 : bench_attn(&o, &c);
     if (!o.model || !o.inputs || o.repeats < 1) {
         usage(stderr);
         return 2;
     }
-    ts_ctx c;
-    ts_ctx_init(&c, 0);
-    if (o.threads > 0) c.n_threads = o.threads;
     if (strcmp(o.mode, "dit") == 0) return bench_dit(&o, &c);
     if (strcmp(o.mode, "vae") == 0) return bench_vae(&o, &c);
-    fprintf(stderr, "tessera-bench: unknown mode '%s' (dit or vae)\n", o.mode);
+    fprintf(stderr, "tessera-bench: unknown mode '%s' (dit, vae or attn)\n", o.mode);
     return 2;
 }

@@ -87,7 +87,21 @@ static void attn_task(const ts_attn_plan *p, const float *q, const float *k, con
         /* S [nq, nk] = Q · Kᵀ */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)D, 1.0f, w->q,
                     (int)D, kp, (int)ld, 0.0f, w->s, TS_ATTN_KCHUNK);
-        if (partial)
+        if (partial && p->exact_bits) { /* the builder's precomputed element masks */
+            const int64_t wpr = (bk + 63) / 64, e0 = p->exact_ptr[qb] + li - nb;
+            for (int64_t r = 0; r < nq; r++) {
+                uint8_t *ok = w->ok + r * TS_ATTN_KCHUNK;
+                for (int32_t b = 0; b < nb; b++) {
+                    int64_t j0 = (int64_t)b * bk, j1 = j0 + bk < nk ? j0 + bk : nk;
+                    if (full[b]) {
+                        memset(ok + j0, 1, (size_t)(j1 - j0));
+                        continue;
+                    }
+                    const uint64_t *row = p->exact_bits + p->exact_bits_off[e0 + b] + r * wpr;
+                    for (int64_t j = j0; j < j1; j++) ok[j] = (uint8_t)((row[(j - j0) >> 6] >> ((j - j0) & 63)) & 1);
+                }
+            }
+        } else if (partial) {
             for (int64_t r = 0; r < nq; r++) {
                 int64_t qt = p->perm ? p->perm[q0 + r] : q0 + r;
                 uint8_t *ok = w->ok + r * TS_ATTN_KCHUNK;
@@ -96,6 +110,7 @@ static void attn_task(const ts_attn_plan *p, const float *q, const float *k, con
                     ok[j] = full[j / bk] ? 1 : kt < 0 || qt < 0 ? 0 : (uint8_t)ts_mask_allows(&p->mask, qt, kt);
                 }
             }
+        }
         for (int64_t r = 0; r < nq; r++) {
             float *s = w->s + r * TS_ATTN_KCHUNK;
             const uint8_t *ok = w->ok + r * TS_ATTN_KCHUNK;
