@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""bench_attn.py — self-attention, Tessera's methods vs PyTorch's CPU SDPA, same run.
+
+For each token grid: times torch.nn.functional.scaled_dot_product_attention (fp32,
+[1, heads, N, head_dim], --threads threads) on random inputs, then runs
+`tessera-bench attn` on the same shape (its own random inputs: only time matters here),
+which also measures the sgemm rate of the run, and prints one table with
+  tessera dense vs sgemm (fraction of the GEMM rate) and vs SDPA (speedup),
+  every method's time, effective GFLOP/s, speedup vs Tessera dense, achieved density.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python tools/bench/bench_attn.py \
+        --tessera build/tools/tessera-bench --grids 4,32,32 16,32,32 21,30,52 --threads 2
+
+OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE slow OpenBLAS and PyTorch on this machine: unset them
+for the benchmark command only (as above).
+"""
+import argparse
+import json
+import subprocess
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def sdpa_time(n, heads, d, repeats):
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, heads, n, d, generator=g) for _ in range(3))
+    best = float("inf")
+    with torch.no_grad():
+        for i in range(repeats + 1):
+            t0 = time.perf_counter()
+            F.scaled_dot_product_attention(q, k, v)
+            dt = time.perf_counter() - t0
+            if i and dt < best:
+                best = dt
+    return best
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tessera", required=True)
+    ap.add_argument("--grids", nargs="+", default=["4,32,32", "16,32,32", "21,30,52"])
+    ap.add_argument("--heads", type=int, default=12)
+    ap.add_argument("--head-dim", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--methods", default="dense,gna,clear,draft")
+    ap.add_argument("--densities", default="0.5,0.2,0.1,0.05")
+    ap.add_argument("--json", default=None, help="write every row as JSON lines here")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    rows = []
+    for grid in a.grids:
+        t, h, w = map(int, grid.split(","))
+        n = t * h * w
+        flops = 4.0 * n * n * a.head_dim * a.heads
+        ts = sdpa_time(n, a.heads, a.head_dim, a.repeats)
+        out = subprocess.run([a.tessera, "attn", "--grid", grid, "--heads", str(a.heads), "--head-dim",
+                              str(a.head_dim), "--threads", str(a.threads), "--repeats", str(a.repeats),
+                              "--methods", a.methods, "--densities", a.densities, "--json"],
+                             check=True, capture_output=True, text=True).stdout
+        recs = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        sgemm = next(r for r in recs if r["kind"] == "sgemm")["gflops"]
+        dense = next(r for r in recs if r["kind"] == "attn" and r["method"] == "dense")
+        print(f"\n== grid {grid} ({n} tokens), {a.heads} heads x {a.head_dim}, {a.threads} threads ==")
+        print(f"sgemm (2048^3, same run): {sgemm:.1f} GFLOP/s")
+        print(f"torch SDPA: {ts:.3f} s, {flops / ts * 1e-9:.1f} GFLOP/s")
+        print(f"tessera dense: {dense['time_s']:.3f} s, {dense['gflops']:.1f} GFLOP/s = "
+              f"{dense['gflops'] / sgemm:.2f} of sgemm, {ts / dense['time_s']:.2f}x SDPA")
+        print(f"{'method':8} {'spec':44} {'time_s':>8} {'GFLOP/s':>8} {'vs dense':>8} {'vs SDPA':>8} {'density':>8} "
+              f"{'0.8/dens':>8}")
+        for r in recs:
+            if r["kind"] != "attn":
+                continue
+            r.update(sdpa_s=ts, sgemm_gflops=sgemm, vs_sdpa=ts / r["time_s"])
+            rows.append(r)
+            print(f"{r['method']:8} {r['spec']:44} {r['time_s']:8.3f} {r['gflops']:8.1f} {r['speedup']:8.2f} "
+                  f"{r['vs_sdpa']:8.2f} {r['density']:8.4f} {0.8 / r['density']:8.2f}")
+    if a.json:
+        with open(a.json, "w") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+
+
+if __name__ == "__main__":
+    main()
