@@ -116,12 +116,17 @@ static void attn_task(const ts_attn_plan *p, const float *q, const float *k, con
             const uint8_t *ok = w->ok + r * TS_ATTN_KCHUNK;
             if (partial)
                 for (int64_t j = 0; j < nk; j++) s[j] = ok[j] ? s[j] : -FLT_MAX;
+            /* simd reductions: without them the max and the sum stay scalar (float order) and
+             * were over half of the kernel's own time */
             float mx = w->m[r];
+#pragma omp simd reduction(max : mx)
             for (int64_t j = 0; j < nk; j++) mx = s[j] > mx ? s[j] : mx;
             float sum = 0.0f;
+#pragma omp simd
             for (int64_t j = 0; j < nk; j++) s[j] = ts_exp2f(s[j] - mx);
             if (partial)
                 for (int64_t j = 0; j < nk; j++) s[j] = ok[j] ? s[j] : 0.0f;
+#pragma omp simd reduction(+ : sum)
             for (int64_t j = 0; j < nk; j++) sum += s[j];
             float corr = ts_exp2f(w->m[r] - mx);
             w->l[r] = w->l[r] * corr + sum;
