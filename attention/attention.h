@@ -25,6 +25,8 @@ typedef struct ts_attn_site {
     int n_steps;     /* steps in the trajectory, 0 if unknown */
     int64_t grid[3]; /* query token grid T, H, W (row-major), or zeros */
     float timestep;  /* the model timestep (0..1000), for rules on timesteps */
+    /* the layer's SLA projection (proj_l: weight [D, D], bias [D], fp32), or NULL */
+    const float *lin_w, *lin_b;
 } ts_attn_site;
 
 typedef struct ts_attn_schedule ts_attn_schedule; /* schedule.h */

@@ -15,9 +15,10 @@
 #include "build.h"
 #include "draft.h"
 #include "schedule_internal.h"
+#include "sla.h"
 
-typedef enum method { M_DENSE = 0, M_GNA, M_CLEAR, M_DRAFT, M_COUNT } method;
-static const char *const method_names[] = {"dense", "gna", "clear", "draft"};
+typedef enum method { M_DENSE = 0, M_GNA, M_CLEAR, M_DRAFT, M_SLA, M_COUNT } method;
+static const char *const method_names[] = {"dense", "gna", "clear", "draft", "sla"};
 
 typedef struct range {
     int64_t lo, hi; /* inclusive */
@@ -34,6 +35,8 @@ typedef struct rule {
     double radius;
     int pool[2];
     double sparsity;
+    double topk;
+    int block_q, block_k, complement;
 } rule;
 
 typedef struct cached {
@@ -46,6 +49,7 @@ typedef struct cached {
 struct ts_attn_schedule {
     rule *rules;
     int n_rules;
+    int warned_no_proj; /* SLA without proj_l said once */
     cached *cache;
     int n_cache, cap_cache;
     ts_attn_record *rec;
@@ -137,17 +141,21 @@ static void rule_defaults(rule *r) {
     r->radius = 8;
     r->pool[0] = 8, r->pool[1] = 16;
     r->sparsity = 0.75;
+    r->topk = 0.1; /* TurboDiffusion's sla_topk */
+    r->block_q = 128, r->block_k = 64;
+    r->complement = 0;
 }
 
 static const char *const gna_params[] = {"window", "stride", "dilation", "causal", "tile", "block", NULL};
 static const char *const clear_params[] = {"radius", "tile", "block", NULL};
 static const char *const draft_params[] = {"pool", "sparsity", NULL};
+static const char *const sla_params[] = {"topk", "block_q", "block_k", "variant", NULL};
 
 static ts_status parse_params(const cJSON *pj, rule *r, const char *label, int ri, ts_err *err) {
     if (!pj) return TS_OK;
     if (!cJSON_IsObject(pj)) return FAIL("%s: rule %d: 'params' must be an object", label, ri);
     const char *const *known = r->m == M_GNA ? gna_params : r->m == M_CLEAR ? clear_params
-                             : r->m == M_DRAFT ? draft_params : NULL;
+                             : r->m == M_DRAFT ? draft_params : r->m == M_SLA ? sla_params : NULL;
     const cJSON *it;
     cJSON_ArrayForEach(it, pj) {
         int ok = 0;
@@ -170,6 +178,21 @@ static ts_status parse_params(const cJSON *pj, rule *r, const char *label, int r
                       a->valuedouble >= 1 && b->valuedouble >= 1 && a->valuedouble * b->valuedouble <= 256;
             if (!ok2) return FAIL("%s: rule %d: 'pool' must be [h, w], positive integers with h·w <= 256", label, ri);
             r->pool[0] = (int)a->valuedouble, r->pool[1] = (int)b->valuedouble;
+        } else if (!strcmp(it->string, "topk")) {
+            if (!cJSON_IsNumber(it) || !(it->valuedouble > 0 && it->valuedouble <= 1))
+                return FAIL("%s: rule %d: 'topk' must be a number in (0, 1]", label, ri);
+            r->topk = it->valuedouble;
+        } else if (!strcmp(it->string, "block_q") || !strcmp(it->string, "block_k")) {
+            int q = !strcmp(it->string, "block_q"), lim = q ? 1024 : 256;
+            if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) || it->valuedouble < 16 ||
+                it->valuedouble > lim || (int)it->valuedouble % 16)
+                return FAIL("%s: rule %d: '%s' must be a multiple of 16 in [16, %d]", label, ri, it->string, lim);
+            if (q) r->block_q = (int)it->valuedouble;
+            else r->block_k = (int)it->valuedouble;
+        } else if (!strcmp(it->string, "variant")) {
+            if (!cJSON_IsString(it) || (strcmp(it->valuestring, "all") && strcmp(it->valuestring, "complement")))
+                return FAIL("%s: rule %d: 'variant' must be \"all\" (TurboDiffusion) or \"complement\" (the paper)", label, ri);
+            r->complement = !strcmp(it->valuestring, "complement");
         } else if (!strcmp(it->string, "sparsity")) {
             if (!cJSON_IsNumber(it) || !(it->valuedouble >= 0 && it->valuedouble < 1))
                 return FAIL("%s: rule %d: 'sparsity' must be a number in [0, 1)", label, ri);
@@ -197,15 +220,15 @@ static ts_status parse_rule(const cJSON *j, rule *r, const char *label, int ri, 
         if (!ok) return FAIL("%s: rule %d: unknown field '%s'", label, ri, it->string);
     }
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "method");
-    if (!cJSON_IsString(m)) return FAIL("%s: rule %d: 'method' is missing (dense, gna, clear, draft)", label, ri);
+    if (!cJSON_IsString(m)) return FAIL("%s: rule %d: 'method' is missing (dense, gna, clear, draft, sla)", label, ri);
     int found = -1;
     for (int i = 0; i < M_COUNT; i++)
         if (!strcmp(m->valuestring, method_names[i])) found = i;
     if (found < 0) {
-        if (!strcmp(m->valuestring, "sla") || !strcmp(m->valuestring, "paro"))
-            return TS_ERR(err, TS_ERR_UNSUPPORTED, "%s: rule %d: method '%s' is not available yet (have: dense, gna, clear, draft)",
+        if (!strcmp(m->valuestring, "paro"))
+            return TS_ERR(err, TS_ERR_UNSUPPORTED, "%s: rule %d: method '%s' is not available yet (have: dense, gna, clear, draft, sla)",
                           label, ri, m->valuestring);
-        return FAIL("%s: rule %d: unknown method '%s' (dense, gna, clear, draft)", label, ri, m->valuestring);
+        return FAIL("%s: rule %d: unknown method '%s' (dense, gna, clear, draft, sla)", label, ri, m->valuestring);
     }
     r->m = (method)found;
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "attention");
@@ -489,6 +512,21 @@ ts_status ts_attn_schedule_run(ts_ctx *c, ts_attn_schedule *s, const ts_attn_sit
         int64_t h1 = h0 + 1;
         while (h1 < heads && match(s, site, h1) == ri) h1++;
         ts_attn_plan p;
+        if (ri >= 0 && s->rules[ri].m == M_SLA) {
+            if (nq != nk) return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: method sla is for self-attention");
+            const rule *r = &s->rules[ri];
+            ts_sla_params sp = {r->topk, r->block_q, r->block_k, r->complement};
+            if (!site->lin_w && !s->warned_no_proj) {
+                ts_log(c, TS_LOG_WARN, "sla: this model has no proj_l weights (an SLA fine-tuned checkpoint has "
+                                       "them): running plain top-k block-sparse attention, no linear branch");
+                s->warned_no_proj = 1;
+            }
+            double d = 1;
+            TS_TRY(ts_sla_attention(c, nq, heads, head_dim, h0, h1, &sp, q, k, v, site->lin_w, site->lin_b, out, &d, err));
+            density += d * (double)(h1 - h0) / (double)heads;
+            h0 = h1;
+            continue;
+        }
         if (ri >= 0 && s->rules[ri].m == M_DRAFT) {
             if (nq != nk) return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: method draft is for self-attention");
             ts_draft_params dp = {{s->rules[ri].pool[0], s->rules[ri].pool[1]}, s->rules[ri].sparsity};

@@ -13,7 +13,7 @@
  *    "timesteps": {"above": 925},   t > a
  *    "heads": ["0-5"],              optional; default all heads
  *    "attention": "self",           optional; "self" (default) or "cross"
- *    "method": "gna",               dense | gna | clear | draft (sla, paro: not yet)
+ *    "method": "gna",               dense | gna | clear | draft | sla (paro: not yet)
  *    "params": {...}}               the method's parameters (below)
  *
  * gna:   window [t, h, w] (or one int for all) default [3, 7, 7]; stride default 1;
@@ -24,6 +24,11 @@
  *        [1, 8, 8]; block default 64.
  * draft: pool [h, w] (regions per frame, h·w <= 256: the block) default [8, 16];
  *        sparsity in [0, 1) default 0.75 (Wan's setting in the reference code).
+ * sla:   topk (fraction of key blocks per query block) default 0.1 (TurboDiffusion);
+ *        block_q default 128, block_k default 64; variant "all" (the linear branch over
+ *        all keys: TurboDiffusion, what its checkpoints were trained with; the default) or
+ *        "complement" (over the non-selected blocks: the paper). The linear branch needs the
+ *        layer's proj_l weights; without them SLA is top-k block-sparse (and says so).
  * dense: no parameters.
  *
  * Errors name the rule (1-based) and the field. `--attn METHOD[:k=v,...]` on the command

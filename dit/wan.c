@@ -26,6 +26,7 @@ typedef struct wan_block {
     ts_tensor ca_norm_q, ca_norm_k;   /* [D] RMSNorm over all heads */
     ts_tensor ffn0_w, ffn0_b;         /* [FF, D], [FF] */
     ts_tensor ffn2_w, ffn2_b;         /* [D, FF], [D] */
+    ts_tensor proj_l_w, proj_l_b;     /* optional: SLA's [Dh, Dh], [Dh] (TurboDiffusion) */
 } wan_block;
 
 typedef struct wan_weights {
@@ -45,6 +46,7 @@ typedef struct wan_block_f32 {
     float *mod, *sa_q_b, *sa_k_b, *sa_v_b, *sa_o_b, *sa_norm_q, *sa_norm_k;
     float *ca_norm_w, *ca_norm_b, *ca_q_b, *ca_k_b, *ca_v_b, *ca_o_b, *ca_norm_q, *ca_norm_k;
     float *ffn0_b, *ffn2_b;
+    float *proj_l_w, *proj_l_b; /* NULL when the checkpoint has no SLA projection */
 } wan_block_f32;
 
 struct wan_model {
@@ -101,6 +103,9 @@ static const ts_name_entry wan_names[] = {
     {B(ffn0_b), {"blocks.%d.ffn.0.bias", "blocks.%d.ffn.net.0.proj.bias"}, 1, 0},
     {B(ffn2_w), {"blocks.%d.ffn.2.weight", "blocks.%d.ffn.net.2.weight"}, 1, 0},
     {B(ffn2_b), {"blocks.%d.ffn.2.bias", "blocks.%d.ffn.net.2.bias"}, 1, 0},
+    /* SLA fine-tuned checkpoints (TurboDiffusion: module self_attn.attn_op.local_attn) */
+    {B(proj_l_w), {"blocks.%d.self_attn.attn_op.local_attn.proj_l.weight", NULL}, 1, 1},
+    {B(proj_l_b), {"blocks.%d.self_attn.attn_op.local_attn.proj_l.bias", NULL}, 1, 1},
 };
 #undef G
 #undef B
@@ -234,6 +239,14 @@ static ts_status check_shapes(const wan_model *m, ts_err *err) {
         };
         for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
             TS_TRY(ts_check_shape(k[i].t, "", k[i].nd, k[i].s, err));
+        const int64_t Dh = c->head_dim;
+        if (!b->proj_l_w.data != !b->proj_l_b.data)
+            return TS_ERR(err, TS_ERR_MISSING, "Wan DiT: block %lld has half of the SLA proj_l (weight and bias go together)",
+                          (long long)l);
+        if (b->proj_l_w.data) {
+            TS_TRY(ts_check_shape(&b->proj_l_w, "", 2, (int64_t[]){Dh, Dh}, err));
+            TS_TRY(ts_check_shape(&b->proj_l_b, "", 1, (int64_t[]){Dh}, err));
+        }
     }
     return TS_OK;
 }
@@ -256,11 +269,11 @@ static ts_status load_small(wan_model *m, ts_err *err) {
         const ts_tensor *src[] = {&b->mod, &b->sa_q_b, &b->sa_k_b, &b->sa_v_b, &b->sa_o_b,
                                   &b->sa_norm_q, &b->sa_norm_k, &b->ca_norm_w, &b->ca_norm_b,
                                   &b->ca_q_b, &b->ca_k_b, &b->ca_v_b, &b->ca_o_b, &b->ca_norm_q,
-                                  &b->ca_norm_k, &b->ffn0_b, &b->ffn2_b};
+                                  &b->ca_norm_k, &b->ffn0_b, &b->ffn2_b, &b->proj_l_w, &b->proj_l_b};
         float **dst[] = {&f->mod, &f->sa_q_b, &f->sa_k_b, &f->sa_v_b, &f->sa_o_b,
                          &f->sa_norm_q, &f->sa_norm_k, &f->ca_norm_w, &f->ca_norm_b,
                          &f->ca_q_b, &f->ca_k_b, &f->ca_v_b, &f->ca_o_b, &f->ca_norm_q,
-                         &f->ca_norm_k, &f->ffn0_b, &f->ffn2_b};
+                         &f->ca_norm_k, &f->ffn0_b, &f->ffn2_b, &f->proj_l_w, &f->proj_l_b};
         for (size_t i = 0; i < sizeof src / sizeof src[0]; i++)
             TS_TRY(ts_tensor_to_f32_alloc(src[i], dst[i], err));
     }
@@ -325,29 +338,31 @@ void wan_free(wan_model *m) {
 
 #define WAN_N_NAMES ((int64_t)(sizeof wan_names / sizeof wan_names[0]))
 
-/* Number of per-block entries in the name table. */
-static int64_t names_per_block(void) {
+/* The view of table entry e for block blk (globals: blk < 0). */
+static const ts_tensor *entry_view(const wan_model *m, int64_t e, int64_t blk) {
+    const char *base = blk >= 0 ? (const char *)&m->wt->blocks[blk] : (const char *)m->wt;
+    return (const ts_tensor *)(base + wan_names[e].offset);
+}
+
+/* Bound views (those with a checkpoint name: optional entries the checkpoint lacks are
+ * skipped) in table order: globals, then block 0, 1, ... */
+int64_t wan_tensor_count(const wan_model *m) {
     int64_t n = 0;
-    for (int64_t i = 0; i < WAN_N_NAMES; i++) n += wan_names[i].per_block;
+    for (int64_t e = 0; e < WAN_N_NAMES; e++) {
+        if (!wan_names[e].per_block) n += entry_view(m, e, -1)->name != NULL;
+        else
+            for (int64_t l = 0; l < m->cfg.layers; l++) n += entry_view(m, e, l)->name != NULL;
+    }
     return n;
 }
 
-int64_t wan_tensor_count(const wan_model *m) {
-    int64_t nb = names_per_block();
-    return (WAN_N_NAMES - nb) + nb * m->cfg.layers;
-}
-
 const ts_tensor *wan_tensor_at(const wan_model *m, int64_t i) {
-    int64_t nb = names_per_block(), ng = WAN_N_NAMES - nb;
-    if (i < 0 || i >= wan_tensor_count(m)) return NULL;
-    /* the i-th global entry, or entry (i - ng) % nb of block (i - ng) / nb */
-    int want_block = i >= ng;
-    int64_t k = want_block ? (i - ng) % nb : i;
-    const char *base = want_block ? (const char *)&m->wt->blocks[(i - ng) / nb] : (const char *)m->wt;
-    for (int64_t e = 0; e < WAN_N_NAMES; e++) {
-        if (wan_names[e].per_block != want_block) continue;
-        if (k-- == 0) return (const ts_tensor *)(base + wan_names[e].offset);
-    }
+    if (i < 0) return NULL;
+    for (int64_t e = 0; e < WAN_N_NAMES; e++)
+        if (!wan_names[e].per_block && entry_view(m, e, -1)->name && i-- == 0) return entry_view(m, e, -1);
+    for (int64_t l = 0; l < m->cfg.layers; l++)
+        for (int64_t e = 0; e < WAN_N_NAMES; e++)
+            if (wan_names[e].per_block && entry_view(m, e, l)->name && i-- == 0) return entry_view(m, e, l);
     return NULL;
 }
 
@@ -465,7 +480,7 @@ ts_status wan_forward(ts_ctx *c, const wan_model *m, ts_attn_schedule *sched, in
 
     rope_tables(cfg, f, h, w, cs, sn);
     const int64_t NH = cfg->heads, Dh = cfg->head_dim;
-    ts_attn_site site = {TS_ATTN_SELF, 0, step, n_steps, {f, h, w}, t};
+    ts_attn_site site = {TS_ATTN_SELF, 0, step, n_steps, {f, h, w}, t, NULL, NULL};
 
     for (int64_t l = 0; l < cfg->layers; l++) {
         const wan_block *b = &wt->blocks[l];
@@ -486,6 +501,7 @@ ts_status wan_forward(ts_ctx *c, const wan_model *m, ts_attn_schedule *sched, in
         TRY_OP(ts_rope(c, K, N, NH, Dh, cs, sn));
         site.kind = TS_ATTN_SELF;
         site.layer = (int)l;
+        site.lin_w = bf->proj_l_w, site.lin_b = bf->proj_l_b;
         TS_TRY(ts_attention(c, sched, &site, N, N, NH, Dh, Q, K, V, A, err));
         TRY_OP(ts_linear(c, Y, A, N, &b->sa_o_w, bf->sa_o_b));
         TRY_OP(ts_add_gated(c, X, Y, N, D, gate_msa));
@@ -498,6 +514,7 @@ ts_status wan_forward(ts_ctx *c, const wan_model *m, ts_attn_schedule *sched, in
         TRY_OP(ts_rms_norm(c, Q, Q, N, D, cfg->eps, bf->ca_norm_q));
         TRY_OP(ts_rms_norm(c, Kc, Kc, L, D, cfg->eps, bf->ca_norm_k));
         site.kind = TS_ATTN_CROSS;
+        site.lin_w = site.lin_b = NULL;
         TS_TRY(ts_attention(c, sched, &site, N, L, NH, Dh, Q, Kc, Vc, A, err));
         TRY_OP(ts_linear(c, Y, A, N, &b->ca_o_w, bf->ca_o_b));
         TRY_OP(ts_add_gated(c, X, Y, N, D, NULL));

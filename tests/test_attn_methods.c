@@ -12,6 +12,9 @@
  * - DraftAttention: the region order (padding at the edges), the threshold and the
  *   diagonal, kernel vs executor on its padded plans, sparsity 0 = dense, and a crafted
  *   input whose draft map is the identity (each token averages its region);
+ * - SLA: the block selection and the output of both variants (linear branch over all keys /
+ *   the complement) against the reference's operations; without proj_l it is top-k
+ *   block-sparse;
  * - the schedule: matching (last rule wins, layers, steps, fractions, timesteps, heads,
  *   cross), --attn specs, and every error naming its rule and field;
  * - the Wan DiT: a schedule that is dense everywhere gives the unscheduled output exactly;
@@ -29,6 +32,7 @@
 #include "plan.h"
 #include "safetensors.h"
 #include "schedule.h"
+#include "sla.h"
 #include "test.h"
 
 static ts_mask na1d(int64_t W, int w, int s, int d, int causal) {
@@ -349,6 +353,67 @@ static void test_draft(ts_ctx *c) {
     free(q2), free(v2), free(o2), free(want);
 }
 
+/* ------------------------------------------------------------------ SLA */
+
+/* Selection and output against the reference's operations (tools/golden/make_sla.py). */
+static void test_sla(ts_ctx *c) {
+    ts_st_file *f = NULL;
+    ts_err e = {0};
+    if (ts_st_open(&f, ts_test_fixture("sla.safetensors"), &e) != TS_OK) {
+        TS_CHECK(0, "sla fixture: %s", e.msg);
+        return;
+    }
+    const ts_tensor *q = ts_st_find(f, "q"), *k = ts_st_find(f, "k"), *v = ts_st_find(f, "v");
+    const ts_tensor *pw = ts_st_find(f, "proj_w"), *pb = ts_st_find(f, "proj_b"), *sel = ts_st_find(f, "sel");
+    const int64_t n = q->shape[0], H = q->shape[1], D = q->shape[2], nq = sel->shape[1], nk = sel->shape[2];
+    ts_sla_params sp = {0.3, 64, 32, 0};
+    int diff = 0;
+    for (int64_t h = 0; h < H; h++) {
+        ts_attn_plan p;
+        ts_plan_store st = {0};
+        TS_CHECK(ts_sla_plan(n, H, D, h, &sp, q->data, k->data, &p, &st, &e) == TS_OK, "sla plan: %s", e.msg);
+        TS_CHECK(p.n_qblk == nq && p.n_kblk == nk, "sla blocks %dx%d", p.n_qblk, p.n_kblk);
+        for (int64_t a2 = 0; a2 < nq && p.n_qblk == nq; a2++) {
+            char row[64] = {0};
+            for (int32_t li = p.exact_ptr[a2]; li < p.exact_ptr[a2 + 1]; li++) row[p.exact_idx[li]] = 1;
+            for (int64_t b2 = 0; b2 < nk; b2++) diff += row[b2] != ((const int32_t *)sel->data)[(h * nq + a2) * nk + b2];
+        }
+        ts_plan_store_free(&st);
+    }
+    TS_CHECK(diff == 0, "sla: %d block pairs differ from the reference selection", diff);
+    float *out = malloc((size_t)(n * H * D) * 4), *sparse = malloc((size_t)(n * H * D) * 4);
+    const char *names[2] = {"out_all", "out_complement"};
+    for (int variant = 0; variant < 2; variant++) {
+        sp.complement = variant;
+        double dens = 0;
+        TS_CHECK(ts_sla_attention(c, n, H, D, 0, H, &sp, q->data, k->data, v->data, pw->data, pb->data, out, &dens, &e) == TS_OK,
+                 "sla: %s", e.msg);
+        char what[64];
+        snprintf(what, sizeof what, "sla %s vs the reference", names[variant]);
+        ts_test_compare(what, out, ts_st_find(f, names[variant])->data, n * H * D, 1e-4, NULL);
+        TS_CHECK(dens > 0.2 && dens < 0.5, "sla density %g", dens);
+    }
+    /* without proj_l: the sparse branch alone, as the float64 executor runs the plan */
+    TS_CHECK(ts_sla_attention(c, n, H, D, 0, H, &sp, q->data, k->data, v->data, NULL, NULL, out, NULL, &e) == TS_OK, "sla");
+    for (int64_t h = 0; h < H; h++) {
+        ts_attn_plan p;
+        ts_plan_store st = {0};
+        ts_sla_plan(n, H, D, h, &sp, q->data, k->data, &p, &st, &e);
+        ts_attn_ref(&p, q->data, k->data, v->data, sparse);
+        ts_plan_store_free(&st);
+    }
+    ts_test_compare("sla without proj_l = top-k block-sparse", out, sparse, n * H * D, 1e-5, NULL);
+    /* through a schedule, with the projection on the site */
+    ts_attn_schedule *s = NULL;
+    ts_attn_schedule_from_spec(&s, "sla:topk=0.3,block_q=64,block_k=32", &e);
+    ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 1, n}, 500.0f, pw->data, pb->data};
+    TS_CHECK(s && ts_attention(c, s, &site, n, n, H, D, q->data, k->data, v->data, out, &e) == TS_OK, "sla schedule: %s", e.msg);
+    ts_test_compare("sla through a schedule vs the reference", out, ts_st_find(f, "out_all")->data, n * H * D, 1e-4, NULL);
+    ts_attn_schedule_free(s);
+    free(out), free(sparse);
+    ts_st_close(f);
+}
+
 /* ------------------------------------------------------------------ schedule */
 
 static ts_attn_schedule *parse(const char *json, ts_status want, const char *needle) {
@@ -369,7 +434,10 @@ static void test_schedule_errors(void) {
         {"{\"rules\": {}}", TS_ERR_FORMAT, "'rules' must be a list"},
         {"{\"rules\": [{\"method\": \"dense\"}, {\"method\": \"fancy\"}]}", TS_ERR_FORMAT, "rule 2: unknown method 'fancy'"},
         {"{\"rules\": [{\"layers\": [0]}]}", TS_ERR_FORMAT, "rule 1: 'method' is missing"},
-        {"{\"rules\": [{\"method\": \"sla\"}]}", TS_ERR_UNSUPPORTED, "rule 1: method 'sla' is not available yet"},
+        {"{\"rules\": [{\"method\": \"paro\"}]}", TS_ERR_UNSUPPORTED, "rule 1: method 'paro' is not available yet"},
+        {"{\"rules\": [{\"method\": \"sla\", \"params\": {\"variant\": \"half\"}}]}", TS_ERR_FORMAT, "'variant' must be"},
+        {"{\"rules\": [{\"method\": \"sla\", \"params\": {\"topk\": 0}}]}", TS_ERR_FORMAT, "'topk' must be"},
+        {"{\"rules\": [{\"method\": \"sla\", \"params\": {\"block_q\": 100}}]}", TS_ERR_FORMAT, "'block_q' must be a multiple of 16"},
         {"{\"rules\": [{\"method\": \"draft\", \"params\": {\"pool\": [16, 32]}}]}", TS_ERR_FORMAT, "'pool' must be"},
         {"{\"rules\": [{\"method\": \"draft\", \"params\": {\"sparsity\": 1.0}}]}", TS_ERR_FORMAT, "'sparsity'"},
         {"{\"rules\": [{\"method\": \"draft\", \"params\": {\"window\": 3}}]}", TS_ERR_FORMAT, "method draft has no parameter 'window'"},
@@ -448,7 +516,7 @@ static void test_schedule_matching(ts_ctx *c) {
         " {\"layers\": [\"2-3\"], \"steps\": [\"7-8\"], \"heads\": [1], \"method\": \"dense\"}"
         "]}", TS_OK, NULL);
     if (!s) return;
-    ts_attn_site site = {TS_ATTN_SELF, 1, 5, 10, {2, 8, 8}, 500.0f};
+    ts_attn_site site = {TS_ATTN_SELF, 1, 5, 10, {2, 8, 8}, 500.0f, NULL, NULL};
     double sparse = density_at(c, s, site, 2);
     TS_CHECK(sparse > 0 && sparse < 0.5, "rule 1 (gna) at layer 1 step 5: density %g", sparse);
     site.layer = 6;
@@ -540,6 +608,7 @@ int main(void) {
     test_tile_perm();
     test_plans(&c);
     test_draft(&c);
+    test_sla(&c);
     test_schedule_errors();
     test_shipped_schedules();
     test_schedule_matching(&c);

@@ -229,7 +229,7 @@ static int bench_attn(const opts *o, ts_ctx *c) {
     }
     if (!o->json)
         printf("%-8s %-44s %9s %9s %8s %8s %9s\n", "method", "spec", "time_s", "GFLOP/s", "speedup", "density", "rel_err");
-    ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {g[0], g[1], g[2]}, 500.0f};
+    ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {g[0], g[1], g[2]}, 500.0f, NULL, NULL};
     char methods[256], dens[256];
     snprintf(methods, sizeof methods, "%s", o->methods ? o->methods : "dense,gna,clear,draft");
     snprintf(dens, sizeof dens, "%s", o->densities ? o->densities : "0.5,0.2,0.1,0.05");
