@@ -20,9 +20,12 @@
  * - the Wan DiT: a schedule that is dense everywhere gives the unscheduled output exactly;
  *   GNA with a window covering the grid equals dense; densities are recorded per layer.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "attention.h"
 #include "backend.h"
@@ -34,6 +37,7 @@
 #include "schedule.h"
 #include "sla.h"
 #include "test.h"
+#include "wan_rename.h"
 
 static ts_mask na1d(int64_t W, int w, int s, int d, int causal) {
     ts_mask m;
@@ -482,7 +486,7 @@ static void test_schedule_errors(void) {
 /* Every shipped example schedule parses. */
 static void test_shipped_schedules(void) {
     const char *assets = getenv("TS_ASSETS") ? getenv("TS_ASSETS") : "assets";
-    const char *names[] = {"dense.json", "draft-wan.json", "gna-wan.json", "clear-r16.json"};
+    const char *names[] = {"dense.json", "draft-wan.json", "gna-wan.json", "clear-r16.json", "sla-turbodiffusion.json"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char path[1024];
         snprintf(path, sizeof path, "%s/schedules/%s", assets, names[i]);
@@ -570,6 +574,90 @@ static float *dit_run(const char *fixture, ts_attn_schedule *sched, int64_t *n_o
     return out;
 }
 
+/* wan_dit_a in the original layout plus SLA proj_l tensors per block (TurboDiffusion's
+ * names); bad = 1: a mis-shaped weight, bad = 2: a weight without its bias. */
+static int write_sla_dit(const char *dst, int bad) {
+    ts_st_file *f = NULL;
+    ts_err e = {0};
+    char src[4200];
+    snprintf(src, sizeof src, "%s", ts_test_fixture("wan_dit_a.safetensors"));
+    if (ts_st_open(&f, src, &e) != TS_OK) return -1;
+    int n = ts_st_count(f);
+    ts_st_item *it = calloc((size_t)n + 4, sizeof *it);
+    char (*names)[256] = calloc((size_t)n + 4, sizeof *names);
+    for (int i = 0; i < n; i++) {
+        wan_dit_to_original(ts_st_tensor(f, i)->name, names[i], sizeof names[i]);
+        it[i].name = names[i], it[i].t = *ts_st_tensor(f, i);
+    }
+    static float w[2][144], b[2][12];
+    ts_test_randn(&w[0][0], 288, 77, 0.3f);
+    ts_test_randn(&b[0][0], 24, 78, 0.1f);
+    int k = n;
+    for (int l = 0; l < 2; l++) {
+        snprintf(names[k], sizeof names[k], "blocks.%d.self_attn.attn_op.local_attn.proj_l.weight", l);
+        int64_t sw[2] = {12, bad == 1 && l == 1 ? 6 : 12}, sb[1] = {12};
+        if (bad == 1 && l == 1) sw[0] = 24;
+        it[k].name = names[k], it[k].t = ts_tensor_make(TS_DTYPE_F32, 2, sw, w[l]), k++;
+        if (bad == 2 && l == 1) continue;
+        snprintf(names[k], sizeof names[k], "blocks.%d.self_attn.attn_op.local_attn.proj_l.bias", l);
+        it[k].name = names[k], it[k].t = ts_tensor_make(TS_DTYPE_F32, 1, sb, b[l]), k++;
+    }
+    const char *meta[2] = {"config", ts_st_meta(f, "config")};
+    int rc = ts_st_write(dst, it, k, meta, 1, &e) == TS_OK ? 0 : -1;
+    free(it), free(names);
+    ts_st_close(f);
+    return rc;
+}
+
+static void test_dit_sla(void) {
+    char dir[] = "/tmp/ts_sla_XXXXXX";
+    if (!mkdtemp(dir)) return;
+    char path[600];
+    snprintf(path, sizeof path, "%s/wan_dit_a.safetensors", dir);
+    /* the io file is found next to the weights by dit_run: link it */
+    char io[600], io_src[4200];
+    snprintf(io, sizeof io, "%s/wan_dit_a_io.safetensors", dir);
+    TS_CHECK(realpath(ts_test_fixture("wan_dit_a_io.safetensors"), io_src) != NULL, "fixture path");
+    TS_CHECK(symlink(io_src, io) == 0, "link io");
+    TS_CHECK(write_sla_dit(path, 0) == 0, "write an SLA checkpoint");
+    wan_model *m = NULL;
+    ts_err e = {0};
+    TS_CHECK(wan_load(&m, path, NULL, &e) == TS_OK, "SLA checkpoint loads: %s", e.msg);
+    int64_t count = m ? wan_tensor_count(m) : 0;
+    wan_free(m);
+    TS_CHECK(count == 2 + 15 + 2 * (27 + 2) - 2, "bound tensors incl. proj_l: %lld", (long long)count);
+    ts_attn_schedule *s = NULL;
+    ts_attn_schedule_from_spec(&s, "sla:topk=0.5,block_q=16,block_k=16", &e);
+    int64_t n = 0;
+    /* dit_run takes a fixture name: call it with the absolute stem (ts_test_fixture joins) */
+    float *with = NULL, *without = NULL;
+    {
+        const char *saved = getenv("TS_FIXTURES");
+        char keep[1024];
+        snprintf(keep, sizeof keep, "%s", saved ? saved : "tests/fixtures");
+        setenv("TS_FIXTURES", dir, 1);
+        with = dit_run("wan_dit_a", s, &n);
+        setenv("TS_FIXTURES", keep, 1);
+        without = dit_run("wan_dit_a", s, &n);
+    }
+    ts_test_stats st;
+    if (with && without) {
+        ts_test_compare("DiT with proj_l vs without (expected to differ)", with, without, n, 1e9, &st);
+        TS_CHECK(st.rel_l2 > 1e-4, "the SLA linear branch changes the DiT output (rel-L2 %g)", st.rel_l2);
+    }
+    free(with), free(without);
+    ts_attn_schedule_free(s);
+    for (int bad = 1; bad <= 2; bad++) {
+        write_sla_dit(path, bad);
+        ts_status r = wan_load(&m, path, NULL, &e);
+        TS_CHECK(bad == 1 ? r == TS_ERR_SHAPE && strstr(e.msg, "proj_l.weight") : r == TS_ERR_MISSING && strstr(e.msg, "proj_l"),
+                 "bad proj_l %d: %s", bad, e.msg);
+        wan_free(m);
+        m = NULL;
+    }
+    unlink(path), unlink(io), rmdir(dir);
+}
+
 static void test_dit(void) {
     int64_t n = 0;
     float *plain = dit_run("wan_dit_a", NULL, &n); /* grid 3 x 3 x 5 */
@@ -613,5 +701,6 @@ int main(void) {
     test_shipped_schedules();
     test_schedule_matching(&c);
     test_dit();
+    test_dit_sla();
     return ts_test_summary("attn_methods");
 }
