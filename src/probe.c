@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../attention/schedule.h"
 #include "backend.h"
 #include "pipeline.h"
 #include "safetensors.h"
@@ -141,7 +142,15 @@ static ts_status run_dit(ts_ctx *c, const ts_probe_opts *o, ts_err *err) {
     outputs outs = {0};
     float *ox = NULL, *ot = NULL, *oc = NULL;
     ts_arena arena = {0};
-    ts_status st = wan_load(&m, path, NULL, err);
+    ts_attn_schedule *sched = NULL;
+    ts_status st = TS_OK;
+    if (o->attn) { /* a file when it ends in .json, else a one-method spec */
+        size_t l = strlen(o->attn);
+        st = l > 5 && !strcmp(o->attn + l - 5, ".json") ? ts_attn_schedule_load(&sched, o->attn, err)
+                                                        : ts_attn_schedule_from_spec(&sched, o->attn, err);
+        if (st != TS_OK) goto done;
+    }
+    st = wan_load(&m, path, NULL, err);
     if (st != TS_OK) goto done;
     const wan_config *cfg = wan_model_config(m);
     const float *x, *t, *ctx;
@@ -169,7 +178,7 @@ static ts_status run_dit(ts_ctx *c, const ts_probe_opts *o, ts_err *err) {
     if (!out) st = TS_ERR(err, TS_ERR_NOMEM, "out of memory");
     for (int64_t b = 0; b < B && st == TS_OK; b++) {
         outs.b = b;
-        st = wan_forward(c, m, NULL, 0, 1, x + b * cfg->in_ch * F * H * W, F, H, W, t[b],
+        st = wan_forward(c, m, sched, 0, 1, x + b * cfg->in_ch * F * H * W, F, H, W, t[b],
                          ctx + b * L * cfg->text_dim, L, outs.items[0].data + b * cfg->out_ch * F * H * W,
                          o->dump_intermediates ? on_intermediate : NULL, &outs, err);
     }
@@ -184,6 +193,11 @@ static ts_status run_dit(ts_ctx *c, const ts_probe_opts *o, ts_err *err) {
                  (long long)cfg->dim, (long long)cfg->ffn_dim, (long long)cfg->heads, (long long)cfg->head_dim,
                  (long long)cfg->layers, (long long)cfg->in_ch, (long long)cfg->out_ch, (long long)cfg->text_dim,
                  (long long)cfg->freq_dim, cfg->patch[0], cfg->patch[1], cfg->patch[2]);
+        if (sched) { /* the schedule and the density it reached, for comparisons */
+            size_t l = strlen(config);
+            snprintf(config + l - 1, sizeof config - l + 1, ", \"attn\": \"%s\", \"attn_mean_density\": %.6f}", o->attn,
+                     ts_attn_schedule_mean_density(sched));
+        }
         st = write_outputs(&outs, o, c, config, err);
     }
 done:
@@ -191,6 +205,7 @@ done:
     ts_arena_free(&arena);
     outputs_free(&outs);
     wan_free(m);
+    ts_attn_schedule_free(sched);
     ts_st_close(in);
     return st;
 }
@@ -424,6 +439,8 @@ const ts_component *ts_component_find(const char *name) {
 ts_status ts_probe_run(ts_ctx *c, const ts_probe_opts *o, ts_err *err) {
     if (!o->component || !o->model || (!o->inputs && !o->prompt) || !o->out)
         return TS_ERR(err, TS_ERR_INVALID_ARG, "component, model, inputs (or a prompt) and out are all required");
+    if (o->attn && strcmp(o->component, "dit") != 0)
+        return TS_ERR(err, TS_ERR_INVALID_ARG, "an attention schedule is the dit component's option only");
     if (o->prompt && strcmp(o->component, "text-encoder") != 0)
         return TS_ERR(err, TS_ERR_INVALID_ARG, "a prompt is the text-encoder component's input only");
     const ts_component *comp = ts_component_find(o->component);

@@ -23,6 +23,7 @@ typedef struct ts_probe_opts {
     const char *version;    /* recorded in the output metadata (e.g. the git commit) */
     const char *prompt;     /* text encoder: encode this text (tokenized) instead of inputs */
     const char *tokenizer;  /* text encoder: tokenizer for prompt (default: found beside) */
+    const char *attn;       /* DiT: an attention schedule file, or a METHOD[:k=v,...] spec */
 } ts_probe_opts;
 
 typedef struct ts_component {

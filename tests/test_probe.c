@@ -74,6 +74,25 @@ int main(void) {
     compare(tmp("dit_out.safetensors"), "out", "wan_dit_c_io.safetensors", "out", 1e-4);
     compare(tmp("dit_out.safetensors"), "blocks.0", "wan_dit_c_io.safetensors", "blocks.0", 1e-4);
     compare(tmp("dit_out.safetensors"), "text_emb", "wan_dit_c_io.safetensors", "text_emb", 1e-4);
+    /* with a dense schedule the output is the same; the schedule lands in the metadata */
+    char din[512], dout[512]; /* tmp() reuses its buffers */
+    snprintf(din, sizeof din, "%s", tmp("dit_in.safetensors"));
+    snprintf(dout, sizeof dout, "%s", tmp("dit_out.safetensors"));
+    o.inputs = din, o.out = dout;
+    o.attn = "dense", o.dump_intermediates = 0;
+    TS_CHECK(ts_probe_run(&c, &o, &e) == TS_OK, "probe dit --attn dense: %s", e.msg);
+    compare(dout, "out", "wan_dit_c_io.safetensors", "out", 1e-4);
+    {
+        ts_st_file *f = NULL;
+        ts_st_open(&f, dout, &e);
+        const char *cfgm = f ? ts_st_meta(f, "config") : NULL;
+        TS_CHECK(cfgm && strstr(cfgm, "\"attn\": \"dense\"") && strstr(cfgm, "\"attn_mean_density\": 1.000000"),
+                 "schedule in the metadata: %s", cfgm ? cfgm : "(none)");
+        ts_st_close(f);
+    }
+    o.attn = "fancy";
+    TS_CHECK(ts_probe_run(&c, &o, &e) == TS_ERR_FORMAT && strstr(e.msg, "unknown method"), "bad --attn: %s", e.msg);
+    o.attn = NULL;
 
     snprintf(model, sizeof model, "%s", ts_test_fixture("wan_vae_a.safetensors"));
     const char *vn[] = {"latents"};

@@ -3,7 +3,7 @@
  *
  *   tessera-probe --component dit|vae-encode|vae-decode --model PATH
  *                 --inputs in.safetensors --out out.safetensors
- *                 [--backend cpu] [--threads N] [--dump-intermediates] [--normalized]
+ *                 [--backend cpu] [--threads N] [--dump-intermediates] [--normalized] [--attn S]
  *   tessera-probe --component text-encoder --model PATH --prompt TEXT --out OUT
  *
  * A thin CLI over ts_probe_run (src/probe.h): same loaders and forward code as the
@@ -45,6 +45,8 @@ static void usage(FILE *f) {
             "  --normalized           VAE latents are the pipeline's normalised ones\n"
             "  --prompt TEXT          text encoder: tokenize TEXT (cleaned, 512 tokens, padded as Wan\n"
             "                         does) instead of --inputs; the ids and mask are written too\n"
+            "  --attn SCHEDULE        dit: an attention schedule file (.json) or a METHOD[:k=v,...] spec\n"
+            "                         (default: dense); the config metadata records it and its density\n"
             "  --tokenizer PATH       text encoder: spiece.model / tokenizer.json (default: the\n"
             "                         pipeline's tokenizer/, or a tokenizer/ beside the model)\n"
             "  --version, --help\n");
@@ -76,7 +78,7 @@ int main(int argc, char **argv) {
         const char **dst = !strcmp(a, "--component") ? &o.component : !strcmp(a, "--model") ? &o.model
                          : !strcmp(a, "--inputs") ? &o.inputs : !strcmp(a, "--out") ? &o.out
                          : !strcmp(a, "--backend") ? &backend : !strcmp(a, "--prompt") ? &o.prompt
-                         : !strcmp(a, "--tokenizer") ? &o.tokenizer : NULL;
+                         : !strcmp(a, "--tokenizer") ? &o.tokenizer : !strcmp(a, "--attn") ? &o.attn : NULL;
         if (!dst && strcmp(a, "--threads")) {
             fprintf(stderr, "tessera-probe: unknown option '%s' (see --help)\n", a);
             return 2;
