@@ -145,25 +145,10 @@ static int64_t head_dim_from_json(const char *text) {
 
 /* head_dim from a config.json in path (a directory) or beside it (a file), or 0. */
 static int64_t head_dim_from_config_json(const char *path) {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char cfg[4200];
-    FILE *fp = NULL;
-    for (int attempt = 0; attempt < 2 && !fp; attempt++) {
-        if (attempt == 1) {
-            char *slash = strrchr(dir, '/');
-            if (!slash) snprintf(dir, sizeof dir, ".");
-            else *slash = 0;
-        }
-        snprintf(cfg, sizeof cfg, "%s/config.json", dir);
-        fp = fopen(cfg, "rb");
-    }
-    if (!fp) return 0;
-    char buf[65536];
-    size_t n = fread(buf, 1, sizeof buf - 1, fp);
-    fclose(fp);
-    buf[n] = 0;
-    return head_dim_from_json(buf);
+    char *text = ts_config_json_near(path);
+    int64_t hd = text ? head_dim_from_json(text) : 0;
+    free(text);
+    return hd;
 }
 
 static ts_status config_from_weights(const ts_weights *w, int64_t head_dim, wan_config *cfg,

@@ -125,3 +125,26 @@ ts_status ts_tensor_to_f32_alloc(const ts_tensor *t, float **out, ts_err *err) {
     *out = p;
     return TS_OK;
 }
+
+char *ts_config_json_near(const char *path) {
+    char dir[4096], cfg[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    FILE *fp = NULL;
+    for (int attempt = 0; attempt < 2 && !fp; attempt++) {
+        if (attempt == 1) {
+            char *slash = strrchr(dir, '/');
+            if (!slash) snprintf(dir, sizeof dir, ".");
+            else *slash = 0;
+        }
+        snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+        fp = fopen(cfg, "rb");
+    }
+    if (!fp) return NULL;
+    char *buf = malloc(1 << 20);
+    if (buf) {
+        size_t n = fread(buf, 1, (1 << 20) - 1, fp);
+        buf[n] = 0;
+    }
+    fclose(fp);
+    return buf;
+}

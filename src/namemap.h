@@ -55,6 +55,10 @@ int ts_namemap_count_blocks(const ts_weights *w, const char *const *strip_prefix
 ts_status ts_check_shape(const ts_tensor *t, const char *what, int ndim, const int64_t *shape,
                          ts_err *err);
 
+/* The text of the config.json in path (a directory) or beside it (a file), malloc'd and
+ * NUL-terminated (at most 1 MB read), or NULL when there is none. */
+char *ts_config_json_near(const char *path);
+
 /* Copies a small float tensor (bias, norm weight, modulation table) to a new
  * malloc'd fp32 array (*out owned by the caller, free()); NULL tensor → *out NULL. */
 ts_status ts_tensor_to_f32_alloc(const ts_tensor *t, float **out, ts_err *err);

@@ -25,8 +25,8 @@ static int is_dir(const char *p) {
     return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
-/* A *vae*.safetensors in dir (case-insensitive), or *pth to report. */
-static int find_vae(const char *dir, char *out, size_t n, int *saw_pth) {
+/* A *NEEDLE*.safetensors in dir (case-insensitive), or a *NEEDLE*.pth to report. */
+static int find_named(const char *dir, const char *needle, char *out, size_t n, int *saw_pth) {
     DIR *d = opendir(dir);
     if (!d) return 0;
     struct dirent *de;
@@ -34,11 +34,11 @@ static int find_vae(const char *dir, char *out, size_t n, int *saw_pth) {
     while ((de = readdir(d))) {
         const char *s = de->d_name;
         size_t l = strlen(s);
-        int has_vae = strcasestr(s, "vae") != NULL;
-        if (has_vae && l > 12 && strcmp(s + l - 12, ".safetensors") == 0 && !found) {
+        int has = strcasestr(s, needle) != NULL;
+        if (has && l > 12 && strcmp(s + l - 12, ".safetensors") == 0 && !found) {
             snprintf(out, n, "%s/%s", dir, s);
             found = 1;
-        } else if (has_vae && l > 4 && strcmp(s + l - 4, ".pth") == 0) {
+        } else if (has && l > 4 && strcmp(s + l - 4, ".pth") == 0) {
             *saw_pth = 1;
         }
     }
@@ -63,33 +63,12 @@ ts_status ts_wan_find_components(const char *dir, char *dit, char *vae, size_t n
                       "%s: no transformer/ and vae/ (diffusers layout) and no "
                       "diffusion_pytorch_model*.safetensors (original Wan layout)", dir);
     int saw_pth = 0;
-    if (!find_vae(dir, b, sizeof b, &saw_pth))
+    if (!find_named(dir, "vae", b, sizeof b, &saw_pth))
         return TS_ERR(err, TS_ERR_MISSING, "%s: no VAE safetensors found%s", dir,
                       saw_pth ? " (Wan2.1_VAE.pth is a pickle: convert it to Wan2.1_VAE.safetensors)" : "");
     snprintf(dit, n, "%s", a);
     snprintf(vae, n, "%s", b);
     return TS_OK;
-}
-
-/* A *t5*.safetensors in dir (Wan's original text encoder, converted), or *t5*.pth to report. */
-static int find_t5(const char *dir, char *out, size_t n, int *saw_pth) {
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    struct dirent *de;
-    int found = 0;
-    while ((de = readdir(d))) {
-        const char *s = de->d_name;
-        size_t l = strlen(s);
-        int has_t5 = strcasestr(s, "t5") != NULL;
-        if (has_t5 && l > 12 && strcmp(s + l - 12, ".safetensors") == 0 && !found) {
-            snprintf(out, n, "%s/%s", dir, s);
-            found = 1;
-        } else if (has_t5 && l > 4 && strcmp(s + l - 4, ".pth") == 0) {
-            *saw_pth = 1;
-        }
-    }
-    closedir(d);
-    return found;
 }
 
 ts_status ts_wan_find_paths(const char *dir, ts_wan_paths *paths, ts_err *err) {
@@ -102,7 +81,7 @@ ts_status ts_wan_find_paths(const char *dir, ts_wan_paths *paths, ts_err *err) {
     if (is_dir(te) && is_dir(tok)) return TS_OK; /* diffusers */
     int saw_pth = 0;
     snprintf(tok, n, "%s/google/umt5-xxl", dir);
-    int found = find_t5(dir, te, n, &saw_pth);
+    int found = find_named(dir, "t5", te, n, &saw_pth); /* Wan's text encoder, converted */
     if (found && is_dir(tok)) return TS_OK; /* original */
     te[0] = tok[0] = 0;
     if (saw_pth)

@@ -104,28 +104,9 @@ static int max_distance_from_json(const char *text) {
 
 /* max distance from a config.json in path (a directory) or beside it (a file), or 0. */
 static int max_distance_from_config_json(const char *path) {
-    char dir[4096], cfg[4200];
-    snprintf(dir, sizeof dir, "%s", path);
-    FILE *fp = NULL;
-    for (int attempt = 0; attempt < 2 && !fp; attempt++) {
-        if (attempt == 1) {
-            char *slash = strrchr(dir, '/');
-            if (!slash) snprintf(dir, sizeof dir, ".");
-            else *slash = 0;
-        }
-        snprintf(cfg, sizeof cfg, "%s/config.json", dir);
-        fp = fopen(cfg, "rb");
-    }
-    if (!fp) return 0;
-    char *buf = malloc(1 << 20);
-    int md = 0;
-    if (buf) {
-        size_t n = fread(buf, 1, (1 << 20) - 1, fp);
-        buf[n] = 0;
-        md = max_distance_from_json(buf);
-        free(buf);
-    }
-    fclose(fp);
+    char *text = ts_config_json_near(path);
+    int md = text ? max_distance_from_json(text) : 0;
+    free(text);
     return md;
 }
 
