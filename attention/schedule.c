@@ -511,46 +511,39 @@ ts_status ts_attn_schedule_run(ts_ctx *c, ts_attn_schedule *s, const ts_attn_sit
         int ri = match(s, site, h0);
         int64_t h1 = h0 + 1;
         while (h1 < heads && match(s, site, h1) == ri) h1++;
-        ts_attn_plan p;
-        if (ri >= 0 && s->rules[ri].m == M_SLA) {
-            if (nq != nk) return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: method sla is for self-attention");
-            const rule *r = &s->rules[ri];
+        const rule *r = ri >= 0 ? &s->rules[ri] : NULL;
+        const method m = r ? r->m : M_DENSE;
+        if (m != M_DENSE && nq != nk)
+            return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: method %s is for self-attention", method_names[m]);
+        double d = 1; /* this head range's density */
+        if (m == M_SLA) {
             ts_sla_params sp = {r->topk, r->block_q, r->block_k, r->complement};
             if (!site->lin_w && !s->warned_no_proj) {
                 ts_log(c, TS_LOG_WARN, "sla: this model has no proj_l weights (an SLA fine-tuned checkpoint has "
                                        "them): running plain top-k block-sparse attention, no linear branch");
                 s->warned_no_proj = 1;
             }
-            double d = 1;
             TS_TRY(ts_sla_attention(c, nq, heads, head_dim, h0, h1, &sp, q, k, v, site->lin_w, site->lin_b, out, &d, err));
-            density += d * (double)(h1 - h0) / (double)heads;
-            h0 = h1;
-            continue;
-        }
-        if (ri >= 0 && s->rules[ri].m == M_DRAFT) {
-            if (nq != nk) return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: method draft is for self-attention");
-            ts_draft_params dp = {{s->rules[ri].pool[0], s->rules[ri].pool[1]}, s->rules[ri].sparsity};
-            double d = 1;
+        } else if (m == M_DRAFT) {
+            ts_draft_params dp = {{r->pool[0], r->pool[1]}, r->sparsity};
             TS_TRY(ts_draft_attention(c, site->grid, nq, heads, head_dim, h0, h1, &dp, q, k, v, out, &d, err));
-            density += d * (double)(h1 - h0) / (double)heads;
-            h0 = h1;
-            continue;
-        }
-        if (ri < 0 || s->rules[ri].m == M_DENSE) {
-            p = ts_attn_plan_dense(nq, nk, heads, head_dim, TS_ATTN_BLK_Q, TS_ATTN_BLK_K);
         } else {
-            if (nq != nk) return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: method %s is for self-attention",
-                                        method_names[s->rules[ri].m]);
-            const ts_attn_plan *cp = NULL;
-            TS_TRY(plan_for(s, ri, site, nq, &cp, err));
-            p = *cp;
-            p.heads = heads, p.head_dim = head_dim;
-            p.scale = (float)(1.0 / sqrt((double)head_dim));
+            ts_attn_plan p;
+            if (m == M_DENSE) {
+                p = ts_attn_plan_dense(nq, nk, heads, head_dim, TS_ATTN_BLK_Q, TS_ATTN_BLK_K);
+            } else { /* a static plan, built once per shape */
+                const ts_attn_plan *cp = NULL;
+                TS_TRY(plan_for(s, ri, site, nq, &cp, err));
+                p = *cp;
+                p.heads = heads, p.head_dim = head_dim;
+                p.scale = (float)(1.0 / sqrt((double)head_dim));
+            }
+            p.h0 = h0, p.h1 = h1;
+            ts_status st = c->backend->attn(c, &p, q, k, v, out);
+            if (st != TS_OK) return TS_ERR(err, st, "attention kernel failed (%s)", ts_status_str(st));
+            d = p.density;
         }
-        p.h0 = h0, p.h1 = h1;
-        ts_status st = c->backend->attn(c, &p, q, k, v, out);
-        if (st != TS_OK) return TS_ERR(err, st, "attention kernel failed (%s)", ts_status_str(st));
-        density += p.density * (double)(h1 - h0) / (double)heads;
+        density += d * (double)(h1 - h0) / (double)heads;
         h0 = h1;
     }
     if (site->kind == TS_ATTN_SELF) TS_TRY(record(s, site, density, err));
