@@ -61,11 +61,44 @@ static int png_chunks_fit(const unsigned char *d, size_t n) {
     return 1;
 }
 
+/* Binary PNM (P5 grey, P6 RGB): the header's next integer (whitespace and # comments
+ * skipped, as stb reads it), or -1. */
+static int64_t pnm_int(const unsigned char *d, size_t n, size_t *i) {
+    while (*i < n) {
+        if (d[*i] == '#') {
+            while (*i < n && d[*i] != '\n' && d[*i] != '\r') (*i)++;
+        } else if (d[*i] == ' ' || (d[*i] >= '\t' && d[*i] <= '\r')) {
+            (*i)++;
+        } else {
+            break;
+        }
+    }
+    if (*i >= n || d[*i] < '0' || d[*i] > '9') return -1;
+    int64_t v = 0;
+    while (*i < n && d[*i] >= '0' && d[*i] <= '9' && v < (int64_t)1 << 40) v = v * 10 + (d[(*i)++] - '0');
+    return v;
+}
+
+/* 0 when a binary PNM is 16-bit or its raster is shorter than the header says: stb's 16-bit
+ * PNM path reads past its buffer (found by tests/fuzz/fuzz_image: "P5 5 6 436 ..."). */
+static const char *pnm_problem(const unsigned char *d, size_t n) {
+    if (n < 2 || d[0] != 'P' || (d[1] != '5' && d[1] != '6')) return NULL; /* not binary PNM */
+    size_t i = 2;
+    int64_t w = pnm_int(d, n, &i), h = pnm_int(d, n, &i), mx = pnm_int(d, n, &i);
+    if (w < 0 || h < 0 || mx < 0 || w > 1 << 24 || h > 1 << 24) return NULL; /* stb rejects these itself */
+    if (mx > 255) return "16-bit PNM images are not supported";
+    int64_t need = w * h * (d[1] == '6' ? 3 : 1);
+    if ((int64_t)(n - (i < n ? i + 1 : n)) < need) return "the PNM raster is shorter than its header says";
+    return NULL;
+}
+
 ts_status ts_image_load_mem(const void *data, size_t n, int max_side, uint8_t **rgb, int *w, int *h,
                             ts_err *err) {
     *rgb = NULL;
     if (n == 0 || n > (size_t)1 << 30) return TS_ERR(err, TS_ERR_FORMAT, "image: %zu bytes", n);
     if (!png_chunks_fit(data, n)) return TS_ERR(err, TS_ERR_FORMAT, "image: a PNG chunk runs past the end of the file");
+    const char *pnm = pnm_problem(data, n);
+    if (pnm) return TS_ERR(err, TS_ERR_FORMAT, "image: %s", pnm);
     int iw = 0, ih = 0, ch = 0;
     int ok = stbi_info_from_memory(data, (int)n, &iw, &ih, &ch);
     TS_TRY(check_info(ok, iw, ih, max_side, "image", err));
