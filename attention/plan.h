@@ -13,13 +13,14 @@
  * Parts: an optional permutation; a CSR list of key blocks per query block, computed
  * exactly with online softmax, each flagged full (every element allowed) or partial; an
  * element mask for the partial blocks (a tagged kind with parameters, not a function
- * pointer, so a GPU kernel can evaluate it too); an optional head range. The linear
- * complement (SLA) and quantisation (PARO) fields are declared for the methods still to
- * come; kernels refuse plans that use them.
+ * pointer, so a GPU kernel can evaluate it too); an optional head range; an optional
+ * quantisation of Q·Kᵀ (PARO's INT8). The linear complement field is declared for SLA's
+ * fused path; kernels refuse plans that use it (SLA adds its linear branch itself).
  */
 #ifndef TS_ATTENTION_PLAN_H
 #define TS_ATTENTION_PLAN_H
 
+#include <math.h>
 #include <stdint.h>
 
 typedef enum ts_mask_kind {
@@ -79,7 +80,34 @@ static inline int ts_mask_allows(const ts_mask *m, int64_t qt, int64_t kt) {
     return 1;
 }
 
-typedef enum ts_quant { TS_QUANT_NONE = 0 } ts_quant;
+/* Quantisation of the scores (PARO). TS_QUANT_INT8_QK, per head and in kernel order: the
+ * rows of each query block are cut into groups of quant_rows (0: 32) and the keys into
+ * the key blocks; a group gets the scale s = max|x| / 127 over its real rows and
+ * x8 = clamp(rint(x · 127 / max|x|), −127, 127), computed in float exactly as
+ * ts_quant_i8_group does (all zero: s = 0); a score is (Σ_d q8·k8) · s_q · s_k · scale.
+ * The integer dot is exact, so a kernel differs from the reference only in how it rounds
+ * that product. P·V stays fp32. */
+typedef enum ts_quant { TS_QUANT_NONE = 0, TS_QUANT_INT8_QK } ts_quant;
+
+#define TS_QUANT_ROWS 32
+
+/* Quantises n rows of D floats (rows[i] == NULL: a padding row, zeros) to int8 values
+ * held in int16 (out [n, D]); returns the group's scale. */
+static inline float ts_quant_i8_group(const float *const *rows, int64_t n, int64_t D, int16_t *out) {
+    float amax = 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t d = 0; rows[i] && d < D; d++) {
+            float a = fabsf(rows[i][d]);
+            amax = a > amax ? a : amax;
+        }
+    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t d = 0; d < D; d++) {
+            float x = rows[i] ? rintf(rows[i][d] * inv) : 0.0f;
+            out[i * D + d] = (int16_t)(x > 127.0f ? 127.0f : x < -127.0f ? -127.0f : x);
+        }
+    return amax / 127.0f;
+}
 
 typedef struct ts_attn_plan {
     int64_t nq, nk;          /* tokens */
@@ -109,6 +137,7 @@ typedef struct ts_attn_plan {
     double density;       /* fraction of the nq x nk scores computed (1 for dense) */
     const int32_t *lin_ptr, *lin_idx; /* linear complement (SLA), NULL: none */
     ts_quant quant;
+    int32_t quant_rows;   /* TS_QUANT_INT8_QK: query rows per scale (0: TS_QUANT_ROWS) */
 } ts_attn_plan;
 
 /* A dense plan over nq x nk tokens with the given block sizes. */

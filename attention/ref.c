@@ -6,7 +6,9 @@
  * listed block, full or not: a block wrongly flagged full shows up as a mismatch), softmax
  * over exactly those (a sparse plan renormalises over its computed elements, as the kernels
  * do), multiply by V. Rows with no computed key give zeros; heads outside the range are
- * not written. Slow by design: every kernel is tested against it.
+ * not written. With TS_QUANT_INT8_QK the scores come from the int8 Q and K the plan
+ * defines (ts_quant_i8_group over the same groups), the dot in integers. Slow by design:
+ * every kernel is tested against it.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -21,14 +23,41 @@ int ts_attn_ref(const ts_attn_plan *p, const float *q, const float *k, const flo
     double *s = malloc((size_t)Nk * sizeof(double));
     unsigned char *use = malloc((size_t)Nk);
     double *o = malloc((size_t)D * sizeof(double));
-    if (!s || !use || !o) {
-        free(s);
-        free(use);
-        free(o);
+    const int quant = p->quant == TS_QUANT_INT8_QK;
+    const int64_t qrows = p->quant_rows > 0 ? p->quant_rows : TS_QUANT_ROWS;
+    /* quantised Q and K of one head in kernel order, one scale per row */
+    int16_t *q8 = quant ? malloc((size_t)(Nq * D) * sizeof(int16_t)) : NULL;
+    int16_t *k8 = quant ? malloc((size_t)(Nk * D) * sizeof(int16_t)) : NULL;
+    float *qs = quant ? malloc((size_t)Nq * sizeof(float)) : NULL;
+    float *ks = quant ? malloc((size_t)Nk * sizeof(float)) : NULL;
+    const float **rows = quant ? malloc((size_t)(Nq > Nk ? Nq : Nk) * sizeof(*rows)) : NULL;
+    if (!s || !use || !o || (quant && (!q8 || !k8 || !qs || !ks || !rows))) {
+        free(s), free(use), free(o), free(q8), free(k8), free(qs), free(ks), free(rows);
         return -1;
     }
     const int64_t h0 = p->h1 > 0 ? p->h0 : 0, h1 = p->h1 > 0 ? p->h1 : H;
     for (int64_t h = h0; h < h1; h++) {
+        for (int64_t r0 = 0; quant && r0 < Nq;) { /* groups of qrows inside each query block */
+            int64_t blk_end = (r0 / p->blk_q + 1) * p->blk_q, n = qrows;
+            if (r0 + n > blk_end) n = blk_end - r0;
+            if (r0 + n > Nq) n = Nq - r0;
+            for (int64_t i = 0; i < n; i++) {
+                int64_t t = p->perm ? p->perm[r0 + i] : r0 + i;
+                rows[i] = t < 0 ? NULL : q + t * HD + h * D;
+            }
+            float sc = ts_quant_i8_group(rows, n, D, q8 + r0 * D);
+            for (int64_t i = 0; i < n; i++) qs[r0 + i] = sc;
+            r0 += n;
+        }
+        for (int64_t j0 = 0; quant && j0 < Nk; j0 += p->blk_k) { /* key blocks */
+            int64_t n = j0 + p->blk_k < Nk ? p->blk_k : Nk - j0;
+            for (int64_t i = 0; i < n; i++) {
+                int64_t t = p->perm ? p->perm[j0 + i] : j0 + i;
+                rows[i] = t < 0 ? NULL : k + t * HD + h * D;
+            }
+            float sc = ts_quant_i8_group(rows, n, D, k8 + j0 * D);
+            for (int64_t i = 0; i < n; i++) ks[j0 + i] = sc;
+        }
         for (int64_t r = 0; r < Nq; r++) {
             int64_t qb = r / p->blk_q;
             for (int64_t j = 0; j < Nk; j++) use[j] = p->exact_ptr ? 0 : 1;
@@ -51,7 +80,13 @@ int ts_attn_ref(const ts_attn_plan *p, const float *q, const float *k, const flo
                 int64_t kt = p->perm ? p->perm[j] : j;
                 const float *kr = k + kt * HD + h * D;
                 double acc = 0;
-                for (int64_t d = 0; d < D; d++) acc += (double)qr[d] * kr[d];
+                if (quant) {
+                    int64_t dot = 0;
+                    for (int64_t d = 0; d < D; d++) dot += (int64_t)q8[r * D + d] * k8[j * D + d];
+                    acc = (double)dot * qs[r] * ks[j];
+                } else {
+                    for (int64_t d = 0; d < D; d++) acc += (double)qr[d] * kr[d];
+                }
                 s[j] = acc * p->scale;
                 if (s[j] > mx) mx = s[j];
             }
@@ -69,8 +104,6 @@ int ts_attn_ref(const ts_attn_plan *p, const float *q, const float *k, const flo
             for (int64_t d = 0; d < D; d++) dst[d] = sum > 0 ? (float)(o[d] / sum) : 0.0f;
         }
     }
-    free(s);
-    free(use);
-    free(o);
+    free(s), free(use), free(o), free(q8), free(k8), free(qs), free(ks), free(rows);
     return 0;
 }

@@ -14,11 +14,12 @@
 #include "attention.h"
 #include "build.h"
 #include "draft.h"
+#include "paro.h"
 #include "schedule_internal.h"
 #include "sla.h"
 
-typedef enum method { M_DENSE = 0, M_GNA, M_CLEAR, M_DRAFT, M_SLA, M_COUNT } method;
-static const char *const method_names[] = {"dense", "gna", "clear", "draft", "sla"};
+typedef enum method { M_DENSE = 0, M_GNA, M_CLEAR, M_DRAFT, M_SLA, M_PARO, M_COUNT } method;
+static const char *const method_names[] = {"dense", "gna", "clear", "draft", "sla", "paro"};
 
 typedef struct range {
     int64_t lo, hi; /* inclusive */
@@ -37,6 +38,9 @@ typedef struct rule {
     double sparsity;
     double topk;
     int block_q, block_k, complement;
+    char *calibration; /* paro: the file as given */
+    ts_paro *paro;     /* paro: loaded at parse time */
+    ts_quant quant;    /* paro: TS_QUANT_INT8_QK (default) or none */
 } rule;
 
 typedef struct cached {
@@ -54,6 +58,8 @@ struct ts_attn_schedule {
     int n_cache, cap_cache;
     ts_attn_record *rec;
     int n_rec, cap_rec;
+    ts_attn_observer observer;
+    void *observer_user;
 };
 
 /* ------------------------------------------------------------------ parsing */
@@ -144,18 +150,23 @@ static void rule_defaults(rule *r) {
     r->topk = 0.1; /* TurboDiffusion's sla_topk */
     r->block_q = 128, r->block_k = 64;
     r->complement = 0;
+    r->quant = TS_QUANT_INT8_QK;
 }
 
 static const char *const gna_params[] = {"window", "stride", "dilation", "causal", "tile", "block", NULL};
 static const char *const clear_params[] = {"radius", "tile", "block", NULL};
 static const char *const draft_params[] = {"pool", "sparsity", NULL};
 static const char *const sla_params[] = {"topk", "block_q", "block_k", "variant", NULL};
+static const char *const paro_params[] = {"calibration", "quant", NULL};
 
-static ts_status parse_params(const cJSON *pj, rule *r, const char *label, int ri, ts_err *err) {
+static ts_status parse_params(const cJSON *pj, rule *r, const char *label, int ri, const char *base, ts_err *err) {
+    if (r->m == M_PARO && !cJSON_GetObjectItemCaseSensitive(pj, "calibration"))
+        return FAIL("%s: rule %d: method paro needs 'calibration' (a file made by tessera-calibrate)", label, ri);
     if (!pj) return TS_OK;
     if (!cJSON_IsObject(pj)) return FAIL("%s: rule %d: 'params' must be an object", label, ri);
     const char *const *known = r->m == M_GNA ? gna_params : r->m == M_CLEAR ? clear_params
-                             : r->m == M_DRAFT ? draft_params : r->m == M_SLA ? sla_params : NULL;
+                             : r->m == M_DRAFT ? draft_params : r->m == M_SLA ? sla_params
+                             : r->m == M_PARO ? paro_params : NULL;
     const cJSON *it;
     cJSON_ArrayForEach(it, pj) {
         int ok = 0;
@@ -197,6 +208,23 @@ static ts_status parse_params(const cJSON *pj, rule *r, const char *label, int r
             if (!cJSON_IsNumber(it) || !(it->valuedouble >= 0 && it->valuedouble < 1))
                 return FAIL("%s: rule %d: 'sparsity' must be a number in [0, 1)", label, ri);
             r->sparsity = it->valuedouble;
+        } else if (!strcmp(it->string, "quant")) {
+            if (!cJSON_IsString(it) || (strcmp(it->valuestring, "int8") && strcmp(it->valuestring, "none")))
+                return FAIL("%s: rule %d: 'quant' must be \"int8\" (Q·Kᵀ in INT8, the paper) or \"none\" (fp32)", label, ri);
+            r->quant = strcmp(it->valuestring, "int8") ? TS_QUANT_NONE : TS_QUANT_INT8_QK;
+        } else if (!strcmp(it->string, "calibration")) {
+            if (!cJSON_IsString(it) || !it->valuestring[0])
+                return FAIL("%s: rule %d: 'calibration' must be a file name", label, ri);
+            const char *f = it->valuestring;
+            size_t nb = base && f[0] != '/' ? strlen(base) : 0, n = nb + strlen(f) + 2;
+            r->calibration = malloc(n);
+            if (!r->calibration) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+            if (nb) snprintf(r->calibration, n, "%s/%s", base, f); /* relative to the schedule file */
+            else snprintf(r->calibration, n, "%s", f);
+            ts_err e2 = {0};
+            ts_status st = ts_paro_load(&r->paro, r->calibration, &e2);
+            if (st != TS_OK)
+                return TS_ERR(err, st, "%s: rule %d: 'calibration': %s", label, ri, e2.msg);
         } else if (!strcmp(it->string, "radius")) {
             if (!cJSON_IsNumber(it) || !(it->valuedouble > 0 && it->valuedouble <= 4096))
                 return FAIL("%s: rule %d: 'radius' must be a number in (0, 4096]", label, ri);
@@ -206,9 +234,12 @@ static ts_status parse_params(const cJSON *pj, rule *r, const char *label, int r
     return TS_OK;
 }
 
-static void rule_free(rule *r) { free(r->layers), free(r->steps), free(r->heads); }
+static void rule_free(rule *r) {
+    free(r->layers), free(r->steps), free(r->heads), free(r->calibration);
+    ts_paro_free(r->paro);
+}
 
-static ts_status parse_rule(const cJSON *j, rule *r, const char *label, int ri, ts_err *err) {
+static ts_status parse_rule(const cJSON *j, rule *r, const char *label, int ri, const char *base, ts_err *err) {
     rule_defaults(r);
     if (!cJSON_IsObject(j)) return FAIL("%s: rule %d is not an object", label, ri);
     static const char *const fields[] = {"layers", "steps", "timesteps", "heads", "attention", "method", "params",
@@ -220,16 +251,12 @@ static ts_status parse_rule(const cJSON *j, rule *r, const char *label, int ri, 
         if (!ok) return FAIL("%s: rule %d: unknown field '%s'", label, ri, it->string);
     }
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "method");
-    if (!cJSON_IsString(m)) return FAIL("%s: rule %d: 'method' is missing (dense, gna, clear, draft, sla)", label, ri);
+    if (!cJSON_IsString(m)) return FAIL("%s: rule %d: 'method' is missing (dense, gna, clear, draft, sla, paro)", label, ri);
     int found = -1;
     for (int i = 0; i < M_COUNT; i++)
         if (!strcmp(m->valuestring, method_names[i])) found = i;
-    if (found < 0) {
-        if (!strcmp(m->valuestring, "paro"))
-            return TS_ERR(err, TS_ERR_UNSUPPORTED, "%s: rule %d: method '%s' is not available yet (have: dense, gna, clear, draft, sla)",
-                          label, ri, m->valuestring);
-        return FAIL("%s: rule %d: unknown method '%s' (dense, gna, clear, draft, sla)", label, ri, m->valuestring);
-    }
+    if (found < 0)
+        return FAIL("%s: rule %d: unknown method '%s' (dense, gna, clear, draft, sla, paro)", label, ri, m->valuestring);
     r->m = (method)found;
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "attention");
     if (a) {
@@ -264,10 +291,11 @@ static ts_status parse_rule(const cJSON *j, rule *r, const char *label, int ri, 
         }
         r->has_ts = 1;
     }
-    return parse_params(cJSON_GetObjectItemCaseSensitive(j, "params"), r, label, ri, err);
+    return parse_params(cJSON_GetObjectItemCaseSensitive(j, "params"), r, label, ri, base, err);
 }
 
-ts_status ts_attn_schedule_parse(ts_attn_schedule **out, const char *json, const char *label, ts_err *err) {
+/* base: the directory file names in the rules are relative to (NULL: the working directory). */
+static ts_status parse_in(ts_attn_schedule **out, const char *json, const char *label, const char *base, ts_err *err) {
     *out = NULL;
     cJSON *j = cJSON_Parse(json);
     if (!j) return FAIL("%s: not valid JSON (near byte %ld)", label, (long)(cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - json : 0));
@@ -288,7 +316,7 @@ ts_status ts_attn_schedule_parse(ts_attn_schedule **out, const char *json, const
         s->rules = calloc((size_t)(n ? n : 1), sizeof *s->rules);
         if (!s->rules) st = TS_ERR(err, TS_ERR_NOMEM, "out of memory");
         for (int i = 0; i < n && st == TS_OK; i++) {
-            st = parse_rule(cJSON_GetArrayItem(rules, i), &s->rules[i], label, i + 1, err);
+            st = parse_rule(cJSON_GetArrayItem(rules, i), &s->rules[i], label, i + 1, base, err);
             s->n_rules = i + 1; /* so a partly parsed rule is freed */
         }
     }
@@ -315,9 +343,21 @@ ts_status ts_attn_schedule_load(ts_attn_schedule **out, const char *path, ts_err
         return TS_ERR(err, TS_ERR_FORMAT, "%s: larger than 1 MB", path);
     }
     buf[n] = 0;
-    ts_status st = ts_attn_schedule_parse(out, buf, path, err);
+    char base[4096];
+    snprintf(base, sizeof base, "%s", path);
+    char *slash = strrchr(base, '/');
+    if (slash) *slash = 0;
+    ts_status st = parse_in(out, buf, path, slash ? (base[0] ? base : "/") : NULL, err);
     free(buf);
     return st;
+}
+
+ts_status ts_attn_schedule_parse(ts_attn_schedule **out, const char *json, const char *label, ts_err *err) {
+    return parse_in(out, json, label, NULL, err);
+}
+
+void ts_attn_schedule_set_observer(ts_attn_schedule *s, ts_attn_observer fn, void *user) {
+    s->observer = fn, s->observer_user = user;
 }
 
 /* "gna:window=3x7x7,stride=1,causal=0x0x0" → one rule; numbers joined by 'x' are vectors. */
@@ -342,6 +382,10 @@ ts_status ts_attn_schedule_from_spec(ts_attn_schedule **out, const char *spec, t
         }
         *eq = 0;
         const char *val = eq + 1;
+        if (!strcmp(kv, "calibration") || !strcmp(kv, "quant") || !strcmp(kv, "variant")) { /* string values */
+            cJSON_AddStringToObject(params, kv, val);
+            continue;
+        }
         if (!strcmp(val, "true") || !strcmp(val, "false")) {
             cJSON_AddBoolToObject(params, kv, !strcmp(val, "true"));
             continue;
@@ -507,6 +551,7 @@ ts_status ts_attn_schedule_run(ts_ctx *c, ts_attn_schedule *s, const ts_attn_sit
                                int64_t heads, int64_t head_dim, const float *q, const float *k, const float *v,
                                float *out, ts_err *err) {
     double density = 0;
+    if (s->observer && site->kind == TS_ATTN_SELF) s->observer(s->observer_user, site, nq, heads, head_dim, q, k);
     for (int64_t h0 = 0; h0 < heads;) {
         int ri = match(s, site, h0);
         int64_t h1 = h0 + 1;
@@ -524,6 +569,8 @@ ts_status ts_attn_schedule_run(ts_ctx *c, ts_attn_schedule *s, const ts_attn_sit
                 s->warned_no_proj = 1;
             }
             TS_TRY(ts_sla_attention(c, nq, heads, head_dim, h0, h1, &sp, q, k, v, site->lin_w, site->lin_b, out, &d, err));
+        } else if (m == M_PARO) {
+            TS_TRY(ts_paro_attention(c, r->paro, site, nq, heads, head_dim, h0, h1, r->quant, q, k, v, out, &d, err));
         } else if (m == M_DRAFT) {
             ts_draft_params dp = {{r->pool[0], r->pool[1]}, r->sparsity};
             TS_TRY(ts_draft_attention(c, site->grid, nq, heads, head_dim, h0, h1, &dp, q, k, v, out, &d, err));

@@ -13,7 +13,7 @@
  *    "timesteps": {"above": 925},   t > a
  *    "heads": ["0-5"],              optional; default all heads
  *    "attention": "self",           optional; "self" (default) or "cross"
- *    "method": "gna",               dense | gna | clear | draft | sla (paro: not yet)
+ *    "method": "gna",               dense | gna | clear | draft | sla | paro
  *    "params": {...}}               the method's parameters (below)
  *
  * gna:   window [t, h, w] (or one int for all) default [3, 7, 7]; stride default 1;
@@ -29,6 +29,10 @@
  *        all keys: TurboDiffusion, what its checkpoints were trained with; the default) or
  *        "complement" (over the non-selected blocks: the paper). The linear branch needs the
  *        layer's proj_l weights; without them SLA is top-k block-sparse (and says so).
+ * paro:  calibration (required): a file made by tessera-calibrate (attention/paro.h), relative
+ *        to the schedule file's directory (to the working directory for --attn); quant
+ *        "int8" (Q·Kᵀ in INT8, the default) or "none" (fp32). The file fixes the token grid,
+ *        the block size, each head's axis order and a block mask per timestep group.
  * dense: no parameters.
  *
  * Errors name the rule (1-based) and the field. `--attn METHOD[:k=v,...]` on the command
@@ -45,6 +49,7 @@
 #include "../src/status.h"
 
 typedef struct ts_attn_schedule ts_attn_schedule;
+struct ts_attn_site; /* attention.h */
 
 ts_status ts_attn_schedule_load(ts_attn_schedule **out, const char *path, ts_err *err);
 /* label names the source in messages. */
@@ -63,5 +68,11 @@ const ts_attn_record *ts_attn_schedule_record(const ts_attn_schedule *s, int i);
 /* Mean density over the records (1 when there are none). */
 double ts_attn_schedule_mean_density(const ts_attn_schedule *s);
 void ts_attn_schedule_clear_records(ts_attn_schedule *s);
+
+/* Called with every self-attention call's q and k ([n, heads·head_dim]) before it runs
+ * (the PARO calibration tool records attention maps through it). NULL: none. */
+typedef void (*ts_attn_observer)(void *user, const struct ts_attn_site *site, int64_t n, int64_t heads,
+                                 int64_t head_dim, const float *q, const float *k);
+void ts_attn_schedule_set_observer(ts_attn_schedule *s, ts_attn_observer fn, void *user);
 
 #endif

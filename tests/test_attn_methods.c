@@ -17,6 +17,10 @@
  *   block-sparse;
  * - the schedule: matching (last rule wins, layers, steps, fractions, timesteps, heads,
  *   cross), --attn specs, and every error naming its rule and field;
+ * - PARO: the six axis orders, the INT8 Q·Kᵀ kernel against the executor's quantisation
+ *   (dense and permuted block-sparse plans, odd sizes), calibration files (round trip, the
+ *   timestep groups, each malformed case), the schedule's paro rules (relative file names,
+ *   --attn, quant=none) and their densities;
  * - the Wan DiT: a schedule that is dense everywhere gives the unscheduled output exactly;
  *   GNA with a window covering the grid equals dense; densities are recorded per layer.
  */
@@ -32,6 +36,7 @@
 #include "build.h"
 #include "dit/wan.h"
 #include "draft.h"
+#include "paro.h"
 #include "plan.h"
 #include "safetensors.h"
 #include "schedule.h"
@@ -438,7 +443,11 @@ static void test_schedule_errors(void) {
         {"{\"rules\": {}}", TS_ERR_FORMAT, "'rules' must be a list"},
         {"{\"rules\": [{\"method\": \"dense\"}, {\"method\": \"fancy\"}]}", TS_ERR_FORMAT, "rule 2: unknown method 'fancy'"},
         {"{\"rules\": [{\"layers\": [0]}]}", TS_ERR_FORMAT, "rule 1: 'method' is missing"},
-        {"{\"rules\": [{\"method\": \"paro\"}]}", TS_ERR_UNSUPPORTED, "rule 1: method 'paro' is not available yet"},
+        {"{\"rules\": [{\"method\": \"paro\"}]}", TS_ERR_FORMAT, "rule 1: method paro needs 'calibration'"},
+        {"{\"rules\": [{\"method\": \"paro\", \"params\": {\"calibration\": \"/nonexistent/c.safetensors\"}}]}",
+         TS_ERR_IO, "rule 1: 'calibration': /nonexistent/c.safetensors: cannot open"},
+        {"{\"rules\": [{\"method\": \"paro\", \"params\": {\"calibration\": 3}}]}", TS_ERR_FORMAT,
+         "'calibration' must be a file name"},
         {"{\"rules\": [{\"method\": \"sla\", \"params\": {\"variant\": \"half\"}}]}", TS_ERR_FORMAT, "'variant' must be"},
         {"{\"rules\": [{\"method\": \"sla\", \"params\": {\"topk\": 0}}]}", TS_ERR_FORMAT, "'topk' must be"},
         {"{\"rules\": [{\"method\": \"sla\", \"params\": {\"block_q\": 100}}]}", TS_ERR_FORMAT, "'block_q' must be a multiple of 16"},
@@ -539,6 +548,189 @@ static void test_schedule_matching(ts_ctx *c) {
     site.kind = TS_ATTN_CROSS;
     TS_CHECK(ts_attn_schedule_n_records(s) == 1, "records so far");
     ts_attn_schedule_free(s);
+}
+
+
+/* ------------------------------------------------------------------ PARO */
+
+static void test_paro_orders(void) {
+    const int64_t g[3] = {2, 3, 4}, n = 24;
+    int32_t perm[24];
+    for (int o = 0; o < TS_PARO_ORDERS; o++) {
+        ts_paro_order_perm(g, o, perm);
+        int seen[24] = {0}, ok = 1;
+        for (int64_t i = 0; i < n; i++) ok &= perm[i] >= 0 && perm[i] < n && !seen[perm[i]]++;
+        TS_CHECK(ok, "order %s is a bijection", ts_paro_order_names[o]);
+    }
+    /* hand-checked positions: token = f·12 + y·4 + x */
+    struct { int o, pos, tok; } c[] = {
+        {0, 5, 5}, {1, 1, 4}, {1, 3, 1}, {2, 1, 12}, {2, 2, 1}, {3, 4, 12}, {4, 1, 12}, {4, 2, 4}, {5, 1, 4}, {5, 3, 12},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        ts_paro_order_perm(g, c[i].o, perm);
+        TS_CHECK(perm[c[i].pos] == c[i].tok, "order %s: position %d holds token %d (want %d)",
+                 ts_paro_order_names[c[i].o], c[i].pos, perm[c[i].pos], c[i].tok);
+    }
+}
+
+/* Kernel vs executor with INT8 Q·Kᵀ, and the quantised result near (not equal to) fp32. */
+static void quant_case(ts_ctx *c, ts_attn_plan *p, int64_t H, int64_t D, const char *what) {
+    p->quant = TS_QUANT_INT8_QK;
+    kernel_vs_ref(c, p, H, D, 0, 0, what);
+    int64_t n = p->nq, HD = H * D;
+    float *q = malloc((size_t)(n * HD) * 4), *k = malloc((size_t)(n * HD) * 4), *v = malloc((size_t)(n * HD) * 4);
+    float *o8 = malloc((size_t)(n * HD) * 4), *o32 = malloc((size_t)(n * HD) * 4);
+    ts_test_randn(q, n * HD, 5 + (uint64_t)n, 2.0f);
+    ts_test_randn(k, n * HD, 6 + (uint64_t)n, 1.0f);
+    ts_test_randn(v, n * HD, 7 + (uint64_t)n, 1.0f);
+    TS_CHECK(c->backend->attn(c, p, q, k, v, o8) == TS_OK, "%s: int8", what);
+    p->quant = TS_QUANT_NONE;
+    TS_CHECK(ts_attn_ref(p, q, k, v, o32) == 0, "%s: fp32 ref", what);
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n * HD; i++) num += (double)(o8[i] - o32[i]) * (o8[i] - o32[i]), den += (double)o32[i] * o32[i];
+    double rel = sqrt(num / den);
+    TS_CHECK(rel > 1e-4 && rel < 5e-2, "%s: INT8 vs fp32 rel-L2 %.3e (quantised, and close)", what, rel);
+    free(q), free(k), free(v), free(o8), free(o32);
+}
+
+static void test_paro_kernel(ts_ctx *c) {
+    ts_attn_plan p = ts_attn_plan_dense(77, 77, 2, 24, 32, 16); /* D 24: the dot's scalar tail */
+    quant_case(c, &p, 2, 24, "int8 dense 77 tokens, D 24, q block 32");
+    p = ts_attn_plan_dense(77, 77, 2, 64, 48, 32);
+    p.quant_rows = 8;
+    quant_case(c, &p, 2, 64, "int8 dense 77 tokens, D 64, 8 rows per scale");
+    /* a permuted block-sparse plan with a ragged last block */
+    enum { N = 50, B = 16, NB = 4 };
+    int32_t perm[N], ptr[NB + 1], idx[2 * NB];
+    const int64_t g[3] = {2, 5, 5};
+    ts_paro_order_perm(g, 4, perm);
+    for (int i = 0; i < NB; i++) ptr[i] = 2 * i, idx[2 * i] = i, idx[2 * i + 1] = (i + 1) % NB;
+    ptr[NB] = 2 * NB;
+    p = ts_attn_plan_dense(N, N, 3, 32, B, B);
+    p.perm = perm, p.exact_ptr = ptr, p.exact_idx = idx;
+    quant_case(c, &p, 3, 32, "int8 permuted sparse 50 tokens");
+}
+
+static char paro_dir[64];
+
+/* A calibration for grid 2x4x6 (48 tokens), block 16 (3 blocks), 2 layers x 2 heads, 2
+ * groups of a 10-step run: group 0 all blocks but (0, 2); group 1 the diagonal only. */
+static int write_calib(const char *path, int empty_row, const char *format) {
+    ts_paro_desc d = {{2, 4, 6}, 16, 2, 2, 2, 10, 0.5};
+    int32_t orders[4] = {0, 2, 5, 3};
+    uint8_t m[2 * 4 * 9];
+    for (int gi = 0; gi < 2; gi++)
+        for (int lh = 0; lh < 4; lh++)
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 3; j++) m[((gi * 4 + lh) * 3 + i) * 3 + j] = gi == 0 ? !(i == 0 && j == 2) : i == j;
+    if (empty_row) m[(1 * 4 + 3) * 9 + 3 + 1] = 0; /* group 1, layer 1, head 1, block 1 */
+    ts_err e = {0};
+    if (format) { /* the file with another format string */
+        int64_t so[2] = {2, 2}, sm[5] = {2, 2, 2, 3, 1};
+        uint8_t bits[24] = {0};
+        ts_st_item it[2] = {{"orders", ts_tensor_make(TS_DTYPE_I32, 2, so, orders)},
+                            {"masks", ts_tensor_make(TS_DTYPE_U8, 5, sm, bits)}};
+        const char *meta[] = {"format", format, "grid", "2,4,6", "block", "16", "steps", "10", "groups", "2"};
+        return ts_st_write(path, it, 2, meta, 5, &e) == TS_OK;
+    }
+    const char *meta[] = {"model", "test"};
+    return ts_paro_write(path, &d, orders, m, meta, 1, &e) == TS_OK;
+}
+
+static void test_paro_calib(ts_ctx *c) {
+    snprintf(paro_dir, sizeof paro_dir, "/tmp/ts_paro_XXXXXX");
+    if (!mkdtemp(paro_dir)) return;
+    char path[128], bad[128];
+    snprintf(path, sizeof path, "%s/calib.safetensors", paro_dir);
+    TS_CHECK(write_calib(path, 0, NULL), "calibration written");
+    ts_paro *pc = NULL;
+    ts_err e = {0};
+    TS_CHECK(ts_paro_load(&pc, path, &e) == TS_OK, "calibration loads: %s", e.msg);
+    if (!pc) return;
+    const ts_paro_desc *d = ts_paro_info(pc);
+    TS_CHECK(d->grid[0] == 2 && d->grid[1] == 4 && d->grid[2] == 6 && d->block == 16 && d->layers == 2 &&
+             d->heads == 2 && d->groups == 2 && d->steps == 10, "calibration header");
+    TS_CHECK(ts_paro_order(pc, 0, 1) == 2 && ts_paro_order(pc, 1, 0) == 5 && ts_paro_order(pc, 1, 1) == 3, "orders");
+    TS_CHECK(!ts_paro_block_on(pc, 0, 1, 1, 0, 2) && ts_paro_block_on(pc, 0, 1, 1, 2, 0) &&
+             ts_paro_block_on(pc, 1, 0, 0, 1, 1) && !ts_paro_block_on(pc, 1, 0, 0, 1, 2), "mask bits");
+    TS_CHECK(ts_paro_group(pc, 4, 10) == 0 && ts_paro_group(pc, 5, 10) == 1 && ts_paro_group(pc, 9, 10) == 1 &&
+             ts_paro_group(pc, 2, 4) == 1 && ts_paro_group(pc, -1, 10) == 0, "step -> group");
+    /* a call at layer 1, step 7 of 10 (group 1, the diagonal) against the executor on the
+     * plan written out by hand: head 0 in order WFH, head 1 in HFW */
+    const int64_t g[3] = {2, 4, 6}, n = 48, H = 2, D = 16, HD = H * D;
+    float *q = malloc(n * HD * 4), *k = malloc(n * HD * 4), *v = malloc(n * HD * 4);
+    float *out = malloc(n * HD * 4), *ref = malloc(n * HD * 4);
+    ts_test_randn(q, n * HD, 41, 1.5f), ts_test_randn(k, n * HD, 42, 1.0f), ts_test_randn(v, n * HD, 43, 1.0f);
+    ts_attn_site site = {TS_ATTN_SELF, 1, 7, 10, {2, 4, 6}, 300.0f, NULL, NULL};
+    double dens = 0;
+    TS_CHECK(ts_paro_attention(c, pc, &site, n, H, D, 0, H, TS_QUANT_INT8_QK, q, k, v, out, &dens, &e) == TS_OK,
+             "paro attention: %s", e.msg);
+    TS_CHECK(fabs(dens - 1.0 / 3.0) < 1e-12, "diagonal of 3 blocks: density %g", dens);
+    int32_t perm[48], ptr[4] = {0, 1, 2, 3}, idx[3] = {0, 1, 2};
+    for (int h = 0; h < 2; h++) {
+        ts_paro_order_perm(g, h == 0 ? 5 : 3, perm);
+        ts_attn_plan p = ts_attn_plan_dense(n, n, H, D, 16, 16);
+        p.perm = perm, p.exact_ptr = ptr, p.exact_idx = idx, p.quant = TS_QUANT_INT8_QK, p.h0 = h, p.h1 = h + 1;
+        TS_CHECK(ts_attn_ref(&p, q, k, v, ref) == 0, "ref");
+    }
+    ts_test_compare("paro layer 1 group 1 vs executor", out, ref, n * HD, 1e-5, NULL);
+    site.step = 2; /* group 0: 8 of 9 blocks */
+    TS_CHECK(ts_paro_attention(c, pc, &site, n, H, D, 0, H, TS_QUANT_NONE, q, k, v, out, &dens, &e) == TS_OK &&
+             fabs(dens - 8.0 / 9.0) < 1e-12, "group 0 density %g", dens);
+    ts_attn_site other = site;
+    other.grid[2] = 8;
+    TS_CHECK(ts_paro_attention(c, pc, &other, 64, H, D, 0, H, TS_QUANT_NONE, q, k, v, out, &dens, &e) == TS_ERR_SHAPE &&
+             strstr(e.msg, "calibrated for a 2x4x6 token grid"), "grid mismatch: %s", e.msg);
+    other = site, other.layer = 2;
+    TS_CHECK(ts_paro_attention(c, pc, &other, n, H, D, 0, H, TS_QUANT_NONE, q, k, v, out, &dens, &e) == TS_ERR_SHAPE &&
+             strstr(e.msg, "covers 2 layers x 2 heads"), "layer past the calibration: %s", e.msg);
+    ts_paro_free(pc);
+    /* malformed files */
+    snprintf(bad, sizeof bad, "%s/empty_row.safetensors", paro_dir);
+    pc = NULL;
+    TS_CHECK(write_calib(bad, 1, NULL) && ts_paro_load(&pc, bad, &e) == TS_ERR_FORMAT &&
+             strstr(e.msg, "group 1, layer 1, head 1: query block 1 has no key block"), "empty row: %s", e.msg);
+    snprintf(bad, sizeof bad, "%s/format.safetensors", paro_dir);
+    TS_CHECK(write_calib(bad, 0, "other/1") && ts_paro_load(&pc, bad, &e) == TS_ERR_FORMAT &&
+             strstr(e.msg, "not a PARO calibration file"), "format: %s", e.msg);
+    TS_CHECK(ts_paro_load(&pc, "/nonexistent/p.safetensors", &e) == TS_ERR_IO, "missing: %s", e.msg);
+    TS_CHECK(pc == NULL, "nothing returned on errors");
+
+    /* the schedule: a file name relative to the schedule's directory, --attn, quant=none */
+    char sched[128];
+    snprintf(sched, sizeof sched, "%s/paro.json", paro_dir);
+    FILE *f = fopen(sched, "w");
+    if (f) {
+        fputs("{\"rules\": [{\"method\": \"paro\", \"params\": {\"calibration\": \"calib.safetensors\"}}]}", f);
+        fclose(f);
+    }
+    ts_attn_schedule *s = NULL;
+    TS_CHECK(ts_attn_schedule_load(&s, sched, &e) == TS_OK, "paro schedule with a relative file: %s", e.msg);
+    if (s) {
+        double dd = density_at(c, s, site, 2);
+        TS_CHECK(fabs(dd - 8.0 / 9.0) < 1e-12, "scheduled paro at step 2: density %g", dd);
+        ts_attn_schedule_free(s);
+    }
+    char spec[256];
+    snprintf(spec, sizeof spec, "paro:calibration=%s,quant=none", path);
+    s = NULL;
+    TS_CHECK(ts_attn_schedule_from_spec(&s, spec, &e) == TS_OK, "--attn %s: %s", spec, e.msg);
+    if (s) {
+        site.step = 9;
+        double dd = density_at(c, s, site, 2);
+        TS_CHECK(fabs(dd - 1.0 / 3.0) < 1e-12, "--attn paro at step 9: density %g", dd);
+        ts_attn_schedule_free(s);
+    }
+    snprintf(spec, sizeof spec, "paro:calibration=%s,quant=int4", path);
+    s = NULL;
+    TS_CHECK(ts_attn_schedule_from_spec(&s, spec, &e) == TS_ERR_FORMAT && strstr(e.msg, "'quant' must be"),
+             "quant=int4: %s", e.msg);
+    ts_attn_schedule_free(s);
+    free(q), free(k), free(v), free(out), free(ref);
+    remove(path), remove(sched);
+    snprintf(bad, sizeof bad, "%s/empty_row.safetensors", paro_dir), remove(bad);
+    snprintf(bad, sizeof bad, "%s/format.safetensors", paro_dir), remove(bad);
+    rmdir(paro_dir);
 }
 
 /* ------------------------------------------------------------------ the DiT with a schedule */
@@ -700,6 +892,9 @@ int main(void) {
     test_schedule_errors();
     test_shipped_schedules();
     test_schedule_matching(&c);
+    test_paro_orders();
+    test_paro_kernel(&c);
+    test_paro_calib(&c);
     test_dit();
     test_dit_sla();
     return ts_test_summary("attn_methods");

@@ -13,6 +13,11 @@
  *
  * exp2 is ts_exp2f (src/cpu/vmath.h), which vectorises; libm's expf is scalar and was
  * a fifth of the kernel's time.
+ *
+ * TS_QUANT_INT8_QK (PARO): K is quantised once per head and key block (kernel order) before
+ * the tasks run, each task quantises its query rows in groups of quant_rows, and S comes
+ * from integer dots (AVX2 vpmaddwd on int8 values held in int16; a plain loop elsewhere),
+ * scaled back to float; the softmax and P·V are the fp32 path's.
  */
 #include <cblas.h>
 #include <float.h>
@@ -22,20 +27,58 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include "../../src/cpu/cpu_internal.h"
 #include "../../src/cpu/vmath.h"
 #include "../plan.h"
 
 #define TS_ATTN_KCHUNK 256
+#define TS_ATTN_MAXQ 1024 /* INT8_QK: the largest query block */
 
 typedef struct attn_scratch {
     float *q, *k, *v, *s, *acc, *m, *l;
     uint8_t *ok; /* [blk_q, KCHUNK] element mask of a chunk with partial blocks */
+    int16_t *q16; /* INT8_QK: the task's quantised query rows [blk_q, D] */
+    float *qs;    /* INT8_QK: their scales, one per row */
 } attn_scratch;
 
+/* The quantised K of one head: k16 [Lk, D] in kernel order, ks [n_kblk]. */
+typedef struct qk_head {
+    const int16_t *k16;
+    const float *ks;
+} qk_head;
+
+static inline int32_t dot_i16(const int16_t *a, const int16_t *b, int64_t D) {
+    int64_t d = 0;
+    int32_t r = 0;
+#if defined(__AVX2__)
+    __m256i acc = _mm256_setzero_si256();
+    for (; d + 16 <= D; d += 16)
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a + d)),
+                                                      _mm256_loadu_si256((const __m256i *)(b + d))));
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    h = _mm_hadd_epi32(h, h);
+    h = _mm_hadd_epi32(h, h);
+    r = _mm_cvtsi128_si32(h);
+#endif
+    for (; d < D; d++) r += (int32_t)a[d] * b[d];
+    return r;
+}
+
+/* Rows [r0, r0 + n) of the kernel order, head h, as row pointers (NULL: padding). */
+static void row_ptrs(const ts_attn_plan *p, const float *x, int64_t h, int64_t r0, int64_t n, const float **rows) {
+    const int64_t HD = p->heads * p->head_dim;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t t = p->perm ? p->perm[r0 + i] : r0 + i;
+        rows[i] = t < 0 ? NULL : x + t * HD + h * p->head_dim;
+    }
+}
+
 static void attn_task(const ts_attn_plan *p, const float *q, const float *k, const float *v,
-                      float *out, int64_t h, int32_t qb, attn_scratch *w) {
+                      float *out, int64_t h, int32_t qb, const qk_head *qk, attn_scratch *w) {
     const int64_t H = p->heads, D = p->head_dim, HD = H * D;
     const int64_t q0 = (int64_t)qb * p->blk_q;
     const int64_t Lq = p->n_kern ? p->n_kern : p->nq, Lk = p->n_kern ? p->n_kern : p->nk;
@@ -51,6 +94,16 @@ static void attn_task(const ts_attn_plan *p, const float *q, const float *k, con
         w->l[r] = 0.0f;
     }
     memset(w->acc, 0, (size_t)(nq * D) * sizeof(float));
+    if (qk) { /* quantise the block's query rows, groups of quant_rows */
+        const int64_t g = p->quant_rows > 0 ? p->quant_rows : TS_QUANT_ROWS;
+        const float *rows[TS_ATTN_MAXQ];
+        for (int64_t r0 = 0; r0 < nq; r0 += g) {
+            int64_t n = r0 + g < nq ? g : nq - r0;
+            row_ptrs(p, q, h, q0 + r0, n, rows);
+            float sc = ts_quant_i8_group(rows, n, D, w->q16 + r0 * D);
+            for (int64_t i = 0; i < n; i++) w->qs[r0 + i] = sc * qscale;
+        }
+    }
 
     const int32_t n_list = p->exact_ptr ? p->exact_ptr[qb + 1] - p->exact_ptr[qb] : p->n_kblk;
     const int32_t *list = p->exact_ptr ? p->exact_idx + p->exact_ptr[qb] : NULL;
@@ -69,7 +122,14 @@ static void attn_task(const ts_attn_plan *p, const float *q, const float *k, con
         if (k0 + nk > Lk) nk = Lk - k0;
         const float *kp, *vp;
         int64_t ld;
-        if (p->perm) {
+        if (p->perm && qk) { /* only V to gather; K is quantised already */
+            for (int64_t j = 0; j < nk; j++) {
+                int64_t tok = p->perm[k0 + j];
+                if (tok < 0) memset(w->v + j * D, 0, (size_t)D * sizeof(float));
+                else memcpy(w->v + j * D, v + tok * HD + h * D, (size_t)D * sizeof(float));
+            }
+            kp = NULL, vp = w->v, ld = D;
+        } else if (p->perm) {
             for (int64_t j = 0; j < nk; j++) {
                 int64_t tok = p->perm[k0 + j];
                 if (tok < 0) { /* padding: zeros, and masked below (its block is partial) */
@@ -84,9 +144,17 @@ static void attn_task(const ts_attn_plan *p, const float *q, const float *k, con
         } else {
             kp = k + k0 * HD + h * D, vp = v + k0 * HD + h * D, ld = HD;
         }
-        /* S [nq, nk] = Q · Kᵀ */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)D, 1.0f, w->q,
-                    (int)D, kp, (int)ld, 0.0f, w->s, TS_ATTN_KCHUNK);
+        if (qk) { /* S = (Q8 · K8ᵀ) · s_q · s_k (s_q carries scale · log2 e) */
+            for (int64_t r = 0; r < nq; r++) {
+                const int16_t *qr = w->q16 + r * D;
+                float *s = w->s + r * TS_ATTN_KCHUNK;
+                for (int64_t j = 0; j < nk; j++)
+                    s[j] = (float)dot_i16(qr, qk->k16 + (k0 + j) * D, D) * (w->qs[r] * qk->ks[(k0 + j) / bk]);
+            }
+        } else { /* S [nq, nk] = Q · Kᵀ */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)D, 1.0f, w->q,
+                        (int)D, kp, (int)ld, 0.0f, w->s, TS_ATTN_KCHUNK);
+        }
         if (partial && p->exact_bits) { /* the builder's precomputed element masks */
             const int64_t wpr = (bk + 63) / 64, e0 = p->exact_ptr[qb] + li - nb;
             for (int64_t r = 0; r < nq; r++) {
@@ -156,16 +224,39 @@ ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const float *q, const fl
         return TS_ERR_INVALID_ARG;
     if (p->perm && p->nq != p->nk) return TS_ERR_INVALID_ARG;
     if (p->n_kern && (!p->perm || p->n_kern < p->nq || !p->exact_ptr)) return TS_ERR_INVALID_ARG;
-    if (p->lin_ptr || p->quant != TS_QUANT_NONE) return TS_ERR_UNSUPPORTED;
+    if (p->lin_ptr || (p->quant != TS_QUANT_NONE && p->quant != TS_QUANT_INT8_QK)) return TS_ERR_UNSUPPORTED;
+    if (p->quant == TS_QUANT_INT8_QK && (p->blk_q > TS_ATTN_MAXQ || p->quant_rows < 0)) return TS_ERR_INVALID_ARG;
     const int64_t h0 = p->h1 > 0 ? p->h0 : 0, h1 = p->h1 > 0 ? p->h1 : p->heads;
     if (h0 < 0 || h1 > p->heads || h0 >= h1) return TS_ERR_INVALID_ARG;
     const int64_t D = p->head_dim, bq = p->blk_q, KC = TS_ATTN_KCHUNK, nh = h1 - h0;
     const int64_t n_tasks = nh * p->n_qblk;
     /* floats per thread, then the byte mask (a multiple of 4 floats' worth) */
-    const size_t per = (size_t)(bq * D + 2 * KC * D + bq * KC + bq * D + 2 * bq) + (size_t)(bq * KC / 4 + 1);
+    const int quant = p->quant == TS_QUANT_INT8_QK;
+    const size_t per = (size_t)(bq * D + 2 * KC * D + bq * KC + bq * D + 2 * bq) + (size_t)(bq * KC / 4 + 1) +
+                       (quant ? (size_t)(bq * D / 2 + bq + 1) : 0);
     int nt = c->n_threads > 0 ? c->n_threads : 1;
     float *scratch = malloc(per * (size_t)nt * sizeof(float));
     if (!scratch) return TS_ERR_NOMEM;
+    /* INT8_QK: every head's K quantised once, per key block in kernel order */
+    const int64_t Lk = p->n_kern ? p->n_kern : p->nk;
+    int16_t *k16 = quant ? malloc((size_t)(nh * Lk * D) * sizeof(int16_t)) : NULL;
+    float *ks = quant ? malloc((size_t)(nh * p->n_kblk) * sizeof(float)) : NULL;
+    qk_head *qkh = quant ? malloc((size_t)nh * sizeof *qkh) : NULL;
+    if (quant && (!k16 || !ks || !qkh)) {
+        free(scratch), free(k16), free(ks), free(qkh);
+        return TS_ERR_NOMEM;
+    }
+    if (quant) {
+        for (int64_t i = 0; i < nh; i++) qkh[i] = (qk_head){k16 + i * Lk * D, ks + i * p->n_kblk};
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
+        for (int64_t t = 0; t < nh * p->n_kblk; t++) {
+            const int64_t hi = t / p->n_kblk, kb = t % p->n_kblk, j0 = kb * p->blk_k;
+            const int64_t n = j0 + p->blk_k < Lk ? p->blk_k : Lk - j0;
+            const float *rows[TS_ATTN_KCHUNK];
+            row_ptrs(p, k, h0 + hi, j0, n, rows);
+            ks[t] = ts_quant_i8_group(rows, n, D, k16 + (hi * Lk + j0) * D);
+        }
+    }
     openblas_set_num_threads(1); /* each task's sgemms run on its own thread */
 #pragma omp parallel num_threads(nt)
     {
@@ -178,12 +269,17 @@ ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const float *q, const fl
                           b + bq * D + 2 * KC * D + bq * KC,
                           b + 2 * bq * D + 2 * KC * D + bq * KC,
                           b + 2 * bq * D + 2 * KC * D + bq * KC + bq,
-                          (uint8_t *)(b + 2 * bq * D + 2 * KC * D + bq * KC + 2 * bq)};
+                          (uint8_t *)(b + 2 * bq * D + 2 * KC * D + bq * KC + 2 * bq), NULL, NULL};
+        if (quant) {
+            float *qb = b + 2 * bq * D + 2 * KC * D + bq * KC + 2 * bq + (bq * KC / 4 + 1);
+            w.qs = qb;
+            w.q16 = (int16_t *)(qb + bq);
+        }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t task = 0; task < n_tasks; task++)
-            attn_task(p, q, k, v, out, h0 + task % nh, (int32_t)(task / nh), &w);
+            attn_task(p, q, k, v, out, h0 + task % nh, (int32_t)(task / nh), quant ? &qkh[task % nh] : NULL, &w);
     }
     ts_cpu_blas_threads(c);
-    free(scratch);
+    free(scratch), free(k16), free(ks), free(qkh);
     return TS_OK;
 }
