@@ -71,4 +71,28 @@ ts_status ts_paro_attention(ts_ctx *c, ts_paro *p, const ts_attn_site *site, int
 ts_status ts_paro_write(const char *path, const ts_paro_desc *d, const int32_t *orders, const uint8_t *masks,
                         const char *const *meta, int n_meta, ts_err *err);
 
+/* ---- calibration (tessera-calibrate): attention maps in, orders and masks out ----
+ *
+ * The calibrator watches dense self-attention calls (as the schedule's observer) and, per
+ * timestep group, layer and head, sums each sampled query row's softmax probabilities into
+ * block bins under all six orders. Finishing picks, per layer and head, the order whose
+ * summed map puts the most mass in its top density·nb² blocks (the most block-concentrated
+ * map; ties go to the lower code), then per group keeps that order's top density·nb² blocks
+ * (plus each empty row's heaviest block, so no query block is left without keys). */
+typedef struct ts_paro_calib ts_paro_calib;
+
+ts_status ts_paro_calib_new(ts_paro_calib **out, const int64_t grid[3], int block, int layers, int heads,
+                            int groups, int row_stride, ts_err *err);
+void ts_paro_calib_free(ts_paro_calib *c); /* NULL is a no-op */
+/* A ts_attn_observer (user = the calibrator); a call it cannot use (another grid, layer or
+ * head count) makes ts_paro_calib_status fail. */
+void ts_paro_calib_observe(void *user, const struct ts_attn_site *site, int64_t n, int64_t heads, int64_t head_dim,
+                           const float *q, const float *k);
+ts_status ts_paro_calib_status(const ts_paro_calib *c, ts_err *err);
+int64_t ts_paro_calib_calls(const ts_paro_calib *c);
+/* orders [L·H], masks [G·L·H·nb·nb] (0/1), captured [L·H] (may be NULL): the fraction of the
+ * attention mass the chosen blocks hold, averaged over groups. */
+ts_status ts_paro_calib_finish(const ts_paro_calib *c, double density, int32_t *orders, uint8_t *masks,
+                               double *captured, ts_err *err);
+
 #endif

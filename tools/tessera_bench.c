@@ -11,7 +11,7 @@
  *       time and the process's peak RSS. --half-cache: fp16 conv caches (low memory).
  *
  *   tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]
- *                      [--methods dense,gna,clear,draft] [--densities 0.5,0.2,0.1,0.05] [--json]
+ *                      [--methods dense,gna,clear,draft,paro,paro-fp32] [--densities 0.5,0.2,0.1,0.05] [--json]
  *       self-attention over the T·H·W token grid (random q, k, v): the sgemm rate of the same
  *       run, dense, and each method set for each target density; time, effective GFLOP/s
  *       (4·N²·D·heads·density), speedup vs dense, achieved density, rel-L2 error vs dense.
@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cblas.h>
 #include <math.h>
@@ -32,6 +33,7 @@
 #include "attention.h"
 #include "ctx.h"
 #include "dit/wan.h"
+#include "paro.h"
 #include "schedule.h"
 #include "safetensors.h"
 #include "vae/wan_vae.h"
@@ -52,7 +54,7 @@ static void usage(FILE *f) {
     fprintf(f, "usage: tessera-bench dit|vae --model FILE --inputs FILE [--out FILE] "
                "[--threads N] [--repeats N] [--json] [--half-cache (vae)]\n"
                "       tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]\n"
-               "                          [--methods dense,gna,clear,draft] [--densities 0.5,0.2,0.1,0.05] [--json]\n");
+               "                          [--methods dense,gna,clear,draft,paro,paro-fp32] [--densities 0.5,0.2,0.1,0.05] [--json]\n");
 }
 
 typedef struct opts {
@@ -172,8 +174,40 @@ static int bench_vae(const opts *o, ts_ctx *c) {
 
 /* ------------------------------------------------------------------ attention */
 
+/* A synthetic PARO calibration for one layer of H heads on grid g at block density d (the
+ * kernel's speed does not depend on which blocks a head keeps, only on how many): head h
+ * in order h mod 6, each query block keeping the band of ~d·nb key blocks around its own. */
+static int paro_file(const int64_t g[3], int64_t H, double d, char *path, size_t n) {
+    snprintf(path, n, "/tmp/tessera-bench-paro-%ld-%.3f.safetensors", (long)getpid(), d);
+    const int64_t N = g[0] * g[1] * g[2], nb = (N + 63) / 64;
+    int64_t band = (int64_t)llround(d * (double)nb);
+    if (band < 1) band = 1;
+    int32_t *orders = malloc((size_t)H * sizeof *orders);
+    uint8_t *m = calloc((size_t)(H * nb * nb), 1);
+    if (!orders || !m) return free(orders), free(m), 0;
+    for (int64_t h = 0; h < H; h++) {
+        orders[h] = (int32_t)(h % TS_PARO_ORDERS);
+        for (int64_t i = 0; i < nb; i++) {
+            int64_t j0 = i - band / 2;
+            if (j0 < 0) j0 = 0;
+            if (j0 + band > nb) j0 = nb - band;
+            for (int64_t j = j0; j < j0 + band; j++) m[(h * nb + i) * nb + j] = 1;
+        }
+    }
+    ts_paro_desc pd = {{g[0], g[1], g[2]}, 64, 1, 1, (int)H, 1, d};
+    ts_err e = {0};
+    int ok = ts_paro_write(path, &pd, orders, m, NULL, 0, &e) == TS_OK;
+    free(orders), free(m);
+    return ok;
+}
+
 /* The --attn spec of method m at roughly density d on grid g (NULL: not reachable). */
-static int spec_for(const char *m, double d, const int64_t g[3], char *buf, size_t n) {
+static int spec_for(const char *m, double d, const int64_t g[3], int64_t H, char *buf, size_t n) {
+    if (!strcmp(m, "paro") || !strcmp(m, "paro-fp32")) {
+        char path[256];
+        if (!paro_file(g, H, d, path, sizeof path)) return 0;
+        return snprintf(buf, n, "paro:calibration=%s,quant=%s", path, strcmp(m, "paro") ? "none" : "int8"), 1;
+    }
     if (!strcmp(m, "dense")) return snprintf(buf, n, "dense"), 1;
     if (!strcmp(m, "gna")) { /* a window of volume ~ d · grid, scaled alike in every dim */
         double f = cbrt(d);
@@ -240,8 +274,8 @@ static int bench_attn(const opts *o, ts_ctx *c) {
         snprintf(dcopy, sizeof dcopy, "%s", !strcmp(m, "dense") ? "1" : dens);
         for (char *ds = strtok_r(dcopy, ",", &save_d); ds; ds = strtok_r(NULL, ",", &save_d)) {
             double target = atof(ds);
-            char spec[160];
-            if (!spec_for(m, target, g, spec, sizeof spec)) {
+            char spec[320];
+            if (!spec_for(m, target, g, H, spec, sizeof spec)) {
                 if (!o->json) printf("%-8s (density %.2f is out of this method's reach on this grid)\n", m, target);
                 continue;
             }
@@ -259,6 +293,12 @@ static int bench_attn(const opts *o, ts_ctx *c) {
                 density = ts_attn_schedule_mean_density(s);
             }
             ts_attn_schedule_free(s);
+            if (!strncmp(spec, "paro:calibration=", 17)) { /* the synthetic calibration */
+                char path[320];
+                snprintf(path, sizeof path, "%s", spec + 17);
+                if (strchr(path, ',')) *strchr(path, ',') = 0;
+                remove(path);
+            }
             if (!strcmp(m, "dense")) t_dense = best;
             double num = 0, den = 0;
             for (int64_t i = 0; i < N * HD; i++) {
