@@ -596,6 +596,8 @@ static void quant_case(ts_ctx *c, ts_attn_plan *p, int64_t H, int64_t D, const c
 static void test_paro_kernel(ts_ctx *c) {
     ts_attn_plan p = ts_attn_plan_dense(77, 77, 2, 24, 32, 16); /* D 24: the dot's scalar tail */
     quant_case(c, &p, 2, 24, "int8 dense 77 tokens, D 24, q block 32");
+    p = ts_attn_plan_dense(77, 77, 2, 20, 32, 12); /* key blocks of 12: the untiled dot */
+    quant_case(c, &p, 2, 20, "int8 dense 77 tokens, key blocks of 12");
     p = ts_attn_plan_dense(77, 77, 2, 64, 48, 32);
     p.quant_rows = 8;
     quant_case(c, &p, 2, 64, "int8 dense 77 tokens, D 64, 8 rows per scale");

@@ -45,11 +45,53 @@ typedef struct attn_scratch {
     float *qs;    /* INT8_QK: their scales, one per row */
 } attn_scratch;
 
-/* The quantised K of one head: k16 [Lk, D] in kernel order, ks [n_kblk]. */
+/* The quantised K of one head: k16 [Lk, D] in kernel order, ks [n_kblk]; with AVX2 (even D,
+ * key blocks a multiple of 8) also kpk, the same values in tiles of 8 keys with each pair of
+ * dimensions interleaved, [Lk / 8][D / 2][8 keys][2], for the register-tiled Q8·K8ᵀ. */
 typedef struct qk_head {
-    const int16_t *k16;
+    const int16_t *k16, *kpk;
     const float *ks;
 } qk_head;
+
+#if defined(__AVX2__)
+/* S[r][j] for 4 query rows x 8 keys per step: one vpmaddwd per row and pair of dimensions
+ * (the row's pair broadcast, the 8 keys' pairs loaded), int32 accumulators, then the scales.
+ * q16 rows [nq, D], keys k0 .. k0 + nk of the packed head (k0 a multiple of 8). */
+static void s_int8_tiles(const int16_t *q16, const float *qs, const qk_head *qk, int64_t D, int64_t nq, int64_t k0,
+                         int64_t nk, int64_t bk, float *S, int64_t lds) {
+    const int64_t P = D / 2;
+    for (int64_t t = 0; t < (nk + 7) / 8; t++) {
+        const int16_t *kt = qk->kpk + ((k0 / 8 + t) * P) * 16;
+        const __m256 ksc = _mm256_set1_ps(qk->ks[(k0 + 8 * t) / bk]);
+        const int64_t nj = nk - 8 * t < 8 ? nk - 8 * t : 8;
+        for (int64_t r = 0; r < nq; r += 4) {
+            const int nr = nq - r < 4 ? (int)(nq - r) : 4;
+            const int32_t *qp[4];
+            for (int i = 0; i < 4; i++) qp[i] = (const int32_t *)(q16 + (r + (i < nr ? i : 0)) * D);
+            __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+            for (int64_t p = 0; p < P; p++) {
+                const __m256i kv = _mm256_loadu_si256((const __m256i *)(kt + p * 16));
+                a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_set1_epi32(qp[0][p]), kv));
+                a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_set1_epi32(qp[1][p]), kv));
+                a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(_mm256_set1_epi32(qp[2][p]), kv));
+                a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(_mm256_set1_epi32(qp[3][p]), kv));
+            }
+            const __m256i acc[4] = {a0, a1, a2, a3};
+            for (int i = 0; i < nr; i++) {
+                __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i]), _mm256_mul_ps(_mm256_set1_ps(qs[r + i]), ksc));
+                float *dst = S + (r + i) * lds + 8 * t;
+                if (nj == 8) {
+                    _mm256_storeu_ps(dst, v);
+                } else {
+                    float tmp[8];
+                    _mm256_storeu_ps(tmp, v);
+                    memcpy(dst, tmp, (size_t)nj * sizeof(float));
+                }
+            }
+        }
+    }
+}
+#endif
 
 static inline int32_t dot_i16(const int16_t *a, const int16_t *b, int64_t D) {
     int64_t d = 0;
@@ -144,6 +186,11 @@ static void attn_task(const ts_attn_plan *p, const float *q, const float *k, con
         } else {
             kp = k + k0 * HD + h * D, vp = v + k0 * HD + h * D, ld = HD;
         }
+#if defined(__AVX2__)
+        if (qk && qk->kpk) {
+            s_int8_tiles(w->q16, w->qs, qk, D, nq, k0, nk, bk, w->s, TS_ATTN_KCHUNK);
+        } else
+#endif
         if (qk) { /* S = (Q8 · K8ᵀ) · s_q · s_k (s_q carries scale · log2 e) */
             for (int64_t r = 0; r < nq; r++) {
                 const int16_t *qr = w->q16 + r * D;
@@ -242,12 +289,19 @@ ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const float *q, const fl
     int16_t *k16 = quant ? malloc((size_t)(nh * Lk * D) * sizeof(int16_t)) : NULL;
     float *ks = quant ? malloc((size_t)(nh * p->n_kblk) * sizeof(float)) : NULL;
     qk_head *qkh = quant ? malloc((size_t)nh * sizeof *qkh) : NULL;
-    if (quant && (!k16 || !ks || !qkh)) {
-        free(scratch), free(k16), free(ks), free(qkh);
+    int packed = 0;
+#if defined(__AVX2__)
+    packed = quant && D % 2 == 0 && p->blk_k % 8 == 0;
+#endif
+    const int64_t Lk8 = (Lk + 7) / 8 * 8;
+    int16_t *kpk = packed ? calloc((size_t)(nh * Lk8 * D), sizeof(int16_t)) : NULL;
+    if (quant && (!k16 || !ks || !qkh || (packed && !kpk))) {
+        free(scratch), free(k16), free(ks), free(qkh), free(kpk);
         return TS_ERR_NOMEM;
     }
     if (quant) {
-        for (int64_t i = 0; i < nh; i++) qkh[i] = (qk_head){k16 + i * Lk * D, ks + i * p->n_kblk};
+        for (int64_t i = 0; i < nh; i++)
+            qkh[i] = (qk_head){k16 + i * Lk * D, packed ? kpk + i * Lk8 * D : NULL, ks + i * p->n_kblk};
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
         for (int64_t t = 0; t < nh * p->n_kblk; t++) {
             const int64_t hi = t / p->n_kblk, kb = t % p->n_kblk, j0 = kb * p->blk_k;
@@ -255,6 +309,9 @@ ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const float *q, const fl
             const float *rows[TS_ATTN_KCHUNK];
             row_ptrs(p, k, h0 + hi, j0, n, rows);
             ks[t] = ts_quant_i8_group(rows, n, D, k16 + (hi * Lk + j0) * D);
+            for (int64_t j = j0; packed && j < j0 + n; j++) /* tile j/8, slot j%8 */
+                for (int64_t d = 0; d < D; d++)
+                    kpk[hi * Lk8 * D + ((j / 8) * (D / 2) + d / 2) * 16 + (j % 8) * 2 + d % 2] = k16[(hi * Lk + j) * D + d];
         }
     }
     openblas_set_num_threads(1); /* each task's sgemms run on its own thread */
@@ -280,6 +337,6 @@ ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const float *q, const fl
             attn_task(p, q, k, v, out, h0 + task % nh, (int32_t)(task / nh), quant ? &qkh[task % nh] : NULL, &w);
     }
     ts_cpu_blas_threads(c);
-    free(scratch), free(k16), free(ks), free(qkh);
+    free(scratch), free(k16), free(ks), free(qkh), free(kpk);
     return TS_OK;
 }
