@@ -220,6 +220,95 @@ static void vae_config_json(const wan_vae *v, char *buf, size_t n) {
              c->temporal_downsample[2]);
 }
 
+/* VAE block outputs arrive in chunks along time (wan_vae_set_hook): each name's frames are
+ * kept frame-major ([T][C][H][W], appending is a copy) per batch element, and laid out as
+ * [B, C, T, H, W] at the end. */
+typedef struct vblock {
+    char name[48];
+    int64_t C, H, W;
+    int64_t T;     /* frames of the current batch element so far */
+    int64_t Tfull; /* frames of element 0 (every element must match) */
+    int64_t cap;   /* frames allocated per element */
+    float *fr;     /* [B][cap][C][H][W] */
+} vblock;
+
+typedef struct vhooks {
+    vblock *b;
+    int n, cap;
+    int64_t batch, cur;
+    int bad; /* out of memory, or a chunk that does not fit its block */
+} vhooks;
+
+static void on_vae_block(void *user, const char *name, const float *x, int64_t C, int64_t T, int64_t H, int64_t W) {
+    vhooks *h = user;
+    vblock *b = NULL;
+    for (int i = 0; i < h->n; i++)
+        if (!strcmp(h->b[i].name, name)) b = &h->b[i];
+    if (!b) {
+        if (h->cur != 0 || h->n == h->cap) {
+            int cap = h->cap ? 2 * h->cap : 16;
+            vblock *nb = h->cur == 0 ? realloc(h->b, (size_t)cap * sizeof *nb) : NULL;
+            if (!nb) return (void)(h->bad = 1);
+            h->b = nb, h->cap = cap;
+        }
+        b = &h->b[h->n++];
+        memset(b, 0, sizeof *b);
+        snprintf(b->name, sizeof b->name, "%s", name);
+        b->C = C, b->H = H, b->W = W;
+    }
+    const int64_t HW = H * W;
+    if (b->C != C || b->H != H || b->W != W || (h->cur > 0 && b->T + T > b->Tfull)) return (void)(h->bad = 1);
+    if (b->T + T > b->cap) { /* only while element 0 runs: nothing else is stored yet */
+        int64_t cap = b->cap ? 2 * b->cap : 8;
+        while (cap < b->T + T) cap *= 2;
+        float *nf = malloc((size_t)(h->batch * cap * C * HW) * sizeof(float));
+        if (!nf) return (void)(h->bad = 1);
+        if (b->fr) memcpy(nf, b->fr, (size_t)(b->T * C * HW) * sizeof(float));
+        free(b->fr);
+        b->fr = nf, b->cap = cap;
+    }
+    float *base = b->fr + h->cur * b->cap * C * HW;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t ch = 0; ch < C; ch++)
+            memcpy(base + ((b->T + t) * C + ch) * HW, x + (ch * T + t) * HW, (size_t)HW * sizeof(float));
+    b->T += T;
+}
+
+/* Before batch element e runs, and after it: frame counts restart, and must match element 0's. */
+static void vhooks_begin(vhooks *h, int64_t e) {
+    h->cur = e;
+    for (int i = 0; i < h->n; i++) h->b[i].T = 0;
+}
+
+static void vhooks_end(vhooks *h) {
+    for (int i = 0; i < h->n; i++) {
+        if (h->cur == 0) h->b[i].Tfull = h->b[i].T;
+        else if (h->b[i].T != h->b[i].Tfull) h->bad = 1;
+    }
+}
+
+/* Moves the collected blocks into outs as [B, C, T, H, W]. */
+static ts_status vae_blocks_out(const vhooks *h, outputs *outs, ts_err *err) {
+    if (h->bad) return TS_ERR(err, TS_ERR_NOMEM, "VAE intermediates: out of memory, or chunks that do not line up");
+    for (int i = 0; i < h->n; i++) {
+        const vblock *b = &h->b[i];
+        const int64_t T = b->Tfull, HW = b->H * b->W, s[5] = {h->batch, b->C, T, b->H, b->W};
+        out_item *it = out_add(outs, b->name, 5, s);
+        if (!it) return TS_ERR(err, TS_ERR_NOMEM, "out of memory for intermediates");
+        for (int64_t e = 0; e < h->batch; e++)
+            for (int64_t t = 0; t < T; t++)
+                for (int64_t ch = 0; ch < b->C; ch++)
+                    memcpy(it->data + ((e * b->C + ch) * T + t) * HW, b->fr + ((e * b->cap + t) * b->C + ch) * HW,
+                           (size_t)HW * sizeof(float));
+    }
+    return TS_OK;
+}
+
+static void vhooks_free(vhooks *h) {
+    for (int i = 0; i < h->n; i++) free(h->b[i].fr);
+    free(h->b);
+}
+
 static ts_status run_vae(ts_ctx *c, const ts_probe_opts *o, int encode, ts_err *err) {
     char path[4096];
     component_path(o->model, 1, path, sizeof path);
@@ -228,8 +317,10 @@ static ts_status run_vae(ts_ctx *c, const ts_probe_opts *o, int encode, ts_err *
     wan_vae *v = NULL;
     outputs outs = {0};
     float *owned = NULL, *tmp = NULL;
+    vhooks hk = {0};
     ts_status st = wan_vae_load(&v, path, err);
     if (st != TS_OK) goto done;
+    if (o->dump_intermediates) wan_vae_set_hook(v, on_vae_block, &hk);
     const int64_t Z = wan_vae_model_config(v)->z_dim;
     const float *x;
     const ts_tensor *tx;
@@ -240,9 +331,12 @@ static ts_status run_vae(ts_ctx *c, const ts_probe_opts *o, int encode, ts_err *
         int64_t t = 1 + (T - 1) / 4, so[5] = {B, Z, t, H / 8, W / 8};
         out_item *out = out_add(&outs, "out", 5, so);
         if (!out) st = TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+        hk.batch = B;
         for (int64_t b = 0; b < B && st == TS_OK; b++) {
             float *dst = out->data + b * Z * t * (H / 8) * (W / 8);
+            vhooks_begin(&hk, b);
             st = wan_vae_encode(c, v, x + b * 3 * T * H * W, T, H, W, dst, err);
+            vhooks_end(&hk);
             if (st == TS_OK && o->normalized) wan_vae_normalize(dst, t, H / 8, W / 8);
         }
     } else {
@@ -255,12 +349,16 @@ static ts_status run_vae(ts_ctx *c, const ts_probe_opts *o, int encode, ts_err *
         out_item *out = out_add(&outs, "out", 5, so);
         tmp = malloc((size_t)n1 * sizeof *tmp);
         if (!out || !tmp) st = TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+        hk.batch = B;
         for (int64_t b = 0; b < B && st == TS_OK; b++) {
             memcpy(tmp, x + b * n1, (size_t)n1 * sizeof *tmp);
             if (o->normalized) wan_vae_denormalize(tmp, t, h, w);
+            vhooks_begin(&hk, b);
             st = wan_vae_decode_to(c, v, tmp, t, h, w, out->data + b * 3 * T * 64 * h * w, err);
+            vhooks_end(&hk);
         }
     }
+    if (st == TS_OK && o->dump_intermediates) st = vae_blocks_out(&hk, &outs, err);
     if (st == TS_OK) {
         char config[512];
         vae_config_json(v, config, sizeof config);
@@ -268,6 +366,7 @@ static ts_status run_vae(ts_ctx *c, const ts_probe_opts *o, int encode, ts_err *
     }
 done:
     free(owned), free(tmp);
+    vhooks_free(&hk);
     outputs_free(&outs);
     wan_vae_free(v);
     ts_st_close(in);

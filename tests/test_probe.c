@@ -58,6 +58,31 @@ static void compare(const char *outp, const char *name, const char *io, const ch
     ts_st_close(r);
 }
 
+/* Every block output in the fixture (diffusers' hooks, chunks concatenated in time) equals
+ * the probe's tensor of the same name and shape; the probe writes no other block. */
+static void compare_blocks(const char *outp, const char *blocks, const char *prefix) {
+    ts_st_file *o = NULL, *r = NULL;
+    ts_err e = {0};
+    TS_CHECK(ts_st_open(&o, outp, &e) == TS_OK && ts_st_open(&r, ts_test_fixture(blocks), &e) == TS_OK, "open: %s", e.msg);
+    int n_ref = 0, n_out = 0;
+    for (int i = 0; r && o && i < ts_st_count(r); i++) {
+        const ts_tensor *b = ts_st_tensor(r, i);
+        if (strncmp(b->name, prefix, strlen(prefix))) continue;
+        n_ref++;
+        const ts_tensor *a = ts_st_find(o, b->name);
+        int same = a && a->ndim == b->ndim;
+        for (int d = 0; same && d < a->ndim; d++) same = a->shape[d] == b->shape[d];
+        TS_CHECK(same, "%s: probe has '%s' with the fixture's shape", blocks, b->name);
+        char what[160];
+        snprintf(what, sizeof what, "probe %s %s", blocks, b->name);
+        if (same) ts_test_compare(what, a->data, b->data, ts_tensor_numel(a), 1e-4, NULL);
+    }
+    for (int i = 0; o && i < ts_st_count(o); i++) n_out += strncmp(ts_st_tensor(o, i)->name, prefix, strlen(prefix)) == 0;
+    TS_CHECK(n_ref > 3 && n_out == n_ref, "%s %s*: %d blocks in the fixture, %d from the probe", blocks, prefix, n_ref, n_out);
+    ts_st_close(o);
+    ts_st_close(r);
+}
+
 int main(void) {
     if (!mkdtemp(dir)) return 1;
     ts_ctx c;
@@ -107,6 +132,25 @@ int main(void) {
                         .out = tmp("vae_out.safetensors"), .version = "test"};
     TS_CHECK(ts_probe_run(&c, &oe, &e) == TS_OK, "probe vae-encode: %s", e.msg);
     compare(tmp("vae_out.safetensors"), "out", "wan_vae_a_io.safetensors", "latent_mean", 1e-4);
+    /* block outputs of both fixture configs, decode and encode */
+    for (int k = 0; k < 2; k++) {
+        char wname[64], io[64], blocks[64];
+        snprintf(wname, sizeof wname, "wan_vae_%c.safetensors", 'a' + k);
+        snprintf(io, sizeof io, "wan_vae_%c_io.safetensors", 'a' + k);
+        snprintf(blocks, sizeof blocks, "wan_vae_%c_blocks.safetensors", 'a' + k);
+        snprintf(model, sizeof model, "%s", ts_test_fixture(wname));
+        for (int enc = 0; enc < 2; enc++) {
+            char vin[512], vout[512];
+            snprintf(vin, sizeof vin, "%s", tmp("vae_in.safetensors"));
+            snprintf(vout, sizeof vout, "%s", tmp("vae_out.safetensors"));
+            make_inputs(io, enc ? en : vn, enc ? en : vn, 1, vin);
+            ts_probe_opts ob = {.component = enc ? "vae-encode" : "vae-decode", .model = model, .inputs = vin,
+                                .out = vout, .dump_intermediates = 1, .version = "test"};
+            TS_CHECK(ts_probe_run(&c, &ob, &e) == TS_OK, "probe %s --dump-intermediates: %s", ob.component, e.msg);
+            compare(vout, "out", io, enc ? "latent_mean" : "decoded", 1e-4);
+            compare_blocks(vout, blocks, enc ? "encoder." : "decoder.");
+        }
+    }
 
     /* text encoder from ids + mask: every row (the padded ones too) and every block */
     snprintf(model, sizeof model, "%s", ts_test_fixture("umt5_a.safetensors"));

@@ -57,6 +57,7 @@ typedef struct vmod {
     float *qkv_w, *qkv_b, *proj_w, *proj_b; /* attention, fp32 [3C, C], [3C], [C, C], [C] */
     int qkv_slot, qkvb_slot, proj_slot, projb_slot;
     int state;            /* first-chunk flag index for DOWN3D/UP3D */
+    char hook[48];        /* diffusers' module path when this module ends one, else "" */
 } vmod;
 
 typedef struct key2 {
@@ -77,6 +78,8 @@ struct wan_vae {
     int n_enc, n_dec, cap_mods;
     int n_conv_ids, n_states;
     int64_t enc_dims[5], dec_dims[5];
+    wan_vae_hook_fn hook;
+    void *hook_user;
 };
 
 /* ------------------------------------------------------------------ building */
@@ -175,7 +178,9 @@ static void build_mid(wan_vae *v, int64_t C, const char *side, int lvl) {
     if (!strcmp(side, "encoder")) v->n_enc++; else v->n_dec++;
     snprintf(o, sizeof o, "%s.middle.2", side);
     snprintf(d, sizeof d, "%s.mid_block.resnets.1", side);
-    build_res(v, add_mod(v, VM_RES, C, C), o, d, lvl);
+    vmod *last = add_mod(v, VM_RES, C, C);
+    build_res(v, last, o, d, lvl);
+    snprintf(last->hook, sizeof last->hook, "%s.mid_block", side);
     if (!strcmp(side, "encoder")) v->n_enc++; else v->n_dec++;
 }
 
@@ -195,13 +200,16 @@ static void build(wan_vae *v) {
         for (int r = 0; r < c->num_res_blocks; r++, k++) {
             snprintf(o, sizeof o, "encoder.downsamples.%d", k);
             snprintf(df, sizeof df, "encoder.down_blocks.%d", k);
-            build_res(v, add_mod(v, VM_RES, in, d[i + 1]), o, df, i);
+            vmod *m = add_mod(v, VM_RES, in, d[i + 1]);
+            build_res(v, m, o, df, i);
+            snprintf(m->hook, sizeof m->hook, "encoder.down_blocks.%d", k);
             v->n_enc++;
             in = d[i + 1];
         }
         if (i != 3) {
             int t3 = c->temporal_downsample[i];
             vmod *m = add_mod(v, t3 ? VM_DOWN3D : VM_DOWN2D, d[i + 1], d[i + 1]);
+            snprintf(m->hook, sizeof m->hook, "encoder.down_blocks.%d", k);
             snprintf(o, sizeof o, "encoder.downsamples.%d.resample.1", k);
             snprintf(df, sizeof df, "encoder.down_blocks.%d.resample.1", k);
             add_conv(v, &m->rs, o, df, d[i + 1], d[i + 1], 1, 3, 0, i);
@@ -232,13 +240,16 @@ static void build(wan_vae *v) {
         for (int r = 0; r < c->num_res_blocks + 1; r++, k++) {
             snprintf(o, sizeof o, "decoder.upsamples.%d", k);
             snprintf(df, sizeof df, "decoder.up_blocks.%d.resnets.%d", i, r);
-            build_res(v, add_mod(v, VM_RES, in, out), o, df, i);
+            vmod *m = add_mod(v, VM_RES, in, out);
+            build_res(v, m, o, df, i);
+            if (i == 3 && r == c->num_res_blocks) snprintf(m->hook, sizeof m->hook, "decoder.up_blocks.%d", i);
             v->n_dec++;
             in = out;
         }
         if (i != 3) {
             int t3 = c->temporal_downsample[2 - i];
             vmod *m = add_mod(v, t3 ? VM_UP3D : VM_UP2D, out, out / 2);
+            snprintf(m->hook, sizeof m->hook, "decoder.up_blocks.%d", i);
             snprintf(o, sizeof o, "decoder.upsamples.%d.resample.1", k);
             snprintf(df, sizeof df, "decoder.up_blocks.%d.upsamplers.0.resample.1", i);
             add_conv(v, &m->rs, o, df, out, out / 2, 1, 3, 0, i + 1);
@@ -421,6 +432,8 @@ ts_status wan_vae_load(wan_vae **out, const char *path, ts_err *err) {
 const wan_vae_config *wan_vae_model_config(const wan_vae *v) { return &v->cfg; }
 
 void wan_vae_set_half_cache(wan_vae *v, int on) { v->half_cache = on != 0; }
+
+void wan_vae_set_hook(wan_vae *v, wan_vae_hook_fn fn, void *user) { v->hook = fn, v->hook_user = user; }
 
 static void free_conv(cconv *c) { free(c->b), free(c->wp); }
 
@@ -831,6 +844,7 @@ static ts_status run_mods(vrun *r, int m0, int m1, float **x, int64_t *T, int64_
         case VM_UP2D:
         case VM_UP3D: TS_TRY(up_run(r, m, x, T, H, W)); break;
         }
+        if (m->hook[0] && r->v->hook) r->v->hook(r->v->hook_user, m->hook, *x, m->cout, *T, *H, *W);
     }
     return TS_OK;
 }
@@ -882,6 +896,8 @@ ts_status wan_vae_decode(ts_ctx *c, const wan_vae *v, const float *z, int64_t t,
                 for (int64_t ch = 0; ch < C; ch++)
                     memcpy(xf + ch * S, r.hold + (ch * T + f) * S, (size_t)S * sizeof(float));
                 st = up_space_run(&r, &v->mods[split], &xf, 1, &Hf, &Wf);
+                const vmod *sm = &v->mods[split];
+                if (st == TS_OK && sm->hook[0] && v->hook) v->hook(v->hook_user, sm->hook, xf, sm->cout, 1, Hf, Wf);
                 if (st == TS_OK) st = run_mods(&r, split + 1, m_end, &xf, &Tf, &Hf, &Wf);
             }
             if (st == TS_OK) st = head_run(&r, &v->dec_out, v->dec_norm, &xf, Tf, Hf, Wf);

@@ -39,6 +39,15 @@ const wan_vae_config *wan_vae_model_config(const wan_vae *v);
 void wan_vae_set_half_cache(wan_vae *v, int on);
 void wan_vae_free(wan_vae *v); /* NULL is a no-op */
 
+/* Block outputs as they stream: name is diffusers' module path ("encoder.down_blocks.N" for
+ * each of the encoder's flat modules, "encoder.mid_block", "decoder.mid_block",
+ * "decoder.up_blocks.N"), x one chunk [C, T, H, W] of it. Chunks come in time order;
+ * concatenated along T they are the block's output over the whole video, as diffusers'
+ * forward hooks see it chunk by chunk. NULL: none. */
+typedef void (*wan_vae_hook_fn)(void *user, const char *name, const float *x, int64_t C, int64_t T, int64_t H,
+                                int64_t W);
+void wan_vae_set_hook(wan_vae *v, wan_vae_hook_fn fn, void *user);
+
 /* Receives decoded frames [3, n, H, W] (frames first .. first+n−1, values in [−1, 1]).
  * The buffer is only valid during the call. */
 typedef ts_status (*wan_vae_frames_fn)(void *user, const float *frames, int64_t first, int64_t n,

@@ -5,8 +5,11 @@ For each tiny config writes tests/fixtures/wan_vae_<name>.safetensors (weights, 
 names, fp32) and wan_vae_<name>_io.safetensors with "video" [1,3,T,H,W] in [-1,1],
 "latent_mean" (the raw encoder mean, encode(video).latent_dist.mean), "latents" (random
 decoder input) and "decoded" (decode(latents).sample, clamped to [-1,1] by diffusers; the
-script asserts both). No decoder intermediates: diffusers decodes frame by frame with a
-causal cache, so hooks would only see single-frame pieces, not whole-sequence outputs.
+script asserts both). wan_vae_<name>_blocks.safetensors holds the block outputs that
+tessera-probe --dump-intermediates writes: diffusers encodes and decodes chunk by chunk with
+a causal cache, so a forward hook on a block sees one chunk per call; concatenated along
+time those pieces are the block's output over the whole video ("encoder.down_blocks.N",
+"encoder.mid_block", "decoder.mid_block", "decoder.up_blocks.N").
 vae_b encodes 7 frames: diffusers encodes chunks of 1, 4, 4, ... frames and drops the
 frames past the last full chunk (here frames 5 and 6), so 7 frames give 2 latent frames.
 """
@@ -52,11 +55,26 @@ def main():
         assert len(raw) == z.shape[2]
         assert torch.equal(dec, torch.cat(raw, 2).clamp(-1.0, 1.0))
         assert dec.abs().max() <= 1.0 and torch.cat(raw, 2).abs().max() > 1.0
+        blocks = {}
+
+        def hook(name):
+            return lambda _m, _i, o: blocks.setdefault(name, []).append(o.detach().clone())
+        mods = [(f"encoder.down_blocks.{k}", m) for k, m in enumerate(vae.encoder.down_blocks)]
+        mods += [("encoder.mid_block", vae.encoder.mid_block), ("decoder.mid_block", vae.decoder.mid_block)]
+        mods += [(f"decoder.up_blocks.{k}", m) for k, m in enumerate(vae.decoder.up_blocks)]
+        hooks = [m.register_forward_hook(hook(n)) for n, m in mods]
+        with torch.no_grad():
+            vae.encode(video)
+            vae.decode(z)
+        for h in hooks:
+            h.remove()
+        blocks = {k: torch.cat(v, 2) for k, v in blocks.items()}
         config = dict(vae.config)
         save(f"wan_{name}.safetensors", vae.state_dict(), seed, config, "make_wan_vae.py")
         save(f"wan_{name}_io.safetensors",
              dict(video=video, latent_mean=mean, latents=z, decoded=dec), seed, config,
              "make_wan_vae.py")
+        save(f"wan_{name}_blocks.safetensors", blocks, seed, config, "make_wan_vae.py")
         print(f"  {name}: video {tuple(video.shape)} -> mean {tuple(mean.shape)}; "
               f"latents {tuple(z.shape)} -> decoded {tuple(dec.shape)}, "
               f"{(dec.abs() >= 1).float().mean().item():.2%} clamped")
