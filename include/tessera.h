@@ -89,6 +89,13 @@ typedef struct tessera_params {
 /* Wan2.1 text-to-video defaults: 832x480, 81 frames, 50 UniPC steps, cfg 5, shift 5,
  * random seed, empty negative prompt, 512 text tokens. */
 void tessera_params_init(tessera_params *p);
+/* Applies the generation defaults a model directory names for itself (a tessera.json beside
+ * model_index.json: width, height, frames, steps, cfg_scale, flow_shift, sampler, text_len)
+ * over p's; a directory without one leaves p as it is. The bundled tiny model has one. */
+tessera_status tessera_model_defaults(const char *model_dir, tessera_params *p, tessera_error *err);
+/* The bundled tiny model's directory (assets/tiny of the source tree Tessera was built
+ * from, else the installed copy), or NULL when neither is there. */
+const char *tessera_bundled_model(void);
 const char *tessera_sampler_name(tessera_sampler s);
 /* "euler" / "unipc" → 0, unknown → -1. */
 int tessera_sampler_from_name(const char *name, tessera_sampler *out);

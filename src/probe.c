@@ -337,7 +337,7 @@ static ts_status run_vae(ts_ctx *c, const ts_probe_opts *o, int encode, ts_err *
             vhooks_begin(&hk, b);
             st = wan_vae_encode(c, v, x + b * 3 * T * H * W, T, H, W, dst, err);
             vhooks_end(&hk);
-            if (st == TS_OK && o->normalized) wan_vae_normalize(dst, t, H / 8, W / 8);
+            if (st == TS_OK && o->normalized) wan_vae_normalize(v, dst, t, H / 8, W / 8);
         }
     } else {
         int64_t want[5] = {-1, Z, -1, -1, -1};
@@ -352,7 +352,7 @@ static ts_status run_vae(ts_ctx *c, const ts_probe_opts *o, int encode, ts_err *
         hk.batch = B;
         for (int64_t b = 0; b < B && st == TS_OK; b++) {
             memcpy(tmp, x + b * n1, (size_t)n1 * sizeof *tmp);
-            if (o->normalized) wan_vae_denormalize(tmp, t, h, w);
+            if (o->normalized) wan_vae_denormalize(v, tmp, t, h, w);
             vhooks_begin(&hk, b);
             st = wan_vae_decode_to(c, v, tmp, t, h, w, out->data + b * 3 * T * 64 * h * w, err);
             vhooks_end(&hk);

@@ -42,6 +42,12 @@ static tessera_status fail_msg(tessera_error *out, tessera_status code, const ch
     return code;
 }
 
+static tessera_status fail_fmt(tessera_error *out, tessera_status code, const char *fmt, const char *a, const char *b) {
+    char msg[512];
+    snprintf(msg, sizeof msg, fmt, a, b);
+    return fail_msg(out, code, msg);
+}
+
 void tessera_params_init(tessera_params *p) {
     ts_wan_params d = ts_wan_params_default();
     memset(p, 0, sizeof *p);
@@ -56,6 +62,62 @@ void tessera_params_init(tessera_params *p) {
     p->attn_schedule = NULL;
     p->attn = NULL;
     p->text_len = (int)d.text_len;
+}
+
+tessera_status tessera_model_defaults(const char *model_dir, tessera_params *p, tessera_error *err) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/tessera.json", model_dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) return TESSERA_OK; /* no defaults of its own */
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    cJSON *j = cJSON_Parse(buf);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return fail_fmt(err, TESSERA_ERR_FORMAT, "model defaults: '%.400s' is not a JSON object%s", path, "");
+    }
+    struct { const char *key; int *i; double *d; float *f; double lo, hi; } num[] = {
+        {"width", &p->width, NULL, NULL, 16, 8192}, {"height", &p->height, NULL, NULL, 16, 8192},
+        {"frames", &p->frames, NULL, NULL, 1, 1021}, {"steps", &p->steps, NULL, NULL, 1, 10000},
+        {"text_len", &p->text_len, NULL, NULL, 1, 4096}, {"cfg_scale", NULL, NULL, &p->cfg_scale, 0, 100},
+        {"flow_shift", NULL, &p->flow_shift, NULL, 1e-3, 1000}};
+    tessera_status rc = TESSERA_OK;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, j) {
+        int known = !strcmp(it->string, "sampler") || !strcmp(it->string, "comment");
+        for (size_t k = 0; k < sizeof num / sizeof num[0]; k++) {
+            if (strcmp(it->string, num[k].key)) continue;
+            known = 1;
+            double v = it->valuedouble;
+            if (!cJSON_IsNumber(it) || v < num[k].lo || v > num[k].hi || (num[k].i && v != (int)v)) {
+                rc = fail_fmt(err, TESSERA_ERR_FORMAT, "model defaults: '%.40s' in %.400s is out of range", it->string, path);
+                break;
+            }
+            if (num[k].i) *num[k].i = (int)v;
+            else if (num[k].d) *num[k].d = v;
+            else *num[k].f = (float)v;
+        }
+        if (rc == TESSERA_OK && !strcmp(it->string, "sampler") &&
+            (!cJSON_IsString(it) || tessera_sampler_from_name(it->valuestring, &p->sampler) != 0))
+            rc = fail_fmt(err, TESSERA_ERR_FORMAT, "model defaults: 'sampler' in %.400s must be euler or unipc%s", path, "");
+        if (rc == TESSERA_OK && !known)
+            rc = fail_fmt(err, TESSERA_ERR_FORMAT, "model defaults: unknown key '%.40s' in %.400s", it->string, path);
+        if (rc != TESSERA_OK) break;
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+const char *tessera_bundled_model(void) {
+    static const char *const where[] = {TS_BUNDLED_SRC, TS_BUNDLED_INSTALLED};
+    for (size_t i = 0; i < sizeof where / sizeof where[0]; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/model_index.json", where[i]);
+        if (access(path, R_OK) == 0) return where[i];
+    }
+    return NULL;
 }
 
 const char *tessera_sampler_name(tessera_sampler s) {
@@ -286,6 +348,9 @@ tessera_status tessera_generate(tessera *t, const tessera_params *p, tessera_pro
     ts_wan_latent_shape(&w, s, &e);
     tessera_output *o = calloc(1, sizeof *o);
     int64_t L = p->text_len, D = wan_model_config(t->p.dit)->text_dim, n = s[0] * s[1] * s[2] * s[3];
+    /* a tokenizer that says it takes fewer tokens (the bundled model's 32) caps the length */
+    int64_t ml = t->p.tok ? ts_tokenizer_max_length(t->p.tok) : 0;
+    if (ml > 0 && ml < L) L = ml;
     float *pe = malloc((size_t)(L * D) * sizeof *pe), *ne = malloc((size_t)(L * D) * sizeof *ne);
     float *lat = malloc((size_t)n * sizeof *lat);
     if (o) {
@@ -325,7 +390,7 @@ tessera_status tessera_generate(tessera *t, const tessera_params *p, tessera_pro
     ts_attn_schedule_free(sched);
     if (st == TS_OK) {
         double t0 = now_s();
-        wan_vae_denormalize(lat, s[1], s[2], s[3]); /* the sampler works on normalised latents */
+        wan_vae_denormalize(t->p.vae, lat, s[1], s[2], s[3]); /* the sampler works on normalised latents */
         if (progress) progress(user, TESSERA_STAGE_DECODE, 0, o->frames);
         st = wan_vae_decode(&t->c, t->p.vae, lat, s[1], s[2], s[3], on_frames, &g, &e);
         if (st == TS_OK && g.frames_done != o->frames)

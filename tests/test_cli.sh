@@ -88,6 +88,21 @@ printf '{"rules": [{"method": "gna", "params": {"window": [1, 3, 3], "tile": [1,
 out=$("$t2v" -m "$m" -p "x" $small --video-frames 5 -s 1 --attn-schedule "$tmp/sched2.json" -o "$tmp/g2.mp4" --json 2>/dev/null)
 printf '%s' "$out" | grep -q '"attn_density": \[\[0.375000, 1.000000\]' && ok || ko "schedule: layer 0 gna, layer 1 dense: $out"
 
+# --- a model directory's own defaults (tessera.json): size, frames and steps when no flag gives them
+mkdir -p "$tmp/mdl"
+for d in transformer vae text_encoder tokenizer; do ln -s "$(cd "$m/$d" && pwd)" "$tmp/mdl/$d"; done
+cp "$m/model_index.json" "$tmp/mdl/"
+printf '{"comment": "test", "width": 64, "height": 48, "frames": 5, "steps": 2, "cfg_scale": 1, "sampler": "euler"}' > "$tmp/mdl/tessera.json"
+out=$("$t2v" -m "$tmp/mdl" -p x -s 2 -o "$tmp/d.mp4" --json 2>/dev/null)
+printf '%s' "$out" | grep -q '"width": 64, "height": 48, "frames": 5, "steps": 2, "sampler": "euler", "cfg_scale": 1,' && ok ||
+    ko "model defaults from tessera.json: $out"
+out=$("$t2v" -m "$tmp/mdl" -p x -s 2 -W 48 --steps 3 -o "$tmp/d.mp4" --json 2>/dev/null)
+printf '%s' "$out" | grep -q '"width": 48, "height": 48, "frames": 5, "steps": 3,' && ok || ko "flags over model defaults: $out"
+printf '{"width": 64, "colour": 1}' > "$tmp/mdl/tessera.json"
+check bad-model-defaults 2 "unknown key 'colour'" "$t2v" -m "$tmp/mdl" -p x -o "$tmp/e.mp4"
+printf '{"frames": 0}' > "$tmp/mdl/tessera.json"
+check bad-model-frames 2 "'frames' in .* is out of range" "$t2v" -m "$tmp/mdl" -p x -o "$tmp/e.mp4"
+
 # --- errors: one line, non-zero, nothing written
 check no-prompt 2 "no prompt" "$t2v" -m "$m" -o "$tmp/e.mp4"
 check no-model 2 "no model" "$t2v" -p x -o "$tmp/e.mp4"

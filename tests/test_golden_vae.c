@@ -4,6 +4,7 @@
  * under the original Wan key names give identical results; frames stream in order;
  * bad shapes are rejected; latent normalisation round-trips.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -115,18 +116,46 @@ int main(void) {
     run_fixture("wan_vae_a", tmpdir);
     run_fixture("wan_vae_b", tmpdir);
     rmdir(tmpdir);
-    /* normalisation round trip on random latents */
+    /* normalisation round trip on random latents: Wan2.1's statistics by default */
+    wan_vae *v = NULL;
+    ts_err e = {0};
+    TS_CHECK(wan_vae_load(&v, ts_test_fixture("wan_vae_a.safetensors"), &e) == TS_OK, "load: %s", e.msg);
     float z[16 * 6], z0[16 * 6];
     ts_test_randn(z, 16 * 6, 3, 2.0f);
     memcpy(z0, z, sizeof z);
-    wan_vae_normalize(z, 1, 2, 3);
+    wan_vae_normalize(v, z, 1, 2, 3);
     TS_CHECK(z[0] != z0[0], "normalise changes values");
     TS_CHECK(z[0] == (z0[0] + 0.7571f) / 2.8184f, "normalise channel 0");
-    wan_vae_denormalize(z, 1, 2, 3);
+    wan_vae_denormalize(v, z, 1, 2, 3);
     ts_test_compare("normalise round trip", z, z0, 16 * 6, 1e-6, NULL);
+    wan_vae_free(v);
+    v = NULL;
+    /* a config.json beside the weights with its own latents_mean / latents_std */
+    char cdir[] = "/tmp/tessera-vae-cfg-XXXXXX", wpath[128], cpath[128];
+    if (mkdtemp(cdir)) {
+        snprintf(wpath, sizeof wpath, "%s/diffusion_pytorch_model.safetensors", cdir);
+        snprintf(cpath, sizeof cpath, "%s/config.json", cdir);
+        TS_CHECK(symlink(ts_test_fixture("wan_vae_a.safetensors"), wpath) == 0, "link the weights");
+        char js[2048] = "{\"latents_mean\": [";
+        for (int i = 0; i < 16; i++) snprintf(js + strlen(js), sizeof js - strlen(js), "%s%d", i ? ", " : "", i);
+        strcat(js, "], \"latents_std\": [");
+        for (int i = 0; i < 16; i++) snprintf(js + strlen(js), sizeof js - strlen(js), "%s%g", i ? ", " : "", 0.5 + i);
+        strcat(js, "]}");
+        FILE *f = fopen(cpath, "w");
+        if (f) fputs(js, f), fclose(f);
+        TS_CHECK(wan_vae_load(&v, cdir, &e) == TS_OK, "load with config.json: %s", e.msg);
+        memcpy(z, z0, sizeof z);
+        if (v) wan_vae_normalize(v, z, 1, 2, 3);
+        TS_CHECK(z[0] == z0[0] / 0.5f && z[6 * 3] == (z0[6 * 3] - 3.0f) / 3.5f, "config.json statistics used");
+        wan_vae_free(v);
+        v = NULL;
+        f = fopen(cpath, "w");
+        if (f) fputs("{\"latents_mean\": [0, 1], \"latents_std\": [1, 1]}", f), fclose(f);
+        TS_CHECK(wan_vae_load(&v, cdir, &e) == TS_ERR_FORMAT && strstr(e.msg, "must be 16 numbers each") && !v,
+                 "wrong-length statistics rejected: %s", e.msg);
+        remove(cpath), remove(wpath), rmdir(cdir);
+    }
     /* a file that is not a VAE */
-    wan_vae *v = NULL;
-    ts_err e = {0};
     TS_CHECK(wan_vae_load(&v, ts_test_fixture("wan_dit_a.safetensors"), &e) == TS_ERR_MISSING, "DiT file rejected: %s", e.msg);
     return ts_test_summary("golden_vae");
 }

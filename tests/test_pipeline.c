@@ -205,7 +205,7 @@ static void run_t2v(void) {
         snprintf(what, sizeof what, "%s final latents", name);
         if (st == TS_OK) ts_test_compare(what, lat, rlat->data, n, 1e-3, NULL);
         /* the sampler works on normalised latents; the VAE takes raw ones */
-        wan_vae_denormalize(lat, noise->shape[2], noise->shape[3], noise->shape[4]);
+        wan_vae_denormalize(p.vae, lat, noise->shape[2], noise->shape[3], noise->shape[4]);
         st = wan_vae_decode_to(&c, p.vae, lat, noise->shape[2], noise->shape[3], noise->shape[4], frames, &e);
         TS_CHECK(st == TS_OK, "%s decode: %s", name, e.msg);
         if (st == TS_OK) { /* [3, T, H, W] in [-1, 1] → [T, H, W, 3] in [0, 1], as postprocess_video */

@@ -190,6 +190,29 @@ static void test_errors(const char *tmpdir) {
 int main(void) {
     char tmpdir[] = "/tmp/ts_tok_XXXXXX";
     if (!mkdtemp(tmpdir)) return 1;
+    { /* model_max_length from tokenizer_config.json: a real cap, or none (umt5-xxl's 1e30) */
+        char dir[700], path[800];
+        snprintf(dir, sizeof dir, "%s/cfg", tmpdir);
+        mkdir(dir, 0700);
+        snprintf(path, sizeof path, "%s/spiece.model", dir);
+        TS_CHECK(symlink(ts_test_fixture("spm_tiny.model"), path) == 0, "link spiece.model");
+        const char *cfgs[] = {"{\"model_max_length\": 32, \"extra_ids\": 0}", "{\"model_max_length\": 1e30}", "{}"};
+        const int64_t want[] = {32, 0, 0};
+        snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+        for (int i = 0; i < 3; i++) {
+            FILE *f = fopen(path, "w");
+            if (f) fputs(cfgs[i], f), fclose(f);
+            ts_tokenizer *t = NULL;
+            ts_err e = {0};
+            TS_CHECK(ts_tokenizer_open(&t, dir, &e) == TS_OK, "open with %s: %s", cfgs[i], e.msg);
+            TS_CHECK(t && ts_tokenizer_max_length(t) == want[i], "model_max_length of %s: %lld", cfgs[i],
+                     t ? (long long)ts_tokenizer_max_length(t) : -1LL);
+            ts_tokenizer_free(t);
+        }
+        remove(path);
+        snprintf(path, sizeof path, "%s/spiece.model", dir), remove(path);
+        rmdir(dir);
+    }
     char *text = slurp(ts_test_fixture("tokenizer_cases.json"));
     cJSON *j = text ? cJSON_Parse(text) : NULL;
     free(text);

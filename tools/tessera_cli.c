@@ -39,7 +39,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: %s -p PROMPT [options]\n"
             "%s\n\n"
-            "Model (a checkpoint directory, or the component files; a file overrides the directory's part):\n"
+            "Model (a checkpoint directory, or the component files; a file overrides the directory's part;\n"
+            "without them the bundled tiny model, assets/tiny, at its own size, frames and steps):\n"
             "  -m, --model DIR             Wan2.1 checkpoint: diffusers layout (model_index.json, transformer/,\n"
             "                              vae/, text_encoder/, tokenizer/) or the original Wan layout\n"
             "      --diffusion-model FILE  DiT weights (.safetensors, sharded .index.json, or a directory)\n"
@@ -118,6 +119,16 @@ static int parse_float(const char *flag, const char *v, double *out) {
 /* Returns 0 to run, -1 to exit 0 (help, version), else the exit status. */
 static int parse(int argc, char **argv, opts *o) {
     tessera_params_init(&o->p);
+    /* the model's own defaults (the bundled model's size and steps) go under the flags */
+    const char *dir = NULL;
+    int files = 0;
+    for (int i = 1; i + 1 < argc; i++) {
+        if (!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) dir = argv[i + 1];
+        files |= !strcmp(argv[i], "--diffusion-model");
+    }
+    if (!dir && !files) o->files.model_dir = dir = tessera_bundled_model(); /* NULL: none here */
+    tessera_error de = {0};
+    if (dir && tessera_model_defaults(dir, &o->p, &de) != TESSERA_OK) return bad("%s%s", de.msg, "");
     if (TS_T2I) o->p.frames = 1;
     o->output = TS_T2I ? "output.png" : "output.mp4";
     o->fps = 16;
@@ -276,7 +287,9 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!o.p.prompt) return bad("no prompt: give -p TEXT%s%s", "", "");
-    if (!o.files.model_dir && !o.files.diffusion_model) return bad("no model: give -m DIR (or --diffusion-model, --vae, --text-encoder, --tokenizer)%s%s", "", "");
+    if (!o.files.model_dir && !o.files.diffusion_model)
+        return bad("no model: give -m DIR (or --diffusion-model, --vae, --text-encoder, --tokenizer); the bundled "
+                   "model (assets/tiny) is not here%s%s", "", "");
     if ((rc = check_output(o.output, o.p.frames))) return rc;
     if (tessera_check(NULL, &o.p, &e) != TESSERA_OK) {
         fprintf(stderr, "%s: %s\n", PROG, e.msg);

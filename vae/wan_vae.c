@@ -23,6 +23,7 @@
 #include <immintrin.h>
 #endif
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,7 @@ struct wan_vae {
     int64_t enc_dims[5], dec_dims[5];
     wan_vae_hook_fn hook;
     void *hook_user;
+    float *lat_mean, *lat_std; /* [z_dim] */
 };
 
 /* ------------------------------------------------------------------ building */
@@ -387,6 +389,8 @@ static ts_status bind_all(wan_vae *v, ts_err *err) {
     return TS_OK;
 }
 
+static ts_status latent_stats(wan_vae *v, const char *path, ts_err *err);
+
 ts_status wan_vae_load_from(wan_vae **out, ts_weights *w, ts_err *err) {
     *out = NULL;
     wan_vae *v = calloc(1, sizeof *v);
@@ -414,6 +418,7 @@ ts_status wan_vae_load_from(wan_vae **out, ts_weights *w, ts_err *err) {
         free(e);
     }
     if (st == TS_OK) st = bind_all(v, err);
+    if (st == TS_OK) st = latent_stats(v, NULL, err); /* wan_vae_load then reads config.json */
     if (st != TS_OK) {
         wan_vae_free(v);
         return st;
@@ -422,11 +427,55 @@ ts_status wan_vae_load_from(wan_vae **out, ts_weights *w, ts_err *err) {
     return TS_OK;
 }
 
+/* Wan2.1 latent statistics (wan/modules/vae.py; AutoencoderKLWan defaults). */
+static const float wan_latent_mean[16] = {-0.7571f, -0.7089f, -0.9113f, 0.1075f, -0.1745f, 0.9653f,
+                                          -0.1517f, 1.5508f,  0.4134f,  -0.0715f, 0.5517f, -0.3632f,
+                                          -0.1922f, -0.9497f, 0.2503f,  -0.2921f};
+static const float wan_latent_std[16] = {2.8184f, 1.4541f, 2.3275f, 2.6558f, 1.2196f, 1.7708f,
+                                         2.6052f, 2.0743f, 3.2687f, 2.1526f, 2.8652f, 1.5579f,
+                                         1.6382f, 1.1253f, 2.8251f, 1.9160f};
+
+/* The latent statistics: config.json's latents_mean / latents_std (z_dim numbers each),
+ * else Wan2.1's for z_dim 16, else 0 / 1. */
+static ts_status latent_stats(wan_vae *v, const char *path, ts_err *err) {
+    const int64_t Z = v->cfg.z_dim;
+    free(v->lat_mean), free(v->lat_std);
+    v->lat_mean = malloc((size_t)Z * sizeof(float));
+    v->lat_std = malloc((size_t)Z * sizeof(float));
+    if (!v->lat_mean || !v->lat_std) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < Z; i++) {
+        v->lat_mean[i] = Z == 16 ? wan_latent_mean[i] : 0.0f;
+        v->lat_std[i] = Z == 16 ? wan_latent_std[i] : 1.0f;
+    }
+    char *text = path ? ts_config_json_near(path) : NULL;
+    if (!text) return TS_OK;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "latents_mean"), *s = cJSON_GetObjectItemCaseSensitive(j, "latents_std");
+    ts_status st = TS_OK;
+    if (cJSON_IsArray(m) || cJSON_IsArray(s)) {
+        int ok = cJSON_IsArray(m) && cJSON_IsArray(s) && cJSON_GetArraySize(m) == Z && cJSON_GetArraySize(s) == Z;
+        for (int64_t i = 0; ok && i < Z; i++) {
+            const cJSON *a = cJSON_GetArrayItem(m, (int)i), *b = cJSON_GetArrayItem(s, (int)i);
+            ok = cJSON_IsNumber(a) && cJSON_IsNumber(b) && b->valuedouble > 0;
+            if (ok) v->lat_mean[i] = (float)a->valuedouble, v->lat_std[i] = (float)b->valuedouble;
+        }
+        if (!ok)
+            st = TS_ERR(err, TS_ERR_FORMAT, "Wan VAE: config.json's latents_mean / latents_std must be %lld numbers each "
+                        "(std > 0)", (long long)Z);
+    }
+    cJSON_Delete(j);
+    return st;
+}
+
 ts_status wan_vae_load(wan_vae **out, const char *path, ts_err *err) {
     *out = NULL;
     ts_weights *w = NULL;
     TS_TRY(ts_weights_open(&w, path, err));
-    return wan_vae_load_from(out, w, err);
+    TS_TRY(wan_vae_load_from(out, w, err));
+    ts_status st = latent_stats(*out, path, err);
+    if (st != TS_OK) wan_vae_free(*out), *out = NULL;
+    return st;
 }
 
 const wan_vae_config *wan_vae_model_config(const wan_vae *v) { return &v->cfg; }
@@ -452,6 +501,7 @@ void wan_vae_free(wan_vae *v) {
     free(v->slots);
     free(v->enc_norm);
     free(v->dec_norm);
+    free(v->lat_mean), free(v->lat_std);
     ts_weights_close(v->w);
     free(v);
 }
@@ -972,22 +1022,14 @@ ts_status wan_vae_encode(ts_ctx *c, const wan_vae *v, const float *video, int64_
     return st;
 }
 
-/* Wan2.1 latent statistics (wan/modules/vae.py; AutoencoderKLWan defaults). */
-static const float wan_latent_mean[16] = {-0.7571f, -0.7089f, -0.9113f, 0.1075f, -0.1745f, 0.9653f,
-                                          -0.1517f, 1.5508f,  0.4134f,  -0.0715f, 0.5517f, -0.3632f,
-                                          -0.1922f, -0.9497f, 0.2503f,  -0.2921f};
-static const float wan_latent_std[16] = {2.8184f, 1.4541f, 2.3275f, 2.6558f, 1.2196f, 1.7708f,
-                                         2.6052f, 2.0743f, 3.2687f, 2.1526f, 2.8652f, 1.5579f,
-                                         1.6382f, 1.1253f, 2.8251f, 1.9160f};
-
-void wan_vae_normalize(float *z, int64_t t, int64_t h, int64_t w) {
+void wan_vae_normalize(const wan_vae *v, float *z, int64_t t, int64_t h, int64_t w) {
     const int64_t n = t * h * w;
-    for (int ch = 0; ch < 16; ch++)
-        for (int64_t i = 0; i < n; i++) z[ch * n + i] = (z[ch * n + i] - wan_latent_mean[ch]) / wan_latent_std[ch];
+    for (int64_t ch = 0; ch < v->cfg.z_dim; ch++)
+        for (int64_t i = 0; i < n; i++) z[ch * n + i] = (z[ch * n + i] - v->lat_mean[ch]) / v->lat_std[ch];
 }
 
-void wan_vae_denormalize(float *z, int64_t t, int64_t h, int64_t w) {
+void wan_vae_denormalize(const wan_vae *v, float *z, int64_t t, int64_t h, int64_t w) {
     const int64_t n = t * h * w;
-    for (int ch = 0; ch < 16; ch++)
-        for (int64_t i = 0; i < n; i++) z[ch * n + i] = z[ch * n + i] * wan_latent_std[ch] + wan_latent_mean[ch];
+    for (int64_t ch = 0; ch < v->cfg.z_dim; ch++)
+        for (int64_t i = 0; i < n; i++) z[ch * n + i] = z[ch * n + i] * v->lat_std[ch] + v->lat_mean[ch];
 }

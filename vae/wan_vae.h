@@ -65,9 +65,10 @@ ts_status wan_vae_decode_to(ts_ctx *c, const wan_vae *v, const float *z, int64_t
 ts_status wan_vae_encode(ts_ctx *c, const wan_vae *v, const float *video, int64_t T, int64_t H,
                          int64_t W, float *mean, ts_err *err);
 
-/* Latent normalisation of Wan2.1: z_n = (z − mean)/std per channel, and its inverse;
- * z [16, t, h, w]. */
-void wan_vae_normalize(float *z, int64_t t, int64_t h, int64_t w);
-void wan_vae_denormalize(float *z, int64_t t, int64_t h, int64_t w);
+/* Latent normalisation: z_n = (z − mean)/std per channel, and its inverse; z [z_dim, t, h, w].
+ * mean/std are the "latents_mean"/"latents_std" of a config.json beside the weights when it
+ * has them (diffusers' AutoencoderKLWan config), else Wan2.1's (z_dim 16), else 0 and 1. */
+void wan_vae_normalize(const wan_vae *v, float *z, int64_t t, int64_t h, int64_t w);
+void wan_vae_denormalize(const wan_vae *v, float *z, int64_t t, int64_t h, int64_t w);
 
 #endif

@@ -37,6 +37,7 @@ struct ts_tokenizer {
     int n_sp;
     int vocab; /* spm pieces + sentinels added beside them */
     int eos, pad, unk;
+    int64_t max_length; /* tokenizer_config.json's model_max_length, 0: none */
     lexicon lex;
     char **piece; /* [n pieces] piece strings */
     float *score; /* [n pieces] */
@@ -461,20 +462,23 @@ done:
     return st;
 }
 
-/* Sentinels <extra_id_N> that transformers adds beside spiece.model, from a
- * tokenizer_config.json in dir ("extra_ids"), or 0. */
-static int extra_ids_from_config(const char *dir) {
+/* From a tokenizer_config.json in dir: the sentinels <extra_id_N> that transformers adds
+ * beside spiece.model ("extra_ids", else 0) and "model_max_length" (0 when absent or not
+ * below 2^31: google/umt5-xxl says 10^30, i.e. none). */
+static void read_tokenizer_config(const char *dir, int *extra_ids, int64_t *max_length) {
+    *extra_ids = 0, *max_length = 0;
     char path[4200];
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
     size_t n;
     char *text = read_file(path, &n);
-    if (!text) return 0;
+    if (!text) return;
     cJSON *j = cJSON_ParseWithLength(text, n);
     free(text);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "extra_ids");
-    int k = cJSON_IsNumber(e) && e->valueint > 0 && e->valueint < 100000 ? e->valueint : 0;
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "model_max_length");
+    *extra_ids = cJSON_IsNumber(e) && e->valueint > 0 && e->valueint < 100000 ? e->valueint : 0;
+    *max_length = cJSON_IsNumber(m) && m->valuedouble >= 1 && m->valuedouble < 2147483648.0 ? (int64_t)m->valuedouble : 0;
     cJSON_Delete(j);
-    return k;
 }
 
 static int is_dir(const char *p) {
@@ -641,8 +645,10 @@ ts_status ts_tokenizer_open(ts_tokenizer **out, const char *path, ts_err *err) {
             if (strcmp(piece, "<pad>") == 0) t->pad = i;
             if (!json) st = add_special(t, piece, i, err); /* as transformers' added tokens */
         }
+        int extra = 0;
+        read_tokenizer_config(dir, &extra, &t->max_length);
+        if (json) extra = 0;
         if (!json && st == TS_OK) {
-            int extra = extra_ids_from_config(dir);
             for (int i = 0; i < extra && st == TS_OK; i++) {
                 snprintf(piece, sizeof piece, "<extra_id_%d>", i);
                 st = add_special(t, piece, np + extra - 1 - i, err);
@@ -723,3 +729,5 @@ ts_status ts_tokenize(const ts_tokenizer *t, const char *text, int32_t *ids, int
     *n_out = k;
     return TS_OK;
 }
+
+int64_t ts_tokenizer_max_length(const ts_tokenizer *t) { return t->max_length; }

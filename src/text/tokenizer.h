@@ -30,6 +30,8 @@ void ts_tokenizer_free(ts_tokenizer *t); /* NULL is a no-op */
 int ts_tokenizer_vocab_size(const ts_tokenizer *t);
 int ts_tokenizer_eos_id(const ts_tokenizer *t);
 int ts_tokenizer_pad_id(const ts_tokenizer *t);
+/* model_max_length from a tokenizer_config.json beside the model (0: none given). */
+int64_t ts_tokenizer_max_length(const ts_tokenizer *t);
 
 /* Encodes NUL-terminated UTF-8 text into ids[0 .. *n_out) (at most max_len >= 1 ids, the
  * last one </s>). Invalid UTF-8 is an error. */

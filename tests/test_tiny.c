@@ -1,0 +1,192 @@
+/*
+ * test_tiny.c — the bundled tiny model (assets/tiny) end to end: fixed prompts and seeds
+ * are rendered through the public API and each render is measured against its prompt:
+ *
+ * - background: the median colour of the frame border; foreground: the pixels far from it;
+ * - colour: the foreground's mean colour is nearest the prompt's named colour (the palette
+ *   tools/train-tiny/data.py draws with);
+ * - shape: the foreground's fill ratio of its bounding box in the middle frame (square ~1,
+ *   circle ~pi/4, triangle ~1/2);
+ * - motion: the foreground centroid's move from the first to the last frames, more than a
+ *   sixth of the frame along the named direction (or under a twelfth for "standing still").
+ *
+ * With dense attention at least 80 % of the prompts must pass. With --schedules the same
+ * prompts also run under every example schedule in assets/schedules that fits the model,
+ * and the pass rate of each is printed (measured, not asserted). Per-prompt results go to
+ * stdout. TS_ASSETS names the assets directory (meson sets it).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tessera.h"
+#include "test.h"
+
+typedef struct named {
+    const char *name;
+    int rgb[3];
+} named;
+
+/* the palette of tools/train-tiny/data.py */
+static const named colours[] = {{"red", {225, 40, 35}}, {"green", {40, 200, 60}}, {"blue", {45, 95, 235}},
+                                {"yellow", {240, 215, 40}}, {"white", {245, 245, 245}}};
+
+typedef struct prompt {
+    const char *text;
+    const char *colour, *shape, *motion; /* motion NULL: an image */
+    int64_t seed;
+} prompt;
+
+static const prompt prompts[] = {
+    {"a red circle moving to the right", "red", "circle", "right", 1},
+    {"a blue square moving to the left on a black background", "blue", "square", "left", 2},
+    {"a green triangle moving up on a gray background", "green", "triangle", "up", 3},
+    {"a yellow circle moving down", "yellow", "circle", "down", 4},
+    {"a white square standing still on a purple background", "white", "square", "still", 5},
+    {"a red triangle moving to the left", "red", "triangle", "left", 6},
+    {"a blue circle moving up on a gray background", "blue", "circle", "up", 7},
+    {"a green square moving to the right on a black background", "green", "square", "right", 8},
+    {"a yellow triangle standing still", "yellow", "triangle", "still", 9},
+    {"a white circle moving down on a black background", "white", "circle", "down", 10},
+    {"a red square on a gray background", "red", "square", NULL, 11},
+    {"a blue triangle", "blue", "triangle", NULL, 12},
+    {"a green circle on a purple background", "green", "circle", NULL, 13},
+    {"a yellow square", "yellow", "square", NULL, 14},
+    {"a white triangle on a black background", "white", "triangle", NULL, 15},
+};
+#define N_PROMPTS ((int)(sizeof prompts / sizeof prompts[0]))
+
+typedef struct measure {
+    const char *colour, *shape, *motion;
+    double fill, dx, dy;
+    int fg; /* foreground pixels in the middle frame */
+} measure;
+
+static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+/* Foreground of frame f: pixels farther than 60 (RGB L2) from the background colour. */
+static void fg_stats(const tessera_output *o, int f, const int bg[3], double *cx, double *cy, int *n, int box[4],
+                     double sum[3]) {
+    const int W = o->width, H = o->height;
+    const uint8_t *p = o->rgb + (size_t)f * W * H * 3;
+    *cx = *cy = 0, *n = 0;
+    box[0] = W, box[1] = H, box[2] = -1, box[3] = -1;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const uint8_t *q = p + ((size_t)y * W + x) * 3;
+            double d = 0;
+            for (int c = 0; c < 3; c++) d += (double)(q[c] - bg[c]) * (q[c] - bg[c]);
+            if (d < 60.0 * 60.0) continue;
+            (*n)++, *cx += x, *cy += y;
+            for (int c = 0; c < 3; c++) sum[c] += q[c];
+            if (x < box[0]) box[0] = x;
+            if (y < box[1]) box[1] = y;
+            if (x > box[2]) box[2] = x;
+            if (y > box[3]) box[3] = y;
+        }
+    if (*n) *cx /= *n, *cy /= *n;
+}
+
+static measure measure_output(const tessera_output *o) {
+    measure m = {"none", "none", "none", 0, 0, 0, 0};
+    const int W = o->width, H = o->height, F = o->frames;
+    /* background: the median of the first frame's border, per channel */
+    int nb = 2 * (W + H), *v = malloc((size_t)nb * sizeof *v), bg[3];
+    for (int c = 0; c < 3; c++) {
+        int k = 0;
+        for (int x = 0; x < W; x++) v[k++] = o->rgb[(size_t)x * 3 + c], v[k++] = o->rgb[((size_t)(H - 1) * W + x) * 3 + c];
+        for (int y = 0; y < H; y++) v[k++] = o->rgb[((size_t)y * W) * 3 + c], v[k++] = o->rgb[((size_t)y * W + W - 1) * 3 + c];
+        qsort(v, (size_t)k, sizeof *v, cmp_int);
+        bg[c] = v[k / 2];
+    }
+    free(v);
+    double sum[3] = {0, 0, 0}, cx, cy, x0 = 0, y0 = 0, x1 = 0, y1 = 0;
+    int n, box[4], total = 0;
+    for (int f = 0; f < F; f++) {
+        fg_stats(o, f, bg, &cx, &cy, &n, box, sum);
+        total += n;
+        int k = F < 3 ? 1 : 3; /* first and last three frames */
+        if (f < k) x0 += cx / k, y0 += cy / k;
+        if (f >= F - k) x1 += cx / k, y1 += cy / k;
+    }
+    fg_stats(o, F / 2, bg, &cx, &cy, &n, box, (double[3]){0, 0, 0});
+    m.fg = n;
+    if (!total || !n) return m;
+    double best = 1e30;
+    for (size_t i = 0; i < sizeof colours / sizeof colours[0]; i++) {
+        double d = 0;
+        for (int c = 0; c < 3; c++) d += pow(sum[c] / total - colours[i].rgb[c], 2);
+        if (d < best) best = d, m.colour = colours[i].name;
+    }
+    m.fill = (double)n / ((double)(box[2] - box[0] + 1) * (box[3] - box[1] + 1));
+    m.shape = m.fill >= 0.9 ? "square" : m.fill >= 0.64 ? "circle" : "triangle";
+    m.dx = x1 - x0, m.dy = y1 - y0;
+    double moved = sqrt(m.dx * m.dx + m.dy * m.dy);
+    if (moved < W / 12.0) m.motion = "still";
+    else if (fabs(m.dx) > 2 * fabs(m.dy) && fabs(m.dx) > W / 6.0) m.motion = m.dx > 0 ? "right" : "left";
+    else if (fabs(m.dy) > 2 * fabs(m.dx) && fabs(m.dy) > H / 6.0) m.motion = m.dy > 0 ? "down" : "up";
+    else m.motion = "unclear";
+    return m;
+}
+
+static char model_dir[1024];
+
+/* Renders every prompt with the schedule (NULL: dense); returns the fraction that passed. */
+static double run_set(tessera *t, const char *schedule, int verbose) {
+    int pass = 0;
+    for (int i = 0; i < N_PROMPTS; i++) {
+        const prompt *pr = &prompts[i];
+        tessera_params p;
+        tessera_params_init(&p);
+        tessera_error e = {0};
+        tessera_model_defaults(model_dir, &p, &e);
+        p.prompt = pr->text;
+        p.seed = pr->seed;
+        if (!pr->motion) p.frames = 1;
+        p.attn_schedule = schedule;
+        tessera_output *o = NULL;
+        if (tessera_generate(t, &p, NULL, NULL, &o, &e) != TESSERA_OK) {
+            TS_CHECK(0, "render '%s' (%s): %s", pr->text, schedule ? schedule : "dense", e.msg);
+            continue;
+        }
+        measure m = measure_output(o);
+        int ok_c = !strcmp(m.colour, pr->colour), ok_s = !strcmp(m.shape, pr->shape);
+        int ok_m = !pr->motion || !strcmp(m.motion, pr->motion), ok = ok_c && ok_s && ok_m;
+        pass += ok;
+        if (verbose)
+            printf("  %-4s %-58s colour %-6s%s shape %-8s%s (fill %.2f) motion %-7s%s (dx %+5.1f, dy %+5.1f)\n",
+                   ok ? "ok" : "FAIL", pr->text, m.colour, ok_c ? " " : "*", m.shape, ok_s ? " " : "*", m.fill,
+                   pr->motion ? m.motion : "-", ok_m ? " " : "*", m.dx, m.dy);
+        tessera_output_free(o);
+    }
+    return (double)pass / N_PROMPTS;
+}
+
+int main(int argc, char **argv) {
+    int schedules = argc > 1 && !strcmp(argv[1], "--schedules");
+    const char *assets = getenv("TS_ASSETS") ? getenv("TS_ASSETS") : "assets";
+    snprintf(model_dir, sizeof model_dir, "%s/tiny", assets);
+    const char *model = model_dir;
+    tessera_model_files files = {.model_dir = model};
+    tessera *t = NULL;
+    tessera_error e = {0};
+    TS_CHECK(tessera_open(&t, &files, 0, &e) == TESSERA_OK, "open the bundled model %s: %s", model, e.msg);
+    if (!t) return ts_test_summary("tiny");
+    printf("dense attention, %d prompts:\n", N_PROMPTS);
+    double rate = run_set(t, NULL, 1);
+    printf("dense: %.0f %% of the prompts pass\n", 100 * rate);
+    TS_CHECK(rate >= 0.8, "dense attention: %.0f %% of the prompts pass (want >= 80 %%)", 100 * rate);
+    if (schedules) {
+        const char *names[] = {"draft-tiny.json", "gna-tiny.json", "clear-tiny.json", "sla-tiny.json", "paro-tiny.json"};
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+            char path[1100];
+            snprintf(path, sizeof path, "%s/schedules/%s", assets, names[i]);
+            printf("%s:\n", names[i]);
+            double r = run_set(t, path, 1);
+            printf("%s: %.0f %% of the prompts pass\n", names[i], 100 * r);
+        }
+    }
+    tessera_close(t);
+    return ts_test_summary("tiny");
+}

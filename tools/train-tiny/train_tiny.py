@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""train_tiny.py — trains the bundled tiny text-to-video model (assets/tiny/) on CPU.
+
+The model has Wan2.1's architecture and diffusers file layout, only small: a Wan-VAE
+(AutoencoderKLWan, base_dim 8, 8x spatial and 4x temporal compression, 16 latent
+channels), a UMT5 encoder (2 layers, d_model 64) with its own SentencePiece tokenizer, and
+a Wan DiT (WanTransformer3DModel, 4 layers, 2 heads x 48, patch size (1, 1, 1), so a
+96 x 96 x 17-frame clip is 5 x 12 x 12 = 720 tokens). Tessera runs it through the same code
+as the real checkpoints.
+
+Stages (all by default; each reads the previous ones' files from --work):
+  tokenizer  SentencePiece unigram model over every caption the templates make
+  vae        the VAE on 48 x 48 crops: single frames, then 5-frame clips (MSE + a small KL term)
+  latents    encodes the training clips once; per-channel latent mean/std go to the VAE config
+  dit        the text encoder and the DiT with the flow-matching objective (x_t = (1-s) x0 +
+             s noise, target noise - x0, timestep 1000 s), captions dropped 10% of the time so
+             classifier-free guidance works
+  export     writes --out in the diffusers layout + the model card's numbers (card.json)
+
+Fixed seeds and step counts: the same command on the same library versions gives the same
+weights. Sized for a 2-core CPU (see assets/tiny/README.md for the measured times).
+
+    .venv/bin/python tools/train-tiny/train_tiny.py --work /tmp/tiny --out assets/tiny
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import data  # noqa: E402
+
+S, FRAMES, CLIP_T = 96, 17, 5  # clip size, video frames, latent frames
+TEXT_LEN = 32                  # prompt embeddings padded to this many rows (Wan: 512); the
+                               # tokenizer_config's model_max_length tells Tessera
+VAE_CFG = dict(base_dim=8, z_dim=16, dim_mult=[1, 2, 2, 2], num_res_blocks=1, attn_scales=[],
+               temperal_downsample=[False, True, True], dropout=0.0)
+TE_CFG = dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4,
+              relative_attention_num_buckets=32, relative_attention_max_distance=128,
+              feed_forward_proj="gated-gelu", dropout_rate=0.0, layer_norm_epsilon=1e-6,
+              pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+              tie_word_embeddings=False, is_encoder_decoder=False)
+DIT_CFG = dict(patch_size=(1, 1, 1), num_attention_heads=2, attention_head_dim=48, in_channels=16,
+               out_channels=16, text_dim=64, freq_dim=256, ffn_dim=256, num_layers=4,
+               cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024)
+SHIFT = 3.0
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def to_tensor(frames):
+    """uint8 [F, S, S, 3] -> float [3, F, S, S] in [-1, 1]."""
+    return torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 127.5 - 1.0
+
+
+def make_set(seed, n_video, n_image):
+    rng = np.random.default_rng(seed)
+    clips = [data.sample(rng, S, FRAMES, True) for _ in range(n_video)]
+    images = [data.sample(rng, S, 1, False) for _ in range(n_image)]
+    return clips, images
+
+
+# ------------------------------------------------------------------ stages
+
+def stage_tokenizer(a):
+    import sentencepiece as spm
+    import io
+    model = io.BytesIO()
+    caps = data.all_captions()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(caps * 4), model_writer=model, model_type="unigram", vocab_size=a.vocab,
+        character_coverage=1.0, normalization_rule_name="nmt_nfkc", pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
+        num_threads=1, shuffle_input_sentence=False, minloglevel=2, hard_vocab_limit=False)
+    with open(os.path.join(a.work, "spiece.model"), "wb") as f:
+        f.write(model.getvalue())
+    sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    log(f"tokenizer: {len(caps)} captions, vocab {sp.get_piece_size()}; "
+        f"'{caps[0]}' -> {sp.encode(caps[0], out_type=str)}")
+
+
+def vae_model():
+    from diffusers import AutoencoderKLWan
+    return AutoencoderKLWan(**VAE_CFG)
+
+
+def decode_raw(vae, z):
+    """AutoencoderKLWan._decode without its final clamp to [-1, 1] (a clamp passes no gradient
+    to saturated pixels, and the decoder then stalls there)."""
+    vae.clear_cache()
+    x = vae.post_quant_conv(z)
+    outs = []
+    for i in range(z.shape[2]):
+        vae._conv_idx = [0]
+        outs.append(vae.decoder(x[:, :, i:i + 1], feat_cache=vae._feat_map, feat_idx=vae._conv_idx,
+                                first_chunk=i == 0))
+    vae.clear_cache()
+    return torch.cat(outs, 2)
+
+
+def stage_vae(a):
+    torch.manual_seed(a.seed)
+    vae = vae_model().train()
+    rng = np.random.default_rng(a.seed + 1)
+    opt = torch.optim.AdamW(vae.parameters(), lr=a.vae_lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / a.vae_steps)))
+    t0, avg = time.time(), None
+    for step in range(a.vae_steps):
+        # single frames first (5x cheaper: the spatial path), then 1 + 4-frame clips so the
+        # causal time convolutions and the temporal up/downsampling learn too
+        frames = 1 if step < a.vae_steps * 2 // 3 else 5
+        batch = a.vae_batch if frames == 1 else max(1, a.vae_batch // 4)
+        x = torch.stack([to_tensor(data.sample(rng, S, frames, frames > 1)[0]) for _ in range(batch)])
+        if a.vae_crop < S:  # the VAE is convolutional (its attention is per latent frame): crops train it
+            oy, ox = (int(v) for v in rng.integers(0, S - a.vae_crop + 1, 2) // 8 * 8)
+            x = x[..., oy:oy + a.vae_crop, ox:ox + a.vae_crop]
+        dist = vae.encode(x).latent_dist
+        z = dist.mean
+        if step > 100:  # a little latent noise, so the decoder tolerates the DiT's small errors
+            z = z + 0.05 * z.detach().std() * torch.randn_like(z)
+        rec = decode_raw(vae, z)
+        mse = F.mse_loss(rec, x)
+        kl = 0.5 * (dist.mean.pow(2) + dist.var - 1 - dist.logvar).mean()
+        loss = mse + a.vae_kl * kl
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        avg = mse.item() if avg is None else 0.95 * avg + 0.05 * mse.item()
+        if step % 50 == 0 or step == a.vae_steps - 1:
+            log(f"vae step {step}/{a.vae_steps}: mse {mse.item():.5f} (avg {avg:.5f}) kl {kl.item():.3f} "
+                f"({(time.time() - t0) / (step + 1):.2f} s/step)")
+    torch.save(vae.state_dict(), os.path.join(a.work, "vae.pt"))
+    json.dump({"vae_steps": a.vae_steps, "vae_final_mse_avg": avg, "vae_s": time.time() - t0},
+              open(os.path.join(a.work, "vae_log.json"), "w"))
+
+
+@torch.no_grad()
+def stage_latents(a):
+    vae = vae_model().eval()
+    vae.load_state_dict(torch.load(os.path.join(a.work, "vae.pt")))
+    clips, images = make_set(a.seed + 2, a.n_video, a.n_image)
+    t0 = time.time()
+    out = {}
+    for name, items, frames in (("video", clips, FRAMES), ("image", images, 1)):
+        lat = []
+        for i in range(0, len(items), 16):
+            x = torch.stack([to_tensor(f) for f, _, _ in items[i:i + 16]])
+            lat.append(vae.encode(x).latent_dist.mean)
+        out[name] = torch.cat(lat)
+        out[name + "_captions"] = [c for _, c, _ in items]
+    allz = torch.cat([out["video"].permute(1, 0, 2, 3, 4).reshape(16, -1),
+                      out["image"].permute(1, 0, 2, 3, 4).reshape(16, -1)], 1)
+    mean, std = allz.mean(1), allz.std(1)
+    out["mean"], out["std"] = mean, std
+    torch.save(out, os.path.join(a.work, "latents.pt"))
+    # reconstruction error on held-out clips, through the pipeline's decode path
+    rng = np.random.default_rng(a.seed + 99)
+    x = torch.stack([to_tensor(data.sample(rng, S, FRAMES, True)[0]) for _ in range(4)])
+    rec = vae.decode(vae.encode(x).latent_dist.mean).sample
+    psnr = 10 * math.log10(4.0 / F.mse_loss(rec, x).item())
+    log(f"latents: {len(clips)} clips + {len(images)} frames in {time.time() - t0:.0f} s; "
+        f"latent std per channel {std.min().item():.3f}..{std.max().item():.3f}; held-out 17-frame PSNR {psnr:.1f} dB")
+    json.dump({"vae_psnr_17f_db": psnr, "latents_mean": mean.tolist(), "latents_std": std.tolist()},
+              open(os.path.join(a.work, "latents_log.json"), "w"))
+
+
+def te_model(vocab):
+    from transformers import UMT5Config, UMT5EncoderModel
+    return UMT5EncoderModel(UMT5Config(vocab_size=vocab, **TE_CFG))
+
+
+def dit_model():
+    from diffusers import WanTransformer3DModel
+    return WanTransformer3DModel(**DIT_CFG)
+
+
+def encode_text(te, sp, captions):
+    """Wan's prompt embeddings: the encoder's rows for the real tokens, zeros up to TEXT_LEN."""
+    ids = [(sp.encode(c) + [1])[-TEXT_LEN:] for c in captions]  # + </s>
+    L = max(len(i) for i in ids)
+    tok = torch.zeros(len(ids), L, dtype=torch.long)
+    mask = torch.zeros(len(ids), L, dtype=torch.long)
+    for b, i in enumerate(ids):
+        tok[b, :len(i)] = torch.tensor(i)
+        mask[b, :len(i)] = 1
+    h = te(tok, attention_mask=mask).last_hidden_state * mask[..., None]
+    return F.pad(h, (0, 0, 0, TEXT_LEN - L))
+
+
+def stage_dit(a):
+    import sentencepiece as spm
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(a.work, "spiece.model"))
+    lat = torch.load(os.path.join(a.work, "latents.pt"))
+    mean, std = lat["mean"].view(1, 16, 1, 1, 1), lat["std"].view(1, 16, 1, 1, 1)
+    sets = {k: ((lat[k] - mean) / std, lat[k + "_captions"]) for k in ("video", "image")}
+    torch.manual_seed(a.seed + 3)
+    te, dit = te_model(sp.get_piece_size()).train(), dit_model().train()
+    params = list(te.parameters()) + list(dit.parameters())
+    opt = torch.optim.AdamW(params, lr=a.dit_lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / a.dit_steps))))
+    g = torch.Generator().manual_seed(a.seed + 4)
+    t0, ema = time.time(), None
+    losses = []
+    for step in range(a.dit_steps):
+        kind = "image" if step % 5 == 4 else "video"
+        x0s, caps = sets[kind]
+        idx = torch.randint(0, len(caps), (a.dit_batch,), generator=g)
+        x0 = x0s[idx]
+        c = [caps[i] if torch.rand((), generator=g).item() > 0.1 else "" for i in idx.tolist()]
+        u = torch.rand(a.dit_batch, generator=g)
+        sigma = SHIFT * u / (1 + (SHIFT - 1) * u)
+        noise = torch.randn(x0.shape, generator=g)
+        s5 = sigma.view(-1, 1, 1, 1, 1)
+        xt = (1 - s5) * x0 + s5 * noise
+        ctx = encode_text(te, sp, c)
+        v = dit(xt, sigma * 1000, ctx, return_dict=False)[0]
+        loss = F.mse_loss(v, noise - x0)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        losses.append(loss.item())
+        if step % 50 == 0 or step == a.dit_steps - 1:
+            log(f"dit step {step}/{a.dit_steps}: loss {loss.item():.4f} (ema {ema:.4f}) "
+                f"({(time.time() - t0) / (step + 1):.2f} s/step)")
+    torch.save({"te": te.state_dict(), "dit": dit.state_dict()}, os.path.join(a.work, "dit.pt"))
+    json.dump({"dit_steps": a.dit_steps, "dit_loss_ema": ema, "dit_s": time.time() - t0,
+               "dit_loss_first100": float(np.mean(losses[:100])), "dit_loss_last100": float(np.mean(losses[-100:]))},
+              open(os.path.join(a.work, "dit_log.json"), "w"))
+
+
+def stage_export(a):
+    import shutil
+    import sentencepiece as spm
+    from safetensors.torch import save_file
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(a.work, "spiece.model"))
+    os.makedirs(a.out, exist_ok=True)
+    for d in ("transformer", "vae", "text_encoder", "tokenizer"):
+        os.makedirs(os.path.join(a.out, d), exist_ok=True)
+    latlog = json.load(open(os.path.join(a.work, "latents_log.json")))
+    vae = vae_model()
+    vae.load_state_dict(torch.load(os.path.join(a.work, "vae.pt")))
+    vae.register_to_config(latents_mean=latlog["latents_mean"], latents_std=latlog["latents_std"])
+    ck = torch.load(os.path.join(a.work, "dit.pt"))
+    te, dit = te_model(sp.get_piece_size()), dit_model()
+    te.load_state_dict(ck["te"])
+    dit.load_state_dict(ck["dit"])
+    meta = {"generator": "tools/train-tiny/train_tiny.py", "seed": str(a.seed),
+            "torch": torch.__version__}
+
+    def save(sd, path):
+        save_file({k: v.detach().contiguous().float() for k, v in sd.items()}, path, metadata=meta)
+
+    save(dit.state_dict(), os.path.join(a.out, "transformer", "diffusion_pytorch_model.safetensors"))
+    save(vae.state_dict(), os.path.join(a.out, "vae", "diffusion_pytorch_model.safetensors"))
+    save({k: v for k, v in te.state_dict().items() if k != "encoder.embed_tokens.weight"},
+         os.path.join(a.out, "text_encoder", "model.safetensors"))
+    dit.save_config(os.path.join(a.out, "transformer"))
+    vae.save_config(os.path.join(a.out, "vae"))
+    te.config.save_pretrained(os.path.join(a.out, "text_encoder"))
+    shutil.copy(os.path.join(a.work, "spiece.model"), os.path.join(a.out, "tokenizer", "spiece.model"))
+    json.dump({"extra_ids": 0, "model_max_length": TEXT_LEN, "tokenizer_class": "T5Tokenizer"},
+              open(os.path.join(a.out, "tokenizer", "tokenizer_config.json"), "w"), indent=1)
+    json.dump({"_class_name": "WanPipeline", "scheduler": ["diffusers", "UniPCMultistepScheduler"],
+               "text_encoder": ["transformers", "UMT5EncoderModel"], "tokenizer": ["transformers", "T5Tokenizer"],
+               "transformer": ["diffusers", "WanTransformer3DModel"], "vae": ["diffusers", "AutoencoderKLWan"]},
+              open(os.path.join(a.out, "model_index.json"), "w"), indent=1)
+    card = {}
+    for f in ("vae_log.json", "latents_log.json", "dit_log.json"):
+        p = os.path.join(a.work, f)
+        if os.path.exists(p):
+            card.update(json.load(open(p)))
+    card.pop("latents_mean", None), card.pop("latents_std", None)
+    card.update({"vocab": sp.get_piece_size(), "n_video": a.n_video, "n_image": a.n_image, "seed": a.seed,
+                 "vae_config": VAE_CFG, "te_config": TE_CFG, "dit_config": {k: list(v) if isinstance(v, tuple) else v
+                                                                          for k, v in DIT_CFG.items()},
+                 "params": {"vae_decoder": sum(p.numel() for n, p in vae.named_parameters() if "decoder" in n),
+                            "text_encoder": sum(p.numel() for p in te.parameters()),
+                            "transformer": sum(p.numel() for p in dit.parameters())},
+                 "torch": torch.__version__})
+    json.dump(card, open(os.path.join(a.work, "card.json"), "w"), indent=1)
+    size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(a.out) for f in fs)
+    log(f"export: {a.out} ({size / 1e6:.1f} MB); card numbers in {a.work}/card.json")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--work", required=True, help="working directory (checkpoints, latents, logs)")
+    ap.add_argument("--out", default="assets/tiny")
+    ap.add_argument("--stage", default="all", choices=["all", "tokenizer", "vae", "latents", "dit", "export"])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--vocab", type=int, default=96)
+    ap.add_argument("--vae-steps", type=int, default=900)
+    ap.add_argument("--vae-batch", type=int, default=8)
+    ap.add_argument("--vae-lr", type=float, default=1e-3)
+    ap.add_argument("--vae-kl", type=float, default=1e-4)
+    ap.add_argument("--vae-crop", type=int, default=48)
+    ap.add_argument("--n-video", type=int, default=1200)
+    ap.add_argument("--n-image", type=int, default=400)
+    ap.add_argument("--dit-steps", type=int, default=2000)
+    ap.add_argument("--dit-batch", type=int, default=4)
+    ap.add_argument("--dit-lr", type=float, default=5e-4)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    os.makedirs(a.work, exist_ok=True)
+    stages = ["tokenizer", "vae", "latents", "dit", "export"] if a.stage == "all" else [a.stage]
+    for s in stages:
+        t0 = time.time()
+        globals()["stage_" + s](a)
+        log(f"stage {s}: {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
