@@ -138,7 +138,25 @@ typedef struct ts_attn_plan {
     const int32_t *lin_ptr, *lin_idx; /* linear complement (SLA), NULL: none */
     ts_quant quant;
     int32_t quant_rows;   /* TS_QUANT_INT8_QK: query rows per scale (0: TS_QUANT_ROWS) */
+    int in_bf16;          /* q, k, v are bf16 (uint16_t) instead of fp32; out stays fp32 */
 } ts_attn_plan;
+
+/* bf16 -> fp32 (exact). */
+static inline float ts_attn_bf16(uint16_t h) {
+    union { uint32_t u; float f; } x = {(uint32_t)h << 16};
+    return x.f;
+}
+
+/* Row `row` (D values from element offset off) of an fp32 or bf16 operand, as fp32 · scale. */
+static inline void ts_attn_load_row(float *dst, const void *base, int64_t off, int64_t D, int bf16, float scale) {
+    if (bf16) {
+        const uint16_t *s = (const uint16_t *)base + off;
+        for (int64_t d = 0; d < D; d++) dst[d] = ts_attn_bf16(s[d]) * scale;
+    } else {
+        const float *s = (const float *)base + off;
+        for (int64_t d = 0; d < D; d++) dst[d] = s[d] * scale;
+    }
+}
 
 /* A dense plan over nq x nk tokens with the given block sizes. */
 ts_attn_plan ts_attn_plan_dense(int64_t nq, int64_t nk, int64_t heads, int64_t head_dim,
@@ -147,7 +165,7 @@ ts_attn_plan ts_attn_plan_dense(int64_t nq, int64_t nk, int64_t heads, int64_t h
 /* Float64 reference executor: materialises the scores of each head, applies
  * exactly what the plan says, softmax in double. Slow, obvious; every kernel is
  * tested against it. Returns 0, or -1 on allocation failure. */
-int ts_attn_ref(const ts_attn_plan *plan, const float *q, const float *k, const float *v,
+int ts_attn_ref(const ts_attn_plan *plan, const void *q, const void *k, const void *v,
                 float *out);
 
 #endif

@@ -7,7 +7,8 @@
  * over exactly those (a sparse plan renormalises over its computed elements, as the kernels
  * do), multiply by V. Rows with no computed key give zeros; heads outside the range are
  * not written. With TS_QUANT_INT8_QK the scores come from the int8 Q and K the plan
- * defines (ts_quant_i8_group over the same groups), the dot in integers. Slow by design:
+ * defines (ts_quant_i8_group over the same groups), the dot in integers. bf16 operands
+ * (plan.in_bf16) are widened to fp32 first. Slow by design:
  * every kernel is tested against it.
  */
 #include <math.h>
@@ -15,8 +16,7 @@
 
 #include "plan.h"
 
-int ts_attn_ref(const ts_attn_plan *p, const float *q, const float *k, const float *v,
-                float *out) {
+static int ref_f32(const ts_attn_plan *p, const float *q, const float *k, const float *v, float *out) {
     const int64_t H = p->heads, D = p->head_dim, HD = H * D;
     /* rows and keys in kernel order (with padding slots when n_kern is set) */
     const int64_t Nq = p->n_kern ? p->n_kern : p->nq, Nk = p->n_kern ? p->n_kern : p->nk;
@@ -106,4 +106,21 @@ int ts_attn_ref(const ts_attn_plan *p, const float *q, const float *k, const flo
     }
     free(s), free(use), free(o), free(q8), free(k8), free(qs), free(ks), free(rows);
     return 0;
+}
+
+/* bf16 operands are widened to fp32 first (exactly), then run as fp32. */
+int ts_attn_ref(const ts_attn_plan *p, const void *q, const void *k, const void *v, float *out) {
+    if (!p->in_bf16) return ref_f32(p, q, k, v, out);
+    const int64_t HD = p->heads * p->head_dim, n[3] = {p->nq * HD, p->nk * HD, p->nk * HD};
+    const void *src[3] = {q, k, v};
+    float *f[3] = {NULL, NULL, NULL};
+    int rc = 0;
+    for (int i = 0; i < 3 && !rc; i++) {
+        f[i] = malloc((size_t)(n[i] ? n[i] : 1) * sizeof(float));
+        if (!f[i]) rc = -1;
+        else ts_attn_load_row(f[i], src[i], 0, n[i], 1, 1.0f);
+    }
+    if (!rc) rc = ref_f32(p, f[0], f[1], f[2], out);
+    free(f[0]), free(f[1]), free(f[2]);
+    return rc;
 }

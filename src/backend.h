@@ -97,9 +97,10 @@ typedef struct ts_backend {
     /* Nearest 2x spatial upsample of x [C, H, W] (C may fold channels and frames) into
      * y [C, 2H, 2W]. */
     ts_status (*upsample2x)(ts_ctx *c, float *y, const float *x, int64_t C, int64_t H, int64_t W);
-    /* Executes an attention plan, see attention/plan.h. */
-    ts_status (*attn)(ts_ctx *c, const struct ts_attn_plan *plan, const float *q, const float *k,
-                      const float *v, float *out);
+    /* Executes an attention plan, see attention/plan.h: q, k, v fp32, or bf16 (uint16_t) when
+     * plan->in_bf16; out fp32. */
+    ts_status (*attn)(ts_ctx *c, const struct ts_attn_plan *plan, const void *q, const void *k,
+                      const void *v, float *out);
 } ts_backend;
 
 /* The CPU backend (OpenBLAS + OpenMP); always present. */

@@ -228,6 +228,8 @@ static void kernel_vs_ref(ts_ctx *c, ts_attn_plan *p, int64_t H, int64_t D, int6
     free(q), free(k), free(v), free(out), free(ref);
 }
 
+static void bf16_case(ts_ctx *c, ts_attn_plan *p, int64_t H, int64_t D, const char *what);
+
 static void test_plans(ts_ctx *c) {
     struct { const char *what; ts_mask_kind kind; int64_t g[3], img0, tail; int w[3], s[3], d[3], causal[3];
              double r; int tile[3]; int32_t blk; int64_t H, D, h0, h1; } cs[] = {
@@ -249,8 +251,13 @@ static void test_plans(ts_ctx *c) {
         int64_t n = cs[i].img0 + cs[i].g[0] * cs[i].g[1] * cs[i].g[2] + cs[i].tail;
         ts_attn_plan p;
         ts_plan_store st = {0};
-        if (build_and_check(&p, &st, &m, n, cs[i].tile, cs[i].blk, cs[i].what))
+        if (build_and_check(&p, &st, &m, n, cs[i].tile, cs[i].blk, cs[i].what)) {
             kernel_vs_ref(c, &p, cs[i].H, cs[i].D, cs[i].h0, cs[i].h1, cs[i].what);
+            char what[96];
+            snprintf(what, sizeof what, "bf16 %s", cs[i].what);
+            p.h0 = p.h1 = 0;
+            if (i % 2 == 0) bf16_case(c, &p, cs[i].H, cs[i].D, what);
+        }
         ts_plan_store_free(&st);
     }
 }
@@ -593,6 +600,31 @@ static void quant_case(ts_ctx *c, ts_attn_plan *p, int64_t H, int64_t D, const c
     free(q), free(k), free(v), free(o8), free(o32);
 }
 
+/* bf16 operands: kernel vs executor (which widens them), and the kernel on bf16 equals the
+ * kernel on the same values held in fp32. */
+static void bf16_case(ts_ctx *c, ts_attn_plan *p, int64_t H, int64_t D, const char *what) {
+    int64_t n = p->nq, HD = H * D, N = n * HD;
+    p->heads = H, p->head_dim = D, p->scale = (float)(1.0 / sqrt((double)D));
+    float *f[3], *o16 = malloc((size_t)N * 4), *o32 = malloc((size_t)N * 4), *ref = malloc((size_t)N * 4);
+    uint16_t *b[3];
+    for (int i = 0; i < 3; i++) {
+        f[i] = malloc((size_t)N * 4), b[i] = malloc((size_t)N * 2);
+        ts_test_randn(f[i], N, 70 + (uint64_t)i, i ? 1.0f : 2.0f);
+        for (int64_t j = 0; j < N; j++) b[i][j] = ts_f32_to_bf16(f[i][j]), f[i][j] = ts_bf16_to_f32(b[i][j]);
+    }
+    p->in_bf16 = 1;
+    TS_CHECK(ts_attn_ref(p, b[0], b[1], b[2], ref) == 0, "%s: ref", what);
+    TS_CHECK(c->backend->attn(c, p, b[0], b[1], b[2], o16) == TS_OK, "%s: bf16 kernel ran", what);
+    ts_test_compare(what, o16, ref, N, 1e-5, NULL);
+    p->in_bf16 = 0;
+    TS_CHECK(c->backend->attn(c, p, f[0], f[1], f[2], o32) == TS_OK, "%s: fp32 kernel ran", what);
+    int same = 1;
+    for (int64_t j = 0; j < N; j++) same &= o16[j] == o32[j];
+    TS_CHECK(same, "%s: bf16 operands give exactly the fp32 kernel's result on the same values", what);
+    for (int i = 0; i < 3; i++) free(f[i]), free(b[i]);
+    free(o16), free(o32), free(ref);
+}
+
 static void test_paro_kernel(ts_ctx *c) {
     ts_attn_plan p = ts_attn_plan_dense(77, 77, 2, 24, 32, 16); /* D 24: the dot's scalar tail */
     quant_case(c, &p, 2, 24, "int8 dense 77 tokens, D 24, q block 32");
@@ -611,6 +643,14 @@ static void test_paro_kernel(ts_ctx *c) {
     p = ts_attn_plan_dense(N, N, 3, 32, B, B);
     p.perm = perm, p.exact_ptr = ptr, p.exact_idx = idx;
     quant_case(c, &p, 3, 32, "int8 permuted sparse 50 tokens");
+    /* the same plans with bf16 Q, K, V */
+    bf16_case(c, &p, 3, 32, "bf16 int8 permuted sparse 50 tokens");
+    p.quant = TS_QUANT_NONE;
+    bf16_case(c, &p, 3, 32, "bf16 permuted sparse 50 tokens");
+    p = ts_attn_plan_dense(77, 77, 2, 24, 32, 16);
+    bf16_case(c, &p, 2, 24, "bf16 dense 77 tokens");
+    p.quant = TS_QUANT_INT8_QK;
+    bf16_case(c, &p, 2, 24, "bf16 int8 dense 77 tokens");
 }
 
 static char paro_dir[64];

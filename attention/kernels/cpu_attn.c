@@ -110,16 +110,25 @@ static inline int32_t dot_i16(const int16_t *a, const int16_t *b, int64_t D) {
     return r;
 }
 
-/* Rows [r0, r0 + n) of the kernel order, head h, as row pointers (NULL: padding). */
-static void row_ptrs(const ts_attn_plan *p, const float *x, int64_t h, int64_t r0, int64_t n, const float **rows) {
-    const int64_t HD = p->heads * p->head_dim;
+/* Rows [r0, r0 + n) of the kernel order, head h, as fp32 row pointers (NULL: padding): into
+ * x itself, or, for bf16 operands, into tmp [n, D] where they are widened. */
+static void row_ptrs(const ts_attn_plan *p, const void *x, int64_t h, int64_t r0, int64_t n, const float **rows,
+                     float *tmp) {
+    const int64_t HD = p->heads * p->head_dim, D = p->head_dim;
     for (int64_t i = 0; i < n; i++) {
         int64_t t = p->perm ? p->perm[r0 + i] : r0 + i;
-        rows[i] = t < 0 ? NULL : x + t * HD + h * p->head_dim;
+        if (t < 0) {
+            rows[i] = NULL;
+        } else if (p->in_bf16) {
+            ts_attn_load_row(tmp + i * D, x, t * HD + h * D, D, 1, 1.0f);
+            rows[i] = tmp + i * D;
+        } else {
+            rows[i] = (const float *)x + t * HD + h * D;
+        }
     }
 }
 
-static void attn_task(const ts_attn_plan *p, const float *q, const float *k, const float *v,
+static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const void *v,
                       float *out, int64_t h, int32_t qb, const qk_head *qk, attn_scratch *w) {
     const int64_t H = p->heads, D = p->head_dim, HD = H * D;
     const int64_t q0 = (int64_t)qb * p->blk_q;
@@ -130,22 +139,22 @@ static void attn_task(const ts_attn_plan *p, const float *q, const float *k, con
 
     for (int64_t r = 0; r < nq; r++) {
         int64_t tok = p->perm ? p->perm[q0 + r] : q0 + r;
-        const float *src = q + tok * HD + h * D;
-        for (int64_t d = 0; d < D; d++) w->q[r * D + d] = tok < 0 ? 0.0f : src[d] * qscale;
+        if (tok < 0) memset(w->q + r * D, 0, (size_t)D * sizeof(float));
+        else ts_attn_load_row(w->q + r * D, q, tok * HD + h * D, D, p->in_bf16, qscale);
         w->m[r] = -FLT_MAX;
         w->l[r] = 0.0f;
     }
-    memset(w->acc, 0, (size_t)(nq * D) * sizeof(float));
-    if (qk) { /* quantise the block's query rows, groups of quant_rows */
+    if (qk) { /* quantise the block's query rows, groups of quant_rows (acc is free scratch here) */
         const int64_t g = p->quant_rows > 0 ? p->quant_rows : TS_QUANT_ROWS;
         const float *rows[TS_ATTN_MAXQ];
         for (int64_t r0 = 0; r0 < nq; r0 += g) {
             int64_t n = r0 + g < nq ? g : nq - r0;
-            row_ptrs(p, q, h, q0 + r0, n, rows);
+            row_ptrs(p, q, h, q0 + r0, n, rows, w->acc);
             float sc = ts_quant_i8_group(rows, n, D, w->q16 + r0 * D);
             for (int64_t i = 0; i < n; i++) w->qs[r0 + i] = sc * qscale;
         }
     }
+    memset(w->acc, 0, (size_t)(nq * D) * sizeof(float));
 
     const int32_t n_list = p->exact_ptr ? p->exact_ptr[qb + 1] - p->exact_ptr[qb] : p->n_kblk;
     const int32_t *list = p->exact_ptr ? p->exact_idx + p->exact_ptr[qb] : NULL;
@@ -164,27 +173,20 @@ static void attn_task(const ts_attn_plan *p, const float *q, const float *k, con
         if (k0 + nk > Lk) nk = Lk - k0;
         const float *kp, *vp;
         int64_t ld;
-        if (p->perm && qk) { /* only V to gather; K is quantised already */
+        if (p->perm || p->in_bf16) { /* gathered (and widened) rows; K not when quantised */
             for (int64_t j = 0; j < nk; j++) {
-                int64_t tok = p->perm[k0 + j];
-                if (tok < 0) memset(w->v + j * D, 0, (size_t)D * sizeof(float));
-                else memcpy(w->v + j * D, v + tok * HD + h * D, (size_t)D * sizeof(float));
-            }
-            kp = NULL, vp = w->v, ld = D;
-        } else if (p->perm) {
-            for (int64_t j = 0; j < nk; j++) {
-                int64_t tok = p->perm[k0 + j];
+                int64_t tok = p->perm ? p->perm[k0 + j] : k0 + j;
                 if (tok < 0) { /* padding: zeros, and masked below (its block is partial) */
-                    memset(w->k + j * D, 0, (size_t)D * sizeof(float));
+                    if (!qk) memset(w->k + j * D, 0, (size_t)D * sizeof(float));
                     memset(w->v + j * D, 0, (size_t)D * sizeof(float));
                     continue;
                 }
-                memcpy(w->k + j * D, k + tok * HD + h * D, (size_t)D * sizeof(float));
-                memcpy(w->v + j * D, v + tok * HD + h * D, (size_t)D * sizeof(float));
+                if (!qk) ts_attn_load_row(w->k + j * D, k, tok * HD + h * D, D, p->in_bf16, 1.0f);
+                ts_attn_load_row(w->v + j * D, v, tok * HD + h * D, D, p->in_bf16, 1.0f);
             }
-            kp = w->k, vp = w->v, ld = D;
+            kp = qk ? NULL : w->k, vp = w->v, ld = D;
         } else {
-            kp = k + k0 * HD + h * D, vp = v + k0 * HD + h * D, ld = HD;
+            kp = (const float *)k + k0 * HD + h * D, vp = (const float *)v + k0 * HD + h * D, ld = HD;
         }
 #if defined(__AVX2__)
         if (qk && qk->kpk) {
@@ -264,8 +266,8 @@ static void attn_task(const ts_attn_plan *p, const float *q, const float *k, con
     }
 }
 
-ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const float *q, const float *k,
-                      const float *v, float *out) {
+ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const void *q, const void *k,
+                      const void *v, float *out) {
     if (p->nq <= 0 || p->nk <= 0 || p->heads <= 0 || p->head_dim <= 0 || p->blk_q <= 0 ||
         p->blk_k <= 0 || p->blk_k > TS_ATTN_KCHUNK)
         return TS_ERR_INVALID_ARG;
@@ -299,6 +301,11 @@ ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const float *q, const fl
         free(scratch), free(k16), free(ks), free(qkh), free(kpk);
         return TS_ERR_NOMEM;
     }
+    float *ktmp = quant && p->in_bf16 ? malloc((size_t)nt * (size_t)(p->blk_k * D) * sizeof(float)) : NULL;
+    if (quant && p->in_bf16 && !ktmp) {
+        free(scratch), free(k16), free(ks), free(qkh), free(kpk);
+        return TS_ERR_NOMEM;
+    }
     if (quant) {
         for (int64_t i = 0; i < nh; i++)
             qkh[i] = (qk_head){k16 + i * Lk * D, packed ? kpk + i * Lk8 * D : NULL, ks + i * p->n_kblk};
@@ -307,7 +314,11 @@ ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const float *q, const fl
             const int64_t hi = t / p->n_kblk, kb = t % p->n_kblk, j0 = kb * p->blk_k;
             const int64_t n = j0 + p->blk_k < Lk ? p->blk_k : Lk - j0;
             const float *rows[TS_ATTN_KCHUNK];
-            row_ptrs(p, k, h0 + hi, j0, n, rows);
+            int tid = 0;
+#ifdef _OPENMP
+            tid = omp_get_thread_num();
+#endif
+            row_ptrs(p, k, h0 + hi, j0, n, rows, ktmp ? ktmp + (size_t)tid * (size_t)(p->blk_k * D) : NULL);
             ks[t] = ts_quant_i8_group(rows, n, D, k16 + (hi * Lk + j0) * D);
             for (int64_t j = j0; packed && j < j0 + n; j++) /* tile j/8, slot j%8 */
                 for (int64_t d = 0; d < D; d++)
@@ -337,6 +348,6 @@ ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const float *q, const fl
             attn_task(p, q, k, v, out, h0 + task % nh, (int32_t)(task / nh), quant ? &qkh[task % nh] : NULL, &w);
     }
     ts_cpu_blas_threads(c);
-    free(scratch), free(k16), free(ks), free(qkh), free(kpk);
+    free(scratch), free(k16), free(ks), free(qkh), free(kpk), free(ktmp);
     return TS_OK;
 }

@@ -28,8 +28,8 @@ ts_status ts_cpu_rope(ts_ctx *c, float *x, int64_t N, int64_t H, int64_t D, cons
 ts_status ts_cpu_conv3d(ts_ctx *c, float *y, const float *x, const ts_conv3d_params *p,
                         const ts_tensor *w, const float *b);
 ts_status ts_cpu_upsample2x(ts_ctx *c, float *y, const float *x, int64_t C, int64_t H, int64_t W);
-ts_status ts_cpu_attn(ts_ctx *c, const struct ts_attn_plan *plan, const float *q, const float *k,
-                      const float *v, float *out);
+ts_status ts_cpu_attn(ts_ctx *c, const struct ts_attn_plan *plan, const void *q, const void *k,
+                      const void *v, float *out);
 
 /* Sets OpenBLAS's thread count to the context's (OpenBLAS keeps it as process state). */
 void ts_cpu_blas_threads(const ts_ctx *c);
