@@ -115,20 +115,30 @@ def stage_vae(a):
     for step in range(a.vae_steps):
         # single frames first (5x cheaper: the spatial path), then 1 + 4-frame clips so the
         # causal time convolutions and the temporal up/downsampling learn too
-        frames = 1 if step < a.vae_steps * 2 // 3 else 5
-        batch = a.vae_batch if frames == 1 else max(1, a.vae_batch // 4)
-        x = torch.stack([to_tensor(data.sample(rng, S, frames, frames > 1)[0]) for _ in range(batch)])
-        if a.vae_crop < S:  # the VAE is convolutional (its attention is per latent frame): crops train it
-            oy, ox = (int(v) for v in rng.integers(0, S - a.vae_crop + 1, 2) // 8 * 8)
-            x = x[..., oy:oy + a.vae_crop, ox:ox + a.vae_crop]
+        frames = 1 if step < a.vae_steps // 3 else 5
+        batch = a.vae_batch if frames == 1 else max(1, a.vae_batch // 2)
+        clips = [data.sample(rng, S, frames, frames > 1) for _ in range(batch)]
+        x = torch.stack([to_tensor(f) for f, _, _ in clips])
+        if a.vae_crop < S:  # the VAE is convolutional (its attention is per latent frame): crops
+            # train it; each crop holds its clip's shape (a background-only crop teaches little)
+            xs = []
+            for b, (f, _, _) in enumerate(clips):
+                ys, xs_ = np.nonzero(np.abs(f[0].astype(int) - f[0, 0, 0].astype(int)).sum(-1) > 30)
+                cy, cx = (int(ys.mean()), int(xs_.mean())) if len(ys) else (S // 2, S // 2)
+                c = a.vae_crop
+                oy = int(np.clip(cy - c // 2 + rng.integers(-c // 4, c // 4 + 1), 0, S - c)) // 8 * 8
+                ox = int(np.clip(cx - c // 2 + rng.integers(-c // 4, c // 4 + 1), 0, S - c)) // 8 * 8
+                xs.append(x[b, :, :, oy:oy + c, ox:ox + c])
+            x = torch.stack(xs)
         dist = vae.encode(x).latent_dist
         z = dist.mean
         if step > 100:  # a little latent noise, so the decoder tolerates the DiT's small errors
             z = z + 0.05 * z.detach().std() * torch.randn_like(z)
         rec = decode_raw(vae, z)
         mse = F.mse_loss(rec, x)
+        l1 = (rec - x).abs().mean()
         kl = 0.5 * (dist.mean.pow(2) + dist.var - 1 - dist.logvar).mean()
-        loss = mse + a.vae_kl * kl
+        loss = mse + l1 + a.vae_kl * kl
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -303,14 +313,14 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--vocab", type=int, default=96)
-    ap.add_argument("--vae-steps", type=int, default=900)
+    ap.add_argument("--vae-steps", type=int, default=3000)
     ap.add_argument("--vae-batch", type=int, default=8)
     ap.add_argument("--vae-lr", type=float, default=1e-3)
     ap.add_argument("--vae-kl", type=float, default=1e-4)
     ap.add_argument("--vae-crop", type=int, default=48)
     ap.add_argument("--n-video", type=int, default=1200)
     ap.add_argument("--n-image", type=int, default=400)
-    ap.add_argument("--dit-steps", type=int, default=2000)
+    ap.add_argument("--dit-steps", type=int, default=1500)
     ap.add_argument("--dit-batch", type=int, default=4)
     ap.add_argument("--dit-lr", type=float, default=5e-4)
     a = ap.parse_args()
