@@ -7,17 +7,7 @@ set -u
 t2v=$1 t2i=$2 fx=$3 info=$4
 m="$fx/wan_t2v"
 tmp=$(mktemp -d /tmp/ts_cli_XXXXXX)
-fail=0 pass=0
-ok() { pass=$((pass + 1)); }
-ko() { fail=$((fail + 1)); echo "FAIL $*"; }
-check() { # check NAME EXPECTED_RC PATTERN PROG args...
-    name=$1 want=$2 pat=$3 prog=$4; shift 4
-    out=$("$prog" "$@" 2>&1); rc=$?
-    lines=$(printf '%s\n' "$out" | wc -l)
-    if [ "$rc" = "$want" ] && printf '%s' "$out" | grep -q -- "$pat"; then
-        if [ "$want" != 0 ] && [ "$lines" != 1 ]; then ko "$name: $lines lines of error: $out"; else ok; fi
-    else ko "$name: rc=$rc (want $want) output: $out"; fi
-}
+. "$(dirname "$0")/cli_lib.sh"
 small="-W 48 -H 64 --steps 4 --cfg-scale 5 --flow-shift 3"
 
 # --- help and version: every flag with its default

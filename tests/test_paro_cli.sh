@@ -9,17 +9,7 @@ set -u
 cal=$1 t2v=$(cd "$(dirname "$2")" && pwd)/$(basename "$2") fx=$3
 m="$fx/wan_t2v"
 tmp=$(mktemp -d /tmp/ts_paro_cli_XXXXXX)
-fail=0 pass=0
-ok() { pass=$((pass + 1)); }
-ko() { fail=$((fail + 1)); echo "FAIL $*"; }
-check() { # check NAME EXPECTED_RC PATTERN PROG args...
-    name=$1 want=$2 pat=$3 prog=$4; shift 4
-    out=$("$prog" "$@" 2>&1); rc=$?
-    lines=$(printf '%s\n' "$out" | wc -l)
-    if [ "$rc" = "$want" ] && printf '%s' "$out" | grep -q -- "$pat"; then
-        if [ "$want" != 0 ] && [ "$lines" != 1 ]; then ko "$name: $lines lines of error: $out"; else ok; fi
-    else ko "$name: rc=$rc (want $want) output: $out"; fi
-}
+. "$(dirname "$0")/cli_lib.sh"
 size="-W 128 -H 96 --video-frames 5 --steps 4 --cfg-scale 5"
 
 help=$("$cal" --help)
