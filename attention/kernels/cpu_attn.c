@@ -43,6 +43,7 @@ typedef struct attn_scratch {
     uint8_t *ok; /* [blk_q, KCHUNK] element mask of a chunk with partial blocks */
     int16_t *q16; /* INT8_QK: the task's quantised query rows [blk_q, D] */
     float *qs;    /* INT8_QK: their scales, one per row */
+    const float *kh, *vh; /* this head's K and V in kernel order, fp32 [Lk, D], or NULL */
 } attn_scratch;
 
 /* The quantised K of one head: k16 [Lk, D] in kernel order, ks [n_kblk]; with AVX2 (even D,
@@ -173,7 +174,9 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
         if (k0 + nk > Lk) nk = Lk - k0;
         const float *kp, *vp;
         int64_t ld;
-        if (p->perm || p->in_bf16) { /* gathered (and widened) rows; K not when quantised */
+        if (w->kh) { /* the head's K and V, permuted (and widened) once per call */
+            kp = qk ? NULL : w->kh + k0 * D, vp = w->vh + k0 * D, ld = D;
+        } else if (p->perm || p->in_bf16) { /* gathered (and widened) rows; K not when quantised */
             for (int64_t j = 0; j < nk; j++) {
                 int64_t tok = p->perm ? p->perm[k0 + j] : k0 + j;
                 if (tok < 0) { /* padding: zeros, and masked below (its block is partial) */
@@ -266,6 +269,27 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
     }
 }
 
+/* The calling thread's part of the per-thread scratch (call inside a parallel region). */
+static attn_scratch scratch_of(float *scratch, size_t per, int64_t bq, int64_t D, int quant) {
+    const int64_t KC = TS_ATTN_KCHUNK;
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    float *b = scratch + per * (size_t)tid;
+    attn_scratch w = {b, b + bq * D, b + bq * D + KC * D, b + bq * D + 2 * KC * D,
+                      b + bq * D + 2 * KC * D + bq * KC,
+                      b + 2 * bq * D + 2 * KC * D + bq * KC,
+                      b + 2 * bq * D + 2 * KC * D + bq * KC + bq,
+                      (uint8_t *)(b + 2 * bq * D + 2 * KC * D + bq * KC + 2 * bq), NULL, NULL, NULL, NULL};
+    if (quant) {
+        float *qb = b + 2 * bq * D + 2 * KC * D + bq * KC + 2 * bq + (bq * KC / 4 + 1);
+        w.qs = qb;
+        w.q16 = (int16_t *)(qb + bq);
+    }
+    return w;
+}
+
 ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const void *q, const void *k,
                       const void *v, float *out) {
     if (p->nq <= 0 || p->nk <= 0 || p->heads <= 0 || p->head_dim <= 0 || p->blk_q <= 0 ||
@@ -325,29 +349,43 @@ ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const void *q, const voi
                     kpk[hi * Lk8 * D + ((j / 8) * (D / 2) + d / 2) * 16 + (j % 8) * 2 + d % 2] = k16[(hi * Lk + j) * D + d];
         }
     }
+    /* A permuted (or bf16) plan gathers each head's K and V into kernel order once, instead
+     * of once per visiting query block; then the head's query blocks run in parallel. */
+    float *kvh = p->perm || p->in_bf16 ? malloc((size_t)(2 * Lk * D) * sizeof(float)) : NULL;
     openblas_set_num_threads(1); /* each task's sgemms run on its own thread */
+    if (kvh) {
+        for (int64_t hh = 0; hh < nh; hh++) {
+            const int64_t h = h0 + hh, HD = p->heads * D;
+#pragma omp parallel for num_threads(nt) schedule(static)
+            for (int64_t j = 0; j < Lk; j++) {
+                const int64_t tok = p->perm ? p->perm[j] : j;
+                float *kr = kvh + j * D, *vr = kvh + (Lk + j) * D;
+                if (tok < 0) {
+                    memset(kr, 0, (size_t)D * sizeof(float)), memset(vr, 0, (size_t)D * sizeof(float));
+                    continue;
+                }
+                if (!quant) ts_attn_load_row(kr, k, tok * HD + h * D, D, p->in_bf16, 1.0f);
+                ts_attn_load_row(vr, v, tok * HD + h * D, D, p->in_bf16, 1.0f);
+            }
 #pragma omp parallel num_threads(nt)
-    {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        float *b = scratch + per * (size_t)tid;
-        attn_scratch w = {b, b + bq * D, b + bq * D + KC * D, b + bq * D + 2 * KC * D,
-                          b + bq * D + 2 * KC * D + bq * KC,
-                          b + 2 * bq * D + 2 * KC * D + bq * KC,
-                          b + 2 * bq * D + 2 * KC * D + bq * KC + bq,
-                          (uint8_t *)(b + 2 * bq * D + 2 * KC * D + bq * KC + 2 * bq), NULL, NULL};
-        if (quant) {
-            float *qb = b + 2 * bq * D + 2 * KC * D + bq * KC + 2 * bq + (bq * KC / 4 + 1);
-            w.qs = qb;
-            w.q16 = (int16_t *)(qb + bq);
-        }
+            {
+                attn_scratch w = scratch_of(scratch, per, bq, D, quant);
+                w.kh = kvh, w.vh = kvh + Lk * D;
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t task = 0; task < n_tasks; task++)
-            attn_task(p, q, k, v, out, h0 + task % nh, (int32_t)(task / nh), quant ? &qkh[task % nh] : NULL, &w);
+                for (int64_t qb = 0; qb < p->n_qblk; qb++)
+                    attn_task(p, q, k, v, out, h, (int32_t)qb, quant ? &qkh[hh] : NULL, &w);
+            }
+        }
+    } else {
+#pragma omp parallel num_threads(nt)
+        {
+            attn_scratch w = scratch_of(scratch, per, bq, D, quant);
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t task = 0; task < n_tasks; task++)
+                attn_task(p, q, k, v, out, h0 + task % nh, (int32_t)(task / nh), quant ? &qkh[task % nh] : NULL, &w);
+        }
     }
     ts_cpu_blas_threads(c);
-    free(scratch), free(k16), free(ks), free(qkh), free(kpk), free(ktmp);
+    free(scratch), free(k16), free(ks), free(qkh), free(kpk), free(ktmp), free(kvh);
     return TS_OK;
 }
