@@ -15,7 +15,10 @@ Stages (all by default; each reads the previous ones' files from --work):
   dit        the text encoder and the DiT with the flow-matching objective (x_t = (1-s) x0 +
              s noise, target noise - x0, timestep 1000 s), captions dropped 10% of the time so
              classifier-free guidance works
-  export     writes --out in the diffusers layout + the model card's numbers (card.json)
+  export     writes --out in the diffusers layout + tessera.json (its CLI defaults) and the
+             example schedules for its grid (schedules/ here -> --out/../schedules), and the
+             model card's numbers (work/card.json); paro-tiny.json then needs
+             tessera-calibrate's --out/paro.safetensors
 
 Fixed seeds and step counts: the same command on the same library versions gives the same
 weights. Sized for a 2-core CPU (see assets/tiny/README.md for the measured times).
@@ -287,6 +290,13 @@ def stage_export(a):
                "text_encoder": ["transformers", "UMT5EncoderModel"], "tokenizer": ["transformers", "T5Tokenizer"],
                "transformer": ["diffusers", "WanTransformer3DModel"], "vae": ["diffusers", "AutoencoderKLWan"]},
               open(os.path.join(a.out, "model_index.json"), "w"), indent=1)
+    # the model's own CLI defaults, and the example schedules sized for its 5x12x12 grid
+    here = os.path.dirname(os.path.abspath(__file__))
+    shutil.copy(os.path.join(here, "tessera.json"), os.path.join(a.out, "tessera.json"))
+    sched_dir = os.path.join(os.path.dirname(os.path.abspath(a.out)), "schedules")
+    os.makedirs(sched_dir, exist_ok=True)
+    for f in sorted(os.listdir(os.path.join(here, "schedules"))):
+        shutil.copy(os.path.join(here, "schedules", f), os.path.join(sched_dir, f))
     card = {}
     for f in ("vae_log.json", "latents_log.json", "dit_log.json"):
         p = os.path.join(a.work, f)
