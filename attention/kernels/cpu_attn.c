@@ -7,8 +7,8 @@
  * to TS_ATTN_KCHUNK keys. Per chunk: S = Q·Kᵀ with one single-threaded sgemm reading
  * K in place (row stride H·D), an online-softmax update of the running max / sum and a
  * rescale of the accumulator, then O += P·V with a second sgemm. fp32 throughout; the
- * N x N score matrix is never materialised. With a permutation the chunk's keys and
- * values are gathered first. Partial blocks (plan.exact_full[i] == 0) get the element mask:
+ * N x N score matrix is never materialised. A permuted (or bf16) plan has each head's keys
+ * and values gathered (and widened) into kernel order once per call. Partial blocks (plan.exact_full[i] == 0) get the element mask:
  * masked scores are left out of the running max and zeroed after the exp.
  *
  * exp2 is ts_exp2f (src/cpu/vmath.h), which vectorises; libm's expf is scalar and was
@@ -39,11 +39,12 @@
 #define TS_ATTN_MAXQ 1024 /* INT8_QK: the largest query block */
 
 typedef struct attn_scratch {
-    float *q, *k, *v, *s, *acc, *m, *l;
+    float *q, *s, *acc, *m, *l;
     uint8_t *ok; /* [blk_q, KCHUNK] element mask of a chunk with partial blocks */
     int16_t *q16; /* INT8_QK: the task's quantised query rows [blk_q, D] */
     float *qs;    /* INT8_QK: their scales, one per row */
-    const float *kh, *vh; /* this head's K and V in kernel order, fp32 [Lk, D], or NULL */
+    const float *kh, *vh; /* permuted or bf16 plans: this head's K and V in kernel order, fp32
+                           * [Lk, D]; NULL: K and V are read in place */
 } attn_scratch;
 
 /* The quantised K of one head: k16 [Lk, D] in kernel order, ks [n_kblk]; with AVX2 (even D,
@@ -176,18 +177,6 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
         int64_t ld;
         if (w->kh) { /* the head's K and V, permuted (and widened) once per call */
             kp = qk ? NULL : w->kh + k0 * D, vp = w->vh + k0 * D, ld = D;
-        } else if (p->perm || p->in_bf16) { /* gathered (and widened) rows; K not when quantised */
-            for (int64_t j = 0; j < nk; j++) {
-                int64_t tok = p->perm ? p->perm[k0 + j] : k0 + j;
-                if (tok < 0) { /* padding: zeros, and masked below (its block is partial) */
-                    if (!qk) memset(w->k + j * D, 0, (size_t)D * sizeof(float));
-                    memset(w->v + j * D, 0, (size_t)D * sizeof(float));
-                    continue;
-                }
-                if (!qk) ts_attn_load_row(w->k + j * D, k, tok * HD + h * D, D, p->in_bf16, 1.0f);
-                ts_attn_load_row(w->v + j * D, v, tok * HD + h * D, D, p->in_bf16, 1.0f);
-            }
-            kp = qk ? NULL : w->k, vp = w->v, ld = D;
         } else {
             kp = (const float *)k + k0 * HD + h * D, vp = (const float *)v + k0 * HD + h * D, ld = HD;
         }
@@ -269,6 +258,14 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
     }
 }
 
+/* Floats of scratch per thread: Q block, scores, accumulator, row max and sum, the byte
+ * mask (a multiple of 4 floats' worth), and for INT8_QK the row scales and int16 rows. */
+static size_t scratch_floats(int64_t bq, int64_t D, int quant) {
+    const int64_t KC = TS_ATTN_KCHUNK;
+    return (size_t)(2 * bq * D + bq * KC + 2 * bq) + (size_t)(bq * KC / 4 + 1) +
+           (quant ? (size_t)(bq + bq * D / 2 + 1) : 0);
+}
+
 /* The calling thread's part of the per-thread scratch (call inside a parallel region). */
 static attn_scratch scratch_of(float *scratch, size_t per, int64_t bq, int64_t D, int quant) {
     const int64_t KC = TS_ATTN_KCHUNK;
@@ -276,17 +273,15 @@ static attn_scratch scratch_of(float *scratch, size_t per, int64_t bq, int64_t D
 #ifdef _OPENMP
     tid = omp_get_thread_num();
 #endif
-    float *b = scratch + per * (size_t)tid;
-    attn_scratch w = {b, b + bq * D, b + bq * D + KC * D, b + bq * D + 2 * KC * D,
-                      b + bq * D + 2 * KC * D + bq * KC,
-                      b + 2 * bq * D + 2 * KC * D + bq * KC,
-                      b + 2 * bq * D + 2 * KC * D + bq * KC + bq,
-                      (uint8_t *)(b + 2 * bq * D + 2 * KC * D + bq * KC + 2 * bq), NULL, NULL, NULL, NULL};
-    if (quant) {
-        float *qb = b + 2 * bq * D + 2 * KC * D + bq * KC + 2 * bq + (bq * KC / 4 + 1);
-        w.qs = qb;
-        w.q16 = (int16_t *)(qb + bq);
-    }
+    float *b = scratch + per * (size_t)tid; /* laid out as scratch_floats counts it */
+    attn_scratch w = {0};
+    w.q = b, b += bq * D;
+    w.s = b, b += bq * KC;
+    w.acc = b, b += bq * D;
+    w.m = b, b += bq;
+    w.l = b, b += bq;
+    w.ok = (uint8_t *)b, b += bq * KC / 4 + 1;
+    if (quant) w.qs = b, b += bq, w.q16 = (int16_t *)b;
     return w;
 }
 
@@ -301,12 +296,10 @@ ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const void *q, const voi
     if (p->quant == TS_QUANT_INT8_QK && (p->blk_q > TS_ATTN_MAXQ || p->quant_rows < 0)) return TS_ERR_INVALID_ARG;
     const int64_t h0 = p->h1 > 0 ? p->h0 : 0, h1 = p->h1 > 0 ? p->h1 : p->heads;
     if (h0 < 0 || h1 > p->heads || h0 >= h1) return TS_ERR_INVALID_ARG;
-    const int64_t D = p->head_dim, bq = p->blk_q, KC = TS_ATTN_KCHUNK, nh = h1 - h0;
+    const int64_t D = p->head_dim, bq = p->blk_q, nh = h1 - h0;
     const int64_t n_tasks = nh * p->n_qblk;
-    /* floats per thread, then the byte mask (a multiple of 4 floats' worth) */
     const int quant = p->quant == TS_QUANT_INT8_QK;
-    const size_t per = (size_t)(bq * D + 2 * KC * D + bq * KC + bq * D + 2 * bq) + (size_t)(bq * KC / 4 + 1) +
-                       (quant ? (size_t)(bq * D / 2 + bq + 1) : 0);
+    const size_t per = scratch_floats(bq, D, quant);
     int nt = c->n_threads > 0 ? c->n_threads : 1;
     float *scratch = malloc(per * (size_t)nt * sizeof(float));
     if (!scratch) return TS_ERR_NOMEM;
@@ -352,6 +345,10 @@ ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const void *q, const voi
     /* A permuted (or bf16) plan gathers each head's K and V into kernel order once, instead
      * of once per visiting query block; then the head's query blocks run in parallel. */
     float *kvh = p->perm || p->in_bf16 ? malloc((size_t)(2 * Lk * D) * sizeof(float)) : NULL;
+    if ((p->perm || p->in_bf16) && !kvh) {
+        free(scratch), free(k16), free(ks), free(qkh), free(kpk), free(ktmp);
+        return TS_ERR_NOMEM;
+    }
     openblas_set_num_threads(1); /* each task's sgemms run on its own thread */
     if (kvh) {
         for (int64_t hh = 0; hh < nh; hh++) {
