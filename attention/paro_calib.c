@@ -92,7 +92,7 @@ void ts_paro_calib_observe(void *user, const struct ts_attn_site *site, int64_t 
     const float scale = (float)(1.0 / sqrt((double)D));
     int64_t nrows = 0; /* sampled rows: every stride-th */
     for (int64_t i = 0; i < n; i += stride) nrows++;
-    const int64_t tasks = H * ((nrows + QCHUNK - 1) / QCHUNK);
+    const int64_t chunks = (nrows + QCHUNK - 1) / QCHUNK;
     int nt = 1;
 #ifdef _OPENMP
     nt = omp_get_max_threads();
@@ -104,8 +104,7 @@ void ts_paro_calib_observe(void *user, const struct ts_attn_site *site, int64_t 
         return;
     }
     openblas_set_num_threads(1);
-    /* one task per (head, chunk of sampled rows); the bins of a head are shared, so the
-     * tasks of one head are serialised by running heads in order inside each thread's range */
+    /* one head per thread at a time: a head's bins are written by its thread only */
 #pragma omp parallel num_threads(nt)
     {
         int tid = 0;
@@ -116,7 +115,7 @@ void ts_paro_calib_observe(void *user, const struct ts_attn_site *site, int64_t 
 #pragma omp for schedule(static, 1)
         for (int64_t h = 0; h < H; h++) {
             double *bins = ACC(c, grp, site->layer, h, 0);
-            for (int64_t t = 0; t < tasks / H; t++) {
+            for (int64_t t = 0; t < chunks; t++) {
                 int64_t r0 = t * QCHUNK, nr = nrows - r0 < QCHUNK ? nrows - r0 : QCHUNK;
                 for (int64_t r = 0; r < nr; r++)
                     for (int64_t d = 0; d < D; d++) Q[r * D + d] = q[(r0 + r) * stride * HD + h * D + d] * scale;

@@ -245,9 +245,10 @@ static void on_vae_block(void *user, const char *name, const float *x, int64_t C
     for (int i = 0; i < h->n; i++)
         if (!strcmp(h->b[i].name, name)) b = &h->b[i];
     if (!b) {
-        if (h->cur != 0 || h->n == h->cap) {
+        if (h->cur != 0) return (void)(h->bad = 1); /* a block element 0 did not have */
+        if (h->n == h->cap) {
             int cap = h->cap ? 2 * h->cap : 16;
-            vblock *nb = h->cur == 0 ? realloc(h->b, (size_t)cap * sizeof *nb) : NULL;
+            vblock *nb = realloc(h->b, (size_t)cap * sizeof *nb);
             if (!nb) return (void)(h->bad = 1);
             h->b = nb, h->cap = cap;
         }

@@ -389,7 +389,7 @@ static ts_status bind_all(wan_vae *v, ts_err *err) {
     return TS_OK;
 }
 
-static ts_status latent_stats(wan_vae *v, const char *path, ts_err *err);
+static ts_status latent_defaults(wan_vae *v, ts_err *err);
 
 ts_status wan_vae_load_from(wan_vae **out, ts_weights *w, ts_err *err) {
     *out = NULL;
@@ -418,7 +418,7 @@ ts_status wan_vae_load_from(wan_vae **out, ts_weights *w, ts_err *err) {
         free(e);
     }
     if (st == TS_OK) st = bind_all(v, err);
-    if (st == TS_OK) st = latent_stats(v, NULL, err); /* wan_vae_load then reads config.json */
+    if (st == TS_OK) st = latent_defaults(v, err); /* wan_vae_load then reads config.json */
     if (st != TS_OK) {
         wan_vae_free(v);
         return st;
@@ -435,11 +435,9 @@ static const float wan_latent_std[16] = {2.8184f, 1.4541f, 2.3275f, 2.6558f, 1.2
                                          2.6052f, 2.0743f, 3.2687f, 2.1526f, 2.8652f, 1.5579f,
                                          1.6382f, 1.1253f, 2.8251f, 1.9160f};
 
-/* The latent statistics: config.json's latents_mean / latents_std (z_dim numbers each),
- * else Wan2.1's for z_dim 16, else 0 / 1. */
-static ts_status latent_stats(wan_vae *v, const char *path, ts_err *err) {
+/* The default latent statistics: Wan2.1's for z_dim 16, else 0 / 1. */
+static ts_status latent_defaults(wan_vae *v, ts_err *err) {
     const int64_t Z = v->cfg.z_dim;
-    free(v->lat_mean), free(v->lat_std);
     v->lat_mean = malloc((size_t)Z * sizeof(float));
     v->lat_std = malloc((size_t)Z * sizeof(float));
     if (!v->lat_mean || !v->lat_std) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
@@ -447,7 +445,13 @@ static ts_status latent_stats(wan_vae *v, const char *path, ts_err *err) {
         v->lat_mean[i] = Z == 16 ? wan_latent_mean[i] : 0.0f;
         v->lat_std[i] = Z == 16 ? wan_latent_std[i] : 1.0f;
     }
-    char *text = path ? ts_config_json_near(path) : NULL;
+    return TS_OK;
+}
+
+/* config.json's latents_mean / latents_std (z_dim numbers each) over the defaults. */
+static ts_status latent_stats_from_config(wan_vae *v, const char *path, ts_err *err) {
+    const int64_t Z = v->cfg.z_dim;
+    char *text = ts_config_json_near(path);
     if (!text) return TS_OK;
     cJSON *j = cJSON_Parse(text);
     free(text);
@@ -473,7 +477,7 @@ ts_status wan_vae_load(wan_vae **out, const char *path, ts_err *err) {
     ts_weights *w = NULL;
     TS_TRY(ts_weights_open(&w, path, err));
     TS_TRY(wan_vae_load_from(out, w, err));
-    ts_status st = latent_stats(*out, path, err);
+    ts_status st = latent_stats_from_config(*out, path, err);
     if (st != TS_OK) wan_vae_free(*out), *out = NULL;
     return st;
 }
