@@ -95,7 +95,16 @@ check bad-model-frames 2 "'frames' in .* is out of range" "$t2v" -m "$tmp/mdl" -
 
 # --- errors: one line, non-zero, nothing written
 check no-prompt 2 "no prompt" "$t2v" -m "$m" -o "$tmp/e.mp4"
-check no-model 2 "no model" "$t2v" -p x -o "$tmp/e.mp4"
+# without -m: the bundled tiny model at its own size (tessera.json), or, in a tree without it, an error
+if [ -f "$fx/../../assets/tiny/model_index.json" ]; then
+    out=$("$t2v" -p "a red circle moving to the right" --steps 2 -o "$tmp/b.mp4" --json 2>"$tmp/err")
+    printf '%s' "$out" | grep -q '"width": 96, "height": 96, "frames": 17, "steps": 2,' && ok ||
+        ko "no -m: the bundled model at its size: $out $(cat "$tmp/err")"
+    got=$("$info" "$tmp/b.mp4")
+    [ "$got" = "96x96 17 h264" ] && ok || ko "bundled model's mp4 decodes as '$got', want '96x96 17 h264'"
+else
+    check no-model 2 "no model" "$t2v" -p x -o "$tmp/e.mp4"
+fi
 check unknown-flag 2 "unknown option '--frobnicate'" "$t2v" --frobnicate
 check missing-value 2 "needs a value" "$t2v" -p
 check bad-int 2 "'abc' is not an integer" "$t2v" -m "$m" -p x --steps abc
