@@ -2,7 +2,8 @@
 
 A clip is F frames of S x S pixels: one shape (circle, square, triangle) of a named colour
 on a plain background, moving left, right, up or down by a fixed number of pixels per
-frame, or standing still. Its caption comes from templates:
+frame, or standing still; anywhere in the frame, or (centred=True, the DiT's data) on a
+path centred in it. Its caption comes from templates:
 "a red circle moving to the right on a gray background" (the background phrase is left out
 of some captions; the background is then random). Single frames (F = 1) have captions
 without the motion and serve text-to-image.
@@ -57,8 +58,13 @@ def caption(colour, shape, motion, bg, with_bg, video):
     return s
 
 
-def sample(rng, S=96, F=17, video=True):
-    """One clip: (uint8 frames [F, S, S, 3], caption, attributes dict)."""
+def sample(rng, S=96, F=17, video=True, centred=False):
+    """One clip: (uint8 frames [F, S, S, 3], caption, attributes dict).
+
+    centred=False puts the path anywhere inside the frame (what the VAE learns from);
+    centred=True centres it, within a few pixels, and keeps the size in a narrower range, so
+    the caption all but fixes the clip: what the small DiT learns (a caption with many
+    equally likely layouts takes a far larger model and budget to sample coherently)."""
     colour = rng.choice(list(COLOURS))
     shape = rng.choice(SHAPES)
     motion = rng.choice(list(MOTIONS)) if video else "standing still"
@@ -71,6 +77,11 @@ def sample(rng, S=96, F=17, video=True):
     lo, hi = r + 1, S - r - 1
     x0 = rng.uniform(lo - min(dx, 0) * travel, hi - max(dx, 0) * travel)
     y0 = rng.uniform(lo - min(dy, 0) * travel, hi - max(dy, 0) * travel)
+    if centred:  # the same draws above, so the uncentred stream stays as it was
+        r = (0.15 + 0.03 * (r / S - 0.13) / 0.06) * S
+        j = 0.05 * S
+        x0 = S / 2 - dx * travel / 2 + (x0 - (lo + hi) / 2) / (hi - lo) * 2 * j
+        y0 = S / 2 - dy * travel / 2 + (y0 - (lo + hi) / 2) / (hi - lo) * 2 * j
     frames = np.empty((F, S, S, 3), np.uint8)
     fg, bgc = np.array(COLOURS[colour], np.uint8), np.array(BACKGROUNDS[bg], np.uint8)
     for f in range(F):

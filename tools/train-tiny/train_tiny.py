@@ -9,15 +9,18 @@ a Wan DiT (WanTransformer3DModel, 4 layers, 2 heads x 48, patch size (1, 1, 1), 
 as the real checkpoints.
 
 Stages (all by default; each reads the previous ones' files from --work):
-  tokenizer  SentencePiece unigram model over every caption the templates make
-  vae        the VAE on 48 x 48 crops: single frames, then 5-frame clips (MSE + a small KL term)
+  tokenizer  SentencePiece unigram model over every caption the templates make, each caption
+             word added as one piece
+  vae        the VAE on crops: 48 x 48 single frames, then 64 x 64 9-frame clips (MSE + L1 + a
+             small KL term)
   latents    encodes the training clips once; per-channel latent mean/std go to the VAE config
   dit        the text encoder and the DiT with the flow-matching objective (x_t = (1-s) x0 +
-             s noise, target noise - x0, timestep 1000 s), captions dropped 10% of the time so
-             classifier-free guidance works
+             s noise, target noise - x0, timestep 1000 s) on centred clips, captions dropped 10%
+             of the time so classifier-free guidance works; the weights' moving average is kept
   export     writes --out in the diffusers layout + tessera.json (its CLI defaults) and the
              example schedules for its grid (schedules/ here -> --out/../schedules), and the
-             model card's numbers (work/card.json); paro-tiny.json then needs
+             model card --out/README.md (its numbers also in work/card.json; work/results.md,
+             the renders' measurements, goes in when it exists); paro-tiny.json then needs
              tessera-calibrate's --out/paro.safetensors
 
 Fixed seeds and step counts: the same command on the same library versions gives the same
@@ -66,8 +69,8 @@ def to_tensor(frames):
 
 def make_set(seed, n_video, n_image):
     rng = np.random.default_rng(seed)
-    clips = [data.sample(rng, S, FRAMES, True) for _ in range(n_video)]
-    images = [data.sample(rng, S, 1, False) for _ in range(n_image)]
+    clips = [data.sample(rng, S, FRAMES, True, centred=True) for _ in range(n_video)]
+    images = [data.sample(rng, S, 1, False, centred=True) for _ in range(n_image)]
     return clips, images
 
 
@@ -82,9 +85,20 @@ def stage_tokenizer(a):
         sentence_iterator=iter(caps * 4), model_writer=model, model_type="unigram", vocab_size=a.vocab,
         character_coverage=1.0, normalization_rule_name="nmt_nfkc", pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
         num_threads=1, shuffle_input_sentence=False, minloglevel=2, hard_vocab_limit=False)
+    # SentencePiece's unigram trainer, on a corpus this small, keeps most words as runs of
+    # single letters ("white" -> w h i t e), which leaves a 2-layer encoder to spell; every
+    # caption word becomes one piece, scored above any spelling of it, so the encoder sees words
+    from sentencepiece import sentencepiece_model_pb2 as pb
+    proto = pb.ModelProto()
+    proto.ParseFromString(model.getvalue())
+    have = {p.piece for p in proto.pieces}
+    for w in sorted({w for c in caps for w in c.split()}):
+        if "\u2581" + w not in have:
+            proto.pieces.add(piece="\u2581" + w, score=-1.0, type=pb.ModelProto.SentencePiece.NORMAL)
+    proto.trainer_spec.vocab_size = len(proto.pieces)
     with open(os.path.join(a.work, "spiece.model"), "wb") as f:
-        f.write(model.getvalue())
-    sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
+        f.write(proto.SerializeToString())
+    sp = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
     log(f"tokenizer: {len(caps)} captions, vocab {sp.get_piece_size()}; "
         f"'{caps[0]}' -> {sp.encode(caps[0], out_type=str)}")
 
@@ -108,27 +122,49 @@ def decode_raw(vae, z):
     return torch.cat(outs, 2)
 
 
+def causal_init(vae):
+    """Starts the VAE as a per-frame model: the causal 3-D convolutions' taps on earlier frames
+    are zero and the temporal resamplers pass a frame through (downsampling keeps the latest
+    of each pair, upsampling repeats it). Single frames train only the current-frame taps (the
+    earlier ones see the zero padding), so when the clips start, the model already
+    reconstructs every frame and learns time from there instead of from random taps."""
+    from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, WanResample
+    with torch.no_grad():
+        for m in vae.modules():
+            if isinstance(m, WanCausalConv3d) and m.kernel_size[0] == 3:
+                m.weight[:, :, :2] = 0
+        for m in vae.modules():
+            if isinstance(m, WanResample) and hasattr(m, "time_conv"):
+                w, c = m.time_conv.weight, m.time_conv.weight.shape[1]
+                w.zero_(), m.time_conv.bias.zero_()
+                for half in range(w.shape[0] // c):  # upsampling: 2 halves, each one output frame
+                    w[half * c:(half + 1) * c, :, 2, 0, 0] = torch.eye(c)
+
+
 def stage_vae(a):
     torch.manual_seed(a.seed)
     vae = vae_model().train()
+    causal_init(vae)
     rng = np.random.default_rng(a.seed + 1)
     opt = torch.optim.AdamW(vae.parameters(), lr=a.vae_lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / a.vae_steps)))
     t0, avg = time.time(), None
     for step in range(a.vae_steps):
-        # single frames first (5x cheaper: the spatial path), then 1 + 4-frame clips so the
-        # causal time convolutions and the temporal up/downsampling learn too
-        frames = 1 if step < a.vae_steps // 3 else 5
-        batch = a.vae_batch if frames == 1 else max(1, a.vae_batch // 2)
+        # single frames first (cheap: the spatial path), then 1 + 4 + 4-frame clips so the
+        # causal time convolutions, their caches in the steady state (a chunk after a 4-frame
+        # chunk) and the temporal up/downsampling learn too
+        frames = 1 if step < a.vae_steps // 3 else 9
+        batch = a.vae_batch if frames == 1 else max(1, a.vae_batch // 4)
+        crop = a.vae_crop if frames == 1 else a.vae_clip_crop
         clips = [data.sample(rng, S, frames, frames > 1) for _ in range(batch)]
         x = torch.stack([to_tensor(f) for f, _, _ in clips])
-        if a.vae_crop < S:  # the VAE is convolutional (its attention is per latent frame): crops
+        if crop < S:  # the VAE is convolutional (its attention is per latent frame): crops
             # train it; each crop holds its clip's shape (a background-only crop teaches little)
             xs = []
             for b, (f, _, _) in enumerate(clips):
                 ys, xs_ = np.nonzero(np.abs(f[0].astype(int) - f[0, 0, 0].astype(int)).sum(-1) > 30)
                 cy, cx = (int(ys.mean()), int(xs_.mean())) if len(ys) else (S // 2, S // 2)
-                c = a.vae_crop
+                c = crop
                 oy = int(np.clip(cy - c // 2 + rng.integers(-c // 4, c // 4 + 1), 0, S - c)) // 8 * 8
                 ox = int(np.clip(cx - c // 2 + rng.integers(-c // 4, c // 4 + 1), 0, S - c)) // 8 * 8
                 xs.append(x[b, :, :, oy:oy + c, ox:ox + c])
@@ -182,7 +218,7 @@ def stage_latents(a):
     psnr = 10 * math.log10(4.0 / F.mse_loss(rec, x).item())
     log(f"latents: {len(clips)} clips + {len(images)} frames in {time.time() - t0:.0f} s; "
         f"latent std per channel {std.min().item():.3f}..{std.max().item():.3f}; held-out 17-frame PSNR {psnr:.1f} dB")
-    json.dump({"vae_psnr_17f_db": psnr, "latents_mean": mean.tolist(), "latents_std": std.tolist()},
+    json.dump({"vae_psnr_17f_db": psnr, "latents_s": time.time() - t0, "latents_mean": mean.tolist(), "latents_std": std.tolist()},
               open(os.path.join(a.work, "latents_log.json"), "w"))
 
 
@@ -209,6 +245,16 @@ def encode_text(te, sp, captions):
     return F.pad(h, (0, 0, 0, TEXT_LEN - L))
 
 
+def fg_weight(x0, w):
+    """Per-position loss weights [B, 1, F, H, W]: 1 on the background, up to 1 + w on the shape.
+    The shape covers a tenth of the frame, so an unweighted loss is mostly background and the
+    text's colour and shape words are learnt last; here a position counts by how far its
+    latent lies from its frame's background (the per-channel median of the frame)."""
+    bg = x0.flatten(3).median(3).values[..., None, None]
+    d = (x0 - bg).norm(dim=1, keepdim=True)
+    return 1 + w * d / d.amax(dim=(3, 4), keepdim=True).clamp_min(1e-6)
+
+
 def stage_dit(a):
     import sentencepiece as spm
     sp = spm.SentencePieceProcessor(model_file=os.path.join(a.work, "spiece.model"))
@@ -221,6 +267,11 @@ def stage_dit(a):
     opt = torch.optim.AdamW(params, lr=a.dit_lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / a.dit_steps))))
+    # an exponential moving average of the weights is what gets exported: with batches this
+    # small the raw weights are noisy, and the average samples cleaner
+    import copy
+    te_avg, dit_avg = copy.deepcopy(te).eval(), copy.deepcopy(dit).eval()
+    avg_params = list(te_avg.parameters()) + list(dit_avg.parameters())
     g = torch.Generator().manual_seed(a.seed + 4)
     t0, ema = time.time(), None
     losses = []
@@ -237,18 +288,26 @@ def stage_dit(a):
         xt = (1 - s5) * x0 + s5 * noise
         ctx = encode_text(te, sp, c)
         v = dit(xt, sigma * 1000, ctx, return_dict=False)[0]
-        loss = F.mse_loss(v, noise - x0)
+        loss = (fg_weight(x0, a.dit_fg_weight) * (v - (noise - x0)) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
+        with torch.no_grad():
+            d = min(a.dit_ema, (1 + step) / (10 + step))
+            for pa, p in zip(avg_params, params):
+                pa.lerp_(p, 1 - d)
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         losses.append(loss.item())
+        if a.dit_save_every and step % a.dit_save_every == a.dit_save_every - 1:  # to look at early
+            torch.save({"te": te_avg.state_dict(), "dit": dit_avg.state_dict(), "te_raw": te.state_dict(),
+                        "dit_raw": dit.state_dict()}, os.path.join(a.work, "dit.pt"))
         if step % 50 == 0 or step == a.dit_steps - 1:
             log(f"dit step {step}/{a.dit_steps}: loss {loss.item():.4f} (ema {ema:.4f}) "
                 f"({(time.time() - t0) / (step + 1):.2f} s/step)")
-    torch.save({"te": te.state_dict(), "dit": dit.state_dict()}, os.path.join(a.work, "dit.pt"))
+    torch.save({"te": te_avg.state_dict(), "dit": dit_avg.state_dict(), "te_raw": te.state_dict(),
+                "dit_raw": dit.state_dict()}, os.path.join(a.work, "dit.pt"))
     json.dump({"dit_steps": a.dit_steps, "dit_loss_ema": ema, "dit_s": time.time() - t0,
                "dit_loss_first100": float(np.mean(losses[:100])), "dit_loss_last100": float(np.mean(losses[-100:]))},
               open(os.path.join(a.work, "dit_log.json"), "w"))
@@ -310,9 +369,89 @@ def stage_export(a):
                             "text_encoder": sum(p.numel() for p in te.parameters()),
                             "transformer": sum(p.numel() for p in dit.parameters())},
                  "torch": torch.__version__})
+    # the stages' own options: what a whole run with the defaults did, unless a stage was given others
+    card["options"] = {k: getattr(a, k) for k in ("seed", "vocab", "vae_steps", "vae_batch", "vae_lr", "vae_kl",
+                                                 "vae_crop", "vae_clip_crop", "n_video", "n_image", "dit_steps",
+                                                 "dit_batch", "dit_lr", "dit_ema", "dit_fg_weight")}
     json.dump(card, open(os.path.join(a.work, "card.json"), "w"), indent=1)
+    write_card(a, card)
     size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(a.out) for f in fs)
-    log(f"export: {a.out} ({size / 1e6:.1f} MB); card numbers in {a.work}/card.json")
+    log(f"export: {a.out} ({size / 1e6:.1f} MB); card {a.out}/README.md, its numbers in {a.work}/card.json")
+
+
+def write_card(a, c):
+    """assets/tiny/README.md from the run's numbers (and work/results.md, the renders'
+    measurements, when it exists)."""
+    files = []
+    for d, f in (("transformer", "diffusion_pytorch_model.safetensors"), ("vae", "diffusion_pytorch_model.safetensors"),
+                 ("text_encoder", "model.safetensors"), ("tokenizer", "spiece.model")):
+        files.append(f"| `{d}/{f}` | {os.path.getsize(os.path.join(a.out, d, f)) / 1e6:.2f} MB |")
+    g = lambda k, fmt="{}": fmt.format(c[k]) if k in c else "(stage not run)"  # noqa: E731
+    results = os.path.join(a.work, "results.md")
+    lines = [
+        "# The bundled tiny model", "",
+        "A text-to-video model with Wan2.1's architecture and diffusers file layout, small enough",
+        "to ship and to train on a 2-core CPU, so that Tessera renders something real where no",
+        "checkpoint can be downloaded. It draws one shape (circle, square, triangle) of a named",
+        "colour (red, green, blue, yellow, white) on a plain background (black, gray, purple),",
+        "moving left, right, up, down or standing still, at 96x96, 17 frames; single frames for",
+        "text-to-image. Tessera's CLIs use it when no `-m` is given (its own defaults are in",
+        "`tessera.json`: 96x96, 17 frames, 25 UniPC steps, guidance 5, flow shift 3).", "",
+        "Made by `tools/train-tiny/train_tiny.py` (PyTorch " + c["torch"] + ", diffusers / transformers",
+        "classes, fixed seeds, 2 CPU threads):", "",
+        "    .venv/bin/python tools/train-tiny/train_tiny.py --work /tmp/tiny --out assets/tiny", "",
+        "(the defaults; about " + (f"{(c['vae_s'] + c.get('latents_s', 0) + c['dit_s']) / 60:.0f}" if "dit_s" in c else "?")
+        + " minutes on a 2-core AMD EPYC). Each stage also runs alone (`--stage`), reading the",
+        "previous stages' files from --work.", "",
+        "## Data", "",
+        "`tools/train-tiny/data.py`: procedural clips, 96x96 x 17 frames, the shape moving 2 pixels a",
+        "frame in the named direction. The VAE learns from shapes anywhere in the frame (size 0.13-0.19",
+        "of it, half-extent); the DiT from paths centred in the frame (within 5 pixels, size",
+        "0.15-0.18), so that a caption all but fixes its clip and a model this small samples one",
+        "coherent shape instead of a blend of layouts. Captions from templates, e.g. \"a red circle moving to the right on a gray",
+        "background\" (the background phrase left out 30% of the time). "
+        f"{c['n_video']} clips and {c['n_image']} single frames for the",
+        "DiT (seed + 2); the VAE draws fresh ones every step.", "",
+        "## Components", "",
+        "| part | config | parameters |", "|---|---|---|",
+        f"| VAE (`AutoencoderKLWan`) | base_dim {VAE_CFG['base_dim']}, dim_mult {VAE_CFG['dim_mult']}, z {VAE_CFG['z_dim']}, "
+        "8x spatial / 4x temporal | " + f"{c['params']['vae_decoder']:,} (decoder) |",
+        f"| text encoder (`UMT5EncoderModel`) | d_model {TE_CFG['d_model']}, {TE_CFG['num_layers']} layers, "
+        f"{TE_CFG['num_heads']} heads, vocab {c['vocab']} (own SentencePiece unigram, every caption word one piece) "
+        f"| {c['params']['text_encoder']:,} |",
+        f"| DiT (`WanTransformer3DModel`) | {DIT_CFG['num_layers']} layers, {DIT_CFG['num_attention_heads']} heads x "
+        f"{DIT_CFG['attention_head_dim']}, ffn {DIT_CFG['ffn_dim']}, patch (1,1,1): 5x12x12 = 720 tokens a clip "
+        f"| {c['params']['transformer']:,} |", "",
+        "| file | size |", "|---|---|", *files, "",
+        f"Prompts are padded to {TEXT_LEN} tokens (`tokenizer/tokenizer_config.json`'s model_max_length).",
+        "The VAE's latents_mean / latents_std (`vae/config.json`) are the per-channel statistics of",
+        "the training latents.", "",
+        "## Training", "",
+        f"1. VAE: {g('vae_steps')} AdamW steps (lr {a.vae_lr}, cosine to a tenth), MSE + L1 + {a.vae_kl} x KL,",
+        f"   the first third on {a.vae_crop}x{a.vae_crop} crops of single frames (batch {a.vae_batch}), then"
+        f" {a.vae_clip_crop}x{a.vae_clip_crop}",
+        f"   crops of 9-frame clips (batch {max(1, a.vae_batch // 4)}), the causal taps started at zero (a per-frame model);",
+        f"   final training MSE (moving average) {g('vae_final_mse_avg', '{:.4f}')}; {g('vae_s', '{:.0f}')} s.",
+        f"   Held-out 17-frame clips decode at {g('vae_psnr_17f_db', '{:.1f}')} dB PSNR.",
+        f"2. Text encoder + DiT together: {g('dit_steps')} steps, batch {a.dit_batch}, AdamW lr {a.dit_lr}",
+        "   (100-step warm-up, cosine), flow matching on the normalised latents (x_t = (1-s) x0 + s",
+        f"   noise, s shifted by {SHIFT}, target noise - x0, timestep 1000 s; the squared error weighted up",
+        f"   to {1 + a.dit_fg_weight:g}x on the shape, see fg_weight), every fifth batch single",
+        "   frames, captions dropped 10% of the time (classifier-free guidance); the exported weights",
+        f"   are the moving average of the trained ones (decay {a.dit_ema}).",
+        f"   Loss: first 100 steps {g('dit_loss_first100', '{:.3f}')}, last 100 {g('dit_loss_last100', '{:.3f}')};"
+        f" {g('dit_s', '{:.0f}')} s.", "",
+        "## Renders", "",
+    ]
+    if os.path.exists(results):
+        lines += open(results).read().rstrip().split("\n")
+    else:
+        lines += ["`meson test -C build tiny --verbose` renders 15 fixed prompts and measures colour, shape and",
+                  "motion (tests/test_tiny.c)."]
+    lines += ["", "PARO: `paro.safetensors` is this model's calibration for assets/schedules/paro-tiny.json,",
+              "made with tessera-calibrate (the command is in the Renders section)."]
+    with open(os.path.join(a.out, "README.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 def main():
@@ -323,16 +462,20 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--vocab", type=int, default=96)
-    ap.add_argument("--vae-steps", type=int, default=3000)
+    ap.add_argument("--vae-steps", type=int, default=2200)
     ap.add_argument("--vae-batch", type=int, default=8)
     ap.add_argument("--vae-lr", type=float, default=1e-3)
     ap.add_argument("--vae-kl", type=float, default=1e-4)
     ap.add_argument("--vae-crop", type=int, default=48)
+    ap.add_argument("--vae-clip-crop", type=int, default=64)
     ap.add_argument("--n-video", type=int, default=1200)
     ap.add_argument("--n-image", type=int, default=400)
-    ap.add_argument("--dit-steps", type=int, default=1500)
+    ap.add_argument("--dit-steps", type=int, default=5000)
     ap.add_argument("--dit-batch", type=int, default=4)
-    ap.add_argument("--dit-lr", type=float, default=5e-4)
+    ap.add_argument("--dit-lr", type=float, default=1e-3)
+    ap.add_argument("--dit-fg-weight", type=float, default=4.0, help="extra loss weight on the shape (see fg_weight)")
+    ap.add_argument("--dit-ema", type=float, default=0.998, help="decay of the exported weights' moving average")
+    ap.add_argument("--dit-save-every", type=int, default=0, help="also write dit.pt every N steps")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     os.makedirs(a.work, exist_ok=True)
