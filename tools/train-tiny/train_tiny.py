@@ -96,9 +96,10 @@ def stage_tokenizer(a):
         if "\u2581" + w not in have:
             proto.pieces.add(piece="\u2581" + w, score=-1.0, type=pb.ModelProto.SentencePiece.NORMAL)
     proto.trainer_spec.vocab_size = len(proto.pieces)
+    blob = proto.SerializeToString()
     with open(os.path.join(a.work, "spiece.model"), "wb") as f:
-        f.write(proto.SerializeToString())
-    sp = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
+        f.write(blob)
+    sp = spm.SentencePieceProcessor(model_proto=blob)
     log(f"tokenizer: {len(caps)} captions, vocab {sp.get_piece_size()}; "
         f"'{caps[0]}' -> {sp.encode(caps[0], out_type=str)}")
 
@@ -275,6 +276,11 @@ def stage_dit(a):
     g = torch.Generator().manual_seed(a.seed + 4)
     t0, ema = time.time(), None
     losses = []
+
+    def save():  # the averaged weights (exported) and the raw ones
+        torch.save({"te": te_avg.state_dict(), "dit": dit_avg.state_dict(), "te_raw": te.state_dict(),
+                    "dit_raw": dit.state_dict()}, os.path.join(a.work, "dit.pt"))
+
     for step in range(a.dit_steps):
         kind = "image" if step % 5 == 4 else "video"
         x0s, caps = sets[kind]
@@ -301,13 +307,11 @@ def stage_dit(a):
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         losses.append(loss.item())
         if a.dit_save_every and step % a.dit_save_every == a.dit_save_every - 1:  # to look at early
-            torch.save({"te": te_avg.state_dict(), "dit": dit_avg.state_dict(), "te_raw": te.state_dict(),
-                        "dit_raw": dit.state_dict()}, os.path.join(a.work, "dit.pt"))
+            save()
         if step % 50 == 0 or step == a.dit_steps - 1:
             log(f"dit step {step}/{a.dit_steps}: loss {loss.item():.4f} (ema {ema:.4f}) "
                 f"({(time.time() - t0) / (step + 1):.2f} s/step)")
-    torch.save({"te": te_avg.state_dict(), "dit": dit_avg.state_dict(), "te_raw": te.state_dict(),
-                "dit_raw": dit.state_dict()}, os.path.join(a.work, "dit.pt"))
+    save()
     json.dump({"dit_steps": a.dit_steps, "dit_loss_ema": ema, "dit_s": time.time() - t0,
                "dit_loss_first100": float(np.mean(losses[:100])), "dit_loss_last100": float(np.mean(losses[-100:]))},
               open(os.path.join(a.work, "dit_log.json"), "w"))
@@ -369,10 +373,10 @@ def stage_export(a):
                             "text_encoder": sum(p.numel() for p in te.parameters()),
                             "transformer": sum(p.numel() for p in dit.parameters())},
                  "torch": torch.__version__})
-    # the stages' own options: what a whole run with the defaults did, unless a stage was given others
-    card["options"] = {k: getattr(a, k) for k in ("seed", "vocab", "vae_steps", "vae_batch", "vae_lr", "vae_kl",
-                                                 "vae_crop", "vae_clip_crop", "n_video", "n_image", "dit_steps",
-                                                 "dit_batch", "dit_lr", "dit_ema", "dit_fg_weight")}
+    # the stages' own options (every one but where and how the script runs): what a whole run
+    # with the defaults did, unless a stage was given others
+    card["options"] = {k: v for k, v in vars(a).items()
+                       if k not in ("work", "out", "stage", "threads", "dit_save_every")}
     json.dump(card, open(os.path.join(a.work, "card.json"), "w"), indent=1)
     write_card(a, card)
     size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(a.out) for f in fs)
