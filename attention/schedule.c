@@ -5,6 +5,7 @@
 #include "schedule.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,7 +80,9 @@ static ts_status parse_ranges(const cJSON *j, range **out, int *n_out, const cha
         const cJSON *it = cJSON_IsArray(j) ? cJSON_GetArrayItem(j, i) : j;
         long long a, b;
         char tail;
-        if (cJSON_IsNumber(it) && it->valuedouble == floor(it->valuedouble) && it->valuedouble >= 0) {
+        /* bounded before the cast: a double past the integer range has no defined conversion */
+        if (cJSON_IsNumber(it) && it->valuedouble == floor(it->valuedouble) && it->valuedouble >= 0 &&
+            it->valuedouble <= INT_MAX) {
             r[i].lo = r[i].hi = (int64_t)it->valuedouble;
         } else if (cJSON_IsString(it) && sscanf(it->valuestring, "%lld-%lld%c", &a, &b, &tail) == 2 && a >= 0 && b >= a) {
             r[i].lo = a, r[i].hi = b;

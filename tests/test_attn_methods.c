@@ -463,6 +463,7 @@ static void test_schedule_errors(void) {
         {"{\"rules\": [{\"method\": \"draft\", \"params\": {\"window\": 3}}]}", TS_ERR_FORMAT, "method draft has no parameter 'window'"},
         {"{\"rules\": [{\"method\": \"gna\", \"layers\": [\"5-2\"]}]}", TS_ERR_FORMAT, "rule 1: 'layers' entry 1"},
         {"{\"rules\": [{\"method\": \"gna\", \"steps\": [-1]}]}", TS_ERR_FORMAT, "rule 1: 'steps' entry 1"},
+        {"{\"rules\": [{\"method\": \"gna\", \"layers\": [0, 1e89]}]}", TS_ERR_FORMAT, "rule 1: 'layers' entry 2"},
         {"{\"rules\": [{\"method\": \"gna\", \"steps\": {\"fraction\": [0.5, 0.2]}}]}", TS_ERR_FORMAT, "'steps.fraction'"},
         {"{\"rules\": [{\"method\": \"gna\", \"timesteps\": [0, 2000]}]}", TS_ERR_FORMAT, "'timesteps'"},
         {"{\"rules\": [{\"method\": \"gna\", \"params\": {\"window\": [3, 0, 7]}}]}", TS_ERR_FORMAT, "rule 1: 'window' entry 2"},
