@@ -43,6 +43,7 @@
 #include "sla.h"
 #include "test.h"
 #include "wan_rename.h"
+#include "wan_run.h"
 
 static ts_mask na1d(int64_t W, int w, int s, int d, int causal) {
     ts_mask m;
@@ -785,25 +786,10 @@ static float *dit_run(const char *fixture, ts_attn_schedule *sched, int64_t *n_o
     ts_st_file *io = NULL;
     ts_err e = {0};
     wan_model *m = NULL;
-    if (ts_st_open(&io, iopath, &e) != TS_OK || wan_load(&m, wpath, NULL, &e) != TS_OK) {
-        TS_CHECK(0, "%s: %s", fixture, e.msg);
-        ts_st_close(io);
-        return NULL;
-    }
-    const ts_tensor *x = ts_st_find(io, "x"), *t = ts_st_find(io, "t"), *ctx = ts_st_find(io, "context");
-    const wan_config *cfg = wan_model_config(m);
-    int64_t F = x->shape[2], H = x->shape[3], W = x->shape[4], L = ctx->shape[1];
-    ts_ctx c;
-    ts_ctx_init(&c, 0);
-    ts_arena arena;
-    ts_arena_init(&arena, wan_arena_bytes(cfg, F, H, W, L));
-    c.arena = &arena;
-    *n_out = cfg->out_ch * F * H * W;
-    float *out = malloc((size_t)*n_out * sizeof(float));
-    ts_status st = wan_forward(&c, m, sched, 3, 10, x->data, F, H, W, ((float *)t->data)[0], ctx->data, L, out, NULL,
-                               NULL, &e);
-    TS_CHECK(st == TS_OK, "%s forward: %s", fixture, e.msg);
-    ts_arena_free(&arena);
+    float *out = NULL;
+    if (ts_st_open(&io, iopath, &e) == TS_OK && wan_load(&m, wpath, NULL, &e) == TS_OK)
+        out = ts_test_wan_forward(m, io, sched, 3, 10, NULL, NULL, n_out, &e);
+    TS_CHECK(out, "%s: %s", fixture, e.msg);
     wan_free(m);
     ts_st_close(io);
     return out;

@@ -19,6 +19,7 @@
 #include "safetensors.h"
 #include "test.h"
 #include "wan_rename.h"
+#include "wan_run.h"
 
 typedef struct hook_ctx {
     const ts_st_file *io;
@@ -44,26 +45,9 @@ static float *run(const char *path, const ts_st_file *io, int64_t head_dim, hook
     wan_load_opts o = {head_dim};
     wan_model *m = NULL;
     ts_status st = wan_load(&m, path, &o, err);
-    if (st_out) *st_out = st;
-    if (st != TS_OK) return NULL;
-    const ts_tensor *x = ts_st_find(io, "x"), *t = ts_st_find(io, "t"), *ctx = ts_st_find(io, "context");
-    const wan_config *cfg = wan_model_config(m);
-    int64_t F = x->shape[2], H = x->shape[3], W = x->shape[4], L = ctx->shape[1];
-    ts_ctx c;
-    ts_ctx_init(&c, 0);
-    ts_arena arena;
-    ts_arena_init(&arena, wan_arena_bytes(cfg, F, H, W, L));
-    c.arena = &arena;
-    float *out = malloc((size_t)(cfg->out_ch * F * H * W) * sizeof(float));
-    st = wan_forward(&c, m, NULL, 0, 1, x->data, F, H, W, ((float *)t->data)[0], ctx->data, L, out,
-                     hk ? on_hook : NULL, hk, err);
-    if (st_out) *st_out = st;
-    ts_arena_free(&arena);
+    float *out = st == TS_OK ? ts_test_wan_forward(m, io, NULL, 0, 1, hk ? on_hook : NULL, hk, NULL, err) : NULL;
+    if (st_out) *st_out = out ? TS_OK : err->code;
     wan_free(m);
-    if (st != TS_OK) {
-        free(out);
-        return NULL;
-    }
     return out;
 }
 
