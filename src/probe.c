@@ -74,8 +74,11 @@ static void on_intermediate(void *user, const char *name, const float *data, int
     memcpy(it->data + o->b * n, data, (size_t)n * sizeof(float));
 }
 
+/* Writes the collected outputs with the run's metadata (an intermediate that could not be
+ * stored fails the run here). */
 static ts_status write_outputs(const outputs *o, const ts_probe_opts *po, ts_ctx *c,
                                const char *config, ts_err *err) {
+    if (o->oom) return TS_ERR(err, TS_ERR_NOMEM, "out of memory for intermediates");
     ts_st_item *items = calloc((size_t)o->n + 1, sizeof *items);
     if (!items) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
     for (int i = 0; i < o->n; i++) {
@@ -183,7 +186,6 @@ static ts_status run_dit(ts_ctx *c, const ts_probe_opts *o, ts_err *err) {
                          o->dump_intermediates ? on_intermediate : NULL, &outs, err);
     }
     c->arena = old;
-    if (st == TS_OK && outs.oom) st = TS_ERR(err, TS_ERR_NOMEM, "out of memory for intermediates");
     if (st == TS_OK) {
         char config[512];
         snprintf(config, sizeof config,
@@ -502,7 +504,6 @@ static ts_status run_text_encoder(ts_ctx *c, const ts_probe_opts *o, ts_err *err
                              o->dump_intermediates ? on_intermediate : NULL, &outs, err);
     }
     c->arena = old;
-    if (st == TS_OK && outs.oom) st = TS_ERR(err, TS_ERR_NOMEM, "out of memory for intermediates");
     if (st == TS_OK) {
         char config[512];
         snprintf(config, sizeof config,
