@@ -299,6 +299,9 @@ def stage_dit(a):
         c = [caps[i] if torch.rand((), generator=g).item() > 0.1 else "" for i in idx.tolist()]
         u = torch.rand(a.dit_batch, generator=g)
         sigma = SHIFT * u / (1 + (SHIFT - 1) * u)
+        if a.dit_uniform:  # the first part of the batch at unshifted noise levels (more low ones)
+            k = int(round(a.dit_uniform * a.dit_batch))
+            sigma = torch.cat([u[:k], sigma[k:]])
         noise = torch.randn(x0.shape, generator=g)
         s5 = sigma.view(-1, 1, 1, 1, 1)
         xt = (1 - s5) * x0 + s5 * noise
@@ -420,8 +423,9 @@ def write_card(a, c):
         "## Data", "",
         "`tools/train-tiny/data.py`: procedural clips, 96x96 x 17 frames, the shape moving 2 pixels a",
         "frame in the named direction. The VAE learns from shapes anywhere in the frame (size 0.13-0.19",
-        "of it, half-extent); the DiT from paths centred in the frame (within 5 pixels, size",
-        "0.15-0.18), so that a caption all but fixes its clip and a model this small samples one",
+        "of it, half-extent); the DiT from paths centred in the frame (within 5 pixels) and larger",
+        f"shapes (size {data.CENTRED_SIZE[0]:g}-{data.CENTRED_SIZE[1]:g}, 6 latent pixels across, where the VAE keeps a triangle's",
+        "corners), so that a caption all but fixes its clip and a model this small samples one",
         "coherent shape instead of a blend of layouts. Captions from templates, e.g. \"a red circle moving to the right on a gray",
         "background\" (the background phrase left out 30% of the time). "
         f"{c['n_video']} clips and {c['n_image']} single frames for the",
@@ -451,7 +455,8 @@ def write_card(a, c):
         f"({g('vae_psnr_17f_shape_db', '{:.1f}')} dB on the shape's pixels).",
         f"2. Text encoder + DiT together: {g('dit_steps')} steps, batch {a.dit_batch}, AdamW lr {a.dit_lr}",
         "   (100-step warm-up, cosine), flow matching on the normalised latents (x_t = (1-s) x0 + s",
-        f"   noise, s shifted by {SHIFT}, target noise - x0, timestep 1000 s; the squared error weighted up",
+        f"   noise, s shifted by {SHIFT}" + (f" in {1 - a.dit_uniform:.0%} of each batch and uniform in the rest" if a.dit_uniform else "")
+        + ", target noise - x0, timestep 1000 s; the squared error weighted up",
         f"   to {1 + a.dit_fg_weight:g}x on the shape, see fg_weight), every fifth batch single",
         "   frames, captions dropped 10% of the time (classifier-free guidance); the exported weights",
         f"   are the moving average of the trained ones (decay {a.dit_ema}).",
@@ -491,6 +496,8 @@ def main():
     ap.add_argument("--dit-batch", type=int, default=4)
     ap.add_argument("--dit-lr", type=float, default=1e-3)
     ap.add_argument("--dit-fg-weight", type=float, default=4.0, help="extra loss weight on the shape (see fg_weight)")
+    ap.add_argument("--dit-uniform", type=float, default=0.0,
+                    help="fraction of each batch whose noise level is drawn unshifted")
     ap.add_argument("--dit-ema", type=float, default=0.998, help="decay of the exported weights' moving average")
     ap.add_argument("--dit-save-every", type=int, default=0, help="also write dit.pt every N steps")
     a = ap.parse_args()
