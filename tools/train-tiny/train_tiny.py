@@ -24,7 +24,8 @@ Stages (all by default; each reads the previous ones' files from --work):
              tessera-calibrate's --out/paro.safetensors
 
 Fixed seeds and step counts: the same command on the same library versions gives the same
-weights. Sized for a 2-core CPU (see assets/tiny/README.md for the measured times).
+weights. evaluate.py reads a DiT checkpoint before the export: test_tiny's prompts sampled in
+PyTorch and measured as the test measures them. Sized for a 2-core CPU (see assets/tiny/README.md for the measured times).
 
     .venv/bin/python tools/train-tiny/train_tiny.py --work /tmp/tiny --out assets/tiny
 """
