@@ -10,6 +10,7 @@ on the exported model is the measurement.
     .venv/bin/python tools/train-tiny/evaluate.py --work /tmp/tiny [--ckpt dit.pt] [--cfg 3 5] [--png grid.png]
 """
 import argparse
+import json
 import os
 import re
 import sys
@@ -103,8 +104,8 @@ def main():
     torch.set_num_threads(a.threads)
     import sentencepiece as spm
     sp = spm.SentencePieceProcessor(model_file=os.path.join(a.work, "spiece.model"))
-    lat = torch.load(os.path.join(a.work, "latents.pt"))
-    mean, std = lat["mean"].view(1, 16, 1, 1, 1), lat["std"].view(1, 16, 1, 1, 1)
+    stats = json.load(open(os.path.join(a.work, "latents_log.json")))  # not the 60 MB latents.pt
+    mean, std = (torch.tensor(stats[k]).view(1, -1, 1, 1, 1) for k in ("latents_mean", "latents_std"))
     ck = torch.load(a.ckpt or os.path.join(a.work, "dit.pt"))
     sfx = "_raw" if a.raw else ""
     te, dit = T.te_model(sp.get_piece_size()).eval(), T.dit_model().eval()

@@ -68,6 +68,12 @@ def to_tensor(frames):
     return torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 127.5 - 1.0
 
 
+def shape_pixels(x):
+    """Bool [B, 1, F, H, W]: the shape's pixels of clips x [B, 3, F, H, W] (to_tensor's values).
+    Pixel (0, 0) is always background (data.sample keeps the shape a pixel inside the frame)."""
+    return (x - x[:, :, :1, :1, :1]).abs().sum(1, keepdim=True) > 0.1
+
+
 def make_set(seed, n_video, n_image):
     rng = np.random.default_rng(seed)
     clips = [data.sample(rng, S, FRAMES, True, centred=True) for _ in range(n_video)]
@@ -162,14 +168,14 @@ def stage_vae(a):
         x = torch.stack([to_tensor(f) for f, _, _ in clips])
         # the shape's pixels weigh 1 + vae_fg_weight: it covers a tenth of the frame, and an
         # unweighted loss fits the backgrounds and the bright colours first (red, green and
-        # blue came back as the purple-grey mean after 2,200 steps); pixel (0, 0) is always
-        # background (data.sample keeps the shape a pixel inside the frame)
-        w = 1 + a.vae_fg_weight * ((x - x[:, :, :1, :1, :1]).abs().sum(1, keepdim=True) > 0.1).float()
+        # blue came back as the purple-grey mean after 2,200 steps)
+        shape = shape_pixels(x)
+        w = 1 + a.vae_fg_weight * shape.float()
         if crop < S:  # the VAE is convolutional (its attention is per latent frame): crops
             # train it; each crop holds its clip's shape (a background-only crop teaches little)
             xs, ws = [], []
-            for b, (f, _, _) in enumerate(clips):
-                ys, xs_ = np.nonzero(np.abs(f[0].astype(int) - f[0, 0, 0].astype(int)).sum(-1) > 30)
+            for b in range(len(clips)):
+                ys, xs_ = np.nonzero(shape[b, 0, 0].numpy())  # the first frame's shape
                 cy, cx = (int(ys.mean()), int(xs_.mean())) if len(ys) else (S // 2, S // 2)
                 c = crop
                 oy = int(np.clip(cy - c // 2 + rng.integers(-c // 4, c // 4 + 1), 0, S - c)) // 8 * 8
@@ -224,7 +230,7 @@ def stage_latents(a):
     x = torch.stack([to_tensor(data.sample(rng, S, FRAMES, True)[0]) for _ in range(8)])
     rec = vae.decode(vae.encode(x).latent_dist.mean).sample
     psnr = 10 * math.log10(4.0 / F.mse_loss(rec, x).item())
-    shape = (x - x[:, :, :1, :1, :1]).abs().sum(1, keepdim=True).expand_as(x) > 0.1  # the shape's pixels
+    shape = shape_pixels(x).expand_as(x)
     psnr_fg = 10 * math.log10(4.0 / (rec - x)[shape].pow(2).mean().item())
     log(f"latents: {len(clips)} clips + {len(images)} frames in {time.time() - t0:.0f} s; "
         f"latent std per channel {std.min().item():.3f}..{std.max().item():.3f}; held-out 17-frame PSNR {psnr:.1f} dB "
