@@ -16,7 +16,10 @@ Stages (all by default; each reads the previous ones' files from --work):
   latents    encodes the training clips once; per-channel latent mean/std go to the VAE config
   dit        the text encoder and the DiT with the flow-matching objective (x_t = (1-s) x0 +
              s noise, target noise - x0, timestep 1000 s) on centred clips, captions dropped 10%
-             of the time so classifier-free guidance works; the weights' moving average is kept
+             of the time so classifier-free guidance works; a linear probe on the tokens after
+             block 1 learns to read each token's frame, row and column, which teaches the
+             DiT (relative positions only) where in the clip a token is (the probe is not
+             exported); the weights' moving average is kept
   export     writes --out in the diffusers layout + tessera.json (its CLI defaults) and the
              example schedules for its grid (schedules/ here -> --out/../schedules), and the
              model card --out/README.md (its numbers also in work/card.json; work/results.md,
@@ -57,6 +60,7 @@ DIT_CFG = dict(patch_size=(1, 1, 1), num_attention_heads=2, attention_head_dim=4
                out_channels=16, text_dim=64, freq_dim=256, ffn_dim=256, num_layers=4,
                cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024)
 SHIFT = 3.0
+POS_AUX_BLOCK = 1  # the block whose output the position probe reads (see stage_dit)
 
 
 def log(msg):
@@ -273,6 +277,18 @@ def fg_weight(x0, w):
     return 1 + w * d / d.amax(dim=(3, 4), keepdim=True).clamp_min(1e-6)
 
 
+def pos_loss(probe, h, grid):
+    """Cross-entropy of the probe's reading of each token's (frame, row, column) from the
+    hidden states h [B, F*H*W, D] (Wan's token order: frame, then row, then column)."""
+    f, hh, ww = grid
+    logits = probe(h).flatten(0, 1)
+    pos = torch.arange(f * hh * ww)
+    idx = [pos // (hh * ww), pos // ww % hh, pos % ww]
+    idx = [i.repeat(h.shape[0]) for i in idx]
+    parts = logits.split([CLIP_T, S // 8, S // 8], dim=1)
+    return sum(F.cross_entropy(p, i) for p, i in zip(parts, idx)) / 3
+
+
 def stage_dit(a):
     import sentencepiece as spm
     sp = spm.SentencePieceProcessor(model_file=os.path.join(a.work, "spiece.model"))
@@ -281,7 +297,19 @@ def stage_dit(a):
     sets = {k: ((lat[k] - mean) / std, lat[k + "_captions"]) for k in ("video", "image")}
     torch.manual_seed(a.seed + 3)
     te, dit = te_model(sp.get_piece_size()).train(), dit_model().train()
-    params = list(te.parameters()) + list(dit.parameters())
+    # Wan's DiT knows positions only relative to each other (3-D RoPE): from pure noise it
+    # cannot tell the first latent frame from the last, so it draws every frame as the
+    # clip's average, a moving shape as one that stands still. A linear probe on the tokens
+    # after block POS_AUX_BLOCK is trained to read each token's frame, row and column, and
+    # its loss makes the first blocks work them out (from where the grid's edges fall in
+    # attention). The probe is training scaffolding: it is not part of the exported model.
+    probe, hidden = None, {}
+    if a.dit_pos_aux:
+        torch.manual_seed(a.seed + 5)
+        probe = torch.nn.Linear(DIT_CFG["num_attention_heads"] * DIT_CFG["attention_head_dim"],
+                                CLIP_T + S // 8 + S // 8)
+        dit.blocks[POS_AUX_BLOCK].register_forward_hook(lambda m, i, o: hidden.__setitem__("h", o))
+    params = list(te.parameters()) + list(dit.parameters()) + (list(probe.parameters()) if probe else [])
     opt = torch.optim.AdamW(params, lr=a.dit_lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / a.dit_steps))))
@@ -290,6 +318,7 @@ def stage_dit(a):
     import copy
     te_avg, dit_avg = copy.deepcopy(te).eval(), copy.deepcopy(dit).eval()
     avg_params = list(te_avg.parameters()) + list(dit_avg.parameters())
+    params_avg = params[:len(avg_params)]  # the probe is not averaged
     g = torch.Generator().manual_seed(a.seed + 4)
     t0, ema = time.time(), None
     losses = []
@@ -315,25 +344,28 @@ def stage_dit(a):
         ctx = encode_text(te, sp, c)
         v = dit(xt, sigma * 1000, ctx, return_dict=False)[0]
         loss = (fg_weight(x0, a.dit_fg_weight) * (v - (noise - x0)) ** 2).mean()
+        aux = pos_loss(probe, hidden.pop("h"), x0.shape[2:]) if probe is not None else torch.zeros(())
         opt.zero_grad()
-        loss.backward()
+        (loss + a.dit_pos_aux * aux).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
         with torch.no_grad():
             d = min(a.dit_ema, (1 + step) / (10 + step))
-            for pa, p in zip(avg_params, params):
+            for pa, p in zip(avg_params, params_avg):
                 pa.lerp_(p, 1 - d)
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        aux_ema = aux.item() if step == 0 else 0.98 * aux_ema + 0.02 * aux.item()
         losses.append(loss.item())
         if a.dit_save_every and step % a.dit_save_every == a.dit_save_every - 1:  # to look at early
             save()
         if step % 50 == 0 or step == a.dit_steps - 1:
             log(f"dit step {step}/{a.dit_steps}: loss {loss.item():.4f} (ema {ema:.4f}) "
-                f"({(time.time() - t0) / (step + 1):.2f} s/step)")
+                f"position probe {aux_ema:.3f} ({(time.time() - t0) / (step + 1):.2f} s/step)")
     save()
     json.dump({"dit_steps": a.dit_steps, "dit_loss_ema": ema, "dit_s": time.time() - t0,
-               "dit_loss_first100": float(np.mean(losses[:100])), "dit_loss_last100": float(np.mean(losses[-100:]))},
+               "dit_loss_first100": float(np.mean(losses[:100])), "dit_loss_last100": float(np.mean(losses[-100:])),
+               "dit_pos_aux_ema": aux_ema},
               open(os.path.join(a.work, "dit_log.json"), "w"))
 
 
@@ -467,6 +499,12 @@ def write_card(a, c):
         f"   to {1 + a.dit_fg_weight:g}x on the shape, see fg_weight), every fifth batch single",
         "   frames, captions dropped 10% of the time (classifier-free guidance); the exported weights",
         f"   are the moving average of the trained ones (decay {a.dit_ema}).",
+        *([f"   A linear probe on the tokens after block {POS_AUX_BLOCK} is trained with them to read each token's latent",
+           f"   frame, row and column (cross-entropy, weight {a.dit_pos_aux:g}; final {g('dit_pos_aux_ema', '{:.3f}')},"
+           f" {math.log(CLIP_T * (S // 8) ** 2) / 3:.3f} is a guess):",
+           "   the DiT's 3-D RoPE gives only relative positions, and without the probe the model",
+           "   did not learn which latent frame a token is in, so it drew every frame as the clip's",
+           "   average, a moving shape standing still. The probe is not exported."] if a.dit_pos_aux else []),
         f"   Loss: first 100 steps {g('dit_loss_first100', '{:.3f}')}, last 100 {g('dit_loss_last100', '{:.3f}')};"
         f" {g('dit_s', '{:.0f}')} s.", "",
         "## Renders", "",
@@ -505,6 +543,8 @@ def main():
     ap.add_argument("--dit-fg-weight", type=float, default=4.0, help="extra loss weight on the shape (see fg_weight)")
     ap.add_argument("--dit-uniform", type=float, default=0.0,
                     help="fraction of each batch whose noise level is drawn unshifted")
+    ap.add_argument("--dit-pos-aux", type=float, default=0.5,
+                    help="weight of the position probe's loss (0: none; see stage_dit)")
     ap.add_argument("--dit-ema", type=float, default=0.998, help="decay of the exported weights' moving average")
     ap.add_argument("--dit-save-every", type=int, default=0, help="also write dit.pt every N steps")
     a = ap.parse_args()
