@@ -5,7 +5,8 @@ on a plain background, moving left, right, up or down by a fixed number of pixel
 frame, or standing still; anywhere in the frame, or (centred=True, the DiT's data) on a
 path centred in it. Its caption comes from templates:
 "a red circle moving to the right on a gray background" (the background phrase is left out
-of some captions; the background is then random). Single frames (F = 1) have captions
+of some captions; the background is then black in the DiT's centred clips, random in the
+VAE's). Single frames (F = 1) have captions
 without the motion and serve text-to-image.
 
 The same names and colours are what tests/test_tiny.c measures the renders against.
@@ -32,6 +33,8 @@ MOTIONS = {  # pixels per frame (dx, dy) in units of SPEED
     "moving down": (0, 1),
     "standing still": (0, 0),
 }
+DEFAULT_BG = "black"  # the DiT's clips whose caption names no background (the VAE's stay random:
+# a tiny DiT left to pick one of three backgrounds from noise paints their blend, a blue haze)
 SPEED = 2.0  # pixels per frame at 96 x 96
 CENTRED_SIZE = (0.24, 0.27)  # half-extent range of a centred shape, a fraction of the frame:
 # larger than the VAE's (0.13-0.19), since at 4 latent pixels across the VAE rounds a
@@ -86,6 +89,8 @@ def sample(rng, S=96, F=17, video=True, centred=False):
         j = 0.05 * S
         x0 = S / 2 - dx * travel / 2 + (x0 - (lo + hi) / 2) / (hi - lo) * 2 * j
         y0 = S / 2 - dy * travel / 2 + (y0 - (lo + hi) / 2) / (hi - lo) * 2 * j
+        if not with_bg:  # a caption without a background phrase means the default one
+            bg = DEFAULT_BG
     frames = np.empty((F, S, S, 3), np.uint8)
     fg, bgc = np.array(COLOURS[colour], np.uint8), np.array(BACKGROUNDS[bg], np.uint8)
     for f in range(F):
