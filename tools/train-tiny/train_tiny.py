@@ -466,7 +466,8 @@ def write_card(a, c):
         f"shapes (size {data.CENTRED_SIZE[0]:g}-{data.CENTRED_SIZE[1]:g}, 6 latent pixels across, where the VAE keeps a triangle's",
         "corners), so that a caption all but fixes its clip and a model this small samples one",
         "coherent shape instead of a blend of layouts. Captions from templates, e.g. \"a red circle moving to the right on a gray",
-        "background\" (the background phrase left out 30% of the time). "
+        "background\" (the background phrase left out 30% of the time; the DiT's clips are then on "
+        f"{data.DEFAULT_BG}). "
         f"{c['n_video']} clips and {c['n_image']} single frames for the",
         "DiT (seed + 2); the VAE draws fresh ones every step.", "",
         "## Components", "",
