@@ -351,6 +351,7 @@ tessera_status tessera_generate(tessera *t, const tessera_params *p, tessera_pro
     /* a tokenizer that says it takes fewer tokens (the bundled model's 32) caps the length */
     int64_t ml = t->p.tok ? ts_tokenizer_max_length(t->p.tok) : 0;
     if (ml > 0 && ml < L) L = ml;
+    w.text_len = L; /* and the DiT attends that many rows, as the model was trained */
     float *pe = malloc((size_t)(L * D) * sizeof *pe), *ne = malloc((size_t)(L * D) * sizeof *ne);
     float *lat = malloc((size_t)n * sizeof *lat);
     if (o) {
