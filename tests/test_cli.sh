@@ -129,6 +129,21 @@ echo '{"rules": [{"method": "gna", "params": {"window": [3, 0, 3]}}]}' > "$tmp/b
 check sched-bad 2 "rule 1: 'window' entry 2" "$t2v" -m "$m" -p x $small --video-frames 5 --attn-schedule "$tmp/bad.json" -o "$tmp/e.mp4"
 ls "$tmp" | grep -q "^e\.\|\.tmp-" && ko "a failed run left a file: $(ls "$tmp")" || ok
 
+# --- a tokenizer's model_max_length (the bundled model's 32) is the context length the DiT
+# sees: the same render as the model's own text_len default set to it (not padded to 512)
+for d in cap len; do
+    mkdir -p "$tmp/$d/m/tokenizer"
+    for c in text_encoder transformer vae model_index.json; do ln -s "$(cd "$m" && pwd)/$c" "$tmp/$d/m/$c"; done
+    ln -s "$(cd "$m" && pwd)/tokenizer/spiece.model" "$tmp/$d/m/tokenizer/spiece.model"
+done
+echo '{"model_max_length": 6}' > "$tmp/cap/m/tokenizer/tokenizer_config.json"
+echo '{"text_len": 6}' > "$tmp/len/m/tessera.json"
+for d in cap len; do
+    "$t2i" -m "$tmp/$d/m" -p "a blue square" -W 48 -H 64 --steps 4 -s 5 -o "$tmp/$d.png" --quiet 2>"$tmp/err" \
+        || ko "t2i with a $d model: $(cat "$tmp/err")"
+done
+cmp -s "$tmp/cap.png" "$tmp/len.png" && ok || ko "a tokenizer's model_max_length does not set the DiT's context length"
+
 rm -rf "$tmp"
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]
