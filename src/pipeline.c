@@ -129,6 +129,11 @@ void ts_wan_pipeline_close(ts_wan_pipeline *p) {
     memset(p, 0, sizeof *p);
 }
 
+int64_t ts_wan_text_len(const ts_wan_pipeline *p, int64_t text_len) {
+    int64_t ml = p->tok ? ts_tokenizer_max_length(p->tok) : 0;
+    return ml > 0 && ml < text_len ? ml : text_len;
+}
+
 ts_status ts_wan_encode_prompt(ts_ctx *c, const ts_wan_pipeline *p, const char *prompt,
                                int64_t max_len, float *ctx, int64_t *n_tokens, ts_err *err) {
     if (!p->te) return TS_ERR(err, TS_ERR_MISSING, "the checkpoint has no text encoder (text_encoder/ and tokenizer/)");

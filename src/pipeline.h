@@ -66,6 +66,10 @@ ts_status ts_wan_pipeline_open_paths(ts_wan_pipeline *p, const ts_wan_paths *pat
  * (may be NULL) gets the token count. Needs the text encoder. */
 ts_status ts_wan_encode_prompt(ts_ctx *c, const ts_wan_pipeline *p, const char *prompt,
                                int64_t max_len, float *ctx, int64_t *n_tokens, ts_err *err);
+/* The context length to encode and pad prompts to: text_len, capped by the tokenizer's
+ * model_max_length when that is smaller (the bundled model's 32: the DiT attends as many
+ * rows as it was trained with). */
+int64_t ts_wan_text_len(const ts_wan_pipeline *p, int64_t text_len);
 void ts_wan_pipeline_close(ts_wan_pipeline *p);
 
 /* Latent shape for the params: [16, 1 + (frames−1)/4, H/8, W/8]. Checks the params. */

@@ -347,11 +347,8 @@ tessera_status tessera_generate(tessera *t, const tessera_params *p, tessera_pro
     int64_t s[4];
     ts_wan_latent_shape(&w, s, &e);
     tessera_output *o = calloc(1, sizeof *o);
-    int64_t L = p->text_len, D = wan_model_config(t->p.dit)->text_dim, n = s[0] * s[1] * s[2] * s[3];
-    /* a tokenizer that says it takes fewer tokens (the bundled model's 32) caps the length */
-    int64_t ml = t->p.tok ? ts_tokenizer_max_length(t->p.tok) : 0;
-    if (ml > 0 && ml < L) L = ml;
-    w.text_len = L; /* and the DiT attends that many rows, as the model was trained */
+    w.text_len = ts_wan_text_len(&t->p, p->text_len);
+    int64_t L = w.text_len, D = wan_model_config(t->p.dit)->text_dim, n = s[0] * s[1] * s[2] * s[3];
     float *pe = malloc((size_t)(L * D) * sizeof *pe), *ne = malloc((size_t)(L * D) * sizeof *ne);
     float *lat = malloc((size_t)n * sizeof *lat);
     if (o) {

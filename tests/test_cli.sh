@@ -131,10 +131,10 @@ ls "$tmp" | grep -q "^e\.\|\.tmp-" && ko "a failed run left a file: $(ls "$tmp")
 
 # --- a tokenizer's model_max_length (the bundled model's 32) is the context length the DiT
 # sees: the same render as the model's own text_len default set to it (not padded to 512)
+abs_m=$(cd "$m" && pwd)
 for d in cap len; do
     mkdir -p "$tmp/$d/m/tokenizer"
-    for c in text_encoder transformer vae model_index.json; do ln -s "$(cd "$m" && pwd)/$c" "$tmp/$d/m/$c"; done
-    ln -s "$(cd "$m" && pwd)/tokenizer/spiece.model" "$tmp/$d/m/tokenizer/spiece.model"
+    for c in text_encoder transformer vae model_index.json tokenizer/spiece.model; do ln -s "$abs_m/$c" "$tmp/$d/m/$c"; done
 done
 echo '{"model_max_length": 6}' > "$tmp/cap/m/tokenizer/tokenizer_config.json"
 echo '{"text_len": 6}' > "$tmp/len/m/tessera.json"

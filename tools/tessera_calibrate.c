@@ -235,6 +235,7 @@ int main(int argc, char **argv) {
     if (st == TS_OK) st = ts_attn_schedule_from_spec(&sched, "dense", &e);
     if (st == TS_OK) ts_attn_schedule_set_observer(sched, ts_paro_calib_observe, cal);
     o.p.sched = sched;
+    o.p.text_len = ts_wan_text_len(&pl, o.p.text_len);
     const int64_t L = o.p.text_len, n_lat = s[0] * s[1] * s[2] * s[3];
     float *pe = malloc((size_t)(L * cfg->text_dim) * sizeof(float)), *ne = malloc((size_t)(L * cfg->text_dim) * sizeof(float));
     float *lat = malloc((size_t)n_lat * sizeof(float));
