@@ -61,6 +61,7 @@ DIT_CFG = dict(patch_size=(1, 1, 1), num_attention_heads=2, attention_head_dim=4
                cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024)
 SHIFT = 3.0
 POS_AUX_BLOCK = 1  # the block whose output the position probe reads (see stage_dit)
+POS_CLASSES = (CLIP_T, S // 8, S // 8)  # what it reads: a token's latent frame, row, column
 
 
 def log(msg):
@@ -285,7 +286,7 @@ def pos_loss(probe, h, grid):
     pos = torch.arange(f * hh * ww)
     idx = [pos // (hh * ww), pos // ww % hh, pos % ww]
     idx = [i.repeat(h.shape[0]) for i in idx]
-    parts = logits.split([CLIP_T, S // 8, S // 8], dim=1)
+    parts = logits.split(list(POS_CLASSES), dim=1)
     return sum(F.cross_entropy(p, i) for p, i in zip(parts, idx)) / 3
 
 
@@ -306,8 +307,7 @@ def stage_dit(a):
     probe, hidden = None, {}
     if a.dit_pos_aux:
         torch.manual_seed(a.seed + 5)
-        probe = torch.nn.Linear(DIT_CFG["num_attention_heads"] * DIT_CFG["attention_head_dim"],
-                                CLIP_T + S // 8 + S // 8)
+        probe = torch.nn.Linear(DIT_CFG["num_attention_heads"] * DIT_CFG["attention_head_dim"], sum(POS_CLASSES))
         dit.blocks[POS_AUX_BLOCK].register_forward_hook(lambda m, i, o: hidden.__setitem__("h", o))
     params = list(te.parameters()) + list(dit.parameters()) + (list(probe.parameters()) if probe else [])
     opt = torch.optim.AdamW(params, lr=a.dit_lr, weight_decay=0.01)
@@ -502,7 +502,7 @@ def write_card(a, c):
         f"   are the moving average of the trained ones (decay {a.dit_ema}).",
         *([f"   A linear probe on the tokens after block {POS_AUX_BLOCK} is trained with them to read each token's latent",
            f"   frame, row and column (cross-entropy, weight {a.dit_pos_aux:g}; final {g('dit_pos_aux_ema', '{:.3f}')},"
-           f" {math.log(CLIP_T * (S // 8) ** 2) / 3:.3f} is a guess):",
+           f" {math.log(math.prod(POS_CLASSES)) / 3:.3f} is a guess):",
            "   the DiT's 3-D RoPE gives only relative positions, and without the probe the model",
            "   did not learn which latent frame a token is in, so it drew every frame as the clip's",
            "   average, a moving shape standing still. The probe is not exported."] if a.dit_pos_aux else []),
