@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """evaluate.py — a quick read of a DiT checkpoint before exporting it: samples the prompts of
 tests/test_tiny.c (its table, its seeds' order) in PyTorch and measures each render the way
-test_tiny.c does (the same background, foreground, colour, fill-ratio and centroid rules).
+test_tiny.c does (the same background, foreground, object region, colour, fill-ratio and
+centroid rules).
 
 The sampler is a plain flow-matching Euler loop (test_tiny renders with Tessera's UniPC), so the
 pass counts are a proxy for the real test, for comparing runs and checkpoints; `meson test tiny`
@@ -34,12 +35,36 @@ def test_prompts():
     return [(t, c, s, m or None) for t, c, s, m in rows]
 
 
+def largest_component(m):
+    """The largest 8-connected region of the bool mask m [H, W] (first found among equals)."""
+    H, W = m.shape
+    lab = np.zeros((H, W), np.int32)
+    best, best_n, k = 0, 0, 0
+    for y0, x0 in zip(*np.nonzero(m)):
+        if lab[y0, x0]:
+            continue
+        k += 1
+        lab[y0, x0], stack, n = k, [(y0, x0)], 0
+        while stack:
+            y, x = stack.pop()
+            n += 1
+            for yy in range(max(y - 1, 0), min(y + 2, H)):
+                for xx in range(max(x - 1, 0), min(x + 2, W)):
+                    if m[yy, xx] and not lab[yy, xx]:
+                        lab[yy, xx] = k
+                        stack.append((yy, xx))
+        if n > best_n:
+            best, best_n = k, n
+    return lab == best if best else m
+
+
 def measure(v):
     """test_tiny.c's measure_output on uint8 frames [F, H, W, 3]: (colour, shape, motion, fill)."""
     F_, H, W, _ = v.shape
     border = np.concatenate([v[0, 0], v[0, H - 1], v[0, :, 0], v[0, :, W - 1]]).astype(np.int64)
     bg = np.array([np.sort(border[:, c])[len(border) // 2] for c in range(3)], np.float64)
-    fg = lambda f: ((v[f].astype(np.float64) - bg) ** 2).sum(-1) >= 60.0 ** 2  # noqa: E731
+    # the object: the largest connected region of the pixels far from the background
+    fg = lambda f: largest_component(((v[f].astype(np.float64) - bg) ** 2).sum(-1) >= 60.0 ** 2)  # noqa: E731
     k = 1 if F_ < 3 else 3
     total, rgb, p0, p1 = 0, np.zeros(3), np.zeros(2), np.zeros(2)
     for f in range(F_):
