@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """evaluate.py — a quick read of a DiT checkpoint before exporting it: samples the prompts of
 tests/test_tiny.c (its table, its seeds' order) in PyTorch and measures each render the way
-test_tiny.c does (the same background, foreground, object region, colour, fill-ratio and
+test_tiny.c does (the same background, foreground, object region, colour, shape-overlap and
 centroid rules).
 
 The sampler is a plain flow-matching Euler loop (test_tiny renders with Tessera's UniPC), so the
@@ -58,8 +58,23 @@ def largest_component(m):
     return lab == best if best else m
 
 
+def shape_overlaps(m):
+    """test_tiny.c's in_template: the intersection over union of the mask m [H, W] with a circle,
+    a square and an apex-up triangle (data.SHAPES' order) of its area, centred on its centroid."""
+    H, W = m.shape
+    ys, xs = np.nonzero(m)
+    n, cx, cy = len(xs), xs.mean(), ys.mean()
+    y, x = np.mgrid[0:H, 0:W].astype(np.float64)
+    r = np.sqrt(n / 2)
+    top = cy - 4 * r / 3
+    tmpl = [(x - cx) ** 2 + (y - cy) ** 2 < n / 3.14159265358979,
+            (np.abs(x - cx) < np.sqrt(n) / 2) & (np.abs(y - cy) < np.sqrt(n) / 2),
+            (y >= top) & (y < cy + 2 * r / 3) & (np.abs(x - cx) < (y - top) / 2)]
+    return tuple(float((m & t).sum() / (m | t).sum()) for t in tmpl)
+
+
 def measure(v):
-    """test_tiny.c's measure_output on uint8 frames [F, H, W, 3]: (colour, shape, motion, fill)."""
+    """test_tiny.c's measure_output on uint8 frames [F, H, W, 3]: (colour, shape, motion, IoUs)."""
     F_, H, W, _ = v.shape
     border = np.concatenate([v[0, 0], v[0, H - 1], v[0, :, 0], v[0, :, W - 1]]).astype(np.int64)
     bg = np.array([np.sort(border[:, c])[len(border) // 2] for c in range(3)], np.float64)
@@ -82,12 +97,11 @@ def measure(v):
             p1 += c / k
     m = fg(F_ // 2)
     if not total or not m.any():
-        return "none", "none", "none", 0.0
+        return "none", "none", "none", (0.0, 0.0, 0.0)
     mean = rgb / total
     colour = min(data.COLOURS, key=lambda c: ((mean - data.COLOURS[c]) ** 2).sum())
-    ys, xs = np.nonzero(m)
-    fill = m.sum() / ((xs.max() - xs.min() + 1) * (ys.max() - ys.min() + 1))
-    shape = "square" if fill >= 0.9 else "circle" if fill >= 0.64 else "triangle"
+    iou = shape_overlaps(m)
+    shape = data.SHAPES[int(np.argmax(iou))]
     dx, dy = p1 - p0
     if np.hypot(dx, dy) < W / 12.0:
         motion = "still"
@@ -97,7 +111,7 @@ def measure(v):
         motion = "down" if dy > 0 else "up"
     else:
         motion = "unclear"
-    return colour, shape, motion, float(fill)
+    return colour, shape, motion, iou
 
 
 @torch.no_grad()
@@ -147,11 +161,11 @@ def main():
         ok = [0, 0, 0, 0]
         rows = []
         for p, v in zip(videos + images, out):
-            c, s, m, fill = measure(v)
+            c, s, m, iou = measure(v)
             r = (c == p[1], s == p[2], p[3] is None or m == p[3])
             ok = [o + x for o, x in zip(ok, (all(r),) + r)]
             print(f"  {'ok  ' if all(r) else 'FAIL'} {p[0]:58s} colour {c:6s}{' *'[not r[0]]} shape {s:8s}"
-                  f"{' *'[not r[1]]} (fill {fill:.2f}) motion {m if p[3] else '-':7s}{' *'[not r[2]]}")
+                  f"{' *'[not r[1]]} (IoU c {iou[0]:.2f} s {iou[1]:.2f} t {iou[2]:.2f}) motion {m if p[3] else '-':7s}{' *'[not r[2]]}")
             idx = [0, 4, 8, 12, 16] if len(v) > 1 else [0] * 5
             rows.append(np.concatenate([v[j] for j in idx], 1))
         print(f"guidance {cfg:g}: {ok[0]} of {len(prompts)} pass (colour {ok[1]}, shape {ok[2]}, motion {ok[3]})")
