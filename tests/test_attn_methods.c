@@ -504,7 +504,8 @@ static void test_schedule_errors(void) {
 /* Every shipped example schedule parses. */
 static void test_shipped_schedules(void) {
     const char *assets = getenv("TS_ASSETS") ? getenv("TS_ASSETS") : "assets";
-    const char *names[] = {"dense.json", "draft-wan.json", "gna-wan.json", "clear-r16.json", "sla-turbodiffusion.json"};
+    const char *names[] = {"dense.json",      "draft-wan.json",  "gna-wan.json",   "clear-r16.json", "sla-turbodiffusion.json",
+                           "draft-tiny.json", "gna-tiny.json",   "clear-tiny.json", "sla-tiny.json", "paro-tiny.json"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char path[1024];
         snprintf(path, sizeof path, "%s/schedules/%s", assets, names[i]);

@@ -231,10 +231,12 @@ static void check_measure(void) {
 static char model_dir[1024];
 
 /* Renders every prompt with the schedule (NULL: dense); returns the fraction that passed. */
-static double run_set(tessera *t, const char *schedule, int verbose) {
-    int pass = 0;
+static double run_set(tessera *t, const char *schedule, int videos_only, int verbose) {
+    int pass = 0, n = 0;
     for (int i = 0; i < N_PROMPTS; i++) {
         const prompt *pr = &prompts[i];
+        if (videos_only && !pr->motion) continue;
+        n++;
         tessera_params p;
         tessera_params_init(&p);
         tessera_error e = {0};
@@ -259,7 +261,7 @@ static double run_set(tessera *t, const char *schedule, int verbose) {
                    m.iou[1], m.iou[2], pr->motion ? m.motion : "-", ok_m ? " " : "*", m.dx, m.dy);
         tessera_output_free(o);
     }
-    return (double)pass / N_PROMPTS;
+    return (double)pass / n;
 }
 
 int main(int argc, char **argv) {
@@ -274,7 +276,7 @@ int main(int argc, char **argv) {
     TS_CHECK(tessera_open(&t, &files, 0, &e) == TESSERA_OK, "open the bundled model %s: %s", model, e.msg);
     if (!t) return ts_test_summary("tiny");
     printf("dense attention, %d prompts:\n", N_PROMPTS);
-    double rate = run_set(t, NULL, 1);
+    double rate = run_set(t, NULL, 0, 1);
     printf("dense: %.0f %% of the prompts pass\n", 100 * rate);
     TS_CHECK(rate >= 0.8, "dense attention: %.0f %% of the prompts pass (want >= 80 %%)", 100 * rate);
     if (schedules) {
@@ -282,8 +284,11 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
             char path[1100];
             snprintf(path, sizeof path, "%s/schedules/%s", assets, names[i]);
-            printf("%s:\n", names[i]);
-            double r = run_set(t, path, 1);
+            /* PARO's calibration holds permutations for the 5x12x12 grid of a 17-frame clip;
+             * a single frame (1x12x12) needs its own, so PARO runs the video prompts only */
+            int videos_only = !strcmp(names[i], "paro-tiny.json");
+            printf("%s%s:\n", names[i], videos_only ? " (the video prompts)" : "");
+            double r = run_set(t, path, videos_only, 1);
             printf("%s: %.0f %% of the prompts pass\n", names[i], 100 * r);
         }
     }

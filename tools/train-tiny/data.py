@@ -36,18 +36,22 @@ MOTIONS = {  # pixels per frame (dx, dy) in units of SPEED
 DEFAULT_BG = "black"  # the DiT's clips whose caption names no background (the VAE's stay random:
 # a tiny DiT left to pick one of three backgrounds from noise paints their blend, a blue haze)
 SPEED = 2.0  # pixels per frame at 96 x 96
-CENTRED_SIZE = (0.24, 0.27)  # half-extent range of a centred shape, a fraction of the frame:
+CENTRED_SIZE = (0.255, 0.255)  # half-extent range of a centred shape, a fraction of the frame:
 # larger than the VAE's (0.13-0.19), since at 4 latent pixels across the VAE rounds a
 # triangle's corners until its fill ratio reads as a circle's
+CENTRED_SQUARE = 1.0  # a centred square's half-side, a fraction of its size: the circle's extent
+# (at 0.85, as in the VAE's clips, the DiT's renders round its corners to a circle's fill ratio)
+CENTRED_JITTER = 0.0  # how far (a fraction of the frame) a centred path may sit off centre
 
 
-def shape_mask(shape, S, cx, cy, r):
-    """Boolean [S, S] mask of the shape centred at (cx, cy) with size r (half-extent)."""
+def shape_mask(shape, S, cx, cy, r, square=0.85):
+    """Boolean [S, S] mask of the shape centred at (cx, cy) with size r (half-extent; a square's
+    half-side is square * r)."""
     y, x = np.mgrid[0:S, 0:S].astype(np.float32) + 0.5
     if shape == "circle":
         return (x - cx) ** 2 + (y - cy) ** 2 < r * r
     if shape == "square":
-        h = r * 0.85
+        h = r * square
         return (np.abs(x - cx) < h) & (np.abs(y - cy) < h)
     # triangle, apex up: half-width grows linearly from the apex to the base
     top, bot = cy - r, cy + r
@@ -68,8 +72,8 @@ def sample(rng, S=96, F=17, video=True, centred=False):
     """One clip: (uint8 frames [F, S, S, 3], caption, attributes dict).
 
     centred=False puts the path anywhere inside the frame (what the VAE learns from);
-    centred=True centres it, within a few pixels, with the larger CENTRED_SIZE shapes, so
-    the caption all but fixes the clip: what the small DiT learns (a caption with many
+    centred=True centres it (within CENTRED_JITTER of the frame), with the larger CENTRED_SIZE
+    shapes, so the caption (all but) fixes the clip: what the small DiT learns (a caption with many
     equally likely layouts takes a far larger model and budget to sample coherently)."""
     colour = rng.choice(list(COLOURS))
     shape = rng.choice(SHAPES)
@@ -86,7 +90,7 @@ def sample(rng, S=96, F=17, video=True, centred=False):
     if centred:  # the same draws above, so the uncentred stream stays as it was
         lo_r, hi_r = CENTRED_SIZE
         r = (lo_r + (hi_r - lo_r) * (r / S - 0.13) / 0.06) * S
-        j = 0.05 * S
+        j = CENTRED_JITTER * S
         x0 = S / 2 - dx * travel / 2 + (x0 - (lo + hi) / 2) / (hi - lo) * 2 * j
         y0 = S / 2 - dy * travel / 2 + (y0 - (lo + hi) / 2) / (hi - lo) * 2 * j
         if not with_bg:  # a caption without a background phrase means the default one
@@ -95,7 +99,7 @@ def sample(rng, S=96, F=17, video=True, centred=False):
     fg, bgc = np.array(COLOURS[colour], np.uint8), np.array(BACKGROUNDS[bg], np.uint8)
     for f in range(F):
         step = SPEED * (S / 96.0) * f
-        m = shape_mask(shape, S, x0 + dx * step, y0 + dy * step, r)
+        m = shape_mask(shape, S, x0 + dx * step, y0 + dy * step, r, CENTRED_SQUARE if centred else 0.85)
         frames[f] = bgc
         frames[f][m] = fg
     attrs = dict(colour=colour, shape=shape, motion=motion, bg=bg)

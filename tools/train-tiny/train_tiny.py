@@ -4,7 +4,7 @@
 The model has Wan2.1's architecture and diffusers file layout, only small: a Wan-VAE
 (AutoencoderKLWan, base_dim 8, 8x spatial and 4x temporal compression, 16 latent
 channels), a UMT5 encoder (2 layers, d_model 64) with its own SentencePiece tokenizer, and
-a Wan DiT (WanTransformer3DModel, 4 layers, 2 heads x 48, patch size (1, 1, 1), so a
+a Wan DiT (WanTransformer3DModel, 4 layers, 2 heads x 64, patch size (1, 1, 1), so a
 96 x 96 x 17-frame clip is 5 x 12 x 12 = 720 tokens). Tessera runs it through the same code
 as the real checkpoints.
 
@@ -56,7 +56,7 @@ TE_CFG = dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4,
               feed_forward_proj="gated-gelu", dropout_rate=0.0, layer_norm_epsilon=1e-6,
               pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
               tie_word_embeddings=False, is_encoder_decoder=False)
-DIT_CFG = dict(patch_size=(1, 1, 1), num_attention_heads=2, attention_head_dim=48, in_channels=16,
+DIT_CFG = dict(patch_size=(1, 1, 1), num_attention_heads=2, attention_head_dim=64, in_channels=16,
                out_channels=16, text_dim=64, freq_dim=256, ffn_dim=256, num_layers=4,
                cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024)
 SHIFT = 3.0
@@ -462,9 +462,12 @@ def write_card(a, c):
         "## Data", "",
         "`tools/train-tiny/data.py`: procedural clips, 96x96 x 17 frames, the shape moving 2 pixels a",
         "frame in the named direction. The VAE learns from shapes anywhere in the frame (size 0.13-0.19",
-        "of it, half-extent); the DiT from paths centred in the frame (within 5 pixels) and larger",
-        f"shapes (size {data.CENTRED_SIZE[0]:g}-{data.CENTRED_SIZE[1]:g}, 6 latent pixels across, where the VAE keeps a triangle's",
-        "corners), so that a caption all but fixes its clip and a model this small samples one",
+        "of it, half-extent); the DiT from paths centred in the frame"
+        + (f" (within {data.CENTRED_JITTER * S:g} pixels)" if data.CENTRED_JITTER else "") + " and larger",
+        "shapes (size " + "-".join(f"{v:g}" for v in sorted(set(data.CENTRED_SIZE)))
+        + ", 6 latent pixels across, where the VAE keeps a triangle's",
+        "corners), so that a caption " + ("all but fixes" if data.CENTRED_JITTER or len(set(data.CENTRED_SIZE)) > 1
+                                          else "fixes") + " its clip and a model this small samples one",
         "coherent shape instead of a blend of layouts. Captions from templates, e.g. \"a red circle moving to the right on a gray",
         "background\" (the background phrase left out 30% of the time; the DiT's clips are then on "
         f"{data.DEFAULT_BG}). "
