@@ -74,8 +74,8 @@ static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(co
 /* The object in frame f: the largest 8-connected region of the foreground, the pixels
  * farther than 60 (RGB L2) from the background colour (the first region found among equals).
  * Stray specks elsewhere in the frame are not the object. obj[W*H] gets 1 on its pixels,
- * lab and stack are W*H scratch; returns its pixel count. */
-static int object_mask(const tessera_output *o, int f, const int bg[3], uint8_t *obj, int *lab, int *stack) {
+ * lab and stack are W*H scratch. */
+static void object_mask(const tessera_output *o, int f, const int bg[3], uint8_t *obj, int *lab, int *stack) {
     const int W = o->width, H = o->height, N = W * H;
     const uint8_t *p = o->rgb + (size_t)f * N * 3;
     for (int i = 0; i < N; i++) {
@@ -98,7 +98,6 @@ static int object_mask(const tessera_output *o, int f, const int bg[3], uint8_t 
         if (n > best_n) best = k, best_n = n;
     }
     for (int i = 0; i < N; i++) obj[i] = best && lab[i] == best;
-    return best_n;
 }
 
 /* The object's pixel count, centroid and colour sum (added to sum) in frame f; obj keeps
@@ -157,20 +156,20 @@ static measure measure_output(const tessera_output *o) {
         int k = F < 3 ? 1 : 3; /* first and last three frames */
         if (f < k) x0 += cx / k, y0 += cy / k;
         if (f >= F - k) x1 += cx / k, y1 += cy / k;
-    }
-    fg_stats(o, F / 2, bg, obj, lab, stack, &cx, &cy, &n, (double[3]){0, 0, 0});
-    for (int s = 0; s < 3; s++) {
-        int both = 0, either = 0;
-        for (int y = 0; y < H; y++)
-            for (int x = 0; x < W; x++) {
-                int a = obj[y * W + x], b = in_template(s, x, y, cx, cy, n);
-                both += a && b, either += a || b;
-            }
-        m.iou[s] = either ? (double)both / either : 0;
+        if (f != F / 2) continue;
+        m.fg = n; /* the shape: the middle frame's object against each template */
+        for (int s = 0; s < 3; s++) {
+            int both = 0, either = 0;
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    int a = obj[y * W + x], b = in_template(s, x, y, cx, cy, n);
+                    both += a && b, either += a || b;
+                }
+            m.iou[s] = either ? (double)both / either : 0;
+        }
     }
     free(obj), free(lab), free(stack);
-    m.fg = n;
-    if (!total || !n) return m;
+    if (!total || !m.fg) return m;
     double best = 1e30;
     for (size_t i = 0; i < sizeof colours / sizeof colours[0]; i++) {
         double d = 0;

@@ -36,15 +36,16 @@ MOTIONS = {  # pixels per frame (dx, dy) in units of SPEED
 DEFAULT_BG = "black"  # the DiT's clips whose caption names no background (the VAE's stay random:
 # a tiny DiT left to pick one of three backgrounds from noise paints their blend, a blue haze)
 SPEED = 2.0  # pixels per frame at 96 x 96
+SQUARE = 0.85  # a square's half-side, a fraction of its size (half-extent)
 CENTRED_SIZE = (0.255, 0.255)  # half-extent range of a centred shape, a fraction of the frame:
 # larger than the VAE's (0.13-0.19), since at 4 latent pixels across the VAE rounds a
 # triangle's corners until its fill ratio reads as a circle's
 CENTRED_SQUARE = 1.0  # a centred square's half-side, a fraction of its size: the circle's extent
-# (at 0.85, as in the VAE's clips, the DiT's renders round its corners to a circle's fill ratio)
+# (at SQUARE, as in the VAE's clips, the DiT's renders round its corners to a circle's fill ratio)
 CENTRED_JITTER = 0.0  # how far (a fraction of the frame) a centred path may sit off centre
 
 
-def shape_mask(shape, S, cx, cy, r, square=0.85):
+def shape_mask(shape, S, cx, cy, r, square=SQUARE):
     """Boolean [S, S] mask of the shape centred at (cx, cy) with size r (half-extent; a square's
     half-side is square * r)."""
     y, x = np.mgrid[0:S, 0:S].astype(np.float32) + 0.5
@@ -99,7 +100,7 @@ def sample(rng, S=96, F=17, video=True, centred=False):
     fg, bgc = np.array(COLOURS[colour], np.uint8), np.array(BACKGROUNDS[bg], np.uint8)
     for f in range(F):
         step = SPEED * (S / 96.0) * f
-        m = shape_mask(shape, S, x0 + dx * step, y0 + dy * step, r, CENTRED_SQUARE if centred else 0.85)
+        m = shape_mask(shape, S, x0 + dx * step, y0 + dy * step, r, CENTRED_SQUARE if centred else SQUARE)
         frames[f] = bgc
         frames[f][m] = fg
     attrs = dict(colour=colour, shape=shape, motion=motion, bg=bg)
