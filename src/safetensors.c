@@ -311,6 +311,21 @@ struct ts_weights {
     char **owned_names;
 };
 
+void ts_weights_release(const ts_weights *w, const void *data, size_t n) {
+    if (!w || !data || !n) return;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t a = (uintptr_t)data, b = a + n;
+    for (int i = 0; i < w->n_files; i++) {
+        const ts_st_file *f = w->files[i];
+        const uintptr_t m0 = (uintptr_t)f->map, m1 = m0 + f->map_size;
+        if (!f->map || a < m0 || b > m1) continue;
+        /* whole pages only; the mapping starts on a page, so the rounded range stays in it */
+        const uintptr_t p0 = a & ~(page - 1), p1 = (b + page - 1) & ~(page - 1);
+        (void)madvise((void *)p0, (size_t)((p1 < m1 ? p1 : m1) - p0), MADV_DONTNEED);
+        return;
+    }
+}
+
 static ts_status weights_index(ts_weights *w, ts_err *err) {
     int total = 0;
     for (int i = 0; i < w->n_files; i++) total += ts_st_count(w->files[i]);

@@ -64,6 +64,13 @@ int ts_weights_is_used(const ts_weights *w, int i);
 void ts_weights_clear_used(ts_weights *w);
 /* First metadata value for key across files, or NULL. */
 const char *ts_weights_meta(const ts_weights *w, const char *key);
+/* Hands the pages of [data, data + n) back to the kernel where they are part of one of w's
+ * file mappings (madvise MADV_DONTNEED): the process stops holding them, the page cache
+ * keeps them, and the next read faults them in again unchanged (the mappings are
+ * read-only, private and never written). For a model that streams through its weights once
+ * per call (the VAE) this keeps the resident set to the weights in use. Anything outside a
+ * mapping (a memory buffer, a converted copy) is left alone. */
+void ts_weights_release(const ts_weights *w, const void *data, size_t n);
 
 /* --- writer --- */
 typedef struct ts_st_item {

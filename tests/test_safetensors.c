@@ -4,10 +4,12 @@
  * Round trip through ts_st_write; a file written by Python's safetensors package
  * (tests/fixtures/st_python.safetensors) reads back with the right values; every kind
  * of malformed file gives TS_ERR_FORMAT (never a crash); sharded checkpoints and
- * directories load as one set, and so does a list of names and shapes. The name-map
+ * directories load as one set, and so does a list of names and shapes; released pages of a
+ * mapping leave the resident set and read back the same. The name-map
  * binder is tested in test_namemap.c.
  */
 #include <dirent.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,8 +306,55 @@ static void test_sharded(void) {
     rmdir(sub);
 }
 
+/* The process's resident pages (statm's second field). */
+static long resident_pages(void) {
+    long size = 0, rss = -1;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &rss) != 2) rss = -1;
+        fclose(f);
+    }
+    return rss;
+}
+
+/* ts_weights_release: a mapped tensor's pages leave the resident set and read back the
+ * same; a tensor outside any mapping (a list's caller-owned data) is left alone. */
+static void test_release(void) {
+    enum { N = 4 << 20 }; /* 16 MB */
+    float *v = malloc((size_t)N * sizeof(float));
+    uint32_t s = 12345;
+    for (int i = 0; i < N; i++) v[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+    int64_t sh[1] = {N};
+    ts_st_item it = {"big", ts_tensor_make(TS_DTYPE_F32, 1, sh, v)};
+    ts_err e = {0};
+    ts_weights *w = NULL;
+    TS_CHECK(ts_st_write(tpath("big.safetensors"), &it, 1, NULL, 0, &e) == TS_OK, "write big: %s", e.msg);
+    TS_CHECK(ts_weights_open(&w, tpath("big.safetensors"), &e) == TS_OK, "open big: %s", e.msg);
+    const ts_tensor *t = w ? ts_weights_peek(w, "big") : NULL;
+    if (t) {
+        const float *d = t->data;
+        double sum = 0;
+        for (int i = 0; i < N; i++) sum += d[i]; /* fault every page in */
+        long before = resident_pages();
+        ts_weights_release(w, t->data, ts_tensor_nbytes(t));
+        long after = resident_pages();
+        long want = (long)(N * sizeof(float) / (size_t)sysconf(_SC_PAGESIZE)) * 9 / 10;
+        TS_CHECK(before > 0 && before - after >= want, "release: resident pages %ld -> %ld (want %ld fewer; sum %g)",
+                 before, after, want, sum);
+        TS_CHECK(!memcmp(d, v, (size_t)N * sizeof(float)), "released pages read back the same");
+        float first = v[0], mid = v[N / 2], last = v[N - 1];
+        ts_weights_release(w, v, (size_t)N * sizeof(float)); /* not in w's mapping */
+        TS_CHECK(v[0] == first && v[N / 2] == mid && v[N - 1] == last && mid != 0.0f,
+                 "memory outside the mappings is left alone");
+    }
+    ts_weights_close(w);
+    unlink(tpath("big.safetensors"));
+    free(v);
+}
+
 int main(void) {
     if (!mkdtemp(dir)) return 1;
+    test_release();
     test_roundtrip();
     test_many();
     test_python_file();
