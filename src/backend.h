@@ -45,7 +45,12 @@ typedef enum ts_op {
  * prefix (optional): prefix_t frames [Cin, prefix_t, H, W] that precede x in time, so
  * a causal conv reads [cache | chunk] without copying them into one buffer.
  * upsample2x: the conv reads x (and prefix) as if nearest-upsampled 2x in H and W,
- * i.e. the input frame is [2H, 2W] with element (i, j) = x[i/2][j/2]. */
+ * i.e. the input frame is [2H, 2W] with element (i, j) = x[i/2][j/2].
+ * norm_gamma [cin] (optional): the conv reads every input frame (prefix and x) as
+ * SiLU(l2_norm_ch(frame, gamma)) — Wan's RMS_norm then SiLU, the values ts_l2_norm_ch and
+ * ts_unary(SILU) give — computed row band by row band instead of into a full copy of the
+ * input. Stride 1 and no upsample2x only.
+ * accumulate: y += conv (+ b) instead of y = conv (+ b) (a residual added in place). */
 typedef struct ts_conv3d_params {
     int64_t cin, t, h, w;
     int stride[3];      /* t, h, w */
@@ -53,6 +58,8 @@ typedef struct ts_conv3d_params {
     const float *prefix;
     int prefix_t;
     int upsample2x;
+    const float *norm_gamma;
+    int accumulate;
 } ts_conv3d_params;
 
 typedef struct ts_backend {

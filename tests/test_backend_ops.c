@@ -351,7 +351,7 @@ static void test_conv3d(ts_ctx *c) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ts_conv3d_params p = {cases[i].cin, cases[i].t, cases[i].h, cases[i].w,
-                              {cases[i].st, cases[i].sh, cases[i].sw}, {0}, NULL, 0, 0};
+                              {cases[i].st, cases[i].sh, cases[i].sw}, {0}, NULL, 0, 0, NULL, 0};
         memcpy(p.pad, cases[i].pad, sizeof p.pad);
         int64_t Cout = cases[i].cout, K = (int64_t)cases[i].cin * cases[i].kt * cases[i].kh * cases[i].kw;
         float *x = randv((int64_t)p.cin * p.t * p.h * p.w, 50 + i, 1), *w = randv(Cout * K, 60 + i, 0.3f);
@@ -385,8 +385,8 @@ static void test_conv3d_prefix(ts_ctx *c) {
     }
     int64_t shape[5] = {cout, cin, 3, 3, 3};
     ts_tensor wten = ts_tensor_make(TS_DTYPE_F32, 5, shape, wt);
-    ts_conv3d_params pc = {cin, tp + t, h, w, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, NULL, 0, 0};
-    ts_conv3d_params pp = {cin, t, h, w, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, pre, tp, 0};
+    ts_conv3d_params pc = {cin, tp + t, h, w, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, NULL, 0, 0, NULL, 0};
+    ts_conv3d_params pp = {cin, t, h, w, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, pre, tp, 0, NULL, 0};
     int64_t n = cout * t * h * w;
     float *ref = malloc((size_t)n * 4), *y = alloc_out(n);
     conv_ref(ref, cat, &pc, wt, NULL, cout, 3, 3, 3);
@@ -404,8 +404,8 @@ static void test_conv3d_upsampled(ts_ctx *c) {
     ts_upsample2x(c, up, x, cin * t, h, w);
     int64_t shape[5] = {cout, cin, 1, 3, 3};
     ts_tensor wten = ts_tensor_make(TS_DTYPE_F32, 5, shape, wt);
-    ts_conv3d_params pr = {cin, t, 2 * h, 2 * w, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, NULL, 0, 0};
-    ts_conv3d_params pf = {cin, t, h, w, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, NULL, 0, 1};
+    ts_conv3d_params pr = {cin, t, 2 * h, 2 * w, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, NULL, 0, 0, NULL, 0};
+    ts_conv3d_params pf = {cin, t, h, w, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, NULL, 0, 1, NULL, 0};
     int64_t n = cout * t * 4 * h * w;
     float *ref = malloc((size_t)n * 4), *y = alloc_out(n);
     conv_ref(ref, up, &pr, wt, b, cout, 1, 3, 3);
@@ -415,12 +415,76 @@ static void test_conv3d_upsampled(ts_ctx *c) {
     free(x), free(wt), free(b), free(up), free(ref), free(y);
 }
 
+/* norm_gamma: the conv of SiLU(l2-normed · gamma) input, prefix frames included, equals
+ * the float64 conv of the input transformed in float64; accumulate adds onto y. Row bands of
+ * 2-3 rows (one or two threads), so the kernel's halo rows cross band edges. */
+static void test_conv3d_normed(ts_ctx *c) {
+    const int cin = 6, cout = 4, tp = 2, t = 3, h = 7, w = 5, T = tp + t;
+    float *pre = randv(cin * tp * h * w, 110, 1), *x = randv(cin * t * h * w, 111, 1);
+    float *wt = randv(cout * cin * 27, 112, 0.3f), *b = randv(cout, 113, 0.5f), *g = randv(cin, 114, 1);
+    float *cat = malloc((size_t)(cin * T * h * w) * 4); /* [prefix | x], transformed */
+    for (int ci = 0; ci < cin; ci++)
+        for (int f = 0; f < T; f++)
+            for (int j = 0; j < h * w; j++)
+                cat[(ci * T + f) * h * w + j] = f < tp ? pre[(ci * tp + f) * h * w + j] : x[(ci * t + f - tp) * h * w + j];
+    for (int f = 0; f < T; f++)
+        for (int j = 0; j < h * w; j++) {
+            double ss = 0;
+            for (int ci = 0; ci < cin; ci++) ss += (double)cat[(ci * T + f) * h * w + j] * cat[(ci * T + f) * h * w + j];
+            double inv = sqrt((double)cin) / fmax(sqrt(ss), 1e-12);
+            for (int ci = 0; ci < cin; ci++) {
+                double v = cat[(ci * T + f) * h * w + j] * inv * g[ci];
+                cat[(ci * T + f) * h * w + j] = (float)(v / (1 + exp(-v)));
+            }
+        }
+    int64_t shape[5] = {cout, cin, 3, 3, 3};
+    ts_tensor wten = ts_tensor_make(TS_DTYPE_F32, 5, shape, wt);
+    ts_conv3d_params pc = {cin, T, h, w, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, NULL, 0, 0, NULL, 0};
+    ts_conv3d_params pp = {cin, t, h, w, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, pre, tp, 0, g, 0};
+    const int64_t n = cout * t * h * w;
+    float *ref = malloc((size_t)n * 4), *y = alloc_out(n), *acc = randv(n, 115, 1);
+    conv_ref(ref, cat, &pc, wt, b, cout, 3, 3, 3);
+    for (int threads = 1; threads <= 2; threads++) {
+        ts_ctx cc = *c;
+        cc.n_threads = threads;
+        char what[96];
+        snprintf(what, sizeof what, "conv3d of a normed + SiLU input, prefix frames, %d thread(s)", threads);
+        TS_CHECK(ts_conv3d(&cc, y, x, &pp, &wten, b) == TS_OK, "%s: status", what);
+        ts_test_compare(what, y, ref, n, 1e-5, NULL);
+        check_sentinel(what, y, n);
+        /* accumulate: y = acc + conv */
+        memcpy(y, acc, (size_t)n * 4);
+        pp.accumulate = 1;
+        TS_CHECK(ts_conv3d(&cc, y, x, &pp, &wten, b) == TS_OK, "%s, accumulate: status", what);
+        pp.accumulate = 0;
+        float *ra = malloc((size_t)n * 4);
+        for (int64_t i = 0; i < n; i++) ra[i] = ref[i] + acc[i];
+        snprintf(what, sizeof what, "conv3d normed, accumulating onto y, %d thread(s)", threads);
+        ts_test_compare(what, y, ra, n, 1e-5, NULL);
+        free(ra);
+    }
+    /* no prefix: the causal pad zero-fills before the first frame, after the norm */
+    ts_conv3d_params pz = {cin, t, h, w, {1, 1, 1}, {2, 0, 1, 1, 1, 1}, NULL, 0, 0, g, 0};
+    ts_conv3d_params pzr = {cin, t, h, w, {1, 1, 1}, {2, 0, 1, 1, 1, 1}, NULL, 0, 0, NULL, 0};
+    {
+        float *cx = malloc((size_t)(cin * t * h * w) * 4); /* the transformed x frames alone */
+        for (int ci = 0; ci < cin; ci++) memcpy(cx + ci * t * h * w, cat + (ci * T + tp) * h * w, (size_t)(t * h * w) * 4);
+        conv_ref(ref, cx, &pzr, wt, NULL, cout, 3, 3, 3);
+        free(cx);
+    }
+    TS_CHECK(ts_conv3d(c, y, x, &pz, &wten, NULL) == TS_OK, "normed conv without prefix: status");
+    ts_test_compare("conv3d normed, causal zero pad", y, ref, n, 1e-5, NULL);
+    ts_conv3d_params ps = {cin, t, h, w, {1, 2, 2}, {0, 0, 1, 1, 1, 1}, NULL, 0, 0, g, 0};
+    TS_CHECK(ts_conv3d(c, y, x, &ps, &wten, NULL) == TS_ERR_UNSUPPORTED, "normed conv with stride 2 is refused");
+    free(pre), free(x), free(wt), free(b), free(g), free(cat), free(ref), free(y), free(acc);
+}
+
 /* A frame big enough that its im2col (K·Ho·Wo floats) exceeds the CPU backend's 16 Mi-float
  * bound, so the conv runs in several row bands (last one ragged); BF16 weights and a bias.
  * K = 40·27 = 1080, Ho·Wo = 130·131: about 18.4 Mi floats, two bands. */
 static void test_conv3d_bands(ts_ctx *c) {
     const int cin = 40, cout = 3, t = 2, h = 130, w = 131;
-    ts_conv3d_params p = {cin, t, h, w, {1, 1, 1}, {2, 0, 1, 1, 1, 1}, NULL, 0, 0};
+    ts_conv3d_params p = {cin, t, h, w, {1, 1, 1}, {2, 0, 1, 1, 1, 1}, NULL, 0, 0, NULL, 0};
     int64_t K = (int64_t)cin * 27, nx = (int64_t)cin * t * h * w;
     float *x = randv(nx, 100, 1), *wf = randv(cout * K, 101, 0.1f), *b = randv(cout, 102, 0.5f);
     float *wr = malloc((size_t)(cout * K) * 4);
@@ -470,6 +534,7 @@ int main(void) {
         test_conv3d_prefix(&c);
         test_conv3d_upsampled(&c);
         test_conv3d_bands(&c);
+        test_conv3d_normed(&c);
         test_upsample(&c);
     }
     return ts_test_summary("backend_ops");

@@ -115,6 +115,7 @@ int main(void) {
     if (!mkdtemp(tmpdir)) return 1;
     run_fixture("wan_vae_a", tmpdir);
     run_fixture("wan_vae_b", tmpdir);
+    run_fixture("wan_vae_c", tmpdir);
     rmdir(tmpdir);
     /* normalisation round trip on random latents: Wan2.1's statistics by default */
     wan_vae *v = NULL;

@@ -16,6 +16,14 @@
  *
  * Activations: [C, T, H·W] channel-major per chunk, in three workspace buffers sized by
  * walking the modules; all state is allocated once per call, never per chunk.
+ *
+ * Memory at high resolution: a residual block's convs norm and activate their input as
+ * they read it (ts_conv3d's norm_gamma), and the second adds onto the block's input in
+ * place, so a block uses two buffers, not three; the caches hold the conv inputs as they
+ * are (un-normed). From the last temporal upsample on, the decoder runs frame by frame
+ * out of the time conv's output, kept frame-major in the third buffer (or in a buffer of
+ * its own when a block there needs three: a shortcut conv, as in some small configs).
+ * Checkpoint weight pages are handed back after each conv (ts_weights_release).
  */
 #include "wan_vae.h"
 
@@ -526,8 +534,10 @@ typedef struct vrun {
     float *zbuf;     /* partial convs: the three tap outputs [3·cout, T, H, W] */
     size_t zcap;
     int *started;    /* per resample state: first chunk seen */
-    float *hold;     /* decoder: the chunk at the split point, fed on frame by frame */
+    float *hold;     /* decoder: the chunk at the split point, fed on frame by frame, when it
+                      * cannot live in a work buffer (see split_needs_hold) */
     size_t hold_cap;
+    float *reserved; /* the work buffer holding the split chunk meanwhile: pick skips it */
     ts_err *err;
 } vrun;
 
@@ -541,7 +551,7 @@ typedef struct vrun {
 /* A workspace buffer that is none of the given ones. */
 static float *pick(vrun *r, const float *a, const float *b) {
     for (int i = 0; i < 3; i++)
-        if (r->buf[i] != a && r->buf[i] != b) return r->buf[i];
+        if (r->buf[i] != a && r->buf[i] != b && r->buf[i] != r->reserved) return r->buf[i];
     return NULL;
 }
 
@@ -585,12 +595,13 @@ static ts_status conv3d_w(vrun *r, float *y, const float *x, const ts_conv3d_par
 
 /* y [cout, T, H, W] = conv(x [cin, T, H, W]). Causal kt = 3 convs read [cache | x]
  * (the cache as the conv's prefix frames) and keep the last two input frames. */
-static ts_status conv_run(vrun *r, const cconv *cv, const float *x, int64_t T, int64_t H,
-                          int64_t W, float *y) {
+static ts_status conv_run_n(vrun *r, const cconv *cv, const float *x, const float *g, int acc, int64_t T,
+                            int64_t H, int64_t W, float *y) {
     const int64_t HW = H * W, C = cv->cin;
     const int ps = cv->kh / 2;
-    ts_conv3d_params p = {C, T, H, W, {1, 1, 1}, {0, 0, ps, ps, ps, ps}, NULL, 0, 0};
+    ts_conv3d_params p = {C, T, H, W, {1, 1, 1}, {0, 0, ps, ps, ps, ps}, NULL, 0, 0, g, acc};
     TS_TRY(need(r, cv->cout * T * HW));
+    if ((g || acc) && cv->partial) return TS_ERR(r->err, TS_ERR_INTERNAL, "Wan VAE: a split-tap conv with a norm");
     if (cv->id < 0) {
         TS_TRY(conv3d_w(r, y, x, &p, &cv->w5, cv->b));
         return TS_OK;
@@ -647,6 +658,12 @@ static ts_status conv_run(vrun *r, const cconv *cv, const float *x, int64_t T, i
     return TS_OK;
 }
 
+/* y = conv(x); the cache keeps x's frames as they are (a conv that norms its input norms
+ * the cached frames as it reads them too). */
+static ts_status conv_run(vrun *r, const cconv *cv, const float *x, int64_t T, int64_t H, int64_t W, float *y) {
+    return conv_run_n(r, cv, x, NULL, 0, T, H, W, y);
+}
+
 /* RMS (L2) norm over channels then SiLU, [C, S] in place. */
 static ts_status norm_silu(vrun *r, float *x, int64_t C, int64_t S, const float *g) {
     OPT(ts_l2_norm_ch(r->c, x, x, C, S, g));
@@ -654,22 +671,21 @@ static ts_status norm_silu(vrun *r, float *x, int64_t C, int64_t S, const float 
     return TS_OK;
 }
 
+/* Hs = X or shortcut(X); Z = conv1(SiLU(norm1(X))); Hs += conv2(SiLU(norm2(Z))). The convs
+ * norm their input as they read it, so a block needs two work buffers (three with a
+ * shortcut), not a normed copy of X besides. */
 static ts_status res_run(vrun *r, const vmod *m, float **xp, int64_t T, int64_t H, int64_t W) {
     float *X = *xp, *Hs = X;
-    const int64_t S = T * H * W;
     if (m->sc.w_slot >= 0) {
         Hs = pick(r, X, NULL);
+        if (!Hs) return TS_ERR(r->err, TS_ERR_INTERNAL, "Wan VAE: no work buffer for the shortcut");
         TS_TRY(conv_run(r, &m->sc, X, T, H, W, Hs));
     }
-    float *Y = pick(r, X, Hs), *Z = Hs == X ? pick(r, X, Y) : X; /* Z: free once X is normed */
-    TS_TRY(need(r, m->cin * S));
-    OPT(ts_l2_norm_ch(r->c, Y, X, m->cin, S, m->g1));
-    OPT(ts_unary(r->c, TS_UNARY_SILU, Y, Y, m->cin * S));
-    TS_TRY(conv_run(r, &m->c1, Y, T, H, W, Z));
-    TS_TRY(norm_silu(r, Z, m->cout, S, m->g2));
-    TS_TRY(conv_run(r, &m->c2, Z, T, H, W, Y));
-    OPT(ts_add_gated(r->c, Y, Hs, 1, m->cout * S, NULL));
-    *xp = Y;
+    float *Z = pick(r, X, Hs);
+    if (!Z) return TS_ERR(r->err, TS_ERR_INTERNAL, "Wan VAE: no work buffer for a residual block");
+    TS_TRY(conv_run_n(r, &m->c1, X, m->g1, 0, T, H, W, Z));
+    TS_TRY(conv_run_n(r, &m->c2, Z, m->g2, 1, T, H, W, Hs));
+    *xp = Hs;
     return TS_OK;
 }
 
@@ -711,7 +727,7 @@ static ts_status attn_run(vrun *r, const vmod *m, float *X, int64_t T, int64_t H
 static ts_status down_run(vrun *r, const vmod *m, float **xp, int64_t *T, int64_t *H, int64_t *W) {
     float *X = *xp, *Y = pick(r, X, NULL);
     const int64_t C = m->cin, Ho = *H / 2, Wo = *W / 2;
-    ts_conv3d_params p = {C, *T, *H, *W, {1, 2, 2}, {0, 0, 0, 1, 0, 1}, NULL, 0, 0};
+    ts_conv3d_params p = {C, *T, *H, *W, {1, 2, 2}, {0, 0, 0, 1, 0, 1}, NULL, 0, 0, NULL, 0};
     TS_TRY(need(r, C * *T * Ho * Wo));
     TS_TRY(conv3d_w(r, Y, X, &p, &m->rs.w5, m->rs.b));
     *H = Ho, *W = Wo, *xp = Y;
@@ -728,7 +744,7 @@ static ts_status down_run(vrun *r, const vmod *m, float **xp, int64_t *T, int64_
     int64_t T1 = *T + 1, To = (T1 - 3) / 2 + 1;
     if (To < 1) return TS_ERR(r->err, TS_ERR_SHAPE, "Wan VAE: encoder chunk too short");
     TS_TRY(need(r, C * To * HW));
-    ts_conv3d_params pt = {C, *T, Ho, Wo, {2, 1, 1}, {0, 0, 0, 0, 0, 0}, cache, 1, 0};
+    ts_conv3d_params pt = {C, *T, Ho, Wo, {2, 1, 1}, {0, 0, 0, 0, 0, 0}, cache, 1, 0, NULL, 0};
     TS_TRY(conv3d_w(r, Z, Y, &pt, &m->tc.w5, m->tc.b)); /* [previous frame | chunk] */
     for (int64_t ch = 0; ch < C; ch++)
         memcpy(cache + ch * HW, Y + (ch * *T + *T - 1) * HW, (size_t)HW * sizeof(float));
@@ -758,13 +774,34 @@ static ts_status up_time_run(vrun *r, const vmod *m, float **xp, int64_t *T, int
     return TS_OK;
 }
 
+/* The same at the decoder's split, frame-major ([2T, C, HW]: each frame one block, read in
+ * place as the frame-by-frame half's input). */
+static ts_status up_time_split(vrun *r, const vmod *m, float **xp, int64_t *T, int64_t H, int64_t W) {
+    if (!r->started[m->state]) { /* frame 0: one frame, [C, 1, HW] is frame-major already */
+        r->started[m->state] = 1;
+        return TS_OK;
+    }
+    float *X = *xp, *Y = pick(r, X, NULL), *Z = pick(r, X, Y);
+    const int64_t C = m->cin, HW = H * W, T2 = 2 * *T;
+    TS_TRY(conv_run(r, &m->tc, X, *T, H, W, Y)); /* [2C, T, HW] */
+    TS_TRY(need(r, C * T2 * HW));
+    for (int64_t ch = 0; ch < C; ch++)
+        for (int64_t t = 0; t < *T; t++) {
+            memcpy(Z + ((2 * t) * C + ch) * HW, Y + (ch * *T + t) * HW, (size_t)HW * sizeof(float));
+            memcpy(Z + ((2 * t + 1) * C + ch) * HW, Y + ((C + ch) * *T + t) * HW, (size_t)HW * sizeof(float));
+        }
+    *T = T2;
+    *xp = Z;
+    return TS_OK;
+}
+
 /* The spatial half of upsample2d/3d: nearest 2x then conv 3x3 C → C/2, fused (the conv
  * reads its input as if upsampled). */
 static ts_status up_space_run(vrun *r, const vmod *m, float **xp, int64_t T, int64_t *H, int64_t *W) {
     float *X = *xp, *O = pick(r, X, NULL);
     const int64_t Ho = 2 * *H, Wo = 2 * *W;
     TS_TRY(need(r, m->cout * T * Ho * Wo));
-    ts_conv3d_params p = {m->cin, T, *H, *W, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, NULL, 0, 1};
+    ts_conv3d_params p = {m->cin, T, *H, *W, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, NULL, 0, 1, NULL, 0};
     TS_TRY(conv3d_w(r, O, X, &p, &m->rs.w5, m->rs.b));
     *H = Ho, *W = Wo, *xp = O;
     return TS_OK;
@@ -786,6 +823,15 @@ static int dec_split(const wan_vae *v) {
     for (int i = v->n_enc; i < v->n_enc + v->n_dec; i++)
         if (v->mods[i].kind == VM_UP3D) s = i;
     return s;
+}
+
+/* 1 when the decoder's frame-by-frame half (after the split) needs three work buffers at
+ * once (a residual block with a shortcut conv, or attention), so that the split chunk
+ * needs a buffer of its own; else it stays in the work buffer the time conv wrote. */
+static int split_needs_hold(const wan_vae *v, int split) {
+    for (int i = split + 1; i < v->n_enc + v->n_dec; i++)
+        if ((v->mods[i].kind == VM_RES && v->mods[i].sc.w_slot >= 0) || v->mods[i].kind == VM_ATTN) return 1;
+    return 0;
 }
 
 /* Workspace floats per buffer: walks the modules with the chunk shapes the run will
@@ -818,7 +864,7 @@ static size_t workspace_floats(const wan_vae *v, int dec, int64_t h0, int64_t w0
             need = MAXZ(need, 2 * C * T * HW);
             T *= 2;
             if (i == split) { /* the time-conv output is held; frames go on one by one */
-                if (hold) *hold = (size_t)(C * T * HW);
+                if (hold && split_needs_hold(v, split)) *hold = (size_t)(C * T * HW);
                 T = 1;
             }
             /* fall through */
@@ -944,24 +990,26 @@ ts_status wan_vae_decode(ts_ctx *c, const wan_vae *v, const float *z, int64_t t,
         st = conv_run(&r, &v->post_quant, x, 1, h, w, y);
         if (st == TS_OK) st = conv_run(&r, &v->dec_in, y, 1, h, w, x);
         if (st == TS_OK) st = run_mods(&r, v->n_enc, split < 0 ? m_end : split, &x, &T, &H, &W);
-        if (st == TS_OK && split >= 0) st = up_time_run(&r, &v->mods[split], &x, &T, H, W);
+        if (st == TS_OK && split >= 0) st = up_time_split(&r, &v->mods[split], &x, &T, H, W);
         if (st != TS_OK) break;
         const int64_t C = split < 0 ? 0 : v->mods[split].cin, S = H * W;
-        if (split >= 0) {
+        float *held = x; /* the split chunk, frame-major: frame f at held + f·C·S */
+        if (split >= 0 && r.hold) {
             if ((size_t)(C * T * S) > r.hold_cap) {
                 st = TS_ERR(err, TS_ERR_INTERNAL, "Wan VAE: split chunk larger than planned");
                 break;
             }
             memcpy(r.hold, x, (size_t)(C * T * S) * sizeof(float));
+            held = r.hold;
+        } else if (split >= 0) {
+            r.reserved = x; /* the frames below run in the other two buffers */
         }
         const int64_t nf = split < 0 ? 1 : T; /* frame by frame after the split */
         for (int64_t f = 0; f < nf && st == TS_OK; f++) {
             int64_t Tf = split < 0 ? T : 1, Hf = H, Wf = W;
             float *xf = x;
             if (split >= 0) {
-                xf = r.buf[0];
-                for (int64_t ch = 0; ch < C; ch++)
-                    memcpy(xf + ch * S, r.hold + (ch * T + f) * S, (size_t)S * sizeof(float));
+                xf = held + f * C * S;
                 st = up_space_run(&r, &v->mods[split], &xf, 1, &Hf, &Wf);
                 const vmod *sm = &v->mods[split];
                 if (st == TS_OK && sm->hook[0] && v->hook) v->hook(v->hook_user, sm->hook, xf, sm->cout, 1, Hf, Wf);
@@ -974,6 +1022,7 @@ ts_status wan_vae_decode(ts_ctx *c, const wan_vae *v, const float *z, int64_t t,
             if (fn) st = fn(user, xf, first, Tf, Hf, Wf, err);
             first += Tf;
         }
+        r.reserved = NULL;
     }
     vrun_free(&r);
     return st;

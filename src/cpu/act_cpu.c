@@ -6,8 +6,6 @@
 #include "cpu_internal.h"
 #include "vmath.h"
 
-static inline float silu(float x) { return x / (1.0f + ts_expf(-x)); }
-
 /* 0.5·x·(1 + tanh(u)) written as x·σ(2u), which stays finite for any |x| (ts_expf
  * clamps its argument). */
 static inline float gelu_tanh(float x) {
@@ -22,7 +20,7 @@ ts_status ts_cpu_unary(ts_ctx *c, ts_unary_op op, float *y, const float *x, int6
     switch (op) {
     case TS_UNARY_SILU:
 #pragma omp parallel for num_threads(c->n_threads) if (n > 65536)
-        for (int64_t i = 0; i < n; i++) y[i] = silu(x[i]);
+        for (int64_t i = 0; i < n; i++) y[i] = ts_silu(x[i]);
         return TS_OK;
     case TS_UNARY_GELU_TANH:
 #pragma omp parallel for num_threads(c->n_threads) if (n > 65536)

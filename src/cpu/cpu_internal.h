@@ -31,6 +31,11 @@ ts_status ts_cpu_upsample2x(ts_ctx *c, float *y, const float *x, int64_t C, int6
 ts_status ts_cpu_attn(ts_ctx *c, const struct ts_attn_plan *plan, const void *q, const void *k,
                       const void *v, float *out);
 
+/* inv[j] = sqrt(C) / max(||x[:, j]||₂, 1e-12) over C channels cstride apart, for n
+ * positions: the per-position factor of ts_cpu_l2_norm_ch (and of convs that norm their
+ * input on the fly). */
+void ts_cpu_l2_inv(float *inv, const float *x, int64_t C, int64_t cstride, int64_t n);
+
 /* Sets OpenBLAS's thread count to the context's (OpenBLAS keeps it as process state). */
 void ts_cpu_blas_threads(const ts_ctx *c);
 

@@ -52,25 +52,32 @@ ts_status ts_cpu_rms_norm(ts_ctx *c, float *y, const float *x, int64_t M, int64_
 
 /* x [C, S]: one norm per column s. Work on column strips so the inner loops run
  * along s (contiguous) and vectorise. */
+void ts_cpu_l2_inv(float *inv, const float *x, int64_t C, int64_t cstride, int64_t n) {
+    const float sq = sqrtf((float)C);
+    double acc[256];
+    for (int64_t j0 = 0; j0 < n; j0 += 256) {
+        const int64_t m = n - j0 < 256 ? n - j0 : 256;
+        for (int64_t j = 0; j < m; j++) acc[j] = 0;
+        for (int64_t ch = 0; ch < C; ch++) {
+            const float *xr = x + ch * cstride + j0;
+            for (int64_t j = 0; j < m; j++) acc[j] += (double)xr[j] * xr[j];
+        }
+        for (int64_t j = 0; j < m; j++) {
+            double nrm = sqrt(acc[j]);
+            inv[j0 + j] = (float)(1.0 / (nrm > 1e-12 ? nrm : 1e-12)) * sq;
+        }
+    }
+}
+
 ts_status ts_cpu_l2_norm_ch(ts_ctx *c, float *y, const float *x, int64_t C, int64_t S,
                             const float *gamma) {
     const int64_t strip = 256;
     int64_t nstrip = (S + strip - 1) / strip;
-    float sq = sqrtf((float)C);
 #pragma omp parallel for num_threads(c->n_threads) if (C * S > 32768)
     for (int64_t st = 0; st < nstrip; st++) {
         int64_t s0 = st * strip, n = S - s0 < strip ? S - s0 : strip;
-        double acc[256];
         float inv[256];
-        for (int64_t j = 0; j < n; j++) acc[j] = 0;
-        for (int64_t ch = 0; ch < C; ch++) {
-            const float *xr = x + ch * S + s0;
-            for (int64_t j = 0; j < n; j++) acc[j] += (double)xr[j] * xr[j];
-        }
-        for (int64_t j = 0; j < n; j++) {
-            double nrm = sqrt(acc[j]);
-            inv[j] = (float)(1.0 / (nrm > 1e-12 ? nrm : 1e-12)) * sq;
-        }
+        ts_cpu_l2_inv(inv, x + s0, C, S, n);
         for (int64_t ch = 0; ch < C; ch++) {
             const float *xr = x + ch * S + s0;
             float *yr = y + ch * S + s0;

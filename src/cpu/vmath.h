@@ -30,4 +30,6 @@ static inline float ts_exp2f(float x) {
 
 static inline float ts_expf(float x) { return ts_exp2f(x * 1.4426950408889634f); }
 
+static inline float ts_silu(float x) { return x / (1.0f + ts_expf(-x)); }
+
 #endif

@@ -23,6 +23,10 @@ CONFIGS = {
                   video=(1, 3, 9, 16, 24), latents=(1, 16, 3, 2, 3)),
     "vae_b": dict(cfg=dict(base_dim=4, dim_mult=[1, 1, 2, 2], num_res_blocks=2),
                   video=(1, 3, 7, 24, 16), latents=(1, 16, 2, 3, 2)),
+    # the real config's channel pattern (dim_mult [1, 2, 4, 4]): no shortcut conv after the
+    # decoder's last temporal upsample, so the frame-by-frame half runs in two work buffers
+    "vae_c": dict(cfg=dict(base_dim=4, dim_mult=[1, 2, 4, 4], num_res_blocks=1),
+                  video=(1, 3, 5, 16, 16), latents=(1, 16, 3, 2, 2)),
 }
 
 
