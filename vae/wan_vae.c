@@ -753,31 +753,11 @@ static ts_status down_run(vrun *r, const vmod *m, float **xp, int64_t *T, int64_
 }
 
 /* upsample3d's temporal half: after the first chunk, the time conv C → 2C turns each
- * frame into two (channels [0, C) are frame 2t, [C, 2C) frame 2t+1). */
-static ts_status up_time_run(vrun *r, const vmod *m, float **xp, int64_t *T, int64_t H, int64_t W) {
+ * frame into two (channels [0, C) are frame 2t, [C, 2C) frame 2t+1). frame_major (the
+ * decoder's split): the output is [2T, C, HW], each frame one block that the
+ * frame-by-frame half reads in place; else [C, 2T, HW]. Frame 0's [C, 1, HW] is both. */
+static ts_status up_time_run(vrun *r, const vmod *m, float **xp, int64_t *T, int64_t H, int64_t W, int frame_major) {
     if (!r->started[m->state]) { /* frame 0 skips the time conv */
-        r->started[m->state] = 1;
-        return TS_OK;
-    }
-    float *X = *xp, *Y = pick(r, X, NULL), *Z = pick(r, X, Y);
-    const int64_t C = m->cin, HW = H * W;
-    TS_TRY(conv_run(r, &m->tc, X, *T, H, W, Y)); /* [2C, T, HW] */
-    TS_TRY(need(r, 2 * C * *T * HW));
-    for (int64_t ch = 0; ch < C; ch++)
-        for (int64_t t = 0; t < *T; t++) {
-            memcpy(Z + (ch * 2 * *T + 2 * t) * HW, Y + (ch * *T + t) * HW, (size_t)HW * sizeof(float));
-            memcpy(Z + (ch * 2 * *T + 2 * t + 1) * HW, Y + ((C + ch) * *T + t) * HW,
-                   (size_t)HW * sizeof(float));
-        }
-    *T *= 2;
-    *xp = Z;
-    return TS_OK;
-}
-
-/* The same at the decoder's split, frame-major ([2T, C, HW]: each frame one block, read in
- * place as the frame-by-frame half's input). */
-static ts_status up_time_split(vrun *r, const vmod *m, float **xp, int64_t *T, int64_t H, int64_t W) {
-    if (!r->started[m->state]) { /* frame 0: one frame, [C, 1, HW] is frame-major already */
         r->started[m->state] = 1;
         return TS_OK;
     }
@@ -786,10 +766,12 @@ static ts_status up_time_split(vrun *r, const vmod *m, float **xp, int64_t *T, i
     TS_TRY(conv_run(r, &m->tc, X, *T, H, W, Y)); /* [2C, T, HW] */
     TS_TRY(need(r, C * T2 * HW));
     for (int64_t ch = 0; ch < C; ch++)
-        for (int64_t t = 0; t < *T; t++) {
-            memcpy(Z + ((2 * t) * C + ch) * HW, Y + (ch * *T + t) * HW, (size_t)HW * sizeof(float));
-            memcpy(Z + ((2 * t + 1) * C + ch) * HW, Y + ((C + ch) * *T + t) * HW, (size_t)HW * sizeof(float));
-        }
+        for (int64_t t = 0; t < *T; t++)
+            for (int k = 0; k < 2; k++) { /* output frame 2t + k */
+                const int64_t f = 2 * t + k;
+                float *dst = Z + (frame_major ? f * C + ch : ch * T2 + f) * HW;
+                memcpy(dst, Y + ((k * C + ch) * *T + t) * HW, (size_t)HW * sizeof(float));
+            }
     *T = T2;
     *xp = Z;
     return TS_OK;
@@ -808,7 +790,7 @@ static ts_status up_space_run(vrun *r, const vmod *m, float **xp, int64_t T, int
 }
 
 static ts_status up_run(vrun *r, const vmod *m, float **xp, int64_t *T, int64_t *H, int64_t *W) {
-    if (m->kind == VM_UP3D) TS_TRY(up_time_run(r, m, xp, T, *H, *W));
+    if (m->kind == VM_UP3D) TS_TRY(up_time_run(r, m, xp, T, *H, *W, 0));
     return up_space_run(r, m, xp, *T, H, W);
 }
 
@@ -990,7 +972,7 @@ ts_status wan_vae_decode(ts_ctx *c, const wan_vae *v, const float *z, int64_t t,
         st = conv_run(&r, &v->post_quant, x, 1, h, w, y);
         if (st == TS_OK) st = conv_run(&r, &v->dec_in, y, 1, h, w, x);
         if (st == TS_OK) st = run_mods(&r, v->n_enc, split < 0 ? m_end : split, &x, &T, &H, &W);
-        if (st == TS_OK && split >= 0) st = up_time_split(&r, &v->mods[split], &x, &T, H, W);
+        if (st == TS_OK && split >= 0) st = up_time_run(&r, &v->mods[split], &x, &T, H, W, 1);
         if (st != TS_OK) break;
         const int64_t C = split < 0 ? 0 : v->mods[split].cin, S = H * W;
         float *held = x; /* the split chunk, frame-major: frame f at held + f·C·S */
