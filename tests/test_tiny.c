@@ -231,6 +231,15 @@ static void check_measure(void) {
 }
 
 static char model_dir[1024];
+
+/* PARO's calibration holds permutations for the 5x12x12 grid of a 17-frame clip; a single
+ * frame (1x12x12) needs its own, so a PARO schedule (by its file name) runs the video
+ * prompts only. */
+static int videos_only(const char *schedule) {
+    const char *base = schedule ? strrchr(schedule, '/') : NULL;
+    base = base ? base + 1 : schedule;
+    return base && strstr(base, "paro") != NULL;
+}
 static double guidance_override; /* > 0: --guidance */
 
 /* Renders every prompt with the schedule (NULL: dense); returns the fraction that passed. */
@@ -297,7 +306,7 @@ int main(int argc, char **argv) {
     TS_CHECK(tessera_open(&t, &files, 0, &e) == TESSERA_OK, "open the bundled model %s: %s", model, e.msg);
     if (!t) return ts_test_summary("tiny");
     if (one || guidance_override > 0) { /* a report: the check below is for the model's own settings */
-        int paro = one && strstr(one, "paro");
+        int paro = videos_only(one);
         printf("%s%s, guidance %s:\n", one ? one : "dense", paro ? " (the video prompts)" : "",
                guidance_override > 0 ? "set" : "the model's");
         double r = run_set(t, one, paro, 1);
@@ -314,11 +323,9 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
             char path[1100];
             snprintf(path, sizeof path, "%s/schedules/%s", assets, names[i]);
-            /* PARO's calibration holds permutations for the 5x12x12 grid of a 17-frame clip;
-             * a single frame (1x12x12) needs its own, so PARO runs the video prompts only */
-            int videos_only = !strcmp(names[i], "paro-tiny.json");
-            printf("%s%s:\n", names[i], videos_only ? " (the video prompts)" : "");
-            double r = run_set(t, path, videos_only, 1);
+            int vo = videos_only(path);
+            printf("%s%s:\n", names[i], vo ? " (the video prompts)" : "");
+            double r = run_set(t, path, vo, 1);
             printf("%s: %.0f %% of the prompts pass\n", names[i], 100 * r);
         }
     }

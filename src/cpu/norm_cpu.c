@@ -50,8 +50,6 @@ ts_status ts_cpu_rms_norm(ts_ctx *c, float *y, const float *x, int64_t M, int64_
     return TS_OK;
 }
 
-/* x [C, S]: one norm per column s. Work on column strips so the inner loops run
- * along s (contiguous) and vectorise. */
 void ts_cpu_l2_inv(float *inv, const float *x, int64_t C, int64_t cstride, int64_t n) {
     const float sq = sqrtf((float)C);
     double acc[256];
@@ -69,6 +67,8 @@ void ts_cpu_l2_inv(float *inv, const float *x, int64_t C, int64_t cstride, int64
     }
 }
 
+/* x [C, S]: one norm per column s. Work on column strips so the inner loops run
+ * along s (contiguous) and vectorise. */
 ts_status ts_cpu_l2_norm_ch(ts_ctx *c, float *y, const float *x, int64_t C, int64_t S,
                             const float *gamma) {
     const int64_t strip = 256;
