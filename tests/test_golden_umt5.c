@@ -229,6 +229,7 @@ static void test_config(const char *name, int shared, const char *tmpdir) {
         free(o2);
     }
     free(rounded);
+    unlink(tmp);
 
     /* without the metadata, max_distance comes from a config.json beside the weights */
     char sub[600], cj[700];
