@@ -415,6 +415,27 @@ static void test_conv3d_upsampled(ts_ctx *c) {
     free(x), free(wt), free(b), free(up), free(ref), free(y);
 }
 
+/* [prefix | x] frames [cin, tp + t, hw], each pixel SiLU(l2-normed · gamma), in float64. */
+static float *normed_cat(const float *pre, const float *x, const float *g, int cin, int tp, int t, int64_t hw) {
+    const int T = tp + t;
+    float *cat = malloc((size_t)(cin * T * hw) * 4);
+    for (int ci = 0; ci < cin; ci++)
+        for (int f = 0; f < T; f++)
+            for (int64_t j = 0; j < hw; j++)
+                cat[(ci * T + f) * hw + j] = f < tp ? pre[(ci * tp + f) * hw + j] : x[(ci * t + f - tp) * hw + j];
+    for (int f = 0; f < T; f++)
+        for (int64_t j = 0; j < hw; j++) {
+            double ss = 0;
+            for (int ci = 0; ci < cin; ci++) ss += (double)cat[(ci * T + f) * hw + j] * cat[(ci * T + f) * hw + j];
+            double inv = sqrt((double)cin) / fmax(sqrt(ss), 1e-12);
+            for (int ci = 0; ci < cin; ci++) {
+                double v = cat[(ci * T + f) * hw + j] * inv * g[ci];
+                cat[(ci * T + f) * hw + j] = (float)(v / (1 + exp(-v)));
+            }
+        }
+    return cat;
+}
+
 /* norm_gamma: the conv of SiLU(l2-normed · gamma) input, prefix frames included, equals
  * the float64 conv of the input transformed in float64; accumulate adds onto y. Row bands of
  * 2-3 rows (one or two threads), so the kernel's halo rows cross band edges. */
@@ -422,21 +443,7 @@ static void test_conv3d_normed(ts_ctx *c) {
     const int cin = 6, cout = 4, tp = 2, t = 3, h = 7, w = 5, T = tp + t;
     float *pre = randv(cin * tp * h * w, 110, 1), *x = randv(cin * t * h * w, 111, 1);
     float *wt = randv(cout * cin * 27, 112, 0.3f), *b = randv(cout, 113, 0.5f), *g = randv(cin, 114, 1);
-    float *cat = malloc((size_t)(cin * T * h * w) * 4); /* [prefix | x], transformed */
-    for (int ci = 0; ci < cin; ci++)
-        for (int f = 0; f < T; f++)
-            for (int j = 0; j < h * w; j++)
-                cat[(ci * T + f) * h * w + j] = f < tp ? pre[(ci * tp + f) * h * w + j] : x[(ci * t + f - tp) * h * w + j];
-    for (int f = 0; f < T; f++)
-        for (int j = 0; j < h * w; j++) {
-            double ss = 0;
-            for (int ci = 0; ci < cin; ci++) ss += (double)cat[(ci * T + f) * h * w + j] * cat[(ci * T + f) * h * w + j];
-            double inv = sqrt((double)cin) / fmax(sqrt(ss), 1e-12);
-            for (int ci = 0; ci < cin; ci++) {
-                double v = cat[(ci * T + f) * h * w + j] * inv * g[ci];
-                cat[(ci * T + f) * h * w + j] = (float)(v / (1 + exp(-v)));
-            }
-        }
+    float *cat = normed_cat(pre, x, g, cin, tp, t, h * w); /* [prefix | x], transformed */
     int64_t shape[5] = {cout, cin, 3, 3, 3};
     ts_tensor wten = ts_tensor_make(TS_DTYPE_F32, 5, shape, wt);
     ts_conv3d_params pc = {cin, T, h, w, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, NULL, 0, 0, NULL, 0};
@@ -479,9 +486,37 @@ static void test_conv3d_normed(ts_ctx *c) {
     free(pre), free(x), free(wt), free(b), free(g), free(cat), free(ref), free(y), free(acc);
 }
 
-/* A frame big enough that its im2col (K·Ho·Wo floats) exceeds the CPU backend's 16 Mi-float
+/* norm_gamma with frames too many for one pass of the per-thread ring of normed rows (64
+ * channels x 1024 columns x 3-4 rows a frame; 22 input frames): the output frames go in
+ * groups, each starting the ring afresh. */
+static void test_conv3d_normed_groups(ts_ctx *c) {
+    const int cin = 64, cout = 2, tp = 2, t = 20, h = 4, w = 1024;
+    const int64_t hw = (int64_t)h * w;
+    float *pre = randv(cin * tp * hw, 120, 1), *x = randv(cin * t * hw, 121, 1);
+    float *wt = randv(cout * cin * 27, 122, 0.1f), *b = randv(cout, 123, 0.5f), *g = randv(cin, 124, 1);
+    float *cat = normed_cat(pre, x, g, cin, tp, t, hw);
+    int64_t shape[5] = {cout, cin, 3, 3, 3};
+    ts_tensor wten = ts_tensor_make(TS_DTYPE_F32, 5, shape, wt);
+    ts_conv3d_params pc = {cin, tp + t, h, w, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, NULL, 0, 0, NULL, 0};
+    ts_conv3d_params pp = {cin, t, h, w, {1, 1, 1}, {0, 0, 1, 1, 1, 1}, pre, tp, 0, g, 0};
+    const int64_t n = cout * t * hw;
+    float *ref = malloc((size_t)n * 4), *y = alloc_out(n);
+    conv_ref(ref, cat, &pc, wt, b, cout, 3, 3, 3);
+    for (int threads = 1; threads <= 2; threads++) {
+        ts_ctx cc = *c;
+        cc.n_threads = threads;
+        char what[96];
+        snprintf(what, sizeof what, "conv3d normed, 20 output frames in groups, %d thread(s)", threads);
+        TS_CHECK(ts_conv3d(&cc, y, x, &pp, &wten, b) == TS_OK, "%s: status", what);
+        ts_test_compare(what, y, ref, n, 1e-5, NULL);
+        check_sentinel(what, y, n);
+    }
+    free(pre), free(x), free(wt), free(b), free(g), free(cat), free(ref), free(y);
+}
+
+/* A frame big enough that its im2col (K·Ho·Wo floats) exceeds the CPU backend's 4 Mi-float
  * bound, so the conv runs in several row bands (last one ragged); BF16 weights and a bias.
- * K = 40·27 = 1080, Ho·Wo = 130·131: about 18.4 Mi floats, two bands. */
+ * K = 40·27 = 1080, Ho·Wo = 130·131: about 18.4 Mi floats, several bands. */
 static void test_conv3d_bands(ts_ctx *c) {
     const int cin = 40, cout = 3, t = 2, h = 130, w = 131;
     ts_conv3d_params p = {cin, t, h, w, {1, 1, 1}, {2, 0, 1, 1, 1, 1}, NULL, 0, 0, NULL, 0};
@@ -535,6 +570,7 @@ int main(void) {
         test_conv3d_upsampled(&c);
         test_conv3d_bands(&c);
         test_conv3d_normed(&c);
+        test_conv3d_normed_groups(&c);
         test_upsample(&c);
     }
     return ts_test_summary("backend_ops");

@@ -11,9 +11,13 @@
  * are a single (threaded) gemm with no copy. Frames before x may come from a separate
  * prefix buffer (a causal conv's cache), and the input may be read as if
  * nearest-upsampled 2x (the VAE's upsample + conv, without materialising the 4x larger
- * frame). With norm_gamma each band first norms and activates the input rows it reads
- * (every channel of kt frames, the band's rows plus the kernel's halo) into a small
- * per-thread buffer, so the VAE's norm → SiLU → conv needs no full-size copy of its input.
+ * frame). With norm_gamma the input is normed and activated as it is read, a row at a
+ * time (every channel and frame of it) into a small per-thread ring of rows, so the VAE's
+ * norm → SiLU → conv needs no full-size copy of its input: each thread takes a contiguous
+ * range of output rows and walks it once for all output frames, so every input row is
+ * normed once per thread (its halo rows at the range's ends twice), where norming per
+ * (frame, band) normed each row kt·(rows + kh − 1) / rows times, 9x at the full-resolution
+ * stage's one-row bands (an 8 % slower decode).
  */
 #include <cblas.h>
 #include <stdlib.h>
@@ -27,6 +31,7 @@
 #include "vmath.h"
 
 #define TS_CPU_COL_FLOATS (4 * 1024 * 1024)
+#define TS_CPU_NORM_FLOATS (2 * 1024 * 1024) /* norm_gamma: the ring of normed rows, per thread */
 
 typedef struct conv_geom {
     const ts_conv3d_params *p;
@@ -36,42 +41,45 @@ typedef struct conv_geom {
     int kt, kh, kw, st, sh, sw, up;
 } conv_geom;
 
-/* A band's input normed and activated (norm_gamma): frames t_lo .. t_lo+kt−1 (those that
- * exist), rows rlo .. rlo+nrow−1, every channel: tb[((ci·kt + ti − t_lo)·nrow + row − rlo)·W]. */
+/* The normed and activated input (norm_gamma) of one thread: a ring of R row slots, input
+ * row r in slot r mod R, each slot frames f0 .. f0+nf−1 of [prefix | x] and every channel:
+ * tb[((slot·nf + ti − f0)·Cin + ci)·W]; slot_row[slot]: the row it holds (−1: none). */
 typedef struct band_in {
     float *tb, *inv;
-    int64_t t_lo, rlo, nrow;
+    int64_t *slot_row;
+    int64_t R, f0, nf;
 } band_in;
 
 /* Input row hrow (in the frame the conv sees) of channel ci, frame ti of [prefix | x]. */
 static inline const float *src_row(const conv_geom *g, const band_in *bi, int64_t ci, int64_t ti, int64_t hrow) {
-    if (bi) return bi->tb + ((ci * g->kt + ti - bi->t_lo) * bi->nrow + hrow - bi->rlo) * g->W;
+    if (bi) return bi->tb + (((hrow % bi->R) * bi->nf + ti - bi->f0) * g->Cin + ci) * g->W;
     const float *frame = ti < g->TP ? g->p->prefix + (ci * g->TP + ti) * g->SH * g->SW
                                     : g->x + (ci * g->T + ti - g->TP) * g->SH * g->SW;
     return frame + (hrow >> g->up) * g->SW;
 }
 
-/* Fills bi for output frame to, output rows r0 .. r0+nr−1 (stride 1, no upsample):
- * SiLU(x · sqrt(C) / ||x|| · gamma), the values ts_l2_norm_ch then ts_unary(SILU) give. */
-static void band_fill(const conv_geom *g, band_in *bi, int64_t to, int64_t r0, int64_t nr) {
+/* Makes bi hold the input rows output rows r0 .. r0+nr−1 read (stride 1, no upsample),
+ * norming those it lacks: SiLU(x · sqrt(C) / ||x|| · gamma), the values ts_l2_norm_ch then
+ * ts_unary(SILU) give. Needs nr + kh − 1 ≤ R. */
+static void band_fill(const conv_geom *g, band_in *bi, int64_t r0, int64_t nr) {
     const ts_conv3d_params *p = g->p;
     const int64_t W = g->W, HW = g->H * W;
-    bi->t_lo = to - p->pad[0];
     int64_t lo = r0 - p->pad[2], hi = r0 + nr - 1 + g->kh - 1 - p->pad[2];
     if (lo < 0) lo = 0;
     if (hi > g->H - 1) hi = g->H - 1;
-    bi->rlo = lo, bi->nrow = g->kh + nr - 1;
-    for (int a = 0; a < g->kt; a++) {
-        const int64_t ti = bi->t_lo + a;
-        if (ti < 0 || ti >= g->TP + g->T) continue;
-        const float *frame = ti < g->TP ? p->prefix + ti * HW : g->x + (ti - g->TP) * HW;
-        const int64_t cs = (ti < g->TP ? g->TP : g->T) * HW; /* channel stride */
-        for (int64_t row = lo; row <= hi; row++) {
-            const float *xr = frame + row * W;
+    for (int64_t row = lo; row <= hi; row++) {
+        const int64_t slot = row % bi->R;
+        if (bi->slot_row[slot] == row) continue;
+        bi->slot_row[slot] = row;
+        for (int64_t a = 0; a < bi->nf; a++) {
+            const int64_t ti = bi->f0 + a;
+            if (ti < 0 || ti >= g->TP + g->T) continue; /* im2col zero-fills these frames */
+            const float *xr = (ti < g->TP ? p->prefix + ti * HW : g->x + (ti - g->TP) * HW) + row * W;
+            const int64_t cs = (ti < g->TP ? g->TP : g->T) * HW; /* channel stride */
             ts_cpu_l2_inv(bi->inv, xr, g->Cin, cs, W);
             for (int64_t ci = 0; ci < g->Cin; ci++) {
                 const float *xc = xr + ci * cs;
-                float *d = bi->tb + ((ci * g->kt + a) * bi->nrow + row - lo) * W;
+                float *d = bi->tb + ((slot * bi->nf + a) * g->Cin + ci) * W;
                 const float gm = p->norm_gamma[ci];
                 for (int64_t j = 0; j < W; j++) d[j] = ts_silu(xc[j] * bi->inv[j] * gm);
             }
@@ -117,6 +125,18 @@ static void im2col_band(const conv_geom *g, const band_in *bi, float *col, int64
             for (int64_t o = hi; o < Wo; o++) d[o] = 0.0f;
         }
     }
+}
+
+/* Y[:, band] (+)= W · col for output frame to, rows from r0 (ncol columns), then the bias. */
+static void conv_band_gemm(const conv_geom *g, const float *col, int64_t to, int64_t r0, int64_t ncol, float beta) {
+    float *yb = g->y + to * g->HWo + r0 * g->Wo;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->Cout, (int)ncol, (int)g->K, 1.0f, g->wf,
+                (int)g->K, col, (int)ncol, beta, yb, (int)g->S);
+    if (g->b)
+        for (int64_t co = 0; co < g->Cout; co++) {
+            float *yr = yb + co * g->S;
+            for (int64_t i = 0; i < ncol; i++) yr[i] += g->b[co];
+        }
 }
 
 ts_status ts_cpu_conv3d(ts_ctx *c, float *y, const float *x, const ts_conv3d_params *p,
@@ -179,13 +199,21 @@ ts_status ts_cpu_conv3d(ts_ctx *c, float *y, const float *x, const ts_conv3d_par
     if (g.To * g.Ho >= 2 * nt && rows > fair) rows = fair < 1 ? 1 : fair;
     if (rows > g.Ho) rows = g.Ho;
     const int64_t nb = (g.Ho + rows - 1) / rows, items = g.To * nb;
-    const int use = items < nt ? (int)items : nt;
+    /* norm_gamma: each thread a contiguous range of output rows; output frames in groups
+     * whose input frames (group + kt − 1) fit the ring's budget, all of them when they fit */
+    const int64_t R = rows + g.kh - 1;
+    int64_t G = g.To;
+    if (p->norm_gamma) {
+        const int64_t per_frame = R * g.Cin * g.W, fit = TS_CPU_NORM_FLOATS / per_frame - (g.kt - 1);
+        G = fit < 1 ? 1 : fit < g.To ? fit : g.To;
+    }
+    const int use = p->norm_gamma ? (g.Ho < nt ? (int)g.Ho : nt) : items < nt ? (int)items : nt;
     float *col = malloc((size_t)use * (size_t)(K * rows * g.Wo) * sizeof(float));
-    /* normed input per thread: Cin · kt frames of rows + kh − 1 rows, and a row of factors */
-    const size_t tbn = p->norm_gamma ? (size_t)(g.Cin * g.kt * (rows + g.kh - 1) * g.W + g.W) : 0;
+    const size_t tbn = p->norm_gamma ? (size_t)(R * (G + g.kt - 1) * g.Cin * g.W + g.W) : 0;
     float *tball = tbn ? malloc((size_t)use * tbn * sizeof(float)) : NULL;
-    if (!col || (tbn && !tball)) {
-        free(col), free(tball), free(wbuf);
+    int64_t *slots = tbn ? malloc((size_t)use * (size_t)R * sizeof(int64_t)) : NULL;
+    if (!col || (tbn && (!tball || !slots))) {
+        free(col), free(tball), free(slots), free(wbuf);
         return TS_ERR_NOMEM;
     }
     openblas_set_num_threads(1); /* each band's sgemm runs on its own thread */
@@ -196,31 +224,37 @@ ts_status ts_cpu_conv3d(ts_ctx *c, float *y, const float *x, const ts_conv3d_par
         tid = omp_get_thread_num();
 #endif
         float *mine = col + (size_t)tid * (size_t)(K * rows * g.Wo);
-        band_in bin = {0}, *bi = NULL;
         if (tbn) {
-            bin.tb = tball + (size_t)tid * tbn;
-            bin.inv = bin.tb + tbn - (size_t)g.W;
-            bi = &bin;
-        }
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t it = 0; it < items; it++) {
-            const int64_t to = it / nb, r0 = (it % nb) * rows;
-            const int64_t nr = g.Ho - r0 < rows ? g.Ho - r0 : rows, ncol = nr * g.Wo;
-            if (bi) band_fill(&g, bi, to, r0, nr);
-            im2col_band(&g, bi, mine, to, r0, nr);
-            float *yb = y + to * g.HWo + r0 * g.Wo;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Cout, (int)ncol, (int)K,
-                        1.0f, g.wf, (int)K, mine, (int)ncol, beta, yb, (int)S);
-            if (b)
-                for (int64_t co = 0; co < Cout; co++) {
-                    float *yr = yb + co * S;
-                    for (int64_t i = 0; i < ncol; i++) yr[i] += b[co];
+            band_in bi = {.tb = tball + (size_t)tid * tbn, .slot_row = slots + (size_t)tid * (size_t)R, .R = R};
+            bi.inv = bi.tb + tbn - (size_t)g.W;
+            const int64_t ra = g.Ho * tid / use, rb = g.Ho * (tid + 1) / use; /* my output rows */
+            for (int64_t to0 = 0; to0 < g.To; to0 += G) {
+                const int64_t gn = g.To - to0 < G ? g.To - to0 : G;
+                bi.f0 = to0 - p->pad[0], bi.nf = gn + g.kt - 1;
+                for (int64_t i = 0; i < R; i++) bi.slot_row[i] = -1;
+                for (int64_t r0 = ra; r0 < rb; r0 += rows) {
+                    const int64_t nr = rb - r0 < rows ? rb - r0 : rows, ncol = nr * g.Wo;
+                    band_fill(&g, &bi, r0, nr);
+                    for (int64_t to = to0; to < to0 + gn; to++) {
+                        im2col_band(&g, &bi, mine, to, r0, nr);
+                        conv_band_gemm(&g, mine, to, r0, ncol, beta);
+                    }
                 }
+            }
+        } else {
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t it = 0; it < items; it++) {
+                const int64_t to = it / nb, r0 = (it % nb) * rows;
+                const int64_t nr = g.Ho - r0 < rows ? g.Ho - r0 : rows;
+                im2col_band(&g, NULL, mine, to, r0, nr);
+                conv_band_gemm(&g, mine, to, r0, nr * g.Wo, beta);
+            }
         }
     }
     ts_cpu_blas_threads(c);
     free(col);
     free(tball);
+    free(slots);
     free(wbuf);
     return TS_OK;
 }
