@@ -8,6 +8,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "backend.h"
 #include "ctx.h"
@@ -470,6 +473,23 @@ static void test_conv3d_normed(ts_ctx *c) {
         ts_test_compare(what, y, ra, n, 1e-5, NULL);
         free(ra);
     }
+#ifdef _OPENMP
+    /* asked for 2 threads inside another parallel region, the conv gets a team of one:
+     * every row must still be computed */
+    {
+        ts_ctx cc = *c;
+        cc.n_threads = 2;
+        ts_status st = TS_ERR_INVALID_ARG;
+        const int levels = omp_get_max_active_levels();
+        omp_set_max_active_levels(1);
+#pragma omp parallel num_threads(2)
+#pragma omp master
+        st = ts_conv3d(&cc, y, x, &pp, &wten, b);
+        omp_set_max_active_levels(levels);
+        TS_CHECK(st == TS_OK, "normed conv in a one-thread team: status");
+        ts_test_compare("conv3d normed, 2 threads asked, a team of one", y, ref, n, 1e-5, NULL);
+    }
+#endif
     /* no prefix: the causal pad zero-fills before the first frame, after the norm */
     ts_conv3d_params pz = {cin, t, h, w, {1, 1, 1}, {2, 0, 1, 1, 1, 1}, NULL, 0, 0, g, 0};
     ts_conv3d_params pzr = {cin, t, h, w, {1, 1, 1}, {2, 0, 1, 1, 1, 1}, NULL, 0, 0, NULL, 0};

@@ -219,15 +219,16 @@ ts_status ts_cpu_conv3d(ts_ctx *c, float *y, const float *x, const ts_conv3d_par
     openblas_set_num_threads(1); /* each band's sgemm runs on its own thread */
 #pragma omp parallel num_threads(use)
     {
-        int tid = 0;
+        int tid = 0, team = 1;
 #ifdef _OPENMP
         tid = omp_get_thread_num();
+        team = omp_get_num_threads(); /* may be fewer than use (nested, thread limits) */
 #endif
         float *mine = col + (size_t)tid * (size_t)(K * rows * g.Wo);
         if (tbn) {
             band_in bi = {.tb = tball + (size_t)tid * tbn, .slot_row = slots + (size_t)tid * (size_t)R, .R = R};
             bi.inv = bi.tb + tbn - (size_t)g.W;
-            const int64_t ra = g.Ho * tid / use, rb = g.Ho * (tid + 1) / use; /* my output rows */
+            const int64_t ra = g.Ho * tid / team, rb = g.Ho * (tid + 1) / team; /* my output rows */
             for (int64_t to0 = 0; to0 < g.To; to0 += G) {
                 const int64_t gn = g.To - to0 < G ? g.To - to0 : G;
                 bi.f0 = to0 - p->pad[0], bi.nf = gn + g.kt - 1;
