@@ -439,6 +439,19 @@ static float *normed_cat(const float *pre, const float *x, const float *g, int c
     return cat;
 }
 
+/* ts_conv3d at `threads` threads against ref, and no write past y's n floats. */
+static void conv_at_threads(const ts_ctx *c, int threads, const char *label, float *y, const float *x,
+                            const ts_conv3d_params *p, const ts_tensor *w, const float *b, const float *ref,
+                            int64_t n) {
+    ts_ctx cc = *c;
+    cc.n_threads = threads;
+    char what[128];
+    snprintf(what, sizeof what, "%s, %d thread(s)", label, threads);
+    TS_CHECK(ts_conv3d(&cc, y, x, p, w, b) == TS_OK, "%s: status", what);
+    ts_test_compare(what, y, ref, n, 1e-5, NULL);
+    check_sentinel(what, y, n);
+}
+
 /* norm_gamma: the conv of SiLU(l2-normed · gamma) input, prefix frames included, equals
  * the float64 conv of the input transformed in float64; accumulate adds onto y. Row bands of
  * 2-3 rows (one or two threads), so the kernel's halo rows cross band edges. */
@@ -455,17 +468,15 @@ static void test_conv3d_normed(ts_ctx *c) {
     float *ref = malloc((size_t)n * 4), *y = alloc_out(n), *acc = randv(n, 115, 1);
     conv_ref(ref, cat, &pc, wt, b, cout, 3, 3, 3);
     for (int threads = 1; threads <= 2; threads++) {
+        conv_at_threads(c, threads, "conv3d of a normed + SiLU input, prefix frames", y, x, &pp, &wten, b, ref, n);
+        /* accumulate: y = acc + conv */
         ts_ctx cc = *c;
         cc.n_threads = threads;
         char what[96];
-        snprintf(what, sizeof what, "conv3d of a normed + SiLU input, prefix frames, %d thread(s)", threads);
-        TS_CHECK(ts_conv3d(&cc, y, x, &pp, &wten, b) == TS_OK, "%s: status", what);
-        ts_test_compare(what, y, ref, n, 1e-5, NULL);
-        check_sentinel(what, y, n);
-        /* accumulate: y = acc + conv */
         memcpy(y, acc, (size_t)n * 4);
         pp.accumulate = 1;
-        TS_CHECK(ts_conv3d(&cc, y, x, &pp, &wten, b) == TS_OK, "%s, accumulate: status", what);
+        TS_CHECK(ts_conv3d(&cc, y, x, &pp, &wten, b) == TS_OK, "conv3d normed, accumulate, %d thread(s): status",
+                 threads);
         pp.accumulate = 0;
         float *ra = malloc((size_t)n * 4);
         for (int64_t i = 0; i < n; i++) ra[i] = ref[i] + acc[i];
@@ -522,15 +533,8 @@ static void test_conv3d_normed_groups(ts_ctx *c) {
     const int64_t n = cout * t * hw;
     float *ref = malloc((size_t)n * 4), *y = alloc_out(n);
     conv_ref(ref, cat, &pc, wt, b, cout, 3, 3, 3);
-    for (int threads = 1; threads <= 2; threads++) {
-        ts_ctx cc = *c;
-        cc.n_threads = threads;
-        char what[96];
-        snprintf(what, sizeof what, "conv3d normed, 20 output frames in groups, %d thread(s)", threads);
-        TS_CHECK(ts_conv3d(&cc, y, x, &pp, &wten, b) == TS_OK, "%s: status", what);
-        ts_test_compare(what, y, ref, n, 1e-5, NULL);
-        check_sentinel(what, y, n);
-    }
+    for (int threads = 1; threads <= 2; threads++)
+        conv_at_threads(c, threads, "conv3d normed, 20 output frames in groups", y, x, &pp, &wten, b, ref, n);
     free(pre), free(x), free(wt), free(b), free(g), free(cat), free(ref), free(y);
 }
 
