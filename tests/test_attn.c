@@ -8,6 +8,7 @@
 
 #include "attention.h"
 #include "backend.h"
+#include "cpu/cpu_internal.h"
 #include "plan.h"
 #include "test.h"
 
@@ -53,25 +54,31 @@ static void run_case(ts_ctx *c, int64_t nq, int64_t nk, int64_t H, int64_t D, in
         p.perm = perm;
     }
     float *out = malloc((size_t)(nq * H * D + 16) * 4), *ref = malloc((size_t)(nq * H * D) * 4);
-    for (int i = 0; i < 16; i++) out[nq * H * D + i] = 7.0f;
     TS_CHECK(ts_attn_ref(&p, q, k, v, ref) == 0, "ref ran");
-    TS_CHECK(c->backend->attn(c, &p, q, k, v, out) == TS_OK, "kernel ran");
-    char what[128];
-    snprintf(what, sizeof what, "attn nq=%lld nk=%lld H=%lld D=%lld blk=%dx%d sparse=%d perm=%d",
-             (long long)nq, (long long)nk, (long long)H, (long long)D, bq, bk, sparse, permute);
-    ts_test_compare(what, out, ref, nq * H * D, 1e-5, NULL);
-    if (sparse == 2) { /* query blocks with an empty list must give exact zeros */
-        int zero = 1;
-        for (int32_t i = 1; i < p.n_qblk; i += 3)
-            for (int64_t r = (int64_t)i * bq; r < (int64_t)(i + 1) * bq && r < nq; r++) {
-                int64_t tok = perm ? perm[r] : r;
-                for (int64_t j = 0; j < H * D; j++) zero &= out[tok * H * D + j] == 0.0f;
-            }
-        TS_CHECK(zero, "%s: rows of a query block with no key block are not zero", what);
+    /* the backend's entry (AVX2 register tiles where the plan allows), then the sgemm path */
+    for (int path = 1; path >= 0; path--) {
+        for (int i = 0; i < 16; i++) out[nq * H * D + i] = 7.0f;
+        memset(out, 0xff, (size_t)(nq * H * D) * 4); /* NaN: a row left unwritten fails */
+        ts_status st = path ? c->backend->attn(c, &p, q, k, v, out) : ts_cpu_attn_path(c, &p, q, k, v, out, 0);
+        TS_CHECK(st == TS_OK, "kernel ran");
+        char what[160];
+        snprintf(what, sizeof what, "attn nq=%lld nk=%lld H=%lld D=%lld blk=%dx%d sparse=%d perm=%d %s",
+                 (long long)nq, (long long)nk, (long long)H, (long long)D, bq, bk, sparse, permute,
+                 path ? "backend" : "sgemm path");
+        ts_test_compare(what, out, ref, nq * H * D, 1e-5, NULL);
+        if (sparse == 2) { /* query blocks with an empty list must give exact zeros */
+            int zero = 1;
+            for (int32_t i = 1; i < p.n_qblk; i += 3)
+                for (int64_t r = (int64_t)i * bq; r < (int64_t)(i + 1) * bq && r < nq; r++) {
+                    int64_t tok = perm ? perm[r] : r;
+                    for (int64_t j = 0; j < H * D; j++) zero &= out[tok * H * D + j] == 0.0f;
+                }
+            TS_CHECK(zero, "%s: rows of a query block with no key block are not zero", what);
+        }
+        int sent = 1;
+        for (int i = 0; i < 16; i++) sent &= out[nq * H * D + i] == 7.0f;
+        TS_CHECK(sent, "%s wrote past its output", what);
     }
-    int sent = 1;
-    for (int i = 0; i < 16; i++) sent &= out[nq * H * D + i] == 7.0f;
-    TS_CHECK(sent, "%s wrote past its output", what);
     free(q), free(k), free(v), free(out), free(ref), free(ptr), free(idx), free(perm);
 }
 
@@ -128,5 +135,11 @@ int main(void) {
     run_case(&c, 130, 90, 2, 24, 16, 16, 2, 0, 1.0f);    /* some query blocks list nothing */
     run_case(&c, 130, 130, 1, 24, 16, 16, 2, 1, 1.0f);   /* ... with a permutation */
     run_case(&c, 150, 150, 1, 16, 16, 32, 1, 1, 2.0f);   /* sparse + permuted */
+    /* head dims the register tiles take (multiples of 16), ragged key tails (nk % 16 != 0),
+     * row counts that are not multiples of the tiles' 6 */
+    run_case(&c, 150, 150, 2, 32, 32, 32, 0, 1, 1.0f);   /* permuted */
+    run_case(&c, 130, 90, 2, 48, 16, 16, 2, 0, 2.0f);    /* empty lists */
+    run_case(&c, 131, 131, 3, 16, 16, 16, 2, 1, 1.0f);   /* ... with a permutation */
+    run_case(&c, 97, 1000, 2, 64, 256, 64, 0, 0, 3.0f);  /* many chunks, ragged tail */
     return ts_test_summary("attn");
 }

@@ -4,15 +4,23 @@
  * One task per (head, query block), OpenMP over all of them. A task copies its query
  * block pre-scaled by scale·log2(e) (so softmax uses exp2), then walks the key blocks
  * the plan lists (all, when dense), merging runs of consecutive blocks into chunks of up
- * to TS_ATTN_KCHUNK keys. Per chunk: S = Q·Kᵀ with one single-threaded sgemm reading
- * K in place (row stride H·D), an online-softmax update of the running max / sum and a
- * rescale of the accumulator, then O += P·V with a second sgemm. fp32 throughout; the
- * N x N score matrix is never materialised. A permuted (or bf16) plan has each head's keys
- * and values gathered (and widened) into kernel order once per call. Partial blocks (plan.exact_full[i] == 0) get the element mask:
- * masked scores are left out of the running max and zeroed after the exp.
+ * to TS_ATTN_KCHUNK keys. Per chunk: S = Q·Kᵀ, an online-softmax update of the running
+ * max / sum and a rescale of the accumulator, then O += P·V. fp32 throughout; the N x N
+ * score matrix is never materialised. Partial blocks (plan.exact_full[i] == 0) get the
+ * element mask: masked scores are left out of the running max and zeroed after the exp.
  *
- * exp2 is ts_exp2f (src/cpu/vmath.h), which vectorises; libm's expf is scalar and was
- * a fifth of the kernel's time.
+ * The two products, on AVX2 + FMA with a head dim that is a multiple of 16 (up to 256) and
+ * key blocks of a multiple of 16: register tiles (6 query rows x 16 keys or dims, 12
+ * accumulators) over each head's K and V laid out once per call in 16-wide panels, so each
+ * step's loads are contiguous and nothing is packed per chunk. Otherwise: one
+ * single-threaded sgemm each, reading K and V in place (row stride H·D), or gathered (and
+ * widened) into kernel order once per call for a permuted or bf16 plan. With the sgemms,
+ * OpenBLAS packed Q, K, S and V again for every chunk and cleared S first: a fifth of the
+ * kernel's time at head dim 128 (perf), which the tiles do not spend.
+ *
+ * exp2: an AVX2 + FMA row pass (exp2_row) where no element is masked, else ts_exp2f
+ * (src/cpu/vmath.h), which vectorises; libm's expf is scalar and was a fifth of the
+ * kernel's time.
  *
  * TS_QUANT_INT8_QK (PARO): K is quantised once per head and key block (kernel order) before
  * the tasks run, each task quantises its query rows in groups of quant_rows, and S comes
@@ -38,13 +46,27 @@
 #define TS_ATTN_KCHUNK 256
 #define TS_ATTN_MAXQ 1024 /* INT8_QK: the largest query block */
 
+#if defined(__AVX2__) && defined(__FMA__)
+#define TS_ATTN_TILE 1
+#else
+#define TS_ATTN_TILE 0
+#endif
+#define TS_ATTN_MR 6  /* register tiles: query rows */
+#define TS_ATTN_NR 16 /* register tiles: keys of a K panel (S), head-dim columns (P·V) */
+#define TS_ATTN_MAXD 256 /* register tiles: the largest head dim */
+#define TS_ATTN_RUP(n) (((n) + TS_ATTN_MR - 1) / TS_ATTN_MR * TS_ATTN_MR)
+
 typedef struct attn_scratch {
-    float *q, *s, *acc, *m, *l;
+    float *q, *s, *acc, *m, *l; /* q, s, acc: rows rounded up to TS_ATTN_MR */
     uint8_t *ok; /* [blk_q, KCHUNK] element mask of a chunk with partial blocks */
     int16_t *q16; /* INT8_QK: the task's quantised query rows [blk_q, D] */
     float *qs;    /* INT8_QK: their scales, one per row */
     const float *kh, *vh; /* permuted or bf16 plans: this head's K and V in kernel order, fp32
                            * [Lk, D]; NULL: K and V are read in place */
+    const float *kt;      /* register-tiled path: this head's K in panels of TS_ATTN_NR keys,
+                           * [Lkp / NR][D][NR], and vh its V in panels of NR dimensions,
+                           * [D / NR][Lkp][NR] (kh is then NULL) */
+    int64_t lkp;          /* Lk rounded up to NR */
 } attn_scratch;
 
 /* The quantised K of one head: k16 [Lk, D] in kernel order, ks [n_kblk]; with AVX2 (even D,
@@ -112,6 +134,105 @@ static inline int32_t dot_i16(const int16_t *a, const int16_t *b, int64_t D) {
     return r;
 }
 
+#if defined(__AVX2__) && defined(__FMA__)
+/* s[j] = 2^(s[j] - mx) for j < n; returns their sum. ts_exp2f's polynomial with FMAs (the
+ * C version compiles to separate multiplies and adds under -std=c11) and without its
+ * upper clamp (s[j] - mx <= 0 here); one pass. */
+static float exp2_row(float *s, int64_t n, float mx) {
+    const __m256 vmx = _mm256_set1_ps(mx), lo = _mm256_set1_ps(-126.0f);
+    const __m256 c6 = _mm256_set1_ps(1.546974027e-04f), c5 = _mm256_set1_ps(1.340044171e-03f),
+                 c4 = _mm256_set1_ps(9.618025577e-03f), c3 = _mm256_set1_ps(5.550327190e-02f),
+                 c2 = _mm256_set1_ps(2.402265121e-01f), c1 = _mm256_set1_ps(6.931472067e-01f),
+                 c0 = _mm256_set1_ps(1.0f);
+    const __m256i bias = _mm256_set1_epi32(127);
+    __m256 acc = _mm256_setzero_ps();
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const __m256 x = _mm256_max_ps(_mm256_sub_ps(_mm256_loadu_ps(s + j), vmx), lo);
+        const __m256 r = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), f = _mm256_sub_ps(x, r);
+        __m256 p = _mm256_fmadd_ps(c6, f, c5);
+        p = _mm256_fmadd_ps(p, f, c4);
+        p = _mm256_fmadd_ps(p, f, c3);
+        p = _mm256_fmadd_ps(p, f, c2);
+        p = _mm256_fmadd_ps(p, f, c1);
+        p = _mm256_fmadd_ps(p, f, c0);
+        const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(r), bias), 23);
+        p = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+        _mm256_storeu_ps(s + j, p);
+        acc = _mm256_add_ps(acc, p);
+    }
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    float sum = _mm_cvtss_f32(h);
+    for (; j < n; j++) sum += s[j] = ts_exp2f(s[j] - mx);
+    return sum;
+}
+#endif
+
+#if TS_ATTN_TILE
+/* The fp32 path's two products as AVX2 register tiles over operands laid out once per head
+ * (K in panels of 16 keys, V in panels of 16 dims), so every step loads 64 contiguous bytes
+ * and no chunk is packed or S cleared first. A tile is MR x 16: 12 accumulators, 2 loads
+ * and 6 broadcasts per step. */
+
+/* S [MR, 16] = Q rows [MR, D] · one K panel [D][16]ᵀ. */
+static inline void s_tile(const float *q, int64_t D, const float *kp, float *s, int64_t lds) {
+    __m256 c[TS_ATTN_MR][2];
+    for (int i = 0; i < TS_ATTN_MR; i++) c[i][0] = c[i][1] = _mm256_setzero_ps();
+    for (int64_t d = 0; d < D; d++) {
+        const __m256 b0 = _mm256_loadu_ps(kp + d * 16), b1 = _mm256_loadu_ps(kp + d * 16 + 8);
+        for (int i = 0; i < TS_ATTN_MR; i++) {
+            const __m256 a = _mm256_broadcast_ss(q + i * D + d);
+            c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
+            c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
+        }
+    }
+    for (int i = 0; i < TS_ATTN_MR; i++) {
+        _mm256_storeu_ps(s + i * lds, c[i][0]);
+        _mm256_storeu_ps(s + i * lds + 8, c[i][1]);
+    }
+}
+
+/* S [nq, nk] (row stride KCHUNK) for keys k0 .. k0 + nk, k0 a multiple of 16: columns up to
+ * the next multiple of 16 and rows up to the next multiple of MR are written too (the panels
+ * are zero past Lk, the query rows zero past nq). */
+static void s_tiles(const float *q, int64_t nq, int64_t D, const float *kt, int64_t k0, int64_t nk, float *S) {
+    for (int64_t j = 0; j < nk; j += TS_ATTN_NR) {
+        const float *kp = kt + (k0 + j) * D; /* panel (k0 + j) / 16 */
+        for (int64_t r = 0; r < nq; r += TS_ATTN_MR) s_tile(q + r * D, D, kp, S + r * TS_ATTN_KCHUNK + j, TS_ATTN_KCHUNK);
+    }
+}
+
+/* acc [MR, 16] += P rows [MR, nk] · one V panel's keys [nk][16]. */
+static inline void pv_tile(const float *P, const float *vp, int64_t D, int64_t nk, float *acc) {
+    __m256 c[TS_ATTN_MR][2];
+    for (int i = 0; i < TS_ATTN_MR; i++)
+        c[i][0] = _mm256_loadu_ps(acc + i * D), c[i][1] = _mm256_loadu_ps(acc + i * D + 8);
+    for (int64_t j = 0; j < nk; j++) {
+        const __m256 b0 = _mm256_loadu_ps(vp + j * 16), b1 = _mm256_loadu_ps(vp + j * 16 + 8);
+        for (int i = 0; i < TS_ATTN_MR; i++) {
+            const __m256 a = _mm256_broadcast_ss(P + i * TS_ATTN_KCHUNK + j);
+            c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
+            c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
+        }
+    }
+    for (int i = 0; i < TS_ATTN_MR; i++)
+        _mm256_storeu_ps(acc + i * D, c[i][0]), _mm256_storeu_ps(acc + i * D + 8, c[i][1]);
+}
+
+/* acc [nq, D] += P [nq, nk] · V of keys k0 .. k0 + nk, from the head's V panels
+ * [D / 16][Lkp][16] (rows up to the next multiple of MR too: P's and acc's padding rows
+ * are zero). */
+static void pv_tiles(const float *P, int64_t nq, int64_t D, const float *vt, int64_t Lkp, int64_t k0, int64_t nk,
+                     float *acc) {
+    for (int64_t d0 = 0; d0 < D; d0 += TS_ATTN_NR) {
+        const float *vp = vt + (d0 / TS_ATTN_NR) * Lkp * TS_ATTN_NR + k0 * TS_ATTN_NR;
+        for (int64_t r = 0; r < nq; r += TS_ATTN_MR) pv_tile(P + r * TS_ATTN_KCHUNK, vp, D, nk, acc + r * D + d0);
+    }
+}
+#endif
+
 /* Rows [r0, r0 + n) of the kernel order, head h, as fp32 row pointers (NULL: padding): into
  * x itself, or, for bf16 operands, into tmp [n, D] where they are widened. */
 static void row_ptrs(const ts_attn_plan *p, const void *x, int64_t h, int64_t r0, int64_t n, const float **rows,
@@ -146,6 +267,8 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
         w->m[r] = -FLT_MAX;
         w->l[r] = 0.0f;
     }
+    const int64_t nq_pad = w->kt ? TS_ATTN_RUP(nq) : nq; /* the tiles' rows */
+    if (nq_pad > nq) memset(w->q + nq * D, 0, (size_t)((nq_pad - nq) * D) * sizeof(float));
     if (qk) { /* quantise the block's query rows, groups of quant_rows (acc is free scratch here) */
         const int64_t g = p->quant_rows > 0 ? p->quant_rows : TS_QUANT_ROWS;
         const float *rows[TS_ATTN_MAXQ];
@@ -156,7 +279,7 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
             for (int64_t i = 0; i < n; i++) w->qs[r0 + i] = sc * qscale;
         }
     }
-    memset(w->acc, 0, (size_t)(nq * D) * sizeof(float));
+    memset(w->acc, 0, (size_t)(nq_pad * D) * sizeof(float));
 
     const int32_t n_list = p->exact_ptr ? p->exact_ptr[qb + 1] - p->exact_ptr[qb] : p->n_kblk;
     const int32_t *list = p->exact_ptr ? p->exact_idx + p->exact_ptr[qb] : NULL;
@@ -175,7 +298,9 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
         if (k0 + nk > Lk) nk = Lk - k0;
         const float *kp, *vp;
         int64_t ld;
-        if (w->kh) { /* the head's K and V, permuted (and widened) once per call */
+        if (w->kt) { /* the head's K and V panels, laid out once per call */
+            kp = NULL, vp = w->vh, ld = D;
+        } else if (w->kh) { /* the head's K and V, permuted (and widened) once per call */
             kp = qk ? NULL : w->kh + k0 * D, vp = w->vh + k0 * D, ld = D;
         } else {
             kp = (const float *)k + k0 * HD + h * D, vp = (const float *)v + k0 * HD + h * D, ld = HD;
@@ -192,7 +317,13 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
                 for (int64_t j = 0; j < nk; j++)
                     s[j] = (float)dot_i16(qr, qk->k16 + (k0 + j) * D, D) * (w->qs[r] * qk->ks[(k0 + j) / bk]);
             }
-        } else { /* S [nq, nk] = Q · Kᵀ */
+        }
+#if TS_ATTN_TILE
+        else if (w->kt) {
+            s_tiles(w->q, nq, D, w->kt, k0, nk, w->s); /* padding rows: 0, so P·V adds nothing */
+        }
+#endif
+        else { /* S [nq, nk] = Q · Kᵀ */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)D, 1.0f, w->q,
                         (int)D, kp, (int)ld, 0.0f, w->s, TS_ATTN_KCHUNK);
         }
@@ -231,12 +362,19 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 #pragma omp simd reduction(max : mx)
             for (int64_t j = 0; j < nk; j++) mx = s[j] > mx ? s[j] : mx;
             float sum = 0.0f;
+#if defined(__AVX2__) && defined(__FMA__)
+            if (!partial) {
+                sum = exp2_row(s, nk, mx);
+            } else
+#endif
+            {
 #pragma omp simd
-            for (int64_t j = 0; j < nk; j++) s[j] = ts_exp2f(s[j] - mx);
-            if (partial)
-                for (int64_t j = 0; j < nk; j++) s[j] = ok[j] ? s[j] : 0.0f;
+                for (int64_t j = 0; j < nk; j++) s[j] = ts_exp2f(s[j] - mx);
+                if (partial)
+                    for (int64_t j = 0; j < nk; j++) s[j] = ok[j] ? s[j] : 0.0f;
 #pragma omp simd reduction(+ : sum)
-            for (int64_t j = 0; j < nk; j++) sum += s[j];
+                for (int64_t j = 0; j < nk; j++) sum += s[j];
+            }
             float corr = ts_exp2f(w->m[r] - mx);
             w->l[r] = w->l[r] * corr + sum;
             w->m[r] = mx;
@@ -246,6 +384,12 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
             }
         }
         /* acc [nq, D] += P · V */
+#if TS_ATTN_TILE
+        if (w->kt) {
+            pv_tiles(w->s, nq, D, vp, w->lkp, k0, nk, w->acc);
+            continue;
+        }
+#endif
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)D, (int)nk, 1.0f, w->s,
                     TS_ATTN_KCHUNK, vp, (int)ld, 1.0f, w->acc, (int)D);
     }
@@ -258,26 +402,27 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
     }
 }
 
-/* Floats of scratch per thread: Q block, scores, accumulator, row max and sum, the byte
- * mask (a multiple of 4 floats' worth), and for INT8_QK the row scales and int16 rows. */
+/* Floats of scratch per thread: Q block, scores, accumulator (rows rounded up to MR for the
+ * tiles), row max and sum, the byte mask (a multiple of 4 floats' worth), and for INT8_QK
+ * the row scales and int16 rows. */
 static size_t scratch_floats(int64_t bq, int64_t D, int quant) {
-    const int64_t KC = TS_ATTN_KCHUNK;
-    return (size_t)(2 * bq * D + bq * KC + 2 * bq) + (size_t)(bq * KC / 4 + 1) +
+    const int64_t KC = TS_ATTN_KCHUNK, bqp = TS_ATTN_RUP(bq);
+    return (size_t)(2 * bqp * D + bqp * KC + 2 * bq) + (size_t)(bq * KC / 4 + 1) +
            (quant ? (size_t)(bq + bq * D / 2 + 1) : 0);
 }
 
 /* The calling thread's part of the per-thread scratch (call inside a parallel region). */
 static attn_scratch scratch_of(float *scratch, size_t per, int64_t bq, int64_t D, int quant) {
-    const int64_t KC = TS_ATTN_KCHUNK;
+    const int64_t KC = TS_ATTN_KCHUNK, bqp = TS_ATTN_RUP(bq);
     int tid = 0;
 #ifdef _OPENMP
     tid = omp_get_thread_num();
 #endif
     float *b = scratch + per * (size_t)tid; /* laid out as scratch_floats counts it */
     attn_scratch w = {0};
-    w.q = b, b += bq * D;
-    w.s = b, b += bq * KC;
-    w.acc = b, b += bq * D;
+    w.q = b, b += bqp * D;
+    w.s = b, b += bqp * KC;
+    w.acc = b, b += bqp * D;
     w.m = b, b += bq;
     w.l = b, b += bq;
     w.ok = (uint8_t *)b, b += bq * KC / 4 + 1;
@@ -285,8 +430,8 @@ static attn_scratch scratch_of(float *scratch, size_t per, int64_t bq, int64_t D
     return w;
 }
 
-ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const void *q, const void *k,
-                      const void *v, float *out) {
+ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, const void *k, const void *v,
+                           float *out, int tiles) {
     if (p->nq <= 0 || p->nk <= 0 || p->heads <= 0 || p->head_dim <= 0 || p->blk_q <= 0 ||
         p->blk_k <= 0 || p->blk_k > TS_ATTN_KCHUNK)
         return TS_ERR_INVALID_ARG;
@@ -343,34 +488,67 @@ ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const void *q, const voi
         }
     }
     /* A permuted (or bf16) plan gathers each head's K and V into kernel order once, instead
-     * of once per visiting query block; then the head's query blocks run in parallel. */
-    float *kvh = p->perm || p->in_bf16 ? malloc((size_t)(2 * Lk * D) * sizeof(float)) : NULL;
-    if ((p->perm || p->in_bf16) && !kvh) {
+     * of once per visiting query block, and so does the register-tiled path (into panels);
+     * then the group's query blocks run in parallel. The tiled path takes heads in groups
+     * big enough to give every thread several tasks (one head when a head has many query
+     * blocks, so the copy stays at one head's K and V). */
+    int tile = 0;
+#if TS_ATTN_TILE
+    tile = !quant && p->blk_k % TS_ATTN_NR == 0 && D % TS_ATTN_NR == 0 && D <= TS_ATTN_MAXD;
+    if (!tiles) tile = 0;
+#endif
+    const int gather = p->perm || p->in_bf16 || tile;
+    const int64_t Lkp = tile ? (Lk + TS_ATTN_NR - 1) / TS_ATTN_NR * TS_ATTN_NR : Lk;
+    int64_t g = tile ? (8 * (int64_t)nt + p->n_qblk - 1) / p->n_qblk : 1;
+    if (g > nh) g = nh;
+    float *kvh = gather ? malloc((size_t)(g * 2 * Lkp * D) * sizeof(float)) : NULL;
+    if (gather && !kvh) {
         free(scratch), free(k16), free(ks), free(qkh), free(kpk), free(ktmp);
         return TS_ERR_NOMEM;
     }
     openblas_set_num_threads(1); /* each task's sgemms run on its own thread */
     if (kvh) {
-        for (int64_t hh = 0; hh < nh; hh++) {
-            const int64_t h = h0 + hh, HD = p->heads * D;
+        const int64_t HD = p->heads * D, per_head = 2 * Lkp * D;
+        for (int64_t hh0 = 0; hh0 < nh; hh0 += g) {
+            const int64_t gn = nh - hh0 < g ? nh - hh0 : g;
 #pragma omp parallel for num_threads(nt) schedule(static)
-            for (int64_t j = 0; j < Lk; j++) {
-                const int64_t tok = p->perm ? p->perm[j] : j;
-                float *kr = kvh + j * D, *vr = kvh + (Lk + j) * D;
-                if (tok < 0) {
-                    memset(kr, 0, (size_t)D * sizeof(float)), memset(vr, 0, (size_t)D * sizeof(float));
+            for (int64_t t = 0; t < gn * Lkp; t++) {
+                const int64_t gi = t / Lkp, j = t % Lkp, h = h0 + hh0 + gi;
+                const int64_t tok = j >= Lk ? -1 : p->perm ? p->perm[j] : j;
+                float *base = kvh + gi * per_head, *vr = base + (Lkp + j) * D;
+                if (tile) { /* key j: a column of K panel j / NR, a row of each V panel */
+                    float *kt = base + (j / TS_ATTN_NR) * TS_ATTN_NR * D + j % TS_ATTN_NR;
+                    float *vt = base + Lkp * D + j * TS_ATTN_NR, row[TS_ATTN_MAXD];
+                    if (tok < 0) memset(row, 0, (size_t)D * sizeof(float));
+                    else ts_attn_load_row(row, k, tok * HD + h * D, D, p->in_bf16, 1.0f);
+                    for (int64_t d = 0; d < D; d++) kt[d * TS_ATTN_NR] = row[d];
+                    if (tok >= 0) ts_attn_load_row(row, v, tok * HD + h * D, D, p->in_bf16, 1.0f);
+                    for (int64_t d = 0; d < D; d++) vt[(d / TS_ATTN_NR) * Lkp * TS_ATTN_NR + d % TS_ATTN_NR] = row[d];
                     continue;
                 }
-                if (!quant) ts_attn_load_row(kr, k, tok * HD + h * D, D, p->in_bf16, 1.0f);
+                if (tok < 0) {
+                    memset(base + j * D, 0, (size_t)D * sizeof(float));
+                    memset(vr, 0, (size_t)D * sizeof(float));
+                    continue;
+                }
+                if (!quant) {
+                    ts_attn_load_row(base + j * D, k, tok * HD + h * D, D, p->in_bf16, 1.0f);
+                }
                 ts_attn_load_row(vr, v, tok * HD + h * D, D, p->in_bf16, 1.0f);
             }
 #pragma omp parallel num_threads(nt)
             {
                 attn_scratch w = scratch_of(scratch, per, bq, D, quant);
-                w.kh = kvh, w.vh = kvh + Lk * D;
 #pragma omp for schedule(dynamic, 1)
-                for (int64_t qb = 0; qb < p->n_qblk; qb++)
-                    attn_task(p, q, k, v, out, h, (int32_t)qb, quant ? &qkh[hh] : NULL, &w);
+                for (int64_t t = 0; t < gn * p->n_qblk; t++) {
+                    const int64_t gi = t % gn, qb = t / gn;
+                    const float *base = kvh + gi * per_head;
+                    w.kt = tile ? base : NULL;
+                    w.kh = tile ? NULL : base;
+                    w.vh = base + Lkp * D;
+                    w.lkp = Lkp;
+                    attn_task(p, q, k, v, out, h0 + hh0 + gi, (int32_t)qb, quant ? &qkh[hh0 + gi] : NULL, &w);
+                }
             }
         }
     } else {
@@ -385,4 +563,8 @@ ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const void *q, const voi
     ts_cpu_blas_threads(c);
     free(scratch), free(k16), free(ks), free(qkh), free(kpk), free(ktmp), free(kvh);
     return TS_OK;
+}
+
+ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const void *q, const void *k, const void *v, float *out) {
+    return ts_cpu_attn_path(c, p, q, k, v, out, 1);
 }

@@ -30,6 +30,10 @@ ts_status ts_cpu_conv3d(ts_ctx *c, float *y, const float *x, const ts_conv3d_par
 ts_status ts_cpu_upsample2x(ts_ctx *c, float *y, const float *x, int64_t C, int64_t H, int64_t W);
 ts_status ts_cpu_attn(ts_ctx *c, const struct ts_attn_plan *plan, const void *q, const void *k,
                       const void *v, float *out);
+/* The same, with tiles = 0 forcing the sgemm path where the AVX2 register tiles would run
+ * (so tests check both on the same plans); ts_cpu_attn passes 1. */
+ts_status ts_cpu_attn_path(ts_ctx *c, const struct ts_attn_plan *plan, const void *q, const void *k,
+                           const void *v, float *out, int tiles);
 
 /* inv[j] = sqrt(C) / max(||x[:, j]||₂, 1e-12) over C channels cstride apart, for n
  * positions: the per-position factor of ts_cpu_l2_norm_ch (and of convs that norm their
