@@ -11,7 +11,7 @@
  *       time and the process's peak RSS. --half-cache: fp16 conv caches (low memory).
  *
  *   tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]
- *                      [--methods dense,gna,clear,draft,paro,paro-fp32] [--densities 0.5,0.2,0.1,0.05] [--json]
+ *                      [--methods dense,gna,gna-tiled,clear,draft,paro,paro-fp32] [--densities 0.5,0.2,0.1,0.05] [--json]
  *       self-attention over the T·H·W token grid (random q, k, v): the sgemm rate of the same
  *       run, dense, and each method set for each target density; time, effective GFLOP/s
  *       (4·N²·D·heads·density), speedup vs dense, achieved density, rel-L2 error vs dense.
@@ -54,7 +54,7 @@ static void usage(FILE *f) {
     fprintf(f, "usage: tessera-bench dit|vae --model FILE --inputs FILE [--out FILE] "
                "[--threads N] [--repeats N] [--json] [--half-cache (vae)]\n"
                "       tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]\n"
-               "                          [--methods dense,gna,clear,draft,paro,paro-fp32] [--densities 0.5,0.2,0.1,0.05] [--json]\n");
+               "                          [--methods dense,gna,gna-tiled,clear,draft,paro,paro-fp32] [--densities 0.5,0.2,0.1,0.05] [--json]\n");
 }
 
 typedef struct opts {
@@ -217,6 +217,22 @@ static int spec_for(const char *m, double d, const int64_t g[3], int64_t H, char
             if (w[i] < 1) w[i] = 1;
         }
         return snprintf(buf, n, "gna:window=%dx%dx%d,tile=1x8x8,block=64", w[0], w[1], w[2]), 1;
+    }
+    if (!strcmp(m, "gna-tiled")) {
+        /* GNA's "perfectly block-sparse" setting (its paper's speed runs): stride = the 1x8x8
+         * tile, H and W windows odd multiples of 8 so each stride group's window starts on a
+         * tile edge, and the frame window picked so the volume is nearest d · grid */
+        int best[3] = {0, 0, 0};
+        double err = 1e30;
+        for (int wh = 8; wh <= g[1]; wh += 16)
+            for (int ww = 8; ww <= g[2]; ww += 16)
+                for (int wt = 1; wt <= g[0]; wt++) {
+                    double f = (double)wt * wh * ww / ((double)g[0] * (double)g[1] * (double)g[2]);
+                    double e = fabs(log(f / d)) + 1e-3 * fabs(log((double)wh / ww)); /* ties: squarer */
+                    if (e < err) err = e, best[0] = wt, best[1] = wh, best[2] = ww;
+                }
+        if (!best[0] || err > log(1.5)) return 0; /* the grid is too small for 8x8 windows */
+        return snprintf(buf, n, "gna:window=%dx%dx%d,stride=1x8x8,tile=1x8x8,block=64", best[0], best[1], best[2]), 1;
     }
     if (!strcmp(m, "clear")) { /* same frame only: at most 1/T; a circle of area d·T·H·W */
         double area = d * (double)g[0] * (double)g[1] * (double)g[2];

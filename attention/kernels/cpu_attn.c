@@ -176,6 +176,39 @@ static float exp2_row(float *s, int64_t n, float mx) {
  * and no chunk is packed or S cleared first. A tile is MR x 16: 12 accumulators, 2 loads
  * and 6 broadcasts per step. */
 
+/* Panel pi of head h (keys pi·16 .. pi·16 + 15 in kernel order; zeros past Lk and for
+ * padding): K's panel [D][16] at base + pi·16·D, and each V panel's 16 rows at
+ * base + Lkp·D + (d / 16)·Lkp·16 + pi·16·16. fp32 rows are read in place. */
+static void head_panels(const ts_attn_plan *p, const void *k, const void *v, int64_t h, int64_t Lk, int64_t Lkp,
+                        int64_t pi, float *base) {
+    enum { NR = TS_ATTN_NR };
+    const int64_t D = p->head_dim, HD = p->heads * D;
+    float wide[2][NR][TS_ATTN_MAXD]; /* bf16 rows, widened */
+    const float *kr[NR], *vr[NR];
+    for (int jj = 0; jj < NR; jj++) {
+        const int64_t j = pi * NR + jj, tok = j >= Lk ? -1 : p->perm ? p->perm[j] : j;
+        if (tok < 0) {
+            kr[jj] = vr[jj] = NULL;
+        } else if (p->in_bf16) {
+            ts_attn_load_row(wide[0][jj], k, tok * HD + h * D, D, 1, 1.0f);
+            ts_attn_load_row(wide[1][jj], v, tok * HD + h * D, D, 1, 1.0f);
+            kr[jj] = wide[0][jj], vr[jj] = wide[1][jj];
+        } else {
+            kr[jj] = (const float *)k + tok * HD + h * D, vr[jj] = (const float *)v + tok * HD + h * D;
+        }
+    }
+    float *kt = base + pi * NR * D;
+    for (int64_t d = 0; d < D; d++)
+        for (int jj = 0; jj < NR; jj++) kt[d * NR + jj] = kr[jj] ? kr[jj][d] : 0.0f;
+    for (int64_t d0 = 0; d0 < D; d0 += NR) {
+        float *vt = base + Lkp * D + (d0 / NR) * Lkp * NR + pi * NR * NR;
+        for (int jj = 0; jj < NR; jj++) {
+            if (vr[jj]) memcpy(vt + jj * NR, vr[jj] + d0, NR * sizeof(float));
+            else memset(vt + jj * NR, 0, NR * sizeof(float));
+        }
+    }
+}
+
 /* S [MR, 16] = Q rows [MR, D] · one K panel [D][16]ᵀ. */
 static inline void s_tile(const float *q, int64_t D, const float *kp, float *s, int64_t lds) {
     __m256 c[TS_ATTN_MR][2];
@@ -511,21 +544,19 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
         const int64_t HD = p->heads * D, per_head = 2 * Lkp * D;
         for (int64_t hh0 = 0; hh0 < nh; hh0 += g) {
             const int64_t gn = nh - hh0 < g ? nh - hh0 : g;
+#if TS_ATTN_TILE
+            if (tile) {
+                const int64_t np = Lkp / TS_ATTN_NR;
+#pragma omp parallel for num_threads(nt) schedule(static)
+                for (int64_t t = 0; t < gn * np; t++)
+                    head_panels(p, k, v, h0 + hh0 + t / np, Lk, Lkp, t % np, kvh + (t / np) * per_head);
+            } else
+#endif
 #pragma omp parallel for num_threads(nt) schedule(static)
             for (int64_t t = 0; t < gn * Lkp; t++) {
                 const int64_t gi = t / Lkp, j = t % Lkp, h = h0 + hh0 + gi;
                 const int64_t tok = j >= Lk ? -1 : p->perm ? p->perm[j] : j;
                 float *base = kvh + gi * per_head, *vr = base + (Lkp + j) * D;
-                if (tile) { /* key j: a column of K panel j / NR, a row of each V panel */
-                    float *kt = base + (j / TS_ATTN_NR) * TS_ATTN_NR * D + j % TS_ATTN_NR;
-                    float *vt = base + Lkp * D + j * TS_ATTN_NR, row[TS_ATTN_MAXD];
-                    if (tok < 0) memset(row, 0, (size_t)D * sizeof(float));
-                    else ts_attn_load_row(row, k, tok * HD + h * D, D, p->in_bf16, 1.0f);
-                    for (int64_t d = 0; d < D; d++) kt[d * TS_ATTN_NR] = row[d];
-                    if (tok >= 0) ts_attn_load_row(row, v, tok * HD + h * D, D, p->in_bf16, 1.0f);
-                    for (int64_t d = 0; d < D; d++) vt[(d / TS_ATTN_NR) * Lkp * TS_ATTN_NR + d % TS_ATTN_NR] = row[d];
-                    continue;
-                }
                 if (tok < 0) {
                     memset(base + j * D, 0, (size_t)D * sizeof(float));
                     memset(vr, 0, (size_t)D * sizeof(float));
