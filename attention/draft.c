@@ -22,12 +22,12 @@ int64_t ts_draft_perm(const int64_t g[3], const int pool[2], int32_t **perm) {
     int64_t i = 0;
     for (int64_t t = 0; t < T; t++)
         for (int64_t ry = 0; ry < RH; ry++)
-            for (int64_t rx = 0; rx < RW; rx++)
-                for (int64_t yy = 0; yy < ph; yy++)
-                    for (int64_t xx = 0; xx < pw; xx++) {
-                        int64_t y = ry * ph + yy, x = rx * pw + xx;
-                        p[i++] = y < Hl && x < Wl ? (int32_t)((t * Hl + y) * Wl + x) : -1;
-                    }
+            for (int64_t rx = 0; rx < RW; rx++) { /* the region's tokens row-major, then its padding */
+                const int64_t i1 = i + ph * pw;
+                for (int64_t y = ry * ph; y < ry * ph + ph && y < Hl; y++)
+                    for (int64_t x = rx * pw; x < rx * pw + pw && x < Wl; x++) p[i++] = (int32_t)((t * Hl + y) * Wl + x);
+                while (i < i1) p[i++] = -1;
+            }
     *perm = p;
     return n_kern;
 }

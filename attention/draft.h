@@ -7,8 +7,10 @@
  * region (over the region's real tokens), A = softmax(q̃ k̃ᵀ / sqrt(D)) per head over the
  * S regions; one global threshold per head keeps the entries >= the k-th smallest,
  * k = floor(sparsity · S²) (ties kept), plus the diagonal so no row is empty. Tokens are
- * reordered so each region is one kernel block of pool_h · pool_w slots (padding slots
- * hold no token), block-sparse attention runs, and the output lands in token order.
+ * reordered so each region is one kernel block of pool_h · pool_w slots (its tokens
+ * row-major, then its padding slots, which hold no token, so the kernel runs an edge region
+ * as a shorter full block instead of masking it), block-sparse attention runs, and the
+ * output lands in token order.
  */
 #ifndef TS_ATTENTION_DRAFT_H
 #define TS_ATTENTION_DRAFT_H

@@ -117,6 +117,56 @@ static void test_entry_point(ts_ctx *c) {
     free(q), free(k), free(v), free(out), free(ref);
 }
 
+/* A kernel order with padding slots (n_kern > n): blocks whose padding sits at their end
+ * (the kernel runs them as shorter full blocks), blocks with a hole inside (masked), and one
+ * block of padding only; every listed block flagged partial where it holds padding. */
+static void run_padded(ts_ctx *c, int64_t H, int64_t D, int32_t B) {
+    enum { N = 150 };
+    const int32_t nb = (N + B - 1) / B + 3; /* room for the padding below */
+    const int64_t nk = (int64_t)nb * B, HD = H * D;
+    int32_t *perm = malloc((size_t)nk * 4), *ptr = malloc((size_t)(nb + 1) * 4), *idx = malloc((size_t)nb * 3 * 4);
+    uint8_t *full = malloc((size_t)nb * 3), *hasp = calloc((size_t)nb, 1);
+    int64_t t = 0;
+    for (int32_t b = 0; b < nb; b++) { /* padding: none, 1 at the end, 5 at the end, a hole at slot 1 */
+        int kind = b == 2 ? 4 : b % 4;
+        for (int32_t j = 0; j < B; j++) {
+            int pad = kind == 4 || (kind == 1 && j == B - 1) || (kind == 2 && j >= B - 5) || (kind == 3 && j == 1) ||
+                      t >= N;
+            perm[(int64_t)b * B + j] = pad ? -1 : (int32_t)((t++ * 7) % N); /* 7 is prime to 150 */
+            hasp[b] |= (uint8_t)pad;
+        }
+    }
+    TS_CHECK(t == N, "padded order holds every token (%lld)", (long long)t);
+    int32_t n = 0;
+    for (int32_t i = 0; i < nb; i++) {
+        ptr[i] = n;
+        int32_t cand[3] = {i, (i + 1) % nb, (i * 3 + 2) % nb};
+        for (int a = 0; a < 3; a++) {
+            int dup = 0;
+            for (int32_t e = ptr[i]; e < n; e++) dup |= idx[e] == cand[a];
+            if (!dup) full[n] = !hasp[cand[a]], idx[n++] = cand[a];
+        }
+    }
+    ptr[nb] = n;
+    ts_attn_plan p = ts_attn_plan_dense(N, N, H, D, B, B);
+    p.perm = perm, p.n_kern = nk, p.n_qblk = p.n_kblk = nb;
+    p.exact_ptr = ptr, p.exact_idx = idx, p.exact_full = full;
+    float *q = malloc((size_t)(N * HD) * 4), *k = malloc((size_t)(N * HD) * 4), *v = malloc((size_t)(N * HD) * 4);
+    float *out = malloc((size_t)(N * HD) * 4), *ref = malloc((size_t)(N * HD) * 4);
+    ts_test_randn(q, N * HD, 5, 2.0f), ts_test_randn(k, N * HD, 6, 1.0f), ts_test_randn(v, N * HD, 8, 1.0f);
+    TS_CHECK(ts_attn_ref(&p, q, k, v, ref) == 0, "ref ran");
+    for (int path = 1; path >= 0; path--) {
+        memset(out, 0xff, (size_t)(N * HD) * 4);
+        ts_status st = path ? c->backend->attn(c, &p, q, k, v, out) : ts_cpu_attn_path(c, &p, q, k, v, out, 0);
+        TS_CHECK(st == TS_OK, "kernel ran");
+        char what[96];
+        snprintf(what, sizeof what, "attn padded kernel order H=%lld D=%lld blk=%d %s", (long long)H, (long long)D, B,
+                 path ? "backend" : "sgemm path");
+        ts_test_compare(what, out, ref, N * HD, 1e-5, NULL);
+    }
+    free(q), free(k), free(v), free(out), free(ref), free(perm), free(ptr), free(idx), free(full), free(hasp);
+}
+
 int main(void) {
     ts_ctx c;
     ts_ctx_init(&c, 1);
@@ -141,5 +191,8 @@ int main(void) {
     run_case(&c, 130, 90, 2, 48, 16, 16, 2, 0, 2.0f);    /* empty lists */
     run_case(&c, 131, 131, 3, 16, 16, 16, 2, 1, 1.0f);   /* ... with a permutation */
     run_case(&c, 97, 1000, 2, 64, 256, 64, 0, 0, 3.0f);  /* many chunks, ragged tail */
+    run_padded(&c, 2, 32, 16); /* the register tiles */
+    run_padded(&c, 2, 24, 16); /* the sgemm path */
+    run_padded(&c, 1, 64, 32);
     return ts_test_summary("attn");
 }

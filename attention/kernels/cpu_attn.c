@@ -67,6 +67,10 @@ typedef struct attn_scratch {
                            * [Lkp / NR][D][NR], and vh its V in panels of NR dimensions,
                            * [D / NR][Lkp][NR] (kh is then NULL) */
     int64_t lkp;          /* Lk rounded up to NR */
+    /* a permuted plan with no element mask: per key block, the length without the padding at
+     * its end, and whether that leaves no padding inside (the block then runs as a full one) */
+    const int16_t *kreal;
+    const uint8_t *ktail;
 } attn_scratch;
 
 /* The quantised K of one head: k16 [Lk, D] in kernel order, ks [n_kblk]; with AVX2 (even D,
@@ -289,7 +293,9 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
     const int64_t H = p->heads, D = p->head_dim, HD = H * D;
     const int64_t q0 = (int64_t)qb * p->blk_q;
     const int64_t Lq = p->n_kern ? p->n_kern : p->nq, Lk = p->n_kern ? p->n_kern : p->nk;
-    const int64_t nq = Lq - q0 < p->blk_q ? Lq - q0 : p->blk_q;
+    int64_t nq = Lq - q0 < p->blk_q ? Lq - q0 : p->blk_q;
+    if (p->perm) /* padding rows at the block's end output nothing: not computed */
+        while (nq > 0 && p->perm[q0 + nq - 1] < 0) nq--;
     const int64_t bk = p->blk_k;
     const float qscale = p->scale * 1.4426950408889634f; /* log2(e) */
 
@@ -320,14 +326,15 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
         /* a run of consecutive key blocks, at most TS_ATTN_KCHUNK keys */
         int32_t kb0 = list ? list[li] : li, nb = 1;
         while (li + nb < n_list && (nb + 1) * bk <= TS_ATTN_KCHUNK &&
-               (list ? list[li + nb] : li + nb) == kb0 + nb)
-            nb++;
+               (list ? list[li + nb] : li + nb) == kb0 + nb && !(w->kreal && w->kreal[kb0 + nb - 1] < bk))
+            nb++; /* (a block with padding at its end ends the run) */
         const uint8_t *full = p->exact_full && list ? p->exact_full + p->exact_ptr[qb] + li : NULL;
         int partial = 0;
-        for (int32_t b = 0; full && b < nb; b++) partial |= !full[b];
+        for (int32_t b = 0; full && b < nb; b++) partial |= !(full[b] || (w->kreal && w->ktail[kb0 + b]));
         li += nb;
         const int64_t k0 = (int64_t)kb0 * bk;
         int64_t nk = (int64_t)nb * bk;
+        if (w->kreal) nk = (int64_t)(nb - 1) * bk + w->kreal[kb0 + nb - 1]; /* less the padding at its end */
         if (k0 + nk > Lk) nk = Lk - k0;
         const float *kp, *vp;
         int64_t ld;
@@ -539,6 +546,26 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
         free(scratch), free(k16), free(ks), free(qkh), free(kpk), free(ktmp);
         return TS_ERR_NOMEM;
     }
+    /* Padding keys are masked; where a block's padding is all at its end (DraftAttention's
+     * edge regions) and there is no element mask, the block runs as a full one, shortened. */
+    int16_t *kreal = NULL;
+    if (p->perm && p->mask.kind == TS_MASK_NONE && !p->exact_bits) {
+        kreal = malloc((size_t)p->n_kblk * (sizeof *kreal + 1));
+        if (!kreal) {
+            free(scratch), free(k16), free(ks), free(qkh), free(kpk), free(ktmp), free(kvh);
+            return TS_ERR_NOMEM;
+        }
+        uint8_t *ktail = (uint8_t *)(kreal + p->n_kblk);
+        for (int32_t b = 0; b < p->n_kblk; b++) {
+            const int64_t j0 = (int64_t)b * p->blk_k, j1 = j0 + p->blk_k < Lk ? j0 + p->blk_k : Lk;
+            int64_t e = j1;
+            while (e > j0 && p->perm[e - 1] < 0) e--;
+            int holes = 0;
+            for (int64_t j = j0; j < e; j++) holes |= p->perm[j] < 0;
+            kreal[b] = (int16_t)(e - j0);
+            ktail[b] = (uint8_t)!holes;
+        }
+    }
     openblas_set_num_threads(1); /* each task's sgemms run on its own thread */
     if (kvh) {
         const int64_t HD = p->heads * D, per_head = 2 * Lkp * D;
@@ -570,6 +597,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
 #pragma omp parallel num_threads(nt)
             {
                 attn_scratch w = scratch_of(scratch, per, bq, D, quant);
+            w.kreal = kreal, w.ktail = kreal ? (const uint8_t *)(kreal + p->n_kblk) : NULL;
 #pragma omp for schedule(dynamic, 1)
                 for (int64_t t = 0; t < gn * p->n_qblk; t++) {
                     const int64_t gi = t % gn, qb = t / gn;
@@ -586,13 +614,14 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
 #pragma omp parallel num_threads(nt)
         {
             attn_scratch w = scratch_of(scratch, per, bq, D, quant);
+            w.kreal = kreal, w.ktail = kreal ? (const uint8_t *)(kreal + p->n_kblk) : NULL;
 #pragma omp for schedule(dynamic, 1)
             for (int64_t task = 0; task < n_tasks; task++)
                 attn_task(p, q, k, v, out, h0 + task % nh, (int32_t)(task / nh), quant ? &qkh[task % nh] : NULL, &w);
         }
     }
     ts_cpu_blas_threads(c);
-    free(scratch), free(k16), free(ks), free(qkh), free(kpk), free(ktmp), free(kvh);
+    free(scratch), free(k16), free(ks), free(qkh), free(kpk), free(ktmp), free(kvh), free(kreal);
     return TS_OK;
 }
 
