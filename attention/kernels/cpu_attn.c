@@ -549,13 +549,15 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     /* Padding keys are masked; where a block's padding is all at its end (DraftAttention's
      * edge regions) and there is no element mask, the block runs as a full one, shortened. */
     int16_t *kreal = NULL;
+    const uint8_t *ktail = NULL;
     if (p->perm && p->mask.kind == TS_MASK_NONE && !p->exact_bits) {
         kreal = malloc((size_t)p->n_kblk * (sizeof *kreal + 1));
         if (!kreal) {
             free(scratch), free(k16), free(ks), free(qkh), free(kpk), free(ktmp), free(kvh);
             return TS_ERR_NOMEM;
         }
-        uint8_t *ktail = (uint8_t *)(kreal + p->n_kblk);
+        uint8_t *tail = (uint8_t *)(kreal + p->n_kblk);
+        ktail = tail;
         for (int32_t b = 0; b < p->n_kblk; b++) {
             const int64_t j0 = (int64_t)b * p->blk_k, j1 = j0 + p->blk_k < Lk ? j0 + p->blk_k : Lk;
             int64_t e = j1;
@@ -563,7 +565,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
             int holes = 0;
             for (int64_t j = j0; j < e; j++) holes |= p->perm[j] < 0;
             kreal[b] = (int16_t)(e - j0);
-            ktail[b] = (uint8_t)!holes;
+            tail[b] = (uint8_t)!holes;
         }
     }
     openblas_set_num_threads(1); /* each task's sgemms run on its own thread */
@@ -597,7 +599,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
 #pragma omp parallel num_threads(nt)
             {
                 attn_scratch w = scratch_of(scratch, per, bq, D, quant);
-            w.kreal = kreal, w.ktail = kreal ? (const uint8_t *)(kreal + p->n_kblk) : NULL;
+                w.kreal = kreal, w.ktail = ktail;
 #pragma omp for schedule(dynamic, 1)
                 for (int64_t t = 0; t < gn * p->n_qblk; t++) {
                     const int64_t gi = t % gn, qb = t / gn;
@@ -614,7 +616,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
 #pragma omp parallel num_threads(nt)
         {
             attn_scratch w = scratch_of(scratch, per, bq, D, quant);
-            w.kreal = kreal, w.ktail = kreal ? (const uint8_t *)(kreal + p->n_kblk) : NULL;
+            w.kreal = kreal, w.ktail = ktail;
 #pragma omp for schedule(dynamic, 1)
             for (int64_t task = 0; task < n_tasks; task++)
                 attn_task(p, q, k, v, out, h0 + task % nh, (int32_t)(task / nh), quant ? &qkh[task % nh] : NULL, &w);
