@@ -7,19 +7,29 @@
 #include <string.h>
 
 #include "attention.h"
+#include "attn_paths.h"
 #include "backend.h"
 #include "cpu/cpu_internal.h"
 #include "plan.h"
 #include "test.h"
 
-static void run_case(ts_ctx *c, int64_t nq, int64_t nk, int64_t H, int64_t D, int32_t bq,
-                     int32_t bk, int sparse, int permute, float qstd) {
+/* bf16: Q, K, V as bf16 (the reference widens the same values) */
+static void run_case_t(ts_ctx *c, int64_t nq, int64_t nk, int64_t H, int64_t D, int32_t bq,
+                       int32_t bk, int sparse, int permute, float qstd, int bf16) {
     float *q = malloc((size_t)(nq * H * D) * 4), *k = malloc((size_t)(nk * H * D) * 4);
     float *v = malloc((size_t)(nk * H * D) * 4);
     ts_test_randn(q, nq * H * D, (uint64_t)(nq * 7 + D), qstd);
     ts_test_randn(k, nk * H * D, (uint64_t)(nk * 11 + H), 1.0f);
     ts_test_randn(v, nk * H * D, (uint64_t)(nk * 13 + bq), 1.0f);
+    uint16_t *qb = NULL, *kb = NULL, *vb = NULL;
+    if (bf16) {
+        qb = malloc((size_t)(nq * H * D) * 2), kb = malloc((size_t)(nk * H * D) * 2), vb = malloc((size_t)(nk * H * D) * 2);
+        for (int64_t i = 0; i < nq * H * D; i++) qb[i] = ts_f32_to_bf16(q[i]);
+        for (int64_t i = 0; i < nk * H * D; i++) kb[i] = ts_f32_to_bf16(k[i]), vb[i] = ts_f32_to_bf16(v[i]);
+    }
+    const void *qx = bf16 ? (const void *)qb : q, *kx = bf16 ? (const void *)kb : k, *vx = bf16 ? (const void *)vb : v;
     ts_attn_plan p = ts_attn_plan_dense(nq, nk, H, D, bq, bk);
+    p.in_bf16 = bf16;
     int32_t *ptr = NULL, *idx = NULL, *perm = NULL;
     if (sparse) { /* query block i keeps key blocks i, 0 and (i*3+1) mod n, deduplicated;
                    * sparse == 2 also leaves every third query block's list empty */
@@ -54,18 +64,19 @@ static void run_case(ts_ctx *c, int64_t nq, int64_t nk, int64_t H, int64_t D, in
         p.perm = perm;
     }
     float *out = malloc((size_t)(nq * H * D + 16) * 4), *ref = malloc((size_t)(nq * H * D) * 4);
-    TS_CHECK(ts_attn_ref(&p, q, k, v, ref) == 0, "ref ran");
-    /* the backend's entry (AVX2 register tiles where the plan allows), then the sgemm path */
-    for (int path = 1; path >= 0; path--) {
+    TS_CHECK(ts_attn_ref(&p, qx, kx, vx, ref) == 0, "ref ran");
+    /* the backend's entry (the best tiles the plan allows), then each path built */
+    for (int path = 0; path < TS_TEST_ATTN_PATHS; path++) {
         for (int i = 0; i < 16; i++) out[nq * H * D + i] = 7.0f;
         memset(out, 0xff, (size_t)(nq * H * D) * 4); /* NaN: a row left unwritten fails */
-        ts_status st = path ? c->backend->attn(c, &p, q, k, v, out) : ts_cpu_attn_path(c, &p, q, k, v, out, 0);
+        ts_status st = ts_test_attn_run(c, path, &p, qx, kx, vx, out);
+        if (st == TS_ERR_UNSUPPORTED) continue;
         TS_CHECK(st == TS_OK, "kernel ran");
         char what[160];
-        snprintf(what, sizeof what, "attn nq=%lld nk=%lld H=%lld D=%lld blk=%dx%d sparse=%d perm=%d %s",
+        snprintf(what, sizeof what, "attn nq=%lld nk=%lld H=%lld D=%lld blk=%dx%d sparse=%d perm=%d%s %s",
                  (long long)nq, (long long)nk, (long long)H, (long long)D, bq, bk, sparse, permute,
-                 path ? "backend" : "sgemm path");
-        ts_test_compare(what, out, ref, nq * H * D, 1e-5, NULL);
+                 bf16 ? " bf16" : "", ts_test_attn_path_name[path]);
+        ts_test_compare(what, out, ref, nq * H * D, ts_test_attn_tol(&p, path), NULL);
         if (sparse == 2) { /* query blocks with an empty list must give exact zeros */
             int zero = 1;
             for (int32_t i = 1; i < p.n_qblk; i += 3)
@@ -79,7 +90,12 @@ static void run_case(ts_ctx *c, int64_t nq, int64_t nk, int64_t H, int64_t D, in
         for (int i = 0; i < 16; i++) sent &= out[nq * H * D + i] == 7.0f;
         TS_CHECK(sent, "%s wrote past its output", what);
     }
-    free(q), free(k), free(v), free(out), free(ref), free(ptr), free(idx), free(perm);
+    free(q), free(k), free(v), free(out), free(ref), free(ptr), free(idx), free(perm), free(qb), free(kb), free(vb);
+}
+
+static void run_case(ts_ctx *c, int64_t nq, int64_t nk, int64_t H, int64_t D, int32_t bq, int32_t bk, int sparse,
+                     int permute, float qstd) {
+    run_case_t(c, nq, nk, H, D, bq, bk, sparse, permute, qstd, 0);
 }
 
 /* ts_attention (dense) against a naive double softmax(q kᵀ/√D) v written here, so the
@@ -155,13 +171,14 @@ static void run_padded(ts_ctx *c, int64_t H, int64_t D, int32_t B) {
     float *out = malloc((size_t)(N * HD) * 4), *ref = malloc((size_t)(N * HD) * 4);
     ts_test_randn(q, N * HD, 5, 2.0f), ts_test_randn(k, N * HD, 6, 1.0f), ts_test_randn(v, N * HD, 8, 1.0f);
     TS_CHECK(ts_attn_ref(&p, q, k, v, ref) == 0, "ref ran");
-    for (int path = 1; path >= 0; path--) {
+    for (int path = 0; path < TS_TEST_ATTN_PATHS; path++) {
         memset(out, 0xff, (size_t)(N * HD) * 4);
-        ts_status st = path ? c->backend->attn(c, &p, q, k, v, out) : ts_cpu_attn_path(c, &p, q, k, v, out, 0);
+        ts_status st = ts_test_attn_run(c, path, &p, q, k, v, out);
+        if (st == TS_ERR_UNSUPPORTED) continue;
         TS_CHECK(st == TS_OK, "kernel ran");
         char what[96];
         snprintf(what, sizeof what, "attn padded kernel order H=%lld D=%lld blk=%d %s", (long long)H, (long long)D, B,
-                 path ? "backend" : "sgemm path");
+                 ts_test_attn_path_name[path]);
         ts_test_compare(what, out, ref, N * HD, 1e-5, NULL);
     }
     free(q), free(k), free(v), free(out), free(ref), free(perm), free(ptr), free(idx), free(full), free(hasp);
@@ -170,6 +187,14 @@ static void run_padded(ts_ctx *c, int64_t H, int64_t D, int32_t B) {
 int main(void) {
     ts_ctx c;
     ts_ctx_init(&c, 1);
+    {
+        ts_attn_plan t = ts_attn_plan_dense(64, 64, 1, 64, 64, 64);
+        t.in_bf16 = 1;
+        printf("paths built: avx2 tiles %s, avx512 tiles %s, bf16 dots %s\n",
+               ts_cpu_attn_runs(&t, TS_ATTN_PATH_AVX2) >= 0 ? "yes" : "no",
+               ts_cpu_attn_runs(&t, TS_ATTN_PATH_AVX512) >= 0 ? "yes" : "no",
+               ts_cpu_attn_runs(&t, TS_ATTN_PATH_BEST) == TS_ATTN_RUN_BF16 ? "yes" : "no");
+    }
     test_entry_point(&c);
     run_case(&c, 64, 64, 1, 12, 64, 64, 0, 0, 1.0f);
     run_case(&c, 100, 100, 2, 12, 64, 64, 0, 0, 1.0f);   /* ragged last block */
@@ -191,6 +216,13 @@ int main(void) {
     run_case(&c, 130, 90, 2, 48, 16, 16, 2, 0, 2.0f);    /* empty lists */
     run_case(&c, 131, 131, 3, 16, 16, 16, 2, 1, 1.0f);   /* ... with a permutation */
     run_case(&c, 97, 1000, 2, 64, 256, 64, 0, 0, 3.0f);  /* many chunks, ragged tail */
+    /* bf16 operands (BF16 dots where built): odd key tails (a last pair with one key),
+     * head dims of 16, 48 (a last single panel) and 64, permuted and empty lists */
+    run_case_t(&c, 97, 1001, 2, 64, 256, 64, 0, 0, 3.0f, 1);
+    run_case_t(&c, 131, 131, 3, 16, 16, 16, 2, 1, 1.0f, 1);
+    run_case_t(&c, 130, 90, 2, 48, 16, 16, 2, 0, 2.0f, 1);
+    run_case_t(&c, 200, 200, 2, 128, 64, 64, 0, 0, 3.0f, 1);
+    run_case_t(&c, 150, 150, 2, 12, 32, 32, 0, 1, 1.0f, 1); /* D 12: sgemm on every path */
     run_padded(&c, 2, 32, 16); /* the register tiles */
     run_padded(&c, 2, 24, 16); /* the sgemm path */
     run_padded(&c, 1, 64, 32);

@@ -11,10 +11,13 @@
  *       time and the process's peak RSS. --half-cache: fp16 conv caches (low memory).
  *
  *   tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]
- *                      [--methods dense,gna,gna-tiled,clear,draft,paro,paro-fp32] [--densities 0.5,0.2,0.1,0.05] [--json]
+ *                      [--methods dense,dense-bf16,gna,gna-tiled,clear,draft,paro,paro-fp32]
+ *                      [--densities 0.5,0.2,0.1,0.05] [--json]
  *       self-attention over the T·H·W token grid (random q, k, v): the sgemm rate of the same
  *       run, dense, and each method set for each target density; time, effective GFLOP/s
  *       (4·N²·D·heads·density), speedup vs dense, achieved density, rel-L2 error vs dense.
+ *       dense-bf16: the dense plan on the same q, k, v rounded to bf16 (the kernel's BF16
+ *       dots where the CPU has AVX512-BF16).
  *
  * tools/bench/bench_dit.py, bench_vae.py and bench_attn.py make the inputs and run the
  * PyTorch side in the same run. Unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for benchmark
@@ -31,6 +34,7 @@
 #include <math.h>
 
 #include "attention.h"
+#include "backend.h"
 #include "ctx.h"
 #include "dit/wan.h"
 #include "paro.h"
@@ -54,7 +58,8 @@ static void usage(FILE *f) {
     fprintf(f, "usage: tessera-bench dit|vae --model FILE --inputs FILE [--out FILE] "
                "[--threads N] [--repeats N] [--json] [--half-cache (vae)]\n"
                "       tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]\n"
-               "                          [--methods dense,gna,gna-tiled,clear,draft,paro,paro-fp32] [--densities 0.5,0.2,0.1,0.05] [--json]\n");
+               "                          [--methods dense,dense-bf16,gna,gna-tiled,clear,draft,paro,paro-fp32]\n"
+               "                          [--densities 0.5,0.2,0.1,0.05] [--json]\n");
 }
 
 typedef struct opts {
@@ -243,6 +248,49 @@ static int spec_for(const char *m, double d, const int64_t g[3], int64_t H, char
     return 0;
 }
 
+/* The dense plan on q, k, v rounded to bf16, through the backend; rel-L2 vs the fp32 dense
+ * output (ref, from an earlier "dense" in --methods; 0 without one). */
+static int bench_dense_bf16(const opts *o, ts_ctx *c, int64_t N, int64_t H, int64_t D, const int64_t g[3],
+                            const float *q, const float *k, const float *v, const float *ref, float *out,
+                            double t_dense) {
+    const int64_t n = N * H * D;
+    uint16_t *b = malloc((size_t)(3 * n) * 2);
+    if (!b) return fprintf(stderr, "tessera-bench: out of memory\n"), 1;
+    for (int64_t i = 0; i < n; i++)
+        b[i] = ts_f32_to_bf16(q[i]), b[n + i] = ts_f32_to_bf16(k[i]), b[2 * n + i] = ts_f32_to_bf16(v[i]);
+    ts_attn_plan p = ts_attn_plan_dense(N, N, H, D, TS_ATTN_BLK_Q, TS_ATTN_BLK_K);
+    p.in_bf16 = 1;
+    double best = 1e30;
+    for (int r = 0; r < o->repeats + 1; r++) {
+        double t0 = now_s();
+        ts_status st = c->backend->attn(c, &p, b, b + n, b + 2 * n, out);
+        double dt = now_s() - t0;
+        if (st != TS_OK) {
+            free(b);
+            return fprintf(stderr, "tessera-bench: dense-bf16: %s\n", ts_status_str(st)), 1;
+        }
+        if (r > 0 && dt < best) best = dt;
+    }
+    free(b);
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n && t_dense > 0; i++) {
+        double dd = (double)out[i] - ref[i];
+        num += dd * dd, den += (double)ref[i] * ref[i];
+    }
+    const double err = sqrt(num / (den > 0 ? den : 1)), gf = 4.0 * (double)N * (double)N * (double)D * (double)H / best * 1e-9;
+    const double speedup = t_dense > 0 ? t_dense / best : 0;
+    if (o->json)
+        printf("{\"kind\": \"attn\", \"method\": \"dense-bf16\", \"spec\": \"dense, bf16 q/k/v\", \"target_density\": 1.000, "
+               "\"tokens\": %lld, \"grid\": [%lld, %lld, %lld], \"heads\": %lld, \"head_dim\": %lld, "
+               "\"threads\": %d, \"time_s\": %.5f, \"gflops\": %.2f, \"speedup\": %.3f, \"density\": 1.00000, "
+               "\"rel_err\": %.3e}\n", (long long)N, (long long)g[0], (long long)g[1], (long long)g[2], (long long)H,
+               (long long)D, c->n_threads, best, gf, speedup, err);
+    else
+        printf("%-8s %-44s %9.4f %9.1f %8.2f %8.4f %9.2e\n", "dense-bf16", "dense, bf16 q/k/v", best, gf, speedup, 1.0, err);
+    fflush(stdout);
+    return 0;
+}
+
 static int bench_attn(const opts *o, ts_ctx *c) {
     int64_t g[3];
     if (!o->grid || sscanf(o->grid, "%lld,%lld,%lld", (long long *)&g[0], (long long *)&g[1], (long long *)&g[2]) != 3 ||
@@ -287,10 +335,14 @@ static int bench_attn(const opts *o, ts_ctx *c) {
     char *save_m = NULL;
     for (char *m = strtok_r(methods, ",", &save_m); m; m = strtok_r(NULL, ",", &save_m)) {
         char dcopy[256], *save_d = NULL;
-        snprintf(dcopy, sizeof dcopy, "%s", !strcmp(m, "dense") ? "1" : dens);
+        snprintf(dcopy, sizeof dcopy, "%s", !strncmp(m, "dense", 5) ? "1" : dens);
         for (char *ds = strtok_r(dcopy, ",", &save_d); ds; ds = strtok_r(NULL, ",", &save_d)) {
             double target = atof(ds);
             char spec[320];
+            if (!strcmp(m, "dense-bf16")) {
+                if (bench_dense_bf16(o, c, N, H, D, g, q, k, v, ref, out, t_dense)) return 1;
+                continue;
+            }
             if (!spec_for(m, target, g, H, spec, sizeof spec)) {
                 if (!o->json) printf("%-8s (density %.2f is out of this method's reach on this grid)\n", m, target);
                 continue;

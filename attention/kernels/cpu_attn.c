@@ -9,16 +9,19 @@
  * score matrix is never materialised. Partial blocks (plan.exact_full[i] == 0) get the
  * element mask: masked scores are left out of the running max and zeroed after the exp.
  *
- * The two products, on AVX2 + FMA with a head dim that is a multiple of 16 (up to 256) and
- * key blocks of a multiple of 16: register tiles (6 query rows x 16 keys or dims, 12
- * accumulators) over each head's K and V laid out once per call in 16-wide panels, so each
- * step's loads are contiguous and nothing is packed per chunk. Otherwise: one
+ * The two products, with a head dim that is a multiple of 16 (up to 256) and key blocks of a
+ * multiple of 16: register tiles over each head's K and V laid out once per call in 16-wide
+ * panels, so each step's loads are contiguous and nothing is packed per chunk. AVX-512: 8
+ * query rows x 32 keys or dims (two panels, 16 accumulators); AVX2 + FMA: 6 x 16 (12). With
+ * bf16 operands and AVX512-BF16 the tiles are vdpbf16ps dots over bf16 panels (pairs of dims
+ * for Q·Kᵀ, pairs of keys for P·V, P rounded to bf16): twice the fp32 FMA's work per
+ * instruction, at about 1e-3 relative error from that rounding. Otherwise: one
  * single-threaded sgemm each, reading K and V in place (row stride H·D), or gathered (and
  * widened) into kernel order once per call for a permuted or bf16 plan. With the sgemms,
  * OpenBLAS packed Q, K, S and V again for every chunk and cleared S first: a fifth of the
  * kernel's time at head dim 128 (perf), which the tiles do not spend.
  *
- * exp2: an AVX2 + FMA row pass (exp2_row) where no element is masked, else ts_exp2f
+ * exp2: an AVX-512 or AVX2 + FMA row pass (exp2_row512 / exp2_row) where no element is masked, else ts_exp2f
  * (src/cpu/vmath.h), which vectorises; libm's expf is scalar and was a fifth of the
  * kernel's time.
  *
@@ -35,7 +38,7 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#if defined(__AVX2__)
+#if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
@@ -51,13 +54,35 @@
 #else
 #define TS_ATTN_TILE 0
 #endif
+#if defined(__AVX512F__)
+#define TS_ATTN_TILE512 1
+#else
+#define TS_ATTN_TILE512 0
+#endif
+#if TS_ATTN_TILE512 && defined(__AVX512BF16__)
+#define TS_ATTN_BFDOT 1
+#else
+#define TS_ATTN_BFDOT 0
+#endif
 #define TS_ATTN_MR 6  /* register tiles: query rows */
+#define TS_ATTN_MR5 8 /* AVX-512 tiles: query rows (x 32 keys or dims, 16 accumulators) */
+#define TS_ATTN_ROWPAD 8 /* scratch rows past a query block: room for either tile's rounding */
 #define TS_ATTN_NR 16 /* register tiles: keys of a K panel (S), head-dim columns (P·V) */
 #define TS_ATTN_MAXD 256 /* register tiles: the largest head dim */
-#define TS_ATTN_RUP(n) (((n) + TS_ATTN_MR - 1) / TS_ATTN_MR * TS_ATTN_MR)
+#define TS_ATTN_RUP(n, mr) (((n) + (mr) - 1) / (mr) * (mr))
+
+/* Which products a call runs (cpu_internal.h): sgemm, AVX2 tiles, AVX-512 fp32 tiles,
+ * AVX-512 BF16 dots. */
+#define TK_SGEMM TS_ATTN_RUN_SGEMM
+#define TK_AVX2 TS_ATTN_RUN_AVX2
+#define TK_AVX512 TS_ATTN_RUN_AVX512
+#define TK_BF16 TS_ATTN_RUN_BF16
 
 typedef struct attn_scratch {
-    float *q, *s, *acc, *m, *l; /* q, s, acc: rows rounded up to TS_ATTN_MR */
+    float *q, *s, *acc, *m, *l; /* q, s, acc: ROWPAD rows past the block, for the tiles */
+    uint32_t *pb; /* TK_BF16: P rounded to bf16, pairs of keys [rows][KCHUNK / 2] (q then holds
+                   * the block's bf16 query rows as pairs of dims, [rows][D / 2], unscaled) */
+    int tk;       /* TK_*: the products this call runs */
     uint8_t *ok; /* [blk_q, KCHUNK] element mask of a chunk with partial blocks */
     int16_t *q16; /* INT8_QK: the task's quantised query rows [blk_q, D] */
     float *qs;    /* INT8_QK: their scales, one per row */
@@ -138,7 +163,7 @@ static inline int32_t dot_i16(const int16_t *a, const int16_t *b, int64_t D) {
     return r;
 }
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__) && !TS_ATTN_TILE512
 /* s[j] = 2^(s[j] - mx) for j < n; returns their sum. ts_exp2f's polynomial with FMAs (the
  * C version compiles to separate multiplies and adds under -std=c11) and without its
  * upper clamp (s[j] - mx <= 0 here); one pass. */
@@ -270,6 +295,219 @@ static void pv_tiles(const float *P, int64_t nq, int64_t D, const float *vt, int
 }
 #endif
 
+#if TS_ATTN_TILE512
+/* The same two products as AVX-512 tiles: MR5 query rows x 32 keys (S) or 32 head-dim
+ * columns (P·V), that is two of the 16-wide panels at once, 16 accumulators, 2 loads and 8
+ * broadcasts per step; the last 16 keys or columns of an odd panel count take one panel.
+ * Same panels as the AVX2 tiles. np (1 or 2) is a constant at every call. */
+#define MR5 TS_ATTN_MR5
+
+static inline __attribute__((always_inline)) void s_tile512(const float *q, int64_t D, const float *kp, int np,
+                                                            float *s) {
+    __m512 c[MR5][2];
+    for (int i = 0; i < MR5; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+    const float *kp1 = kp + 16 * D; /* the next panel */
+    for (int64_t d = 0; d < D; d++) {
+        const __m512 b0 = _mm512_loadu_ps(kp + d * 16), b1 = np == 2 ? _mm512_loadu_ps(kp1 + d * 16) : b0;
+        for (int i = 0; i < MR5; i++) {
+            const __m512 a = _mm512_set1_ps(q[i * D + d]);
+            c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
+            if (np == 2) c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
+        }
+    }
+    for (int i = 0; i < MR5; i++) {
+        _mm512_storeu_ps(s + i * TS_ATTN_KCHUNK, c[i][0]);
+        if (np == 2) _mm512_storeu_ps(s + i * TS_ATTN_KCHUNK + 16, c[i][1]);
+    }
+}
+
+static void s_tiles512(const float *q, int64_t nq, int64_t D, const float *kt, int64_t k0, int64_t nk, float *S) {
+    for (int64_t j = 0; j < nk; j += 32) {
+        const float *kp = kt + (k0 + j) * D;
+        for (int64_t r = 0; r < nq; r += MR5) {
+            if (nk - j > 16) s_tile512(q + r * D, D, kp, 2, S + r * TS_ATTN_KCHUNK + j);
+            else s_tile512(q + r * D, D, kp, 1, S + r * TS_ATTN_KCHUNK + j);
+        }
+    }
+}
+
+/* acc [MR5, 16·np] += P rows [MR5, nk] · V panels vp and vp + vstride (keys [nk][16] each). */
+static inline __attribute__((always_inline)) void pv_tile512(const float *P, const float *vp, int64_t vstride,
+                                                             int64_t D, int64_t nk, int np, float *acc) {
+    __m512 c[MR5][2];
+    for (int i = 0; i < MR5; i++) {
+        c[i][0] = _mm512_loadu_ps(acc + i * D);
+        c[i][1] = np == 2 ? _mm512_loadu_ps(acc + i * D + 16) : c[i][0];
+    }
+    for (int64_t j = 0; j < nk; j++) {
+        const __m512 b0 = _mm512_loadu_ps(vp + j * 16), b1 = np == 2 ? _mm512_loadu_ps(vp + vstride + j * 16) : b0;
+        for (int i = 0; i < MR5; i++) {
+            const __m512 a = _mm512_set1_ps(P[i * TS_ATTN_KCHUNK + j]);
+            c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
+            if (np == 2) c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
+        }
+    }
+    for (int i = 0; i < MR5; i++) {
+        _mm512_storeu_ps(acc + i * D, c[i][0]);
+        if (np == 2) _mm512_storeu_ps(acc + i * D + 16, c[i][1]);
+    }
+}
+
+static void pv_tiles512(const float *P, int64_t nq, int64_t D, const float *vt, int64_t Lkp, int64_t k0, int64_t nk,
+                        float *acc) {
+    for (int64_t d0 = 0; d0 < D; d0 += 32) {
+        const float *vp = vt + (d0 / 16) * Lkp * 16 + k0 * 16;
+        for (int64_t r = 0; r < nq; r += MR5) {
+            if (D - d0 > 16) pv_tile512(P + r * TS_ATTN_KCHUNK, vp, Lkp * 16, D, nk, 2, acc + r * D + d0);
+            else pv_tile512(P + r * TS_ATTN_KCHUNK, vp, Lkp * 16, D, nk, 1, acc + r * D + d0);
+        }
+    }
+}
+
+/* exp2_row with 16 lanes: 2^r applied by vscalefps, the tail under a mask. */
+static float exp2_row512(float *s, int64_t n, float mx) {
+    const __m512 vmx = _mm512_set1_ps(mx), lo = _mm512_set1_ps(-126.0f);
+    const __m512 c6 = _mm512_set1_ps(1.546974027e-04f), c5 = _mm512_set1_ps(1.340044171e-03f),
+                 c4 = _mm512_set1_ps(9.618025577e-03f), c3 = _mm512_set1_ps(5.550327190e-02f),
+                 c2 = _mm512_set1_ps(2.402265121e-01f), c1 = _mm512_set1_ps(6.931472067e-01f),
+                 c0 = _mm512_set1_ps(1.0f);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+        const __m512 x = _mm512_max_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), vmx), lo);
+        const __m512 r = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), f = _mm512_sub_ps(x, r);
+        __m512 p = _mm512_fmadd_ps(c6, f, c5);
+        p = _mm512_fmadd_ps(p, f, c4);
+        p = _mm512_fmadd_ps(p, f, c3);
+        p = _mm512_fmadd_ps(p, f, c2);
+        p = _mm512_fmadd_ps(p, f, c1);
+        p = _mm512_fmadd_ps(p, f, c0);
+        p = _mm512_scalef_ps(p, r);
+        _mm512_mask_storeu_ps(s + j, m, p);
+        acc = _mm512_mask_add_ps(acc, m, acc, p);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+#endif
+
+#if TS_ATTN_BFDOT
+/* bf16 operands with AVX512-BF16: vdpbf16ps takes two products per lane and instruction (a
+ * pair of bf16 in each 32-bit lane, fp32 accumulate), twice the fp32 FMA's. K in panels of 16
+ * keys with each pair of dims in one lane, [Lkp / 16][D / 2][16]; V in panels of 16 dims with
+ * each pair of keys in one lane, [D / 16][Lkp / 2][16]; Q's bf16 rows as they are (pairs of
+ * dims), unscaled (S is scaled on its way out); P rounded to bf16 once per chunk, pairs of keys
+ * (the rounding of P is the only one added to the bf16 inputs'). */
+static inline uint32_t bf_pair(const uint16_t *a, const uint16_t *b, int64_t i) {
+    return (uint32_t)(a ? a[i] : 0) | (uint32_t)(b ? b[i] : 0) << 16;
+}
+
+/* Panel pi of head h, bf16 (as head_panels: zeros past Lk and for padding); base as uint32:
+ * K's panel at base + pi·16·D/2, V's pairs of keys 8·pi .. 8·pi + 7 at
+ * base + Lkp·D + (d / 16)·(Lkp / 2)·16 + pi·8·16. */
+static void head_panels_bf(const ts_attn_plan *p, const void *k, const void *v, int64_t h, int64_t Lk, int64_t Lkp,
+                           int64_t pi, uint32_t *base) {
+    const int64_t D = p->head_dim, HD = p->heads * D, P2 = D / 2;
+    const uint16_t *kr[16], *vr[16];
+    for (int jj = 0; jj < 16; jj++) {
+        const int64_t j = pi * 16 + jj, tok = j >= Lk ? -1 : p->perm ? p->perm[j] : j;
+        kr[jj] = tok < 0 ? NULL : (const uint16_t *)k + tok * HD + h * D;
+        vr[jj] = tok < 0 ? NULL : (const uint16_t *)v + tok * HD + h * D;
+    }
+    uint32_t *kt = base + pi * 16 * P2;
+    for (int64_t dp = 0; dp < P2; dp++)
+        for (int jj = 0; jj < 16; jj++) kt[dp * 16 + jj] = kr[jj] ? bf_pair(kr[jj], kr[jj] + 1, 2 * dp) : 0;
+    for (int64_t d0 = 0; d0 < D; d0 += 16) {
+        uint32_t *vt = base + Lkp * D + (d0 / 16) * (Lkp / 2) * 16 + pi * 8 * 16;
+        for (int jp = 0; jp < 8; jp++)
+            for (int dd = 0; dd < 16; dd++) vt[jp * 16 + dd] = bf_pair(vr[2 * jp], vr[2 * jp + 1], d0 + dd);
+    }
+}
+
+static inline __m512bh bf_bcast(uint32_t x) { return (__m512bh)_mm512_set1_epi32((int)x); }
+static inline __m512bh bf_load(const uint32_t *x) { return (__m512bh)_mm512_loadu_si512((const void *)x); }
+
+static inline __attribute__((always_inline)) void s_tile_bf(const uint32_t *q, int64_t P2, const uint32_t *kp, int np,
+                                                            float qscale, float *s) {
+    __m512 c[MR5][2];
+    for (int i = 0; i < MR5; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+    const uint32_t *kp1 = kp + 16 * P2;
+    for (int64_t dp = 0; dp < P2; dp++) {
+        const __m512bh b0 = bf_load(kp + dp * 16), b1 = np == 2 ? bf_load(kp1 + dp * 16) : b0;
+        for (int i = 0; i < MR5; i++) {
+            const __m512bh a = bf_bcast(q[i * P2 + dp]);
+            c[i][0] = _mm512_dpbf16_ps(c[i][0], a, b0);
+            if (np == 2) c[i][1] = _mm512_dpbf16_ps(c[i][1], a, b1);
+        }
+    }
+    const __m512 sc = _mm512_set1_ps(qscale);
+    for (int i = 0; i < MR5; i++) {
+        _mm512_storeu_ps(s + i * TS_ATTN_KCHUNK, _mm512_mul_ps(c[i][0], sc));
+        if (np == 2) _mm512_storeu_ps(s + i * TS_ATTN_KCHUNK + 16, _mm512_mul_ps(c[i][1], sc));
+    }
+}
+
+static void s_tiles_bf(const uint32_t *q, int64_t nq, int64_t D, const uint32_t *kt, int64_t k0, int64_t nk,
+                       float qscale, float *S) {
+    const int64_t P2 = D / 2;
+    for (int64_t j = 0; j < nk; j += 32) {
+        const uint32_t *kp = kt + (k0 + j) * P2;
+        for (int64_t r = 0; r < nq; r += MR5) {
+            if (nk - j > 16) s_tile_bf(q + r * P2, P2, kp, 2, qscale, S + r * TS_ATTN_KCHUNK + j);
+            else s_tile_bf(q + r * P2, P2, kp, 1, qscale, S + r * TS_ATTN_KCHUNK + j);
+        }
+    }
+}
+
+/* pb [ceil(n / 2)] = s [0, n) rounded to bf16 (nearest even), pairs of keys; a last odd key's
+ * partner is 0. */
+static void p_to_bf(const float *s, int64_t n, uint32_t *pb) {
+    for (int64_t j = 0; j < n; j += 32) {
+        const int64_t m = n - j;
+        const __mmask16 m0 = m >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << m) - 1);
+        const __mmask16 m1 = m >= 32 ? (__mmask16)0xffff : m <= 16 ? 0 : (__mmask16)((1u << (m - 16)) - 1);
+        const __m512 lo = _mm512_maskz_loadu_ps(m0, s + j), hi = _mm512_maskz_loadu_ps(m1, s + j + 16);
+        const __m512i b = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+        const int64_t pairs = m >= 32 ? 16 : (m + 1) / 2;
+        _mm512_mask_storeu_epi32(pb + j / 2, (__mmask16)((1u << pairs) - 1), b);
+    }
+}
+
+static inline __attribute__((always_inline)) void pv_tile_bf(const uint32_t *P, const uint32_t *vp, int64_t vstride,
+                                                             int64_t D, int64_t npair, int np, float *acc) {
+    __m512 c[MR5][2];
+    for (int i = 0; i < MR5; i++) {
+        c[i][0] = _mm512_loadu_ps(acc + i * D);
+        c[i][1] = np == 2 ? _mm512_loadu_ps(acc + i * D + 16) : c[i][0];
+    }
+    for (int64_t jp = 0; jp < npair; jp++) {
+        const __m512bh b0 = bf_load(vp + jp * 16), b1 = np == 2 ? bf_load(vp + vstride + jp * 16) : b0;
+        for (int i = 0; i < MR5; i++) {
+            const __m512bh a = bf_bcast(P[i * (TS_ATTN_KCHUNK / 2) + jp]);
+            c[i][0] = _mm512_dpbf16_ps(c[i][0], a, b0);
+            if (np == 2) c[i][1] = _mm512_dpbf16_ps(c[i][1], a, b1);
+        }
+    }
+    for (int i = 0; i < MR5; i++) {
+        _mm512_storeu_ps(acc + i * D, c[i][0]);
+        if (np == 2) _mm512_storeu_ps(acc + i * D + 16, c[i][1]);
+    }
+}
+
+/* acc [nq, D] += P (bf16 pairs) · V of keys k0 .. k0 + nk (k0 even: key blocks are multiples
+ * of 16); an odd nk's last pair has P 0 for its second key. */
+static void pv_tiles_bf(const uint32_t *P, int64_t nq, int64_t D, const uint32_t *vt, int64_t Lkp, int64_t k0,
+                        int64_t nk, float *acc) {
+    const int64_t vstride = (Lkp / 2) * 16, npair = (nk + 1) / 2;
+    for (int64_t d0 = 0; d0 < D; d0 += 32) {
+        const uint32_t *vp = vt + (d0 / 16) * vstride + (k0 / 2) * 16;
+        for (int64_t r = 0; r < nq; r += MR5) {
+            if (D - d0 > 16) pv_tile_bf(P + r * (TS_ATTN_KCHUNK / 2), vp, vstride, D, npair, 2, acc + r * D + d0);
+            else pv_tile_bf(P + r * (TS_ATTN_KCHUNK / 2), vp, vstride, D, npair, 1, acc + r * D + d0);
+        }
+    }
+}
+#endif
+
 /* Rows [r0, r0 + n) of the kernel order, head h, as fp32 row pointers (NULL: padding): into
  * x itself, or, for bf16 operands, into tmp [n, D] where they are widened. */
 static void row_ptrs(const ts_attn_plan *p, const void *x, int64_t h, int64_t r0, int64_t n, const float **rows,
@@ -299,15 +537,21 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
     const int64_t bk = p->blk_k;
     const float qscale = p->scale * 1.4426950408889634f; /* log2(e) */
 
+    const int tk = w->tk;
+    const int64_t qw = tk == TK_BF16 ? D / 2 : D; /* floats (or bf16 pairs) per query row */
     for (int64_t r = 0; r < nq; r++) {
         int64_t tok = p->perm ? p->perm[q0 + r] : q0 + r;
-        if (tok < 0) memset(w->q + r * D, 0, (size_t)D * sizeof(float));
+        if (tok < 0) memset(w->q + r * qw, 0, (size_t)qw * sizeof(float));
+        else if (tk == TK_BF16) memcpy(w->q + r * qw, (const uint16_t *)q + tok * HD + h * D, (size_t)D * 2);
         else ts_attn_load_row(w->q + r * D, q, tok * HD + h * D, D, p->in_bf16, qscale);
         w->m[r] = -FLT_MAX;
         w->l[r] = 0.0f;
     }
-    const int64_t nq_pad = w->kt ? TS_ATTN_RUP(nq) : nq; /* the tiles' rows */
-    if (nq_pad > nq) memset(w->q + nq * D, 0, (size_t)((nq_pad - nq) * D) * sizeof(float));
+    /* the tiles' rows: the padding rows' Q (and bf16 P) are zero, so P·V adds nothing there */
+    const int64_t nq_pad = tk == TK_AVX2 ? TS_ATTN_RUP(nq, TS_ATTN_MR) : tk ? TS_ATTN_RUP(nq, TS_ATTN_MR5) : nq;
+    if (nq_pad > nq) memset(w->q + nq * qw, 0, (size_t)((nq_pad - nq) * qw) * sizeof(float));
+    if (tk == TK_BF16 && nq_pad > nq)
+        memset(w->pb + nq * (TS_ATTN_KCHUNK / 2), 0, (size_t)((nq_pad - nq) * (TS_ATTN_KCHUNK / 2)) * 4);
     if (qk) { /* quantise the block's query rows, groups of quant_rows (acc is free scratch here) */
         const int64_t g = p->quant_rows > 0 ? p->quant_rows : TS_QUANT_ROWS;
         const float *rows[TS_ATTN_MAXQ];
@@ -359,8 +603,18 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
             }
         }
 #if TS_ATTN_TILE
-        else if (w->kt) {
-            s_tiles(w->q, nq, D, w->kt, k0, nk, w->s); /* padding rows: 0, so P·V adds nothing */
+        else if (tk == TK_AVX2) {
+            s_tiles(w->q, nq, D, w->kt, k0, nk, w->s);
+        }
+#endif
+#if TS_ATTN_TILE512
+        else if (tk == TK_AVX512) {
+            s_tiles512(w->q, nq, D, w->kt, k0, nk, w->s);
+        }
+#endif
+#if TS_ATTN_BFDOT
+        else if (tk == TK_BF16) {
+            s_tiles_bf((const uint32_t *)w->q, nq, D, (const uint32_t *)w->kt, k0, nk, qscale, w->s);
         }
 #endif
         else { /* S [nq, nk] = Q · Kᵀ */
@@ -402,7 +656,11 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 #pragma omp simd reduction(max : mx)
             for (int64_t j = 0; j < nk; j++) mx = s[j] > mx ? s[j] : mx;
             float sum = 0.0f;
-#if defined(__AVX2__) && defined(__FMA__)
+#if TS_ATTN_TILE512
+            if (!partial) {
+                sum = exp2_row512(s, nk, mx);
+            } else
+#elif defined(__AVX2__) && defined(__FMA__)
             if (!partial) {
                 sum = exp2_row(s, nk, mx);
             } else
@@ -422,11 +680,26 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
                 float *a = w->acc + r * D;
                 for (int64_t d = 0; d < D; d++) a[d] *= corr;
             }
+#if TS_ATTN_BFDOT
+            if (tk == TK_BF16) p_to_bf(s, nk, w->pb + r * (TS_ATTN_KCHUNK / 2));
+#endif
         }
         /* acc [nq, D] += P · V */
 #if TS_ATTN_TILE
-        if (w->kt) {
+        if (tk == TK_AVX2) {
             pv_tiles(w->s, nq, D, vp, w->lkp, k0, nk, w->acc);
+            continue;
+        }
+#endif
+#if TS_ATTN_TILE512
+        if (tk == TK_AVX512) {
+            pv_tiles512(w->s, nq, D, vp, w->lkp, k0, nk, w->acc);
+            continue;
+        }
+#endif
+#if TS_ATTN_BFDOT
+        if (tk == TK_BF16) {
+            pv_tiles_bf(w->pb, nq, D, (const uint32_t *)vp, w->lkp, k0, nk, w->acc);
             continue;
         }
 #endif
@@ -445,15 +718,15 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 /* Floats of scratch per thread: Q block, scores, accumulator (rows rounded up to MR for the
  * tiles), row max and sum, the byte mask (a multiple of 4 floats' worth), and for INT8_QK
  * the row scales and int16 rows. */
-static size_t scratch_floats(int64_t bq, int64_t D, int quant) {
-    const int64_t KC = TS_ATTN_KCHUNK, bqp = TS_ATTN_RUP(bq);
+static size_t scratch_floats(int64_t bq, int64_t D, int quant, int bfdot) {
+    const int64_t KC = TS_ATTN_KCHUNK, bqp = bq + TS_ATTN_ROWPAD;
     return (size_t)(2 * bqp * D + bqp * KC + 2 * bq) + (size_t)(bq * KC / 4 + 1) +
-           (quant ? (size_t)(bq + bq * D / 2 + 1) : 0);
+           (quant ? (size_t)(bq + bq * D / 2 + 1) : 0) + (bfdot ? (size_t)(bqp * KC / 2) : 0);
 }
 
 /* The calling thread's part of the per-thread scratch (call inside a parallel region). */
-static attn_scratch scratch_of(float *scratch, size_t per, int64_t bq, int64_t D, int quant) {
-    const int64_t KC = TS_ATTN_KCHUNK, bqp = TS_ATTN_RUP(bq);
+static attn_scratch scratch_of(float *scratch, size_t per, int64_t bq, int64_t D, int quant, int bfdot) {
+    const int64_t KC = TS_ATTN_KCHUNK, bqp = bq + TS_ATTN_ROWPAD;
     int tid = 0;
 #ifdef _OPENMP
     tid = omp_get_thread_num();
@@ -466,12 +739,27 @@ static attn_scratch scratch_of(float *scratch, size_t per, int64_t bq, int64_t D
     w.m = b, b += bq;
     w.l = b, b += bq;
     w.ok = (uint8_t *)b, b += bq * KC / 4 + 1;
-    if (quant) w.qs = b, b += bq, w.q16 = (int16_t *)b;
+    if (quant) w.qs = b, b += bq, w.q16 = (int16_t *)b, b += bq * D / 2 + 1;
+    if (bfdot) w.pb = (uint32_t *)b;
     return w;
 }
 
+/* The register tiles take head dims and key blocks that are multiples of 16 and no INT8 Q·Kᵀ;
+ * the best path is the AVX-512 one where built (BF16 dots for bf16 operands with
+ * AVX512-BF16), else AVX2. */
+int ts_cpu_attn_runs(const ts_attn_plan *p, int path) {
+    if ((path == TS_ATTN_PATH_AVX2 && !TS_ATTN_TILE) || (path == TS_ATTN_PATH_AVX512 && !TS_ATTN_TILE512)) return -1;
+    const int64_t D = p->head_dim;
+    const int fits = p->quant == TS_QUANT_NONE && p->blk_k % TS_ATTN_NR == 0 && D % TS_ATTN_NR == 0 &&
+                     D <= TS_ATTN_MAXD;
+    if (!fits || path == TS_ATTN_PATH_SGEMM) return TK_SGEMM;
+    if (path == TS_ATTN_PATH_AVX2) return TK_AVX2;
+    if (TS_ATTN_TILE512) return p->in_bf16 && TS_ATTN_BFDOT ? TK_BF16 : TK_AVX512;
+    return TS_ATTN_TILE ? TK_AVX2 : TK_SGEMM;
+}
+
 ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, const void *k, const void *v,
-                           float *out, int tiles) {
+                           float *out, int path) {
     if (p->nq <= 0 || p->nk <= 0 || p->heads <= 0 || p->head_dim <= 0 || p->blk_q <= 0 ||
         p->blk_k <= 0 || p->blk_k > TS_ATTN_KCHUNK)
         return TS_ERR_INVALID_ARG;
@@ -481,10 +769,13 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     if (p->quant == TS_QUANT_INT8_QK && (p->blk_q > TS_ATTN_MAXQ || p->quant_rows < 0)) return TS_ERR_INVALID_ARG;
     const int64_t h0 = p->h1 > 0 ? p->h0 : 0, h1 = p->h1 > 0 ? p->h1 : p->heads;
     if (h0 < 0 || h1 > p->heads || h0 >= h1) return TS_ERR_INVALID_ARG;
+    const int tk = ts_cpu_attn_runs(p, path);
+    if (tk < 0) return TS_ERR_UNSUPPORTED;
     const int64_t D = p->head_dim, bq = p->blk_q, nh = h1 - h0;
     const int64_t n_tasks = nh * p->n_qblk;
     const int quant = p->quant == TS_QUANT_INT8_QK;
-    const size_t per = scratch_floats(bq, D, quant);
+    const int tile = tk != TK_SGEMM;
+    const size_t per = scratch_floats(bq, D, quant, tk == TK_BF16);
     int nt = c->n_threads > 0 ? c->n_threads : 1;
     float *scratch = malloc(per * (size_t)nt * sizeof(float));
     if (!scratch) return TS_ERR_NOMEM;
@@ -532,11 +823,6 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
      * then the group's query blocks run in parallel. The tiled path takes heads in groups
      * big enough to give every thread several tasks (one head when a head has many query
      * blocks, so the copy stays at one head's K and V). */
-    int tile = 0;
-#if TS_ATTN_TILE
-    tile = !quant && p->blk_k % TS_ATTN_NR == 0 && D % TS_ATTN_NR == 0 && D <= TS_ATTN_MAXD;
-    if (!tiles) tile = 0;
-#endif
     const int gather = p->perm || p->in_bf16 || tile;
     const int64_t Lkp = tile ? (Lk + TS_ATTN_NR - 1) / TS_ATTN_NR * TS_ATTN_NR : Lk;
     int64_t g = tile ? (8 * (int64_t)nt + p->n_qblk - 1) / p->n_qblk : 1;
@@ -573,6 +859,14 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
         const int64_t HD = p->heads * D, per_head = 2 * Lkp * D;
         for (int64_t hh0 = 0; hh0 < nh; hh0 += g) {
             const int64_t gn = nh - hh0 < g ? nh - hh0 : g;
+#if TS_ATTN_BFDOT
+            if (tk == TK_BF16) {
+                const int64_t np = Lkp / TS_ATTN_NR;
+#pragma omp parallel for num_threads(nt) schedule(static)
+                for (int64_t t = 0; t < gn * np; t++)
+                    head_panels_bf(p, k, v, h0 + hh0 + t / np, Lk, Lkp, t % np, (uint32_t *)(kvh + (t / np) * per_head));
+            } else
+#endif
 #if TS_ATTN_TILE
             if (tile) {
                 const int64_t np = Lkp / TS_ATTN_NR;
@@ -598,8 +892,8 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
             }
 #pragma omp parallel num_threads(nt)
             {
-                attn_scratch w = scratch_of(scratch, per, bq, D, quant);
-                w.kreal = kreal, w.ktail = ktail;
+                attn_scratch w = scratch_of(scratch, per, bq, D, quant, tk == TK_BF16);
+                w.kreal = kreal, w.ktail = ktail, w.tk = tk;
 #pragma omp for schedule(dynamic, 1)
                 for (int64_t t = 0; t < gn * p->n_qblk; t++) {
                     const int64_t gi = t % gn, qb = t / gn;
@@ -615,8 +909,8 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     } else {
 #pragma omp parallel num_threads(nt)
         {
-            attn_scratch w = scratch_of(scratch, per, bq, D, quant);
-            w.kreal = kreal, w.ktail = ktail;
+            attn_scratch w = scratch_of(scratch, per, bq, D, quant, tk == TK_BF16);
+            w.kreal = kreal, w.ktail = ktail, w.tk = tk;
 #pragma omp for schedule(dynamic, 1)
             for (int64_t task = 0; task < n_tasks; task++)
                 attn_task(p, q, k, v, out, h0 + task % nh, (int32_t)(task / nh), quant ? &qkh[task % nh] : NULL, &w);
@@ -628,5 +922,5 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
 }
 
 ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const void *q, const void *k, const void *v, float *out) {
-    return ts_cpu_attn_path(c, p, q, k, v, out, 1);
+    return ts_cpu_attn_path(c, p, q, k, v, out, TS_ATTN_PATH_BEST);
 }

@@ -30,10 +30,17 @@ ts_status ts_cpu_conv3d(ts_ctx *c, float *y, const float *x, const ts_conv3d_par
 ts_status ts_cpu_upsample2x(ts_ctx *c, float *y, const float *x, int64_t C, int64_t H, int64_t W);
 ts_status ts_cpu_attn(ts_ctx *c, const struct ts_attn_plan *plan, const void *q, const void *k,
                       const void *v, float *out);
-/* The same, with tiles = 0 forcing the sgemm path where the AVX2 register tiles would run
- * (so tests check both on the same plans); ts_cpu_attn passes 1. */
+/* The same on a chosen path, so tests check each on the same plans: the sgemm path, the AVX2
+ * register tiles, the AVX-512 tiles (BF16 dots for bf16 operands where the CPU has them), or
+ * the best built (what ts_cpu_attn runs). Plans the tiles do not take (head dim or key block
+ * not a multiple of 16, INT8 Q·Kᵀ) run the sgemm path on any; TS_ERR_UNSUPPORTED: a path
+ * this build has not compiled. */
+enum { TS_ATTN_PATH_SGEMM, TS_ATTN_PATH_AVX2, TS_ATTN_PATH_AVX512, TS_ATTN_PATH_BEST };
 ts_status ts_cpu_attn_path(ts_ctx *c, const struct ts_attn_plan *plan, const void *q, const void *k,
-                           const void *v, float *out, int tiles);
+                           const void *v, float *out, int path);
+/* What a plan runs on a path: TS_ATTN_RUN_*, or -1 for a path this build has not compiled. */
+enum { TS_ATTN_RUN_SGEMM, TS_ATTN_RUN_AVX2, TS_ATTN_RUN_AVX512, TS_ATTN_RUN_BF16 };
+int ts_cpu_attn_runs(const struct ts_attn_plan *plan, int path);
 
 /* inv[j] = sqrt(C) / max(||x[:, j]||₂, 1e-12) over C channels cstride apart, for n
  * positions: the per-position factor of ts_cpu_l2_norm_ch (and of convs that norm their

@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 
 
-def sdpa_time(n, heads, d, repeats):
+def sdpa_time(n, heads, d, repeats, dtype=torch.float32):
     g = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(1, heads, n, d, generator=g) for _ in range(3))
+    q, k, v = (torch.randn(1, heads, n, d, generator=g).to(dtype) for _ in range(3))
     best = float("inf")
     with torch.no_grad():
         for i in range(repeats + 1):
@@ -45,7 +45,8 @@ def main():
     ap.add_argument("--head-dim", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--methods", default="dense,gna,clear,draft")
+    ap.add_argument("--methods", default="dense,gna,clear,draft",
+                    help="dense first; dense-bf16 also times SDPA in bf16")
     ap.add_argument("--densities", default="0.5,0.2,0.1,0.05")
     ap.add_argument("--json", default=None, help="write every row as JSON lines here")
     a = ap.parse_args()
@@ -56,6 +57,8 @@ def main():
         n = t * h * w
         flops = 4.0 * n * n * a.head_dim * a.heads
         ts = sdpa_time(n, a.heads, a.head_dim, a.repeats)
+        bf16 = "dense-bf16" in a.methods.split(",")
+        ts16 = sdpa_time(n, a.heads, a.head_dim, a.repeats, torch.bfloat16) if bf16 else None
         out = subprocess.run([a.tessera, "attn", "--grid", grid, "--heads", str(a.heads), "--head-dim",
                               str(a.head_dim), "--threads", str(a.threads), "--repeats", str(a.repeats),
                               "--methods", a.methods, "--densities", a.densities, "--json"],
@@ -68,12 +71,19 @@ def main():
         print(f"torch SDPA: {ts:.3f} s, {flops / ts * 1e-9:.1f} GFLOP/s")
         print(f"tessera dense: {dense['time_s']:.3f} s, {dense['gflops']:.1f} GFLOP/s = "
               f"{dense['gflops'] / sgemm:.2f} of sgemm, {ts / dense['time_s']:.2f}x SDPA")
+        if bf16:
+            d16 = next(r for r in recs if r["kind"] == "attn" and r["method"] == "dense-bf16")
+            print(f"torch SDPA bf16: {ts16:.3f} s, {flops / ts16 * 1e-9:.1f} GFLOP/s")
+            print(f"tessera dense bf16: {d16['time_s']:.3f} s, {d16['gflops']:.1f} GFLOP/s = "
+                  f"{d16['gflops'] / sgemm:.2f} of fp32 sgemm, {ts16 / d16['time_s']:.2f}x SDPA bf16")
         print(f"{'method':8} {'spec':44} {'time_s':>8} {'GFLOP/s':>8} {'vs dense':>8} {'vs SDPA':>8} {'density':>8} "
               f"{'0.8/dens':>8}")
         for r in recs:
             if r["kind"] != "attn":
                 continue
-            r.update(sdpa_s=ts, sgemm_gflops=sgemm, vs_sdpa=ts / r["time_s"])
+            peer = ts16 if r["method"] == "dense-bf16" else ts  # bf16 against SDPA in bf16
+            r.update(sdpa_s=peer, sdpa_dtype="bf16" if r["method"] == "dense-bf16" else "fp32", sgemm_gflops=sgemm,
+                     vs_sdpa=peer / r["time_s"])
             rows.append(r)
             print(f"{r['method']:8} {r['spec']:44} {r['time_s']:8.3f} {r['gflops']:8.1f} {r['speedup']:8.2f} "
                   f"{r['vs_sdpa']:8.2f} {r['density']:8.4f} {0.8 / r['density']:8.2f}")

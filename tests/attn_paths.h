@@ -1,0 +1,32 @@
+/*
+ * attn_paths.h — the CPU attention kernel's paths, for tests that run each on the same plan:
+ * the backend's entry (the best built), the AVX-512 tiles, the AVX2 tiles and the sgemm path.
+ * A path this build has not compiled is left out (ts_cpu_attn_runs < 0).
+ */
+#ifndef TS_TESTS_ATTN_PATHS_H
+#define TS_TESTS_ATTN_PATHS_H
+
+#include "backend.h"
+#include "cpu/cpu_internal.h"
+#include "plan.h"
+
+enum { TS_TEST_ATTN_PATHS = 4 };
+static const int ts_test_attn_path[TS_TEST_ATTN_PATHS] = {TS_ATTN_PATH_BEST, TS_ATTN_PATH_AVX512, TS_ATTN_PATH_AVX2,
+                                                          TS_ATTN_PATH_SGEMM};
+static const char *const ts_test_attn_path_name[TS_TEST_ATTN_PATHS] = {"backend", "avx512 path", "avx2 path",
+                                                                       "sgemm path"};
+
+/* Runs path i (the backend's own entry for i == 0); TS_ERR_UNSUPPORTED: not built. */
+static inline ts_status ts_test_attn_run(ts_ctx *c, int i, const ts_attn_plan *p, const void *q, const void *k,
+                                         const void *v, float *out) {
+    if (ts_cpu_attn_runs(p, ts_test_attn_path[i]) < 0) return TS_ERR_UNSUPPORTED;
+    return i == 0 ? c->backend->attn(c, p, q, k, v, out) : ts_cpu_attn_path(c, p, q, k, v, out, ts_test_attn_path[i]);
+}
+
+/* The relative-L2 tolerance against the float64 executor: fp32 products 1e-5; BF16 dots round
+ * P to bf16 as well (about 2^-9 relative per weight), 3e-3. */
+static inline double ts_test_attn_tol(const ts_attn_plan *p, int i) {
+    return ts_cpu_attn_runs(p, ts_test_attn_path[i]) == TS_ATTN_RUN_BF16 ? 3e-3 : 1e-5;
+}
+
+#endif
