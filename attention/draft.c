@@ -124,16 +124,35 @@ ts_status ts_draft_attention(ts_ctx *c, const int64_t g[3], int64_t n, int64_t H
     if (g[0] * g[1] * g[2] != n || n <= 0)
         return TS_ERR(err, TS_ERR_SHAPE, "draft: needs the token grid (got %lldx%lldx%lld for %lld tokens)",
                       (long long)g[0], (long long)g[1], (long long)g[2], (long long)n);
-    double sum = 0;
-    ts_plan_store st = {0};
-    for (int64_t h = h0; h < h1; h++) {
-        ts_attn_plan p;
-        TS_TRY(ts_draft_plan(g, H, D, h, dp, q, k, &p, &st, err));
-        ts_status s = c->backend->attn(c, &p, q, k, v, out);
-        sum += p.density;
-        ts_plan_store_free(&st);
-        if (s != TS_OK) return TS_ERR(err, s, "attention kernel failed (%s)", ts_status_str(s));
+    /* the heads' plans are built in parallel (each is serial work), then run one by one (each
+     * kernel call is parallel) */
+    const int64_t nh = h1 - h0;
+    ts_plan_store *st = calloc((size_t)nh, sizeof *st);
+    ts_attn_plan *p = malloc((size_t)nh * sizeof *p);
+    ts_status *rc = malloc((size_t)nh * sizeof *rc);
+    ts_err *errs = calloc((size_t)nh, sizeof *errs);
+    if (!st || !p || !rc || !errs) {
+        free(st), free(p), free(rc), free(errs);
+        return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
     }
-    if (density) *density = sum / (double)(h1 - h0);
-    return TS_OK;
+    const int nt = c->n_threads > 0 ? c->n_threads : 1;
+    (void)nt;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (int64_t i = 0; i < nh; i++) rc[i] = ts_draft_plan(g, H, D, h0 + i, dp, q, k, &p[i], &st[i], &errs[i]);
+    ts_status out_rc = TS_OK;
+    double sum = 0;
+    for (int64_t i = 0; i < nh && out_rc == TS_OK; i++) {
+        if (rc[i] != TS_OK) {
+            *err = errs[i];
+            out_rc = rc[i];
+            break;
+        }
+        ts_status s = c->backend->attn(c, &p[i], q, k, v, out);
+        sum += p[i].density;
+        if (s != TS_OK) out_rc = TS_ERR(err, s, "attention kernel failed (%s)", ts_status_str(s));
+    }
+    for (int64_t i = 0; i < nh; i++) ts_plan_store_free(&st[i]);
+    free(st), free(p), free(rc), free(errs);
+    if (out_rc == TS_OK && density) *density = sum / (double)nh;
+    return out_rc;
 }
