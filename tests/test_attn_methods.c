@@ -217,15 +217,22 @@ static void kernel_vs_ref(ts_ctx *c, ts_attn_plan *p, int64_t H, int64_t D, int6
     ts_test_randn(v, n * HD, 7 + (uint64_t)n, 1.0f);
     for (int64_t i = 0; i < n * HD; i++) out[i] = ref[i] = 7.0f;
     TS_CHECK(ts_attn_ref(p, q, k, v, ref) == 0, "ref");
-    TS_CHECK(c->backend->attn(c, p, q, k, v, out) == TS_OK, "%s: kernel ran", what);
-    ts_test_compare(what, out, ref, n * HD, 1e-5, NULL);
-    if (h1 > 0) {
-        int untouched = 1;
-        for (int64_t t = 0; t < n; t++)
-            for (int64_t h = 0; h < H; h++)
-                if (h < h0 || h >= h1)
-                    for (int64_t d = 0; d < D; d++) untouched &= out[t * HD + h * D + d] == 7.0f;
-        TS_CHECK(untouched, "%s: heads outside [%lld, %lld) written", what, (long long)h0, (long long)h1);
+    for (int path = 0; path < TS_TEST_ATTN_PATHS; path++) { /* the backend's entry, then each path built */
+        for (int64_t i = 0; i < n * HD; i++) out[i] = 7.0f;
+        ts_status st = ts_test_attn_run(c, path, p, q, k, v, out);
+        if (st == TS_ERR_UNSUPPORTED) continue;
+        char w2[160];
+        snprintf(w2, sizeof w2, "%s %s", what, ts_test_attn_path_name[path]);
+        TS_CHECK(st == TS_OK, "%s: kernel ran", w2);
+        ts_test_compare(w2, out, ref, n * HD, 1e-5, NULL);
+        if (h1 > 0) {
+            int untouched = 1;
+            for (int64_t t = 0; t < n; t++)
+                for (int64_t h = 0; h < H; h++)
+                    if (h < h0 || h >= h1)
+                        for (int64_t d = 0; d < D; d++) untouched &= out[t * HD + h * D + d] == 7.0f;
+            TS_CHECK(untouched, "%s: heads outside [%lld, %lld) written", w2, (long long)h0, (long long)h1);
+        }
     }
     free(q), free(k), free(v), free(out), free(ref);
 }

@@ -27,8 +27,9 @@
  *
  * TS_QUANT_INT8_QK (PARO): K is quantised once per head and key block (kernel order) before
  * the tasks run, each task quantises its query rows in groups of quant_rows, and S comes
- * from integer dots (AVX2 vpmaddwd on int8 values held in int16; a plain loop elsewhere),
- * scaled back to float; the softmax and P·V are the fp32 path's.
+ * from integer dots on int8 values held in int16 (AVX512-VNNI vpdpwssd, 8 rows x 32 keys, on
+ * the AVX-512 path; AVX2 vpmaddwd, 4 x 8; a plain loop elsewhere), scaled back to float; the
+ * softmax and P·V are the fp32 path's (P·V on the register tiles where they fit).
  */
 #include <cblas.h>
 #include <float.h>
@@ -63,6 +64,11 @@
 #define TS_ATTN_BFDOT 1
 #else
 #define TS_ATTN_BFDOT 0
+#endif
+#if TS_ATTN_TILE512 && defined(__AVX512VNNI__)
+#define TS_ATTN_VNNI 1
+#else
+#define TS_ATTN_VNNI 0
 #endif
 #define TS_ATTN_MR 6  /* register tiles: query rows */
 #define TS_ATTN_MR5 8 /* AVX-512 tiles: query rows (x 32 keys or dims, 16 accumulators) */
@@ -99,11 +105,13 @@ typedef struct attn_scratch {
 } attn_scratch;
 
 /* The quantised K of one head: k16 [Lk, D] in kernel order, ks [n_kblk]; with AVX2 (even D,
- * key blocks a multiple of 8) also kpk, the same values in tiles of 8 keys with each pair of
- * dimensions interleaved, [Lk / 8][D / 2][8 keys][2], for the register-tiled Q8·K8ᵀ. */
+ * key blocks a multiple of 8) also kpk, the same values in tiles of kw = 8 keys with each pair
+ * of dimensions interleaved, [Lk / 8][D / 2][8 keys][2], for the register-tiled Q8·K8ᵀ; with
+ * AVX512-VNNI on the AVX-512 path (key blocks a multiple of 16) tiles of kw = 16 keys. */
 typedef struct qk_head {
     const int16_t *k16, *kpk;
     const float *ks;
+    int kw;
 } qk_head;
 
 #if defined(__AVX2__)
@@ -140,6 +148,51 @@ static void s_int8_tiles(const int16_t *q16, const float *qs, const qk_head *qk,
                     _mm256_storeu_ps(tmp, v);
                     memcpy(dst, tmp, (size_t)nj * sizeof(float));
                 }
+            }
+        }
+    }
+}
+#endif
+
+#if TS_ATTN_VNNI
+/* S for 8 query rows x 32 keys (two tiles of 16) per step with vpdpwssd: each 32-bit lane
+ * takes a pair of dimensions, 16 int32 accumulators; then the scales. Rows past nq repeat
+ * row 0 and are not stored. k0 a multiple of 16; columns up to the tile's end are written. */
+static void s_int8_vnni(const int16_t *q16, const float *qs, const qk_head *qk, int64_t D, int64_t nq, int64_t k0,
+                        int64_t nk, int64_t bk, float *S, int64_t lds) {
+    const int64_t P = D / 2;
+    for (int64_t j = 0; j < nk; j += 32) {
+        const int two = nk - j > 16;
+        const int16_t *t0 = qk->kpk + ((k0 + j) / 16) * P * 32, *t1 = t0 + P * 32;
+        const __m512 ks0 = _mm512_set1_ps(qk->ks[(k0 + j) / bk]),
+                     ks1 = _mm512_set1_ps(two ? qk->ks[(k0 + j + 16) / bk] : 0.0f);
+        for (int64_t r = 0; r < nq; r += 8) {
+            const int nr = nq - r < 8 ? (int)(nq - r) : 8;
+            const int32_t *qp[8];
+            for (int i = 0; i < 8; i++) qp[i] = (const int32_t *)(q16 + (r + (i < nr ? i : 0)) * D);
+            __m512i c0[8], c1[8];
+            for (int i = 0; i < 8; i++) c0[i] = c1[i] = _mm512_setzero_si512();
+            if (two) {
+                for (int64_t p = 0; p < P; p++) {
+                    const __m512i b0 = _mm512_loadu_si512((const void *)(t0 + p * 32)),
+                                  b1 = _mm512_loadu_si512((const void *)(t1 + p * 32));
+                    for (int i = 0; i < 8; i++) {
+                        const __m512i a = _mm512_set1_epi32(qp[i][p]);
+                        c0[i] = _mm512_dpwssd_epi32(c0[i], a, b0);
+                        c1[i] = _mm512_dpwssd_epi32(c1[i], a, b1);
+                    }
+                }
+            } else {
+                for (int64_t p = 0; p < P; p++) {
+                    const __m512i b0 = _mm512_loadu_si512((const void *)(t0 + p * 32));
+                    for (int i = 0; i < 8; i++) c0[i] = _mm512_dpwssd_epi32(c0[i], _mm512_set1_epi32(qp[i][p]), b0);
+                }
+            }
+            for (int i = 0; i < nr; i++) {
+                const __m512 sq = _mm512_set1_ps(qs[r + i]);
+                float *dst = S + (r + i) * lds + j;
+                _mm512_storeu_ps(dst, _mm512_mul_ps(_mm512_cvtepi32_ps(c0[i]), _mm512_mul_ps(sq, ks0)));
+                if (two) _mm512_storeu_ps(dst + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(c1[i]), _mm512_mul_ps(sq, ks1)));
             }
         }
     }
@@ -552,6 +605,8 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
     if (nq_pad > nq) memset(w->q + nq * qw, 0, (size_t)((nq_pad - nq) * qw) * sizeof(float));
     if (tk == TK_BF16 && nq_pad > nq)
         memset(w->pb + nq * (TS_ATTN_KCHUNK / 2), 0, (size_t)((nq_pad - nq) * (TS_ATTN_KCHUNK / 2)) * 4);
+    if (qk && nq_pad > nq) /* the INT8 S leaves them alone: P·V's tiles read them as zero P */
+        memset(w->s + nq * TS_ATTN_KCHUNK, 0, (size_t)((nq_pad - nq) * TS_ATTN_KCHUNK) * sizeof(float));
     if (qk) { /* quantise the block's query rows, groups of quant_rows (acc is free scratch here) */
         const int64_t g = p->quant_rows > 0 ? p->quant_rows : TS_QUANT_ROWS;
         const float *rows[TS_ATTN_MAXQ];
@@ -589,6 +644,11 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
         } else {
             kp = (const float *)k + k0 * HD + h * D, vp = (const float *)v + k0 * HD + h * D, ld = HD;
         }
+#if TS_ATTN_VNNI
+        if (qk && qk->kpk && qk->kw == 16) {
+            s_int8_vnni(w->q16, w->qs, qk, D, nq, k0, nk, bk, w->s, TS_ATTN_KCHUNK);
+        } else
+#endif
 #if defined(__AVX2__)
         if (qk && qk->kpk) {
             s_int8_tiles(w->q16, w->qs, qk, D, nq, k0, nk, bk, w->s, TS_ATTN_KCHUNK);
@@ -744,17 +804,16 @@ static attn_scratch scratch_of(float *scratch, size_t per, int64_t bq, int64_t D
     return w;
 }
 
-/* The register tiles take head dims and key blocks that are multiples of 16 and no INT8 Q·Kᵀ;
- * the best path is the AVX-512 one where built (BF16 dots for bf16 operands with
+/* The register tiles take head dims and key blocks that are multiples of 16 (with INT8 Q·Kᵀ,
+ * for P·V); the best path is the AVX-512 one where built (BF16 dots for bf16 operands with
  * AVX512-BF16), else AVX2. */
 int ts_cpu_attn_runs(const ts_attn_plan *p, int path) {
     if ((path == TS_ATTN_PATH_AVX2 && !TS_ATTN_TILE) || (path == TS_ATTN_PATH_AVX512 && !TS_ATTN_TILE512)) return -1;
     const int64_t D = p->head_dim;
-    const int fits = p->quant == TS_QUANT_NONE && p->blk_k % TS_ATTN_NR == 0 && D % TS_ATTN_NR == 0 &&
-                     D <= TS_ATTN_MAXD;
+    const int fits = p->blk_k % TS_ATTN_NR == 0 && D % TS_ATTN_NR == 0 && D <= TS_ATTN_MAXD;
     if (!fits || path == TS_ATTN_PATH_SGEMM) return TK_SGEMM;
     if (path == TS_ATTN_PATH_AVX2) return TK_AVX2;
-    if (TS_ATTN_TILE512) return p->in_bf16 && TS_ATTN_BFDOT ? TK_BF16 : TK_AVX512;
+    if (TS_ATTN_TILE512) return p->in_bf16 && TS_ATTN_BFDOT && p->quant == TS_QUANT_NONE ? TK_BF16 : TK_AVX512;
     return TS_ATTN_TILE ? TK_AVX2 : TK_SGEMM;
 }
 
@@ -784,11 +843,14 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     int16_t *k16 = quant ? malloc((size_t)(nh * Lk * D) * sizeof(int16_t)) : NULL;
     float *ks = quant ? malloc((size_t)(nh * p->n_kblk) * sizeof(float)) : NULL;
     qk_head *qkh = quant ? malloc((size_t)nh * sizeof *qkh) : NULL;
-    int packed = 0;
+    int packed = 0, kw = 8; /* tiles of kw keys: 8 for AVX2, 16 for AVX512-VNNI */
 #if defined(__AVX2__)
     packed = quant && D % 2 == 0 && p->blk_k % 8 == 0;
 #endif
-    const int64_t Lk8 = (Lk + 7) / 8 * 8;
+#if TS_ATTN_VNNI
+    if (packed && p->blk_k % 16 == 0 && (path == TS_ATTN_PATH_AVX512 || path == TS_ATTN_PATH_BEST)) kw = 16;
+#endif
+    const int64_t Lk8 = (Lk + kw - 1) / kw * kw;
     int16_t *kpk = packed ? calloc((size_t)(nh * Lk8 * D), sizeof(int16_t)) : NULL;
     if (quant && (!k16 || !ks || !qkh || (packed && !kpk))) {
         free(scratch), free(k16), free(ks), free(qkh), free(kpk);
@@ -801,7 +863,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     }
     if (quant) {
         for (int64_t i = 0; i < nh; i++)
-            qkh[i] = (qk_head){k16 + i * Lk * D, packed ? kpk + i * Lk8 * D : NULL, ks + i * p->n_kblk};
+            qkh[i] = (qk_head){k16 + i * Lk * D, packed ? kpk + i * Lk8 * D : NULL, ks + i * p->n_kblk, kw};
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
         for (int64_t t = 0; t < nh * p->n_kblk; t++) {
             const int64_t hi = t / p->n_kblk, kb = t % p->n_kblk, j0 = kb * p->blk_k;
@@ -813,9 +875,10 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
 #endif
             row_ptrs(p, k, h0 + hi, j0, n, rows, ktmp ? ktmp + (size_t)tid * (size_t)(p->blk_k * D) : NULL);
             ks[t] = ts_quant_i8_group(rows, n, D, k16 + (hi * Lk + j0) * D);
-            for (int64_t j = j0; packed && j < j0 + n; j++) /* tile j/8, slot j%8 */
+            for (int64_t j = j0; packed && j < j0 + n; j++) /* tile j / kw, slot j % kw */
                 for (int64_t d = 0; d < D; d++)
-                    kpk[hi * Lk8 * D + ((j / 8) * (D / 2) + d / 2) * 16 + (j % 8) * 2 + d % 2] = k16[(hi * Lk + j) * D + d];
+                    kpk[hi * Lk8 * D + ((j / kw) * (D / 2) + d / 2) * 2 * kw + (j % kw) * 2 + d % 2] =
+                        k16[(hi * Lk + j) * D + d];
         }
     }
     /* A permuted (or bf16) plan gathers each head's K and V into kernel order once, instead
