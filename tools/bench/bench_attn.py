@@ -13,6 +13,10 @@ which also measures the sgemm rate of the run, and prints one table with
 
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE slow OpenBLAS and PyTorch on this machine: unset them
 for the benchmark command only (as above).
+
+On a machine whose speed drifts (a shared VM), the comparisons are made in turn: SDPA and
+Tessera's dense (with the sgemm) alternate --rounds times, best of each, and the methods run
+with `tessera-bench attn --paired` (dense timed again right before each method).
 """
 import argparse
 import json
@@ -45,6 +49,7 @@ def main():
     ap.add_argument("--head-dim", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=2, help="SDPA and Tessera's dense timed in turn, best of each")
     ap.add_argument("--methods", default="dense,gna,clear,draft",
                     help="dense first; dense-bf16 also times SDPA in bf16")
     ap.add_argument("--densities", default="0.5,0.2,0.1,0.05")
@@ -56,16 +61,32 @@ def main():
         t, h, w = map(int, grid.split(","))
         n = t * h * w
         flops = 4.0 * n * n * a.head_dim * a.heads
-        ts = sdpa_time(n, a.heads, a.head_dim, a.repeats)
-        bf16 = "dense-bf16" in a.methods.split(",")
-        ts16 = sdpa_time(n, a.heads, a.head_dim, a.repeats, torch.bfloat16) if bf16 else None
-        out = subprocess.run([a.tessera, "attn", "--grid", grid, "--heads", str(a.heads), "--head-dim",
-                              str(a.head_dim), "--threads", str(a.threads), "--repeats", str(a.repeats),
-                              "--methods", a.methods, "--densities", a.densities, "--json"],
-                             check=True, capture_output=True, text=True).stdout
-        recs = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-        sgemm = next(r for r in recs if r["kind"] == "sgemm")["gflops"]
-        dense = next(r for r in recs if r["kind"] == "attn" and r["method"] == "dense")
+        methods = a.methods.split(",")
+        bf16 = "dense-bf16" in methods
+        base = ["dense"] + (["dense-bf16"] if bf16 else [])
+        rest = [m for m in methods if m not in base]
+
+        def tessera(ms):
+            out = subprocess.run([a.tessera, "attn", "--grid", grid, "--heads", str(a.heads), "--head-dim",
+                                  str(a.head_dim), "--threads", str(a.threads), "--repeats", str(a.repeats),
+                                  "--methods", ",".join(ms), "--densities", a.densities, "--paired", "--json"],
+                                 check=True, capture_output=True, text=True).stdout
+            return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+        ts = ts16 = float("inf")
+        sgemm, best = 0.0, {}
+        for _ in range(a.rounds):  # SDPA and Tessera's dense in turn, best of each
+            ts = min(ts, sdpa_time(n, a.heads, a.head_dim, a.repeats))
+            if bf16:
+                ts16 = min(ts16, sdpa_time(n, a.heads, a.head_dim, a.repeats, torch.bfloat16))
+            recs = tessera(base)
+            sgemm = max(sgemm, next(r for r in recs if r["kind"] == "sgemm")["gflops"])
+            for r in recs:
+                if r["kind"] == "attn" and (r["method"] not in best or r["time_s"] < best[r["method"]]["time_s"]):
+                    best[r["method"]] = r
+        recs = [best[m] for m in base] + ([r for r in tessera(["dense"] + rest) if r["kind"] == "attn"
+                                             and r["method"] != "dense"] if rest else [])
+        dense = best["dense"]
         print(f"\n== grid {grid} ({n} tokens), {a.heads} heads x {a.head_dim}, {a.threads} threads ==")
         print(f"sgemm (2048^3, same run): {sgemm:.1f} GFLOP/s")
         print(f"torch SDPA: {ts:.3f} s, {flops / ts * 1e-9:.1f} GFLOP/s")
@@ -74,16 +95,17 @@ def main():
         if bf16:
             d16 = next(r for r in recs if r["kind"] == "attn" and r["method"] == "dense-bf16")
             print(f"torch SDPA bf16: {ts16:.3f} s, {flops / ts16 * 1e-9:.1f} GFLOP/s")
+            sg16 = max(sgemm, d16.get("sgemm_gflops", 0.0))
             print(f"tessera dense bf16: {d16['time_s']:.3f} s, {d16['gflops']:.1f} GFLOP/s = "
-                  f"{d16['gflops'] / sgemm:.2f} of fp32 sgemm, {ts16 / d16['time_s']:.2f}x SDPA bf16")
+                  f"{d16['gflops'] / sg16:.2f} of fp32 sgemm, {ts16 / d16['time_s']:.2f}x SDPA bf16")
         print(f"{'method':8} {'spec':44} {'time_s':>8} {'GFLOP/s':>8} {'vs dense':>8} {'vs SDPA':>8} {'density':>8} "
               f"{'0.8/dens':>8}")
         for r in recs:
             if r["kind"] != "attn":
                 continue
             peer = ts16 if r["method"] == "dense-bf16" else ts  # bf16 against SDPA in bf16
-            r.update(sdpa_s=peer, sdpa_dtype="bf16" if r["method"] == "dense-bf16" else "fp32", sgemm_gflops=sgemm,
-                     vs_sdpa=peer / r["time_s"])
+            r.update(sdpa_s=peer, sdpa_dtype="bf16" if r["method"] == "dense-bf16" else "fp32",
+                     sgemm_gflops=max(sgemm, r.get("sgemm_gflops", 0.0)), vs_sdpa=peer / r["time_s"])
             rows.append(r)
             print(f"{r['method']:8} {r['spec']:44} {r['time_s']:8.3f} {r['gflops']:8.1f} {r['speedup']:8.2f} "
                   f"{r['vs_sdpa']:8.2f} {r['density']:8.4f} {0.8 / r['density']:8.2f}")
