@@ -355,6 +355,22 @@ static void pv_tiles(const float *P, int64_t nq, int64_t D, const float *vt, int
  * Same panels as the AVX2 tiles. np (1 or 2) is a constant at every call. */
 #define MR5 TS_ATTN_MR5
 
+/* A tile's accumulators: MR5 rows of 16·np floats, rows ld apart (shared by the fp32 and
+ * the BF16 tiles). */
+static inline __attribute__((always_inline)) void c_load512(__m512 c[MR5][2], const float *src, int64_t ld, int np) {
+    for (int i = 0; i < MR5; i++) {
+        c[i][0] = _mm512_loadu_ps(src + i * ld);
+        c[i][1] = np == 2 ? _mm512_loadu_ps(src + i * ld + 16) : c[i][0];
+    }
+}
+
+static inline __attribute__((always_inline)) void c_store512(__m512 c[MR5][2], float *dst, int64_t ld, int np) {
+    for (int i = 0; i < MR5; i++) {
+        _mm512_storeu_ps(dst + i * ld, c[i][0]);
+        if (np == 2) _mm512_storeu_ps(dst + i * ld + 16, c[i][1]);
+    }
+}
+
 static inline __attribute__((always_inline)) void s_tile512(const float *q, int64_t D, const float *kp, int np,
                                                             float *s) {
     __m512 c[MR5][2];
@@ -368,10 +384,7 @@ static inline __attribute__((always_inline)) void s_tile512(const float *q, int6
             if (np == 2) c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
         }
     }
-    for (int i = 0; i < MR5; i++) {
-        _mm512_storeu_ps(s + i * TS_ATTN_KCHUNK, c[i][0]);
-        if (np == 2) _mm512_storeu_ps(s + i * TS_ATTN_KCHUNK + 16, c[i][1]);
-    }
+    c_store512(c, s, TS_ATTN_KCHUNK, np);
 }
 
 static void s_tiles512(const float *q, int64_t nq, int64_t D, const float *kt, int64_t k0, int64_t nk, float *S) {
@@ -388,10 +401,7 @@ static void s_tiles512(const float *q, int64_t nq, int64_t D, const float *kt, i
 static inline __attribute__((always_inline)) void pv_tile512(const float *P, const float *vp, int64_t vstride,
                                                              int64_t D, int64_t nk, int np, float *acc) {
     __m512 c[MR5][2];
-    for (int i = 0; i < MR5; i++) {
-        c[i][0] = _mm512_loadu_ps(acc + i * D);
-        c[i][1] = np == 2 ? _mm512_loadu_ps(acc + i * D + 16) : c[i][0];
-    }
+    c_load512(c, acc, D, np);
     for (int64_t j = 0; j < nk; j++) {
         const __m512 b0 = _mm512_loadu_ps(vp + j * 16), b1 = np == 2 ? _mm512_loadu_ps(vp + vstride + j * 16) : b0;
         for (int i = 0; i < MR5; i++) {
@@ -400,10 +410,7 @@ static inline __attribute__((always_inline)) void pv_tile512(const float *P, con
             if (np == 2) c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
         }
     }
-    for (int i = 0; i < MR5; i++) {
-        _mm512_storeu_ps(acc + i * D, c[i][0]);
-        if (np == 2) _mm512_storeu_ps(acc + i * D + 16, c[i][1]);
-    }
+    c_store512(c, acc, D, np);
 }
 
 static void pv_tiles512(const float *P, int64_t nq, int64_t D, const float *vt, int64_t Lkp, int64_t k0, int64_t nk,
@@ -493,10 +500,8 @@ static inline __attribute__((always_inline)) void s_tile_bf(const uint32_t *q, i
         }
     }
     const __m512 sc = _mm512_set1_ps(qscale);
-    for (int i = 0; i < MR5; i++) {
-        _mm512_storeu_ps(s + i * TS_ATTN_KCHUNK, _mm512_mul_ps(c[i][0], sc));
-        if (np == 2) _mm512_storeu_ps(s + i * TS_ATTN_KCHUNK + 16, _mm512_mul_ps(c[i][1], sc));
-    }
+    for (int i = 0; i < MR5; i++) c[i][0] = _mm512_mul_ps(c[i][0], sc), c[i][1] = _mm512_mul_ps(c[i][1], sc);
+    c_store512(c, s, TS_ATTN_KCHUNK, np);
 }
 
 static void s_tiles_bf(const uint32_t *q, int64_t nq, int64_t D, const uint32_t *kt, int64_t k0, int64_t nk,
@@ -528,10 +533,7 @@ static void p_to_bf(const float *s, int64_t n, uint32_t *pb) {
 static inline __attribute__((always_inline)) void pv_tile_bf(const uint32_t *P, const uint32_t *vp, int64_t vstride,
                                                              int64_t D, int64_t npair, int np, float *acc) {
     __m512 c[MR5][2];
-    for (int i = 0; i < MR5; i++) {
-        c[i][0] = _mm512_loadu_ps(acc + i * D);
-        c[i][1] = np == 2 ? _mm512_loadu_ps(acc + i * D + 16) : c[i][0];
-    }
+    c_load512(c, acc, D, np);
     for (int64_t jp = 0; jp < npair; jp++) {
         const __m512bh b0 = bf_load(vp + jp * 16), b1 = np == 2 ? bf_load(vp + vstride + jp * 16) : b0;
         for (int i = 0; i < MR5; i++) {
@@ -540,10 +542,7 @@ static inline __attribute__((always_inline)) void pv_tile_bf(const uint32_t *P, 
             if (np == 2) c[i][1] = _mm512_dpbf16_ps(c[i][1], a, b1);
         }
     }
-    for (int i = 0; i < MR5; i++) {
-        _mm512_storeu_ps(acc + i * D, c[i][0]);
-        if (np == 2) _mm512_storeu_ps(acc + i * D + 16, c[i][1]);
-    }
+    c_store512(c, acc, D, np);
 }
 
 /* acc [nq, D] += P (bf16 pairs) · V of keys k0 .. k0 + nk (k0 even: key blocks are multiples
