@@ -250,11 +250,69 @@ static int spec_for(const char *m, double d, const int64_t g[3], int64_t H, char
     return 0;
 }
 
-/* The dense plan on q, k, v rounded to bf16, through the backend; rel-L2 vs the fp32 dense
- * output (ref, from an earlier "dense" in --methods; 0 without one). */
-static double sgemm_time(ts_ctx *c, int S, const float *a, const float *b, float *cc);
+/* A pause between timings taken in turn: OpenBLAS's threads keep spinning for a while after
+ * an sgemm (and OpenMP's after a parallel region), and would take the other's cores. */
+static void settle(void) {
+    struct timespec ts = {0, 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
 
-/* --paired: the sgemm in turn with it (its rate goes in the row as sgemm_gflops) */
+static double sgemm_time(ts_ctx *c, int S, const float *a, const float *b, float *cc) {
+    openblas_set_num_threads(c->n_threads);
+    settle();
+    double t0 = now_s();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, S, 1.0f, a, S, b, S, 0.0f, cc, S);
+    double dt = now_s() - t0;
+    settle();
+    return dt;
+}
+
+static void print_sgemm(const opts *o, const ts_ctx *c, int S, double best) {
+    double gf = 2.0 * S * S * (double)S / best * 1e-9;
+    if (o->json)
+        printf("{\"kind\": \"sgemm\", \"size\": %d, \"threads\": %d, \"gflops\": %.2f, \"paired\": %s}\n", S,
+               c->n_threads, gf, o->paired ? "true" : "false");
+    else printf("sgemm %dx%dx%d, %d threads: %.1f GFLOP/s%s\n", S, S, S, c->n_threads, gf, o->paired ? " (paired)" : "");
+    fflush(stdout);
+}
+
+/* rel-L2 of x against ref */
+static double rel_l2(const float *x, const float *ref, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double dd = (double)x[i] - ref[i];
+        num += dd * dd, den += (double)ref[i] * ref[i];
+    }
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+/* One row of the attention table; sgemm_gf >= 0 also goes in the JSON row as sgemm_gflops. */
+typedef struct attn_row {
+    const char *method, *spec;
+    double target, time_s, speedup, density, err, sgemm_gf;
+} attn_row;
+
+static void print_attn_row(const opts *o, const ts_ctx *c, int64_t N, const int64_t g[3], int64_t H, int64_t D,
+                           const attn_row *r) {
+    const double gf = 4.0 * (double)N * (double)N * (double)D * (double)H * r->density / r->time_s * 1e-9;
+    if (o->json) {
+        printf("{\"kind\": \"attn\", \"method\": \"%s\", \"spec\": \"%s\", \"target_density\": %.3f, "
+               "\"tokens\": %lld, \"grid\": [%lld, %lld, %lld], \"heads\": %lld, \"head_dim\": %lld, "
+               "\"threads\": %d, \"time_s\": %.5f, \"gflops\": %.2f, \"speedup\": %.3f, \"density\": %.5f, "
+               "\"rel_err\": %.3e", r->method, r->spec, r->target, (long long)N, (long long)g[0], (long long)g[1],
+               (long long)g[2], (long long)H, (long long)D, c->n_threads, r->time_s, gf, r->speedup, r->density, r->err);
+        if (r->sgemm_gf >= 0) printf(", \"sgemm_gflops\": %.2f", r->sgemm_gf);
+        printf("}\n");
+    } else {
+        printf("%-8s %-44s %9.4f %9.1f %8.2f %8.4f %9.2e\n", r->method, r->spec, r->time_s, gf, r->speedup, r->density,
+               r->err);
+    }
+    fflush(stdout);
+}
+
+/* The dense plan on q, k, v rounded to bf16, through the backend; rel-L2 vs the fp32 dense
+ * output (ref, from an earlier "dense" in --methods; 0 without one). --paired: the sgemm in
+ * turn with it (its rate goes in the row as sgemm_gflops). */
 static int bench_dense_bf16(const opts *o, ts_ctx *c, int64_t N, int64_t H, int64_t D, const int64_t g[3],
                             const float *q, const float *k, const float *v, const float *ref, float *out,
                             double t_dense, int S, const float *sa, const float *sb, float *sc) {
@@ -281,50 +339,10 @@ static int bench_dense_bf16(const opts *o, ts_ctx *c, int64_t N, int64_t H, int6
         if (r > 0 && dt < best) best = dt;
     }
     free(b);
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n && t_dense > 0; i++) {
-        double dd = (double)out[i] - ref[i];
-        num += dd * dd, den += (double)ref[i] * ref[i];
-    }
-    const double err = sqrt(num / (den > 0 ? den : 1)), gf = 4.0 * (double)N * (double)N * (double)D * (double)H / best * 1e-9;
-    const double speedup = t_dense > 0 ? t_dense / best : 0;
-    if (o->json)
-        printf("{\"kind\": \"attn\", \"method\": \"dense-bf16\", \"spec\": \"dense, bf16 q/k/v\", \"target_density\": 1.000, "
-               "\"tokens\": %lld, \"grid\": [%lld, %lld, %lld], \"heads\": %lld, \"head_dim\": %lld, "
-               "\"threads\": %d, \"time_s\": %.5f, \"gflops\": %.2f, \"speedup\": %.3f, \"density\": 1.00000, "
-               "\"rel_err\": %.3e, \"sgemm_gflops\": %.2f}\n", (long long)N, (long long)g[0], (long long)g[1],
-               (long long)g[2], (long long)H, (long long)D, c->n_threads, best, gf, speedup, err,
-               o->paired ? 2.0 * S * S * (double)S / sg * 1e-9 : 0.0);
-    else
-        printf("%-8s %-44s %9.4f %9.1f %8.2f %8.4f %9.2e\n", "dense-bf16", "dense, bf16 q/k/v", best, gf, speedup, 1.0, err);
-    fflush(stdout);
+    const attn_row row = {"dense-bf16", "dense, bf16 q/k/v", 1.0, best, t_dense > 0 ? t_dense / best : 0, 1.0,
+                          t_dense > 0 ? rel_l2(out, ref, n) : 0, o->paired ? 2.0 * S * S * (double)S / sg * 1e-9 : 0.0};
+    print_attn_row(o, c, N, g, H, D, &row);
     return 0;
-}
-
-/* A pause between timings taken in turn: OpenBLAS's threads keep spinning for a while after
- * an sgemm (and OpenMP's after a parallel region), and would take the other's cores. */
-static void settle(void) {
-    struct timespec ts = {0, 300 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-}
-
-static double sgemm_time(ts_ctx *c, int S, const float *a, const float *b, float *cc) {
-    openblas_set_num_threads(c->n_threads);
-    settle();
-    double t0 = now_s();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, S, 1.0f, a, S, b, S, 0.0f, cc, S);
-    double dt = now_s() - t0;
-    settle();
-    return dt;
-}
-
-static void print_sgemm(const opts *o, const ts_ctx *c, int S, double best) {
-    double gf = 2.0 * S * S * (double)S / best * 1e-9;
-    if (o->json)
-        printf("{\"kind\": \"sgemm\", \"size\": %d, \"threads\": %d, \"gflops\": %.2f, \"paired\": %s}\n", S,
-               c->n_threads, gf, o->paired ? "true" : "false");
-    else printf("sgemm %dx%dx%d, %d threads: %.1f GFLOP/s%s\n", S, S, S, c->n_threads, gf, o->paired ? " (paired)" : "");
-    fflush(stdout);
 }
 
 static int bench_attn(const opts *o, ts_ctx *c) {
@@ -411,23 +429,10 @@ static int bench_attn(const opts *o, ts_ctx *c) {
                 remove(path);
             }
             if (is_dense) t_dense = best;
-            double num = 0, den = 0;
-            for (int64_t i = 0; i < N * HD; i++) {
-                double dd = (double)dst[i] - ref[i];
-                num += dd * dd, den += (double)ref[i] * ref[i];
-            }
-            double err = sqrt(num / (den > 0 ? den : 1));
-            double gf = 4.0 * (double)N * (double)N * (double)D * (double)H * density / best * 1e-9;
-            double speedup = t_dense > 0 ? (pair_best < 1e30 ? pair_best : t_dense) / best : 0;
-            if (o->json)
-                printf("{\"kind\": \"attn\", \"method\": \"%s\", \"spec\": \"%s\", \"target_density\": %.3f, "
-                       "\"tokens\": %lld, \"grid\": [%lld, %lld, %lld], \"heads\": %lld, \"head_dim\": %lld, "
-                       "\"threads\": %d, \"time_s\": %.5f, \"gflops\": %.2f, \"speedup\": %.3f, \"density\": %.5f, "
-                       "\"rel_err\": %.3e}\n", m, spec, target, (long long)N, (long long)g[0], (long long)g[1],
-                       (long long)g[2], (long long)H, (long long)D, c->n_threads, best, gf, speedup, density, err);
-            else
-                printf("%-8s %-44s %9.4f %9.1f %8.2f %8.4f %9.2e\n", m, spec, best, gf, speedup, density, err);
-            fflush(stdout);
+            const attn_row row = {m, spec, target, best,
+                                  t_dense > 0 ? (pair_best < 1e30 ? pair_best : t_dense) / best : 0, density,
+                                  rel_l2(dst, ref, N * HD), -1};
+            print_attn_row(o, c, N, g, H, D, &row);
         }
     }
     free(q), free(k), free(v), free(ref), free(out), free(sa), free(sb), free(sc);
