@@ -141,7 +141,7 @@ ts_status ts_draft_attention(ts_ctx *c, const int64_t g[3], int64_t n, int64_t H
     for (int64_t i = 0; i < nh; i++) rc[i] = ts_draft_plan(g, H, D, h0 + i, dp, q, k, &p[i], &st[i], &errs[i]);
     ts_status out_rc = TS_OK;
     double sum = 0;
-    for (int64_t i = 0; i < nh && out_rc == TS_OK; i++) {
+    for (int64_t i = 0; i < nh; i++) {
         if (rc[i] != TS_OK) {
             *err = errs[i];
             out_rc = rc[i];
@@ -149,7 +149,10 @@ ts_status ts_draft_attention(ts_ctx *c, const int64_t g[3], int64_t n, int64_t H
         }
         ts_status s = c->backend->attn(c, &p[i], q, k, v, out);
         sum += p[i].density;
-        if (s != TS_OK) out_rc = TS_ERR(err, s, "attention kernel failed (%s)", ts_status_str(s));
+        if (s != TS_OK) {
+            out_rc = TS_ERR(err, s, "attention kernel failed (%s)", ts_status_str(s));
+            break;
+        }
     }
     for (int64_t i = 0; i < nh; i++) ts_plan_store_free(&st[i]);
     free(st), free(p), free(rc), free(errs);
