@@ -286,7 +286,8 @@ static double rel_l2(const float *x, const float *ref, int64_t n) {
     return sqrt(num / (den > 0 ? den : 1));
 }
 
-/* One row of the attention table; sgemm_gf >= 0 also goes in the JSON row as sgemm_gflops. */
+/* One row of the attention table; sgemm_gf >= 0 also goes in the JSON row as sgemm_gflops.
+ * speedup and err < 0: not measured (no "dense" ran before this method). */
 typedef struct attn_row {
     const char *method, *spec;
     double target, time_s, speedup, density, err, sgemm_gf;
@@ -298,20 +299,23 @@ static void print_attn_row(const opts *o, const ts_ctx *c, int64_t N, const int6
     if (o->json) {
         printf("{\"kind\": \"attn\", \"method\": \"%s\", \"spec\": \"%s\", \"target_density\": %.3f, "
                "\"tokens\": %lld, \"grid\": [%lld, %lld, %lld], \"heads\": %lld, \"head_dim\": %lld, "
-               "\"threads\": %d, \"time_s\": %.5f, \"gflops\": %.2f, \"speedup\": %.3f, \"density\": %.5f, "
-               "\"rel_err\": %.3e", r->method, r->spec, r->target, (long long)N, (long long)g[0], (long long)g[1],
-               (long long)g[2], (long long)H, (long long)D, c->n_threads, r->time_s, gf, r->speedup, r->density, r->err);
+               "\"threads\": %d, \"time_s\": %.5f, \"gflops\": %.2f, \"density\": %.5f", r->method, r->spec,
+               r->target, (long long)N, (long long)g[0], (long long)g[1], (long long)g[2], (long long)H, (long long)D,
+               c->n_threads, r->time_s, gf, r->density);
+        if (r->speedup >= 0) printf(", \"speedup\": %.3f, \"rel_err\": %.3e", r->speedup, r->err);
+        else printf(", \"speedup\": null, \"rel_err\": null");
         if (r->sgemm_gf >= 0) printf(", \"sgemm_gflops\": %.2f", r->sgemm_gf);
         printf("}\n");
     } else {
-        printf("%-8s %-44s %9.4f %9.1f %8.2f %8.4f %9.2e\n", r->method, r->spec, r->time_s, gf, r->speedup, r->density,
-               r->err);
+        char sp[16] = "-", er[16] = "-";
+        if (r->speedup >= 0) snprintf(sp, sizeof sp, "%.2f", r->speedup), snprintf(er, sizeof er, "%.2e", r->err);
+        printf("%-8s %-44s %9.4f %9.1f %8s %8.4f %9s\n", r->method, r->spec, r->time_s, gf, sp, r->density, er);
     }
     fflush(stdout);
 }
 
 /* The dense plan on q, k, v rounded to bf16, through the backend; rel-L2 vs the fp32 dense
- * output (ref, from an earlier "dense" in --methods; 0 without one). --paired: the sgemm in
+ * output (ref, from an earlier "dense" in --methods; not measured without one). --paired: the sgemm in
  * turn with it (its rate goes in the row as sgemm_gflops). */
 static int bench_dense_bf16(const opts *o, ts_ctx *c, int64_t N, int64_t H, int64_t D, const int64_t g[3],
                             const float *q, const float *k, const float *v, const float *ref, float *out,
@@ -339,8 +343,8 @@ static int bench_dense_bf16(const opts *o, ts_ctx *c, int64_t N, int64_t H, int6
         if (r > 0 && dt < best) best = dt;
     }
     free(b);
-    const attn_row row = {"dense-bf16", "dense, bf16 q/k/v", 1.0, best, t_dense > 0 ? t_dense / best : 0, 1.0,
-                          t_dense > 0 ? rel_l2(out, ref, n) : 0, o->paired ? 2.0 * S * S * (double)S / sg * 1e-9 : 0.0};
+    const attn_row row = {"dense-bf16", "dense, bf16 q/k/v", 1.0, best, t_dense > 0 ? t_dense / best : -1, 1.0,
+                          t_dense > 0 ? rel_l2(out, ref, n) : -1, o->paired ? 2.0 * S * S * (double)S / sg * 1e-9 : 0.0};
     print_attn_row(o, c, N, g, H, D, &row);
     return 0;
 }
@@ -430,8 +434,8 @@ static int bench_attn(const opts *o, ts_ctx *c) {
             }
             if (is_dense) t_dense = best;
             const attn_row row = {m, spec, target, best,
-                                  t_dense > 0 ? (pair_best < 1e30 ? pair_best : t_dense) / best : 0, density,
-                                  rel_l2(dst, ref, N * HD), -1};
+                                  t_dense > 0 ? (pair_best < 1e30 ? pair_best : t_dense) / best : -1, density,
+                                  t_dense > 0 ? rel_l2(dst, ref, N * HD) : -1, -1};
             print_attn_row(o, c, N, g, H, D, &row);
         }
     }
@@ -450,6 +454,10 @@ int main(int argc, char **argv) {
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
         if (strcmp(a, "--json") == 0) {
             o.json = 1;
             continue;

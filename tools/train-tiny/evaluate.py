@@ -137,6 +137,8 @@ def main():
     ap.add_argument("--cfg", type=float, nargs="+", default=[5.0], help="guidance scales to try")
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--seed", type=int, default=100, help="noise seed (videos; images use seed + 100)")
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="render the prompts with this many noise seeds (seed, seed + 1000, ...) and count them all")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--png", help="also write a grid of the renders (5 frames each) at the first scale")
     a = ap.parse_args()
@@ -156,19 +158,24 @@ def main():
     videos = [p for p in prompts if p[3]]
     images = [p for p in prompts if not p[3]]
     for ci, cfg in enumerate(a.cfg):
-        out = list(sample(te, dit, vae, sp, mean, std, [p[0] for p in videos], T.FRAMES, cfg, a.steps, a.seed))
-        out += list(sample(te, dit, vae, sp, mean, std, [p[0] for p in images], 1, cfg, a.steps, a.seed + 100))
+        out, runs = [], []
+        for k in range(a.seeds):
+            seed = a.seed + 1000 * k
+            out += list(sample(te, dit, vae, sp, mean, std, [p[0] for p in videos], T.FRAMES, cfg, a.steps, seed))
+            out += list(sample(te, dit, vae, sp, mean, std, [p[0] for p in images], 1, cfg, a.steps, seed + 100))
+            runs += videos + images
         ok = [0, 0, 0, 0]
         rows = []
-        for p, v in zip(videos + images, out):
+        for p, v in zip(runs, out):
             c, s, m, iou = measure(v)
             r = (c == p[1], s == p[2], p[3] is None or m == p[3])
             ok = [o + x for o, x in zip(ok, (all(r),) + r)]
             print(f"  {'ok  ' if all(r) else 'FAIL'} {p[0]:58s} colour {c:6s}{' *'[not r[0]]} shape {s:8s}"
                   f"{' *'[not r[1]]} (IoU c {iou[0]:.2f} s {iou[1]:.2f} t {iou[2]:.2f}) motion {m if p[3] else '-':7s}{' *'[not r[2]]}")
             idx = [0, 4, 8, 12, 16] if len(v) > 1 else [0] * 5
-            rows.append(np.concatenate([v[j] for j in idx], 1))
-        print(f"guidance {cfg:g}: {ok[0]} of {len(prompts)} pass (colour {ok[1]}, shape {ok[2]}, motion {ok[3]})")
+            if len(rows) < len(prompts):
+                rows.append(np.concatenate([v[j] for j in idx], 1))
+        print(f"guidance {cfg:g}: {ok[0]} of {len(runs)} pass (colour {ok[1]}, shape {ok[2]}, motion {ok[3]})")
         if a.png and ci == 0:
             from PIL import Image
             Image.fromarray(np.concatenate(rows, 0)).save(a.png)
