@@ -184,6 +184,8 @@ static void run_padded(ts_ctx *c, int64_t H, int64_t D, int32_t B) {
     free(q), free(k), free(v), free(out), free(ref), free(perm), free(ptr), free(idx), free(full), free(hasp);
 }
 
+static void run_all(ts_ctx *cp);
+
 int main(void) {
     ts_ctx c;
     ts_ctx_init(&c, 1);
@@ -196,6 +198,18 @@ int main(void) {
                ts_cpu_attn_runs(&t, TS_ATTN_PATH_BEST) == TS_ATTN_RUN_BF16 ? "yes" : "no");
     }
     test_entry_point(&c);
+    run_all(&c);
+    /* again on 3 threads (the first run has OpenMP's default): the heads fall into other
+     * groups for the K/V layout and the query blocks go to threads in another order */
+    ts_ctx c3;
+    ts_ctx_init(&c3, 1);
+    c3.n_threads = 3;
+    run_all(&c3);
+    return ts_test_summary("attn");
+}
+
+static void run_all(ts_ctx *cp) {
+    ts_ctx c = *cp;
     run_case(&c, 64, 64, 1, 12, 64, 64, 0, 0, 1.0f);
     run_case(&c, 100, 100, 2, 12, 64, 64, 0, 0, 1.0f);   /* ragged last block */
     run_case(&c, 130, 77, 3, 64, 32, 16, 0, 0, 1.0f);    /* cross: Nq != Nk */
@@ -216,6 +230,7 @@ int main(void) {
     run_case(&c, 130, 90, 2, 48, 16, 16, 2, 0, 2.0f);    /* empty lists */
     run_case(&c, 131, 131, 3, 16, 16, 16, 2, 1, 1.0f);   /* ... with a permutation */
     run_case(&c, 97, 1000, 2, 64, 256, 64, 0, 0, 3.0f);  /* many chunks, ragged tail */
+    run_case(&c, 4096, 4096, 4, 128, 64, 64, 1, 1, 1.0f); /* heads in several layout groups */
     /* bf16 operands (BF16 dots where built): odd key tails (a last pair with one key),
      * head dims of 16, 48 (a last single panel) and 64, permuted and empty lists */
     run_case_t(&c, 97, 1001, 2, 64, 256, 64, 0, 0, 3.0f, 1);
@@ -226,5 +241,5 @@ int main(void) {
     run_padded(&c, 2, 32, 16); /* the register tiles */
     run_padded(&c, 2, 24, 16); /* the sgemm path */
     run_padded(&c, 1, 64, 32);
-    return ts_test_summary("attn");
+    *cp = c;
 }

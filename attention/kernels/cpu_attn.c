@@ -258,6 +258,27 @@ static float exp2_row(float *s, int64_t n, float mx) {
  * and no chunk is packed or S cleared first. A tile is MR x 16: 12 accumulators, 2 loads
  * and 6 broadcasts per step. */
 
+#if TS_ATTN_TILE512
+/* r[i][c] becomes r[c][i]: for s = 8, 4, 2, 1 each pair of rows (i, i + s) with i & s clear
+ * swaps its off-diagonal s x s blocks (element c of the pair's first row takes the second
+ * row's c - s where c & s is set; the second row's c takes the first's c + s where it is clear). */
+static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
+#pragma GCC unroll 4
+    for (int s = 8; s >= 1; s /= 2) {
+        int lo[16], hi[16];
+        for (int c = 0; c < 16; c++) lo[c] = c & s ? 16 + c - s : c, hi[c] = c & s ? 16 + c : c + s;
+        const __m512i il = _mm512_loadu_si512((const void *)lo), ih = _mm512_loadu_si512((const void *)hi);
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) {
+            if (i & s) continue;
+            const __m512 a = r[i], b = r[i + s];
+            r[i] = _mm512_permutex2var_ps(a, il, b);
+            r[i + s] = _mm512_permutex2var_ps(a, ih, b);
+        }
+    }
+}
+#endif
+
 /* Panel pi of head h (keys pi·16 .. pi·16 + 15 in kernel order; zeros past Lk and for
  * padding): K's panel [D][16] at base + pi·16·D, and each V panel's 16 rows at
  * base + Lkp·D + (d / 16)·Lkp·16 + pi·16·16. fp32 rows are read in place. */
@@ -280,8 +301,17 @@ static void head_panels(const ts_attn_plan *p, const void *k, const void *v, int
         }
     }
     float *kt = base + pi * NR * D;
+#if TS_ATTN_TILE512
+    for (int64_t d0 = 0; d0 < D; d0 += NR) { /* 16 keys x 16 dims at a time, in registers */
+        __m512 r[NR];
+        for (int jj = 0; jj < NR; jj++) r[jj] = kr[jj] ? _mm512_loadu_ps(kr[jj] + d0) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int i = 0; i < NR; i++) _mm512_storeu_ps(kt + (d0 + i) * NR, r[i]);
+    }
+#else
     for (int64_t d = 0; d < D; d++)
         for (int jj = 0; jj < NR; jj++) kt[d * NR + jj] = kr[jj] ? kr[jj][d] : 0.0f;
+#endif
     for (int64_t d0 = 0; d0 < D; d0 += NR) {
         float *vt = base + Lkp * D + (d0 / NR) * Lkp * NR + pi * NR * NR;
         for (int jj = 0; jj < NR; jj++) {
