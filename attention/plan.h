@@ -22,6 +22,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef enum ts_mask_kind {
     TS_MASK_NONE = 0,
@@ -94,12 +95,22 @@ typedef enum ts_quant { TS_QUANT_NONE = 0, TS_QUANT_INT8_QK } ts_quant;
 /* Quantises n rows of D floats (rows[i] == NULL: a padding row, zeros) to int8 values
  * held in int16 (out [n, D]); returns the group's scale. */
 static inline float ts_quant_i8_group(const float *const *rows, int64_t n, int64_t D, int16_t *out) {
-    float amax = 0.0f;
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t d = 0; rows[i] && d < D; d++) {
-            float a = fabsf(rows[i][d]);
-            amax = a > amax ? a : amax;
+    /* max |x| as the largest bit pattern with the sign cleared: for floats that are not NaN
+     * the integer order is the float order, and an integer max vectorises where a float
+     * one (NaN rules) does not */
+    uint32_t mbits = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!rows[i]) continue;
+        const float *r = rows[i];
+        for (int64_t d = 0; d < D; d++) {
+            uint32_t u;
+            memcpy(&u, r + d, sizeof u);
+            u &= 0x7fffffffu;
+            mbits = u > mbits ? u : mbits;
         }
+    }
+    float amax;
+    memcpy(&amax, &mbits, sizeof amax);
     const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
     for (int64_t i = 0; i < n; i++)
         for (int64_t d = 0; d < D; d++) {

@@ -281,9 +281,10 @@ static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
 
 /* Panel pi of head h (keys pi·16 .. pi·16 + 15 in kernel order; zeros past Lk and for
  * padding): K's panel [D][16] at base + pi·16·D, and each V panel's 16 rows at
- * base + Lkp·D + (d / 16)·Lkp·16 + pi·16·16. fp32 rows are read in place. */
+ * base + Lkp·D + (d / 16)·Lkp·16 + pi·16·16. fp32 rows are read in place. Without with_k
+ * (INT8 Q·Kᵀ, which reads its own packed K) only V's panels are written. */
 static void head_panels(const ts_attn_plan *p, const void *k, const void *v, int64_t h, int64_t Lk, int64_t Lkp,
-                        int64_t pi, float *base) {
+                        int64_t pi, int with_k, float *base) {
     enum { NR = TS_ATTN_NR };
     const int64_t D = p->head_dim, HD = p->heads * D;
     float wide[2][NR][TS_ATTN_MAXD]; /* bf16 rows, widened */
@@ -293,7 +294,7 @@ static void head_panels(const ts_attn_plan *p, const void *k, const void *v, int
         if (tok < 0) {
             kr[jj] = vr[jj] = NULL;
         } else if (p->in_bf16) {
-            ts_attn_load_row(wide[0][jj], k, tok * HD + h * D, D, 1, 1.0f);
+            if (with_k) ts_attn_load_row(wide[0][jj], k, tok * HD + h * D, D, 1, 1.0f);
             ts_attn_load_row(wide[1][jj], v, tok * HD + h * D, D, 1, 1.0f);
             kr[jj] = wide[0][jj], vr[jj] = wide[1][jj];
         } else {
@@ -302,14 +303,14 @@ static void head_panels(const ts_attn_plan *p, const void *k, const void *v, int
     }
     float *kt = base + pi * NR * D;
 #if TS_ATTN_TILE512
-    for (int64_t d0 = 0; d0 < D; d0 += NR) { /* 16 keys x 16 dims at a time, in registers */
+    for (int64_t d0 = 0; with_k && d0 < D; d0 += NR) { /* 16 keys x 16 dims at a time, in registers */
         __m512 r[NR];
         for (int jj = 0; jj < NR; jj++) r[jj] = kr[jj] ? _mm512_loadu_ps(kr[jj] + d0) : _mm512_setzero_ps();
         transpose16(r);
         for (int i = 0; i < NR; i++) _mm512_storeu_ps(kt + (d0 + i) * NR, r[i]);
     }
 #else
-    for (int64_t d = 0; d < D; d++)
+    for (int64_t d = 0; with_k && d < D; d++)
         for (int jj = 0; jj < NR; jj++) kt[d * NR + jj] = kr[jj] ? kr[jj][d] : 0.0f;
 #endif
     for (int64_t d0 = 0; d0 < D; d0 += NR) {
@@ -833,6 +834,31 @@ static attn_scratch scratch_of(float *scratch, size_t per, int64_t bq, int64_t D
     return w;
 }
 
+/* Keys j0 .. j0 + n - 1 of a head's INT8 K (k8 [n, D], row-major) into the packed tiles
+ * the integer products read (kpk: tile j / kw, dim pair d / 2, slot j % kw, the pair's two
+ * values side by side). A pair is one 32-bit word, so a tile of 16 keys is a 16 x D/2 word
+ * transpose: in registers 16 x 16 words at a time where the tile is whole. */
+static void pack_k8(const int16_t *k8, int64_t n, int64_t D, int kw, int64_t j0, int16_t *kpk) {
+    int64_t j = 0;
+#if TS_ATTN_TILE512
+    if (kw == 16 && j0 % 16 == 0 && D % 32 == 0)
+        for (; j + 16 <= n; j += 16) {
+            int16_t *tile = kpk + (j0 + j) / 16 * (D / 2) * 32;
+            for (int64_t e0 = 0; e0 < D / 2; e0 += 16) {
+                __m512 r[16];
+                for (int jj = 0; jj < 16; jj++) r[jj] = _mm512_castsi512_ps(_mm512_loadu_si512((const void *)(k8 + (j + jj) * D + 2 * e0)));
+                transpose16(r);
+                for (int e = 0; e < 16; e++) _mm512_storeu_si512((void *)(tile + (e0 + e) * 32), _mm512_castps_si512(r[e]));
+            }
+        }
+#endif
+    for (; j < n; j++) {
+        const int64_t jk = j0 + j;
+        for (int64_t d = 0; d < D; d++)
+            kpk[((jk / kw) * (D / 2) + d / 2) * 2 * kw + (jk % kw) * 2 + d % 2] = k8[j * D + d];
+    }
+}
+
 /* The register tiles take head dims and key blocks that are multiples of 16 (with INT8 Q·Kᵀ,
  * for P·V); the best path is the AVX-512 one where built (BF16 dots for bf16 operands with
  * AVX512-BF16), else AVX2. */
@@ -904,10 +930,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
 #endif
             row_ptrs(p, k, h0 + hi, j0, n, rows, ktmp ? ktmp + (size_t)tid * (size_t)(p->blk_k * D) : NULL);
             ks[t] = ts_quant_i8_group(rows, n, D, k16 + (hi * Lk + j0) * D);
-            for (int64_t j = j0; packed && j < j0 + n; j++) /* tile j / kw, slot j % kw */
-                for (int64_t d = 0; d < D; d++)
-                    kpk[hi * Lk8 * D + ((j / kw) * (D / 2) + d / 2) * 2 * kw + (j % kw) * 2 + d % 2] =
-                        k16[(hi * Lk + j) * D + d];
+            if (packed) pack_k8(k16 + (hi * Lk + j0) * D, n, D, kw, j0, kpk + hi * Lk8 * D);
         }
     }
     /* A permuted (or bf16) plan gathers each head's K and V into kernel order once, instead
@@ -964,7 +987,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
                 const int64_t np = Lkp / TS_ATTN_NR;
 #pragma omp parallel for num_threads(nt) schedule(static)
                 for (int64_t t = 0; t < gn * np; t++)
-                    head_panels(p, k, v, h0 + hh0 + t / np, Lk, Lkp, t % np, kvh + (t / np) * per_head);
+                    head_panels(p, k, v, h0 + hh0 + t / np, Lk, Lkp, t % np, !quant, kvh + (t / np) * per_head);
             } else
 #endif
 #pragma omp parallel for num_threads(nt) schedule(static)
