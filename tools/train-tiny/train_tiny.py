@@ -456,8 +456,9 @@ def write_card(a, c):
         "Made by `tools/train-tiny/train_tiny.py` (PyTorch " + c["torch"] + ", diffusers / transformers",
         "classes, fixed seeds, 2 CPU threads):", "",
         "    .venv/bin/python tools/train-tiny/train_tiny.py --work /tmp/tiny --out assets/tiny", "",
-        "(the defaults; about " + (f"{(c['vae_s'] + c.get('latents_s', 0) + c['dit_s']) / 60:.0f}" if "dit_s" in c else "?")
-        + " minutes on a 2-core AMD EPYC). Each stage also runs alone (`--stage`), reading the",
+        "(the defaults; " + (f"its stages took {(c['vae_s'] + c.get('latents_s', 0) + c['dit_s']) / 60:.0f} minutes in the run"
+                             " that made these files, 2 threads" if "dit_s" in c else "stage times unknown")
+        + "). Each stage also runs alone (`--stage`), reading the",
         "previous stages' files from --work.", "",
         "## Data", "",
         "`tools/train-tiny/data.py`: procedural clips, 96x96 x 17 frames, the shape moving 2 pixels a",
@@ -541,7 +542,7 @@ def main():
     ap.add_argument("--vae-clip-crop", type=int, default=64)
     ap.add_argument("--n-video", type=int, default=1200)
     ap.add_argument("--n-image", type=int, default=400)
-    ap.add_argument("--dit-steps", type=int, default=5000)
+    ap.add_argument("--dit-steps", type=int, default=7000)
     ap.add_argument("--dit-batch", type=int, default=4)
     ap.add_argument("--dit-lr", type=float, default=1e-3)
     ap.add_argument("--dit-fg-weight", type=float, default=4.0, help="extra loss weight on the shape (see fg_weight)")
