@@ -134,6 +134,10 @@ typedef struct ts_attn_plan {
     /* CSR: query block i computes key blocks exact_idx[exact_ptr[i] .. exact_ptr[i+1])
      * exactly (online softmax). NULL exact_ptr means every key block (dense). */
     const int32_t *exact_ptr, *exact_idx;
+    /* 1: every head run has its own lists: exact_ptr holds h1 − h0 arrays of n_qblk + 1
+     * offsets one after the other (head h's at (h − h0) · (n_qblk + 1); ts_attn_plan_ptr),
+     * all into the same exact_idx, exact_full and exact_bits_off. 0: one list for all heads. */
+    int exact_per_head;
     /* per CSR entry: 1 = every element of the block is allowed (the kernel skips the mask),
      * 0 = partial (the mask decides per element). NULL: every listed block is full. */
     const uint8_t *exact_full;
@@ -167,6 +171,13 @@ static inline void ts_attn_load_row(float *dst, const void *base, int64_t off, i
         const float *s = (const float *)base + off;
         for (int64_t d = 0; d < D; d++) dst[d] = s[d] * scale;
     }
+}
+
+/* Head h's CSR offsets (exact_ptr must be set): query block i's entries are
+ * [ptr[i], ptr[i + 1]). */
+static inline const int32_t *ts_attn_plan_ptr(const ts_attn_plan *p, int64_t h) {
+    const int64_t h0 = p->h1 > 0 ? p->h0 : 0;
+    return p->exact_per_head ? p->exact_ptr + (h - h0) * ((int64_t)p->n_qblk + 1) : p->exact_ptr;
 }
 
 /* A dense plan over nq x nk tokens with the given block sizes. */

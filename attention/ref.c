@@ -62,7 +62,8 @@ static int ref_f32(const ts_attn_plan *p, const float *q, const float *k, const 
             int64_t qb = r / p->blk_q;
             for (int64_t j = 0; j < Nk; j++) use[j] = p->exact_ptr ? 0 : 1;
             if (p->exact_ptr) {
-                for (int32_t li = p->exact_ptr[qb]; li < p->exact_ptr[qb + 1]; li++) {
+                const int32_t *ptr = ts_attn_plan_ptr(p, h);
+                for (int32_t li = ptr[qb]; li < ptr[qb + 1]; li++) {
                     int64_t k0 = (int64_t)p->exact_idx[li] * p->blk_k;
                     for (int64_t j = k0; j < k0 + p->blk_k && j < Nk; j++) use[j] = 1;
                 }

@@ -32,23 +32,32 @@ static void run_case_t(ts_ctx *c, int64_t nq, int64_t nk, int64_t H, int64_t D, 
     p.in_bf16 = bf16;
     int32_t *ptr = NULL, *idx = NULL, *perm = NULL;
     if (sparse) { /* query block i keeps key blocks i, 0 and (i*3+1) mod n, deduplicated;
-                   * sparse == 2 also leaves every third query block's list empty */
-        ptr = malloc((size_t)(p.n_qblk + 1) * 4);
-        idx = malloc((size_t)(p.n_qblk * 3) * 4);
+                   * sparse == 2 also leaves every third query block's list empty; sparse == 3
+                   * gives every head its own lists (exact_per_head): head h keeps i,
+                   * (i*3+1+h) mod n and (5h+2) mod n, and head 1 lists nothing for i % 3 == 1 */
+        const int64_t nl = sparse == 3 ? H : 1;
+        ptr = malloc((size_t)(nl * (p.n_qblk + 1)) * 4);
+        idx = malloc((size_t)(nl * p.n_qblk * 3) * 4);
         int32_t n = 0;
-        for (int32_t i = 0; i < p.n_qblk; i++) {
-            ptr[i] = n;
-            if (sparse == 2 && i % 3 == 1) continue; /* no key block: the rows output zeros */
-            int32_t cand[3] = {i % p.n_kblk, 0, (i * 3 + 1) % p.n_kblk};
-            for (int a = 0; a < 3; a++) {
-                int dup = 0;
-                for (int32_t b = ptr[i]; b < n; b++) dup |= idx[b] == cand[a];
-                if (!dup) idx[n++] = cand[a];
+        for (int64_t h = 0; h < nl; h++) {
+            int32_t *hp = ptr + h * (p.n_qblk + 1);
+            for (int32_t i = 0; i < p.n_qblk; i++) {
+                hp[i] = n;
+                if ((sparse == 2 || (sparse == 3 && h == 1)) && i % 3 == 1) continue; /* the rows output zeros */
+                int32_t cand[3] = {i % p.n_kblk, 0, (i * 3 + 1) % p.n_kblk};
+                if (sparse == 3)
+                    cand[1] = (int32_t)((i * 3 + 1 + h) % p.n_kblk), cand[2] = (int32_t)((5 * h + 2) % p.n_kblk);
+                for (int a = 0; a < 3; a++) {
+                    int dup = 0;
+                    for (int32_t b = hp[i]; b < n; b++) dup |= idx[b] == cand[a];
+                    if (!dup) idx[n++] = cand[a];
+                }
             }
+            hp[p.n_qblk] = n;
         }
-        ptr[p.n_qblk] = n;
         p.exact_ptr = ptr;
         p.exact_idx = idx;
+        p.exact_per_head = sparse == 3;
     }
     if (permute) { /* a fixed pseudo-random permutation */
         perm = malloc((size_t)nq * 4);
@@ -231,10 +240,14 @@ static void run_all(ts_ctx *cp) {
     run_case(&c, 131, 131, 3, 16, 16, 16, 2, 1, 1.0f);   /* ... with a permutation */
     run_case(&c, 97, 1000, 2, 64, 256, 64, 0, 0, 3.0f);  /* many chunks, ragged tail */
     run_case(&c, 4096, 4096, 4, 128, 64, 64, 1, 1, 1.0f); /* heads in several layout groups */
+    run_case(&c, 190, 190, 3, 64, 32, 32, 3, 0, 1.0f);   /* a list per head */
+    run_case(&c, 150, 150, 3, 32, 16, 32, 3, 1, 2.0f);   /* ... permuted */
+    run_case(&c, 600, 600, 4, 128, 64, 64, 3, 1, 1.0f);  /* ... heads in layout groups */
     /* bf16 operands (BF16 dots where built): odd key tails (a last pair with one key),
      * head dims of 16, 48 (a last single panel) and 64, permuted and empty lists */
     run_case_t(&c, 97, 1001, 2, 64, 256, 64, 0, 0, 3.0f, 1);
     run_case_t(&c, 131, 131, 3, 16, 16, 16, 2, 1, 1.0f, 1);
+    run_case_t(&c, 131, 131, 3, 64, 16, 16, 3, 1, 1.0f, 1); /* a list per head */
     run_case_t(&c, 130, 90, 2, 48, 16, 16, 2, 0, 2.0f, 1);
     run_case_t(&c, 200, 200, 2, 128, 64, 64, 0, 0, 3.0f, 1);
     run_case_t(&c, 150, 150, 2, 12, 32, 32, 0, 1, 1.0f, 1); /* D 12: sgemm on every path */

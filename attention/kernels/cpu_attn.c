@@ -649,15 +649,16 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
     }
     memset(w->acc, 0, (size_t)(nq_pad * D) * sizeof(float));
 
-    const int32_t n_list = p->exact_ptr ? p->exact_ptr[qb + 1] - p->exact_ptr[qb] : p->n_kblk;
-    const int32_t *list = p->exact_ptr ? p->exact_idx + p->exact_ptr[qb] : NULL;
+    const int32_t *ptr = p->exact_ptr ? ts_attn_plan_ptr(p, h) : NULL;
+    const int32_t n_list = ptr ? ptr[qb + 1] - ptr[qb] : p->n_kblk;
+    const int32_t *list = ptr ? p->exact_idx + ptr[qb] : NULL;
     for (int32_t li = 0; li < n_list;) {
         /* a run of consecutive key blocks, at most TS_ATTN_KCHUNK keys */
         int32_t kb0 = list ? list[li] : li, nb = 1;
         while (li + nb < n_list && (nb + 1) * bk <= TS_ATTN_KCHUNK &&
                (list ? list[li + nb] : li + nb) == kb0 + nb && !(w->kreal && w->kreal[kb0 + nb - 1] < bk))
             nb++; /* (a block with padding at its end ends the run) */
-        const uint8_t *full = p->exact_full && list ? p->exact_full + p->exact_ptr[qb] + li : NULL;
+        const uint8_t *full = p->exact_full && list ? p->exact_full + ptr[qb] + li : NULL;
         int partial = 0;
         for (int32_t b = 0; full && b < nb; b++) partial |= !(full[b] || (w->kreal && w->ktail[kb0 + b]));
         li += nb;
@@ -712,7 +713,7 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
                         (int)D, kp, (int)ld, 0.0f, w->s, TS_ATTN_KCHUNK);
         }
         if (partial && p->exact_bits) { /* the builder's precomputed element masks */
-            const int64_t wpr = (bk + 63) / 64, e0 = p->exact_ptr[qb] + li - nb;
+            const int64_t wpr = (bk + 63) / 64, e0 = ptr[qb] + li - nb;
             for (int64_t r = 0; r < nq; r++) {
                 uint8_t *ok = w->ok + r * TS_ATTN_KCHUNK;
                 for (int32_t b = 0; b < nb; b++) {
@@ -879,6 +880,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
         return TS_ERR_INVALID_ARG;
     if (p->perm && p->nq != p->nk) return TS_ERR_INVALID_ARG;
     if (p->n_kern && (!p->perm || p->n_kern < p->nq || !p->exact_ptr)) return TS_ERR_INVALID_ARG;
+    if (p->exact_per_head && !p->exact_ptr) return TS_ERR_INVALID_ARG;
     if (p->lin_ptr || (p->quant != TS_QUANT_NONE && p->quant != TS_QUANT_INT8_QK)) return TS_ERR_UNSUPPORTED;
     if (p->quant == TS_QUANT_INT8_QK && (p->blk_q > TS_ATTN_MAXQ || p->quant_rows < 0)) return TS_ERR_INVALID_ARG;
     const int64_t h0 = p->h1 > 0 ? p->h0 : 0, h1 = p->h1 > 0 ? p->h1 : p->heads;
