@@ -32,9 +32,25 @@ int64_t ts_draft_perm(const int64_t g[3], const int pool[2], int32_t **perm) {
     return n_kern;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+/* The k-th smallest (from 0) of a[0 .. n): quickselect with a median-of-three pivot and a
+ * three-way partition (runs of equal values end it early); reorders a. */
+static double kth_smallest(double *a, int64_t n, int64_t k) {
+    int64_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        double x = a[lo], y = a[lo + (hi - lo) / 2], z = a[hi];
+        double piv = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
+        int64_t lt = lo, i = lo, gt = hi; /* [lo, lt) < piv, [lt, i) == piv, (gt, hi] > piv */
+        while (i <= gt) {
+            double t = a[i];
+            if (t < piv) a[i++] = a[lt], a[lt++] = t;
+            else if (t > piv) a[i] = a[gt], a[gt--] = t;
+            else i++;
+        }
+        if (k < lt) hi = lt - 1;
+        else if (k > gt) lo = gt + 1;
+        else return piv;
+    }
+    return a[lo];
 }
 
 ts_status ts_draft_plan(const int64_t g[3], int64_t H, int64_t D, int64_t h, const ts_draft_params *dp,
@@ -66,20 +82,24 @@ ts_status ts_draft_plan(const int64_t g[3], int64_t H, int64_t D, int64_t h, con
             cnt[s]++;
             for (int64_t d = 0; d < D; d++) {
                 pq[s * D + d] += q[tok * HD + h * D + d];
-                pk[s * D + d] += k[tok * HD + h * D + d];
+                pk[d * S + s] += k[tok * HD + h * D + d]; /* transposed: [D, S] */
             }
         }
-        for (int64_t d = 0; d < D; d++) pq[s * D + d] /= (double)cnt[s], pk[s * D + d] /= (double)cnt[s];
+        for (int64_t d = 0; d < D; d++) pq[s * D + d] /= (double)cnt[s], pk[d * S + s] /= (double)cnt[s];
     }
-    /* the draft map, row softmax */
+    /* the draft map, row softmax; with pooled K transposed the dot products run along a row of
+     * A (each entry still sums over d in order) */
     const double scale = 1.0 / sqrt((double)D);
     for (int64_t a = 0; a < S; a++) {
-        double mx = -INFINITY, sum = 0;
+        double mx = -INFINITY, sum = 0, *row = A + a * S;
+        for (int64_t b = 0; b < S; b++) row[b] = 0;
+        for (int64_t d = 0; d < D; d++) {
+            const double x = pq[a * D + d], *kt = pk + d * S;
+            for (int64_t b = 0; b < S; b++) row[b] += x * kt[b];
+        }
         for (int64_t b = 0; b < S; b++) {
-            double acc = 0;
-            for (int64_t d = 0; d < D; d++) acc += pq[a * D + d] * pk[b * D + d];
-            A[a * S + b] = acc * scale;
-            if (A[a * S + b] > mx) mx = A[a * S + b];
+            row[b] *= scale;
+            if (row[b] > mx) mx = row[b];
         }
         for (int64_t b = 0; b < S; b++) sum += (A[a * S + b] = exp(A[a * S + b] - mx));
         for (int64_t b = 0; b < S; b++) A[a * S + b] /= sum;
@@ -89,8 +109,7 @@ ts_status ts_draft_plan(const int64_t g[3], int64_t H, int64_t D, int64_t h, con
     double thr = -INFINITY;
     if (kth >= 1) {
         memcpy(sorted, A, (size_t)(S * S) * sizeof *A);
-        qsort(sorted, (size_t)(S * S), sizeof *sorted, cmp_double);
-        thr = sorted[kth - 1];
+        thr = kth_smallest(sorted, S * S, kth - 1);
     }
     double allowed = 0;
     int64_t used = 0;
@@ -124,13 +143,19 @@ ts_status ts_draft_attention(ts_ctx *c, const int64_t g[3], int64_t n, int64_t H
     if (g[0] * g[1] * g[2] != n || n <= 0)
         return TS_ERR(err, TS_ERR_SHAPE, "draft: needs the token grid (got %lldx%lldx%lld for %lld tokens)",
                       (long long)g[0], (long long)g[1], (long long)g[2], (long long)n);
-    /* the heads' plans are built in parallel (each is serial work), then run one by one (each
-     * kernel call is parallel) */
+    if (h0 < 0 || h1 > H || h0 >= h1)
+        return TS_ERR(err, TS_ERR_INVALID_ARG, "draft: heads [%lld, %lld) of %lld", (long long)h0, (long long)h1,
+                      (long long)H);
+    /* the heads' plans are built in parallel (each is serial work), then joined into one plan
+     * with a list per head (the same kernel order for all) and run in one kernel call, which
+     * lays out K and V once into one buffer for all heads instead of once per call */
     const int64_t nh = h1 - h0;
     ts_plan_store *st = calloc((size_t)nh, sizeof *st);
     ts_attn_plan *p = malloc((size_t)nh * sizeof *p);
     ts_status *rc = malloc((size_t)nh * sizeof *rc);
     ts_err *errs = calloc((size_t)nh, sizeof *errs);
+    int32_t *ptr = NULL, *idx = NULL;
+    uint8_t *full = NULL;
     if (!st || !p || !rc || !errs) {
         free(st), free(p), free(rc), free(errs);
         return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
@@ -140,20 +165,37 @@ ts_status ts_draft_attention(ts_ctx *c, const int64_t g[3], int64_t n, int64_t H
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int64_t i = 0; i < nh; i++) rc[i] = ts_draft_plan(g, H, D, h0 + i, dp, q, k, &p[i], &st[i], &errs[i]);
     ts_status out_rc = TS_OK;
+    int64_t used = 0;
     double sum = 0;
-    for (int64_t i = 0; i < nh; i++) {
-        if (rc[i] != TS_OK) {
-            *err = errs[i];
-            out_rc = rc[i];
-            break;
-        }
-        ts_status s = c->backend->attn(c, &p[i], q, k, v, out);
-        sum += p[i].density;
-        if (s != TS_OK) {
-            out_rc = TS_ERR(err, s, "attention kernel failed (%s)", ts_status_str(s));
-            break;
-        }
+    for (int64_t i = 0; i < nh && out_rc == TS_OK; i++) {
+        if (rc[i] != TS_OK) *err = errs[i], out_rc = rc[i];
+        else used += p[i].exact_ptr[p[i].n_qblk], sum += p[i].density;
     }
+    if (out_rc == TS_OK) {
+        const int64_t S = p[0].n_qblk;
+        ptr = malloc((size_t)(nh * (S + 1)) * sizeof *ptr);
+        idx = malloc((size_t)(used > 0 ? used : 1) * sizeof *idx);
+        full = malloc((size_t)(used > 0 ? used : 1));
+        if (!ptr || !idx || !full) out_rc = TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+    }
+    if (out_rc == TS_OK) {
+        const int64_t S = p[0].n_qblk;
+        int64_t off = 0;
+        for (int64_t i = 0; i < nh; i++) {
+            const int32_t m = p[i].exact_ptr[S];
+            for (int64_t a = 0; a <= S; a++) ptr[i * (S + 1) + a] = (int32_t)(off + p[i].exact_ptr[a]);
+            memcpy(idx + off, p[i].exact_idx, (size_t)m * sizeof *idx);
+            memcpy(full + off, p[i].exact_full, (size_t)m);
+            off += m;
+        }
+        ts_attn_plan all = p[0];
+        all.exact_ptr = ptr, all.exact_idx = idx, all.exact_full = full, all.exact_per_head = 1;
+        all.h0 = h0, all.h1 = h1;
+        all.density = sum / (double)nh;
+        ts_status s = c->backend->attn(c, &all, q, k, v, out);
+        if (s != TS_OK) out_rc = TS_ERR(err, s, "attention kernel failed (%s)", ts_status_str(s));
+    }
+    free(ptr), free(idx), free(full);
     for (int64_t i = 0; i < nh; i++) ts_plan_store_free(&st[i]);
     free(st), free(p), free(rc), free(errs);
     if (out_rc == TS_OK && density) *density = sum / (double)nh;

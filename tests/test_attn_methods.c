@@ -306,6 +306,7 @@ static void test_draft(ts_ctx *c) {
     ts_test_randn(q, n * HD, 21, 1.0f), ts_test_randn(k, n * HD, 22, 1.0f), ts_test_randn(v, n * HD, 23, 1.0f);
     ts_draft_params dp = {{4, 8}, 0.6};
     ts_err e = {0};
+    float *heads = malloc((size_t)(n * HD) * 4); /* every head's reference output */
     for (int64_t h = 0; h < H; h++) {
         ts_attn_plan p;
         ts_plan_store st = {0};
@@ -320,8 +321,23 @@ static void test_draft(ts_ctx *c) {
         TS_CHECK(ts_attn_ref(&p, q, k, v, ref) == 0, "ref");
         TS_CHECK(c->backend->attn(c, &p, q, k, v, out) == TS_OK, "draft kernel");
         ts_test_compare("draft kernel vs float64 executor", out, ref, n * HD, 1e-5, NULL);
+        for (int64_t t = 0; t < n; t++) memcpy(heads + t * HD + h * D, ref + t * HD + h * D, (size_t)D * 4);
         ts_plan_store_free(&st);
     }
+    /* ts_draft_attention runs the heads' plans joined into one (a list per head) */
+    double dens = 0;
+    for (int64_t i = 0; i < n * HD; i++) out[i] = 7.0f;
+    TS_CHECK(ts_draft_attention(c, g, n, H, D, 0, H, &dp, q, k, v, out, &dens, &e) == TS_OK, "draft: %s", e.msg);
+    ts_test_compare("draft, heads [0, 2) in one call vs float64 executor", out, heads, n * HD, 1e-5, NULL);
+    TS_CHECK(dens > 0 && dens < 1, "draft density %g", dens);
+    for (int64_t i = 0; i < n * HD; i++) out[i] = 7.0f;
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t d = 0; d < D; d++) heads[t * HD + d] = 7.0f; /* head 0 not run: untouched */
+    TS_CHECK(ts_draft_attention(c, g, n, H, D, 1, H, &dp, q, k, v, out, &dens, &e) == TS_OK, "draft: %s", e.msg);
+    ts_test_compare("draft, heads [1, 2) vs float64 executor", out, heads, n * HD, 1e-5, NULL);
+    TS_CHECK(ts_draft_attention(c, g, n, H, D, 1, 1, &dp, q, k, v, out, &dens, &e) == TS_ERR_INVALID_ARG,
+             "draft with no heads is refused");
+    free(heads);
     /* the selection equals the reference's operations (tools/golden/make_draft.py) */
     ts_st_file *fx = NULL;
     if (ts_st_open(&fx, ts_test_fixture("draft_select.safetensors"), &e) == TS_OK) {
@@ -355,7 +371,6 @@ static void test_draft(ts_ctx *c) {
     ts_attn_plan dense = ts_attn_plan_dense(n, n, H, D, 64, 64);
     ts_attn_ref(&dense, q, k, v, ref);
     dp.sparsity = 0;
-    double dens = 0;
     TS_CHECK(ts_draft_attention(c, g, n, H, D, 0, H, &dp, q, k, v, out, &dens, &e) == TS_OK, "draft: %s", e.msg);
     ts_test_compare("draft at sparsity 0 vs dense", out, ref, n * HD, 1e-5, NULL);
     TS_CHECK(fabs(dens - 1.0) < 1e-12, "density at sparsity 0: %g", dens);
