@@ -167,33 +167,38 @@ ts_status ts_draft_attention(ts_ctx *c, const int64_t g[3], int64_t n, int64_t H
     ts_status out_rc = TS_OK;
     int64_t used = 0;
     double sum = 0;
-    for (int64_t i = 0; i < nh && out_rc == TS_OK; i++) {
-        if (rc[i] != TS_OK) *err = errs[i], out_rc = rc[i];
-        else used += p[i].exact_ptr[p[i].n_qblk], sum += p[i].density;
+    for (int64_t i = 0; i < nh; i++) {
+        if (rc[i] != TS_OK) {
+            *err = errs[i];
+            out_rc = rc[i];
+            break;
+        }
+        used += p[i].exact_ptr[p[i].n_qblk];
+        sum += p[i].density;
     }
     if (out_rc == TS_OK) {
         const int64_t S = p[0].n_qblk;
         ptr = malloc((size_t)(nh * (S + 1)) * sizeof *ptr);
         idx = malloc((size_t)(used > 0 ? used : 1) * sizeof *idx);
         full = malloc((size_t)(used > 0 ? used : 1));
-        if (!ptr || !idx || !full) out_rc = TS_ERR(err, TS_ERR_NOMEM, "out of memory");
-    }
-    if (out_rc == TS_OK) {
-        const int64_t S = p[0].n_qblk;
-        int64_t off = 0;
-        for (int64_t i = 0; i < nh; i++) {
-            const int32_t m = p[i].exact_ptr[S];
-            for (int64_t a = 0; a <= S; a++) ptr[i * (S + 1) + a] = (int32_t)(off + p[i].exact_ptr[a]);
-            memcpy(idx + off, p[i].exact_idx, (size_t)m * sizeof *idx);
-            memcpy(full + off, p[i].exact_full, (size_t)m);
-            off += m;
+        if (!ptr || !idx || !full) {
+            out_rc = TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+        } else {
+            int64_t off = 0;
+            for (int64_t i = 0; i < nh; i++) {
+                const int32_t m = p[i].exact_ptr[S];
+                for (int64_t a = 0; a <= S; a++) ptr[i * (S + 1) + a] = (int32_t)(off + p[i].exact_ptr[a]);
+                memcpy(idx + off, p[i].exact_idx, (size_t)m * sizeof *idx);
+                memcpy(full + off, p[i].exact_full, (size_t)m);
+                off += m;
+            }
+            ts_attn_plan all = p[0];
+            all.exact_ptr = ptr, all.exact_idx = idx, all.exact_full = full, all.exact_per_head = 1;
+            all.h0 = h0, all.h1 = h1;
+            all.density = sum / (double)nh;
+            ts_status s = c->backend->attn(c, &all, q, k, v, out);
+            if (s != TS_OK) out_rc = TS_ERR(err, s, "attention kernel failed (%s)", ts_status_str(s));
         }
-        ts_attn_plan all = p[0];
-        all.exact_ptr = ptr, all.exact_idx = idx, all.exact_full = full, all.exact_per_head = 1;
-        all.h0 = h0, all.h1 = h1;
-        all.density = sum / (double)nh;
-        ts_status s = c->backend->attn(c, &all, q, k, v, out);
-        if (s != TS_OK) out_rc = TS_ERR(err, s, "attention kernel failed (%s)", ts_status_str(s));
     }
     free(ptr), free(idx), free(full);
     for (int64_t i = 0; i < nh; i++) ts_plan_store_free(&st[i]);
