@@ -72,10 +72,20 @@
 #endif
 #define TS_ATTN_MR 6  /* register tiles: query rows */
 #define TS_ATTN_MR5 8 /* AVX-512 tiles: query rows (x 32 keys or dims, 16 accumulators) */
+#define MR5_I8 TS_ATTN_MR5 /* the VNNI tiles' query rows */
 #define TS_ATTN_ROWPAD 8 /* scratch rows past a query block: room for either tile's rounding */
 #define TS_ATTN_NR 16 /* register tiles: keys of a K panel (S), head-dim columns (P·V) */
 #define TS_ATTN_MAXD 256 /* register tiles: the largest head dim */
 #define TS_ATTN_RUP(n, mr) (((n) + (mr) - 1) / (mr) * (mr))
+#define TS_ATTN_PFQ 4 /* query rows loaded ahead of their use */
+
+/* Asks for the cache lines of bytes at x (rw 1: for writing). Rows of one head sit H·D apart,
+ * over a 4 KiB page for 12 heads of 128, so the hardware's stride prefetch does not follow them. */
+#define TS_PF_LINES(x, bytes, rw)                                                                    \
+    do {                                                                                           \
+        const char *pf_ = (const char *)(x);                                                       \
+        for (int64_t o_ = 0; o_ < (int64_t)(bytes); o_ += 64) __builtin_prefetch(pf_ + o_, rw, 3); \
+    } while (0)
 
 /* Which products a call runs (cpu_internal.h): sgemm, AVX2 tiles, AVX-512 fp32 tiles,
  * AVX-512 BF16 dots. */
@@ -90,7 +100,7 @@ typedef struct attn_scratch {
                    * the block's bf16 query rows as pairs of dims, [rows][D / 2], unscaled) */
     int tk;       /* TK_*: the products this call runs */
     uint8_t *ok; /* [blk_q, KCHUNK] element mask of a chunk with partial blocks */
-    int16_t *q16; /* INT8_QK: the task's quantised query rows [blk_q, D] */
+    int16_t *q16; /* INT8_QK: the task's quantised query rows [blk_q + ROWPAD, D], zero past the block */
     float *qs;    /* INT8_QK: their scales, one per row */
     const float *kh, *vh; /* permuted or bf16 plans: this head's K and V in kernel order, fp32
                            * [Lk, D]; NULL: K and V are read in place */
@@ -156,44 +166,52 @@ static void s_int8_tiles(const int16_t *q16, const float *qs, const qk_head *qk,
 
 #if TS_ATTN_VNNI
 /* S for 8 query rows x 32 keys (two tiles of 16) per step with vpdpwssd: each 32-bit lane
- * takes a pair of dimensions, 16 int32 accumulators; then the scales. Rows past nq repeat
- * row 0 and are not stored. k0 a multiple of 16; columns up to the tile's end are written. */
+ * takes a pair of dimensions, 16 int32 accumulators; then the scales. The query rows (and
+ * their scales) are zero up to the next multiple of 8, and those rows of S are written too;
+ * so are the columns up to the tile's end. k0 a multiple of 16. One base pointer for the
+ * rows. */
+/* c + the pairwise int16 dots of a and b: vpdpwssd written out, because GCC 12 copies the
+ * accumulator of _mm512_dpwssd_epi32 in and out of another register at every call (two
+ * moves per dot in the tile's loop, and spills). */
+static inline __attribute__((always_inline)) __m512i dpwssd512(__m512i c, __m512i a, __m512i b) {
+    __asm__("vpdpwssd %2, %1, %0" : "+v"(c) : "v"(a), "v"(b));
+    return c;
+}
+
+static inline __attribute__((always_inline)) void s_tile_vnni(const int32_t *q, int64_t P, const int16_t *t0, int np,
+                                                              __m512 ks0, __m512 ks1, const float *qs, float *s,
+                                                              int64_t lds) {
+    __m512i c0[MR5_I8], c1[MR5_I8];
+    for (int i = 0; i < MR5_I8; i++) c0[i] = c1[i] = _mm512_setzero_si512();
+    const int16_t *t1 = t0 + P * 32;
+    for (int64_t p = 0; p < P; p++) {
+        const __m512i b0 = _mm512_loadu_si512((const void *)(t0 + p * 32));
+        const __m512i b1 = np == 2 ? _mm512_loadu_si512((const void *)(t1 + p * 32)) : b0;
+        for (int i = 0; i < MR5_I8; i++) {
+            const __m512i a = _mm512_set1_epi32(q[i * P + p]);
+            c0[i] = dpwssd512(c0[i], a, b0);
+            if (np == 2) c1[i] = dpwssd512(c1[i], a, b1);
+        }
+    }
+    for (int i = 0; i < MR5_I8; i++) {
+        const __m512 sq = _mm512_set1_ps(qs[i]);
+        _mm512_storeu_ps(s + i * lds, _mm512_mul_ps(_mm512_cvtepi32_ps(c0[i]), _mm512_mul_ps(sq, ks0)));
+        if (np == 2) _mm512_storeu_ps(s + i * lds + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(c1[i]), _mm512_mul_ps(sq, ks1)));
+    }
+}
+
 static void s_int8_vnni(const int16_t *q16, const float *qs, const qk_head *qk, int64_t D, int64_t nq, int64_t k0,
                         int64_t nk, int64_t bk, float *S, int64_t lds) {
     const int64_t P = D / 2;
     for (int64_t j = 0; j < nk; j += 32) {
         const int two = nk - j > 16;
-        const int16_t *t0 = qk->kpk + ((k0 + j) / 16) * P * 32, *t1 = t0 + P * 32;
+        const int16_t *t0 = qk->kpk + ((k0 + j) / 16) * P * 32;
         const __m512 ks0 = _mm512_set1_ps(qk->ks[(k0 + j) / bk]),
                      ks1 = _mm512_set1_ps(two ? qk->ks[(k0 + j + 16) / bk] : 0.0f);
-        for (int64_t r = 0; r < nq; r += 8) {
-            const int nr = nq - r < 8 ? (int)(nq - r) : 8;
-            const int32_t *qp[8];
-            for (int i = 0; i < 8; i++) qp[i] = (const int32_t *)(q16 + (r + (i < nr ? i : 0)) * D);
-            __m512i c0[8], c1[8];
-            for (int i = 0; i < 8; i++) c0[i] = c1[i] = _mm512_setzero_si512();
-            if (two) {
-                for (int64_t p = 0; p < P; p++) {
-                    const __m512i b0 = _mm512_loadu_si512((const void *)(t0 + p * 32)),
-                                  b1 = _mm512_loadu_si512((const void *)(t1 + p * 32));
-                    for (int i = 0; i < 8; i++) {
-                        const __m512i a = _mm512_set1_epi32(qp[i][p]);
-                        c0[i] = _mm512_dpwssd_epi32(c0[i], a, b0);
-                        c1[i] = _mm512_dpwssd_epi32(c1[i], a, b1);
-                    }
-                }
-            } else {
-                for (int64_t p = 0; p < P; p++) {
-                    const __m512i b0 = _mm512_loadu_si512((const void *)(t0 + p * 32));
-                    for (int i = 0; i < 8; i++) c0[i] = _mm512_dpwssd_epi32(c0[i], _mm512_set1_epi32(qp[i][p]), b0);
-                }
-            }
-            for (int i = 0; i < nr; i++) {
-                const __m512 sq = _mm512_set1_ps(qs[r + i]);
-                float *dst = S + (r + i) * lds + j;
-                _mm512_storeu_ps(dst, _mm512_mul_ps(_mm512_cvtepi32_ps(c0[i]), _mm512_mul_ps(sq, ks0)));
-                if (two) _mm512_storeu_ps(dst + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(c1[i]), _mm512_mul_ps(sq, ks1)));
-            }
+        for (int64_t r = 0; r < nq; r += MR5_I8) {
+            const int32_t *qp = (const int32_t *)(q16 + r * D);
+            if (two) s_tile_vnni(qp, P, t0, 2, ks0, ks1, qs + r, S + r * lds + j, lds);
+            else s_tile_vnni(qp, P, t0, 1, ks0, ks1, qs + r, S + r * lds + j, lds);
         }
     }
 }
@@ -622,8 +640,17 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 
     const int tk = w->tk;
     const int64_t qw = tk == TK_BF16 ? D / 2 : D; /* floats (or bf16 pairs) per query row */
+    const int64_t qbytes = D * (p->in_bf16 ? 2 : 4);
+    for (int64_t r = 0; r < nq && r < TS_ATTN_PFQ; r++) {
+        const int64_t tok = p->perm ? p->perm[q0 + r] : q0 + r;
+        if (tok >= 0) TS_PF_LINES((const char *)q + (tok * HD + h * D) * (qbytes / D), qbytes, 0);
+    }
     for (int64_t r = 0; r < nq; r++) {
         int64_t tok = p->perm ? p->perm[q0 + r] : q0 + r;
+        if (r + TS_ATTN_PFQ < nq) {
+            const int64_t tn = p->perm ? p->perm[q0 + r + TS_ATTN_PFQ] : q0 + r + TS_ATTN_PFQ;
+            if (tn >= 0) TS_PF_LINES((const char *)q + (tn * HD + h * D) * (qbytes / D), qbytes, 0);
+        }
         if (tok < 0) memset(w->q + r * qw, 0, (size_t)qw * sizeof(float));
         else if (tk == TK_BF16) memcpy(w->q + r * qw, (const uint16_t *)q + tok * HD + h * D, (size_t)D * 2);
         else ts_attn_load_row(w->q + r * D, q, tok * HD + h * D, D, p->in_bf16, qscale);
@@ -645,6 +672,10 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
             row_ptrs(p, q, h, q0 + r0, n, rows, w->acc);
             float sc = ts_quant_i8_group(rows, n, D, w->q16 + r0 * D);
             for (int64_t i = 0; i < n; i++) w->qs[r0 + i] = sc * qscale;
+        }
+        for (int64_t r = nq; r < nq_pad; r++) { /* the tiles' padding rows: S = 0 there */
+            memset(w->q16 + r * D, 0, (size_t)D * sizeof(int16_t));
+            w->qs[r] = 0.0f;
         }
     }
     memset(w->acc, 0, (size_t)(nq_pad * D) * sizeof(float));
@@ -739,6 +770,10 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
         for (int64_t r = 0; r < nq; r++) {
             float *s = w->s + r * TS_ATTN_KCHUNK;
             const uint8_t *ok = w->ok + r * TS_ATTN_KCHUNK;
+            if (li == n_list) { /* the last chunk: the output rows, for the stores at the end */
+                const int64_t tok = p->perm ? p->perm[q0 + r] : q0 + r;
+                if (tok >= 0) TS_PF_LINES(out + tok * HD + h * D, D * 4, 1);
+            }
             if (partial)
                 for (int64_t j = 0; j < nk; j++) s[j] = ok[j] ? s[j] : -FLT_MAX;
             /* simd reductions: without them the max and the sum stay scalar (float order) and
@@ -812,7 +847,7 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 static size_t scratch_floats(int64_t bq, int64_t D, int quant, int bfdot) {
     const int64_t KC = TS_ATTN_KCHUNK, bqp = bq + TS_ATTN_ROWPAD;
     return (size_t)(2 * bqp * D + bqp * KC + 2 * bq) + (size_t)(bq * KC / 4 + 1) +
-           (quant ? (size_t)(bq + bq * D / 2 + 1) : 0) + (bfdot ? (size_t)(bqp * KC / 2) : 0);
+           (quant ? (size_t)(bqp + bqp * D / 2 + 1) : 0) + (bfdot ? (size_t)(bqp * KC / 2) : 0);
 }
 
 /* The calling thread's part of the per-thread scratch (call inside a parallel region). */
@@ -830,7 +865,7 @@ static attn_scratch scratch_of(float *scratch, size_t per, int64_t bq, int64_t D
     w.m = b, b += bq;
     w.l = b, b += bq;
     w.ok = (uint8_t *)b, b += bq * KC / 4 + 1;
-    if (quant) w.qs = b, b += bq, w.q16 = (int16_t *)b, b += bq * D / 2 + 1;
+    if (quant) w.qs = b, b += bqp, w.q16 = (int16_t *)b, b += bqp * D / 2 + 1;
     if (bfdot) w.pb = (uint32_t *)b;
     return w;
 }
