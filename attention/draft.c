@@ -14,6 +14,8 @@
 
 #include "../src/backend.h"
 
+#define DRAFT_PF 4 /* pooling: rows asked for ahead */
+
 int64_t ts_draft_perm(const int64_t g[3], const int pool[2], int32_t **perm) {
     const int64_t T = g[0], Hl = g[1], Wl = g[2], ph = pool[0], pw = pool[1];
     const int64_t RH = (Hl + ph - 1) / ph, RW = (Wl + pw - 1) / pw, n_kern = T * RH * RW * ph * pw;
@@ -64,7 +66,7 @@ ts_status ts_draft_plan(const int64_t g[3], int64_t H, int64_t D, int64_t h, con
     if (n_kern < 0) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
     const int64_t S = n_kern / blk;
     double *pq = calloc((size_t)(S * D), sizeof *pq), *pk = calloc((size_t)(S * D), sizeof *pk);
-    double *A = malloc((size_t)(S * S) * sizeof *A), *sorted = malloc((size_t)(S * S) * sizeof *sorted);
+    double *A = malloc((size_t)(S * (S > D ? S : D)) * sizeof *A), *sorted = malloc((size_t)(S * S) * sizeof *sorted);
     int64_t *cnt = calloc((size_t)S, sizeof *cnt);
     st->ptr = malloc((size_t)(S + 1) * sizeof *st->ptr);
     st->idx = malloc((size_t)(S * S) * sizeof *st->idx);
@@ -74,18 +76,28 @@ ts_status ts_draft_plan(const int64_t g[3], int64_t H, int64_t D, int64_t h, con
         rc = TS_ERR(err, TS_ERR_NOMEM, "out of memory");
         goto done;
     }
-    /* average pooling over each region's real tokens */
+    /* average pooling over each region's real tokens (K's sums in the rows of A, free until
+     * the map, then transposed: [D, S]). A head's rows sit H·D floats apart, over a page for
+     * the usual shapes, where the hardware prefetch does not follow: the next rows are asked
+     * for ahead. */
+    double *pkr = A;
+    memset(pkr, 0, (size_t)(S * D) * sizeof *pkr);
     for (int64_t s = 0; s < S; s++) {
+        double *aq = pq + s * D, *ak = pkr + s * D;
         for (int64_t j = 0; j < blk; j++) {
-            int64_t tok = st->perm[s * blk + j];
+            const int64_t tok = st->perm[s * blk + j];
+            const int64_t jn = s * blk + j + DRAFT_PF, tn = jn < n_kern ? st->perm[jn] : -1;
+            if (tn >= 0)
+                for (int64_t d = 0; d < D; d += 16) {
+                    __builtin_prefetch(q + tn * HD + h * D + d, 0, 3);
+                    __builtin_prefetch(k + tn * HD + h * D + d, 0, 3);
+                }
             if (tok < 0) continue;
             cnt[s]++;
-            for (int64_t d = 0; d < D; d++) {
-                pq[s * D + d] += q[tok * HD + h * D + d];
-                pk[d * S + s] += k[tok * HD + h * D + d]; /* transposed: [D, S] */
-            }
+            const float *qr = q + tok * HD + h * D, *kr = k + tok * HD + h * D;
+            for (int64_t d = 0; d < D; d++) aq[d] += qr[d], ak[d] += kr[d];
         }
-        for (int64_t d = 0; d < D; d++) pq[s * D + d] /= (double)cnt[s], pk[d * S + s] /= (double)cnt[s];
+        for (int64_t d = 0; d < D; d++) aq[d] /= (double)cnt[s], pk[d * S + s] = ak[d] / (double)cnt[s];
     }
     /* the draft map, row softmax; with pooled K transposed the dot products run along a row of
      * A (each entry still sums over d in order) */
