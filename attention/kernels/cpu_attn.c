@@ -78,6 +78,7 @@
 #define TS_ATTN_MAXD 256 /* register tiles: the largest head dim */
 #define TS_ATTN_RUP(n, mr) (((n) + (mr) - 1) / (mr) * (mr))
 #define TS_ATTN_PFQ 4 /* query rows loaded ahead of their use */
+#define TS_ATTN_PF_BYTES (8 << 20) /* one head's K and V panels above this: prefetched per chunk */
 
 /* Asks for the cache lines of bytes at x (rw 1: for writing). Rows of one head sit H·D apart,
  * over a 4 KiB page for 12 heads of 128, so the hardware's stride prefetch does not follow them. */
@@ -112,6 +113,7 @@ typedef struct attn_scratch {
      * its end, and whether that leaves no padding inside (the block then runs as a full one) */
     const int16_t *kreal;
     const uint8_t *ktail;
+    int pf; /* the panels are over TS_ATTN_PF_BYTES: each chunk's are prefetched (pf_list) */
 } attn_scratch;
 
 /* The quantised K of one head: k16 [Lk, D] in kernel order, ks [n_kblk]; with AVX2 (even D,
@@ -627,6 +629,48 @@ static void row_ptrs(const ts_attn_plan *p, const void *x, int64_t h, int64_t r0
     }
 }
 
+/* Byte ranges to ask L2 for, a few lines at a time: a chunk's V panels (one range per 16
+ * dims) and the next key block's K panel, spread over the chunk's softmax rows. Where one
+ * head's panels are larger than TS_ATTN_PF_BYTES they come from L3 or memory, and a plan that
+ * jumps between key blocks (DraftAttention's selection) reads them in runs the hardware
+ * prefetch does not see coming: at 32,760 tokens the panel loads were a quarter of the
+ * tiles' time (perf). Smaller panels stay in cache, and there the prefetches only cost. */
+typedef struct pf_list {
+    const char *p[TS_ATTN_MAXD / TS_ATTN_NR + 1];
+    int64_t len[TS_ATTN_MAXD / TS_ATTN_NR + 1], lines;
+    int n, cur;
+    int64_t off;
+} pf_list;
+
+static void pf_add(pf_list *f, const void *p, int64_t bytes) {
+    f->p[f->n] = (const char *)p, f->len[f->n++] = bytes;
+    f->lines += (bytes + 63) / 64;
+}
+
+/* The next n lines of f. */
+static inline void pf_next(pf_list *f, int64_t n) {
+    while (n > 0 && f->cur < f->n) {
+        __builtin_prefetch(f->p[f->cur] + f->off, 0, 2);
+        n--;
+        if ((f->off += 64) >= f->len[f->cur]) f->off = 0, f->cur++;
+    }
+}
+
+/* The panels of keys k0 .. k0 + nk of this call's layout: K's (with_k) and V's (with_v). */
+static void pf_panels(pf_list *f, const attn_scratch *w, const qk_head *qk, int64_t D, int64_t k0, int64_t nk,
+                      int with_k, int with_v) {
+    const int bf = w->tk == TK_BF16;
+    if (with_v)
+        for (int64_t d0 = 0; d0 < D; d0 += TS_ATTN_NR) {
+            if (bf) pf_add(f, (const uint32_t *)w->vh + (d0 / 16) * (w->lkp / 2) * 16 + (k0 / 2) * 16, (nk + 1) / 2 * 64);
+            else pf_add(f, w->vh + (d0 / 16) * w->lkp * 16 + k0 * 16, nk * 64);
+        }
+    if (with_k) {
+        if (qk && qk->kpk && qk->kw == 16) pf_add(f, qk->kpk + (k0 / 16) * (D / 2) * 32, nk * D * 2);
+        else if (!qk) pf_add(f, (const char *)w->kt + k0 * D * (bf ? 2 : 4), nk * D * (bf ? 2 : 4));
+    }
+}
+
 static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const void *v,
                       float *out, int64_t h, int32_t qb, const qk_head *qk, attn_scratch *w) {
     const int64_t H = p->heads, D = p->head_dim, HD = H * D;
@@ -694,9 +738,18 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
         for (int32_t b = 0; full && b < nb; b++) partial |= !(full[b] || (w->kreal && w->ktail[kb0 + b]));
         li += nb;
         const int64_t k0 = (int64_t)kb0 * bk;
+        pf_list pf = {0};
         int64_t nk = (int64_t)nb * bk;
         if (w->kreal) nk = (int64_t)(nb - 1) * bk + w->kreal[kb0 + nb - 1]; /* less the padding at its end */
         if (k0 + nk > Lk) nk = Lk - k0;
+        if (w->kt && w->pf) { /* asked for during the softmax rows: this chunk's V, the next block's K */
+            pf_panels(&pf, w, qk, D, k0, nk, 0, 1);
+            if (li < n_list) {
+                const int64_t kn = (int64_t)(list ? list[li] : li) * bk;
+                pf_panels(&pf, w, qk, D, kn, kn + bk < Lk ? bk : Lk - kn, 1, 0);
+            }
+        }
+        const int64_t pf_row = nq > 0 ? (pf.lines + nq - 1) / nq : 0;
         const float *kp, *vp;
         int64_t ld;
         if (w->kt) { /* the head's K and V panels, laid out once per call */
@@ -770,6 +823,7 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
         for (int64_t r = 0; r < nq; r++) {
             float *s = w->s + r * TS_ATTN_KCHUNK;
             const uint8_t *ok = w->ok + r * TS_ATTN_KCHUNK;
+            pf_next(&pf, pf_row);
             if (li == n_list) { /* the last chunk: the output rows, for the stores at the end */
                 const int64_t tok = p->perm ? p->perm[q0 + r] : q0 + r;
                 if (tok >= 0) TS_PF_LINES(out + tok * HD + h * D, D * 4, 1);
@@ -1046,6 +1100,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
             {
                 attn_scratch w = scratch_of(scratch, per, bq, D, quant, tk == TK_BF16);
                 w.kreal = kreal, w.ktail = ktail, w.tk = tk;
+                w.pf = tile && (int64_t)(2 * Lkp * D) * (int64_t)sizeof(float) > TS_ATTN_PF_BYTES;
 #pragma omp for schedule(dynamic, 1)
                 for (int64_t t = 0; t < gn * p->n_qblk; t++) {
                     const int64_t gi = t % gn, qb = t / gn;
