@@ -695,7 +695,8 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
             const int64_t tn = p->perm ? p->perm[q0 + r + TS_ATTN_PFQ] : q0 + r + TS_ATTN_PFQ;
             if (tn >= 0) TS_PF_LINES((const char *)q + (tn * HD + h * D) * (qbytes / D), qbytes, 0);
         }
-        if (tok < 0) memset(w->q + r * qw, 0, (size_t)qw * sizeof(float));
+        if (qk) { /* INT8 Q·Kᵀ quantises from the rows in place (below): no fp32 copy */
+        } else if (tok < 0) memset(w->q + r * qw, 0, (size_t)qw * sizeof(float));
         else if (tk == TK_BF16) memcpy(w->q + r * qw, (const uint16_t *)q + tok * HD + h * D, (size_t)D * 2);
         else ts_attn_load_row(w->q + r * D, q, tok * HD + h * D, D, p->in_bf16, qscale);
         w->m[r] = -FLT_MAX;
@@ -703,7 +704,7 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
     }
     /* the tiles' rows: the padding rows' Q (and bf16 P) are zero, so P·V adds nothing there */
     const int64_t nq_pad = tk == TK_AVX2 ? TS_ATTN_RUP(nq, TS_ATTN_MR) : tk ? TS_ATTN_RUP(nq, TS_ATTN_MR5) : nq;
-    if (nq_pad > nq) memset(w->q + nq * qw, 0, (size_t)((nq_pad - nq) * qw) * sizeof(float));
+    if (nq_pad > nq && !qk) memset(w->q + nq * qw, 0, (size_t)((nq_pad - nq) * qw) * sizeof(float));
     if (tk == TK_BF16 && nq_pad > nq)
         memset(w->pb + nq * (TS_ATTN_KCHUNK / 2), 0, (size_t)((nq_pad - nq) * (TS_ATTN_KCHUNK / 2)) * 4);
     if (qk && nq_pad > nq) /* the INT8 S leaves them alone: P·V's tiles read them as zero P */
