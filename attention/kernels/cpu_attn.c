@@ -78,7 +78,7 @@
 #define TS_ATTN_MAXD 256 /* register tiles: the largest head dim */
 #define TS_ATTN_RUP(n, mr) (((n) + (mr) - 1) / (mr) * (mr))
 #define TS_ATTN_PFQ 4 /* query rows loaded ahead of their use */
-#define TS_ATTN_PF_BYTES (8 << 20) /* one head's K and V panels above this: prefetched per chunk */
+#define TS_ATTN_PF_BYTES (16 << 20) /* one head's K and V panels above this: prefetched per chunk */
 
 /* Asks for the cache lines of bytes at x (rw 1: for writing). Rows of one head sit H·D apart,
  * over a 4 KiB page for 12 heads of 128, so the hardware's stride prefetch does not follow them. */
@@ -167,11 +167,6 @@ static void s_int8_tiles(const int16_t *q16, const float *qs, const qk_head *qk,
 #endif
 
 #if TS_ATTN_VNNI
-/* S for 8 query rows x 32 keys (two tiles of 16) per step with vpdpwssd: each 32-bit lane
- * takes a pair of dimensions, 16 int32 accumulators; then the scales. The query rows (and
- * their scales) are zero up to the next multiple of 8, and those rows of S are written too;
- * so are the columns up to the tile's end. k0 a multiple of 16. One base pointer for the
- * rows. */
 /* c + the pairwise int16 dots of a and b: vpdpwssd written out, because GCC 12 copies the
  * accumulator of _mm512_dpwssd_epi32 in and out of another register at every call (two
  * moves per dot in the tile's loop, and spills). */
@@ -180,6 +175,11 @@ static inline __attribute__((always_inline)) __m512i dpwssd512(__m512i c, __m512
     return c;
 }
 
+/* S for 8 query rows x 32 keys (two tiles of 16) per step with vpdpwssd: each 32-bit lane
+ * takes a pair of dimensions, 16 int32 accumulators; then the scales. The query rows (and
+ * their scales) are zero up to the next multiple of 8, and those rows of S are written too;
+ * so are the columns up to the tile's end. k0 a multiple of 16. One base pointer for the
+ * rows. */
 static inline __attribute__((always_inline)) void s_tile_vnni(const int32_t *q, int64_t P, const int16_t *t0, int np,
                                                               __m512 ks0, __m512 ks1, const float *qs, float *s,
                                                               int64_t lds) {
@@ -633,8 +633,10 @@ static void row_ptrs(const ts_attn_plan *p, const void *x, int64_t h, int64_t r0
  * dims) and the next key block's K panel, spread over the chunk's softmax rows. Where one
  * head's panels are larger than TS_ATTN_PF_BYTES they come from L3 or memory, and a plan that
  * jumps between key blocks (DraftAttention's selection) reads them in runs the hardware
- * prefetch does not see coming: at 32,760 tokens the panel loads were a quarter of the
- * tiles' time (perf). Smaller panels stay in cache, and there the prefetches only cost. */
+ * prefetch does not see coming: at 32,760 tokens (32 MiB of panels a head) the panel loads
+ * were a quarter of the tiles' time (perf). At 16,384 tokens (16 MiB) the prefetches made
+ * DraftAttention 3-8 % faster but GNA, whose neighbouring query blocks share key blocks, up to
+ * 9 % slower; at 4,096 tokens all three methods were slower with them. */
 typedef struct pf_list {
     const char *p[TS_ATTN_MAXD / TS_ATTN_NR + 1];
     int64_t len[TS_ATTN_MAXD / TS_ATTN_NR + 1], lines;
@@ -718,7 +720,7 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
             float sc = ts_quant_i8_group(rows, n, D, w->q16 + r0 * D);
             for (int64_t i = 0; i < n; i++) w->qs[r0 + i] = sc * qscale;
         }
-        for (int64_t r = nq; r < nq_pad; r++) { /* the tiles' padding rows: S = 0 there */
+        for (int64_t r = nq; r < TS_ATTN_RUP(nq, TS_ATTN_MR5); r++) { /* the VNNI tiles' padding rows: S = 0 there */
             memset(w->q16 + r * D, 0, (size_t)D * sizeof(int16_t));
             w->qs[r] = 0.0f;
         }
