@@ -77,9 +77,7 @@ ts_status ts_draft_plan(const int64_t g[3], int64_t H, int64_t D, int64_t h, con
         goto done;
     }
     /* average pooling over each region's real tokens (K's sums in the rows of A, free until
-     * the map, then transposed: [D, S]). A head's rows sit H·D floats apart, over a page for
-     * the usual shapes, where the hardware prefetch does not follow: the next rows are asked
-     * for ahead. */
+     * the map, then transposed: [D, S]); the next rows are asked for ahead */
     double *pkr = A;
     memset(pkr, 0, (size_t)(S * D) * sizeof *pkr);
     for (int64_t s = 0; s < S; s++) {
@@ -87,11 +85,10 @@ ts_status ts_draft_plan(const int64_t g[3], int64_t H, int64_t D, int64_t h, con
         for (int64_t j = 0; j < blk; j++) {
             const int64_t tok = st->perm[s * blk + j];
             const int64_t jn = s * blk + j + DRAFT_PF, tn = jn < n_kern ? st->perm[jn] : -1;
-            if (tn >= 0)
-                for (int64_t d = 0; d < D; d += 16) {
-                    __builtin_prefetch(q + tn * HD + h * D + d, 0, 3);
-                    __builtin_prefetch(k + tn * HD + h * D + d, 0, 3);
-                }
+            if (tn >= 0) {
+                TS_PREFETCH_LINES(q + tn * HD + h * D, D * sizeof(float), 0);
+                TS_PREFETCH_LINES(k + tn * HD + h * D, D * sizeof(float), 0);
+            }
             if (tok < 0) continue;
             cnt[s]++;
             const float *qr = q + tok * HD + h * D, *kr = k + tok * HD + h * D;

@@ -72,21 +72,12 @@
 #endif
 #define TS_ATTN_MR 6  /* register tiles: query rows */
 #define TS_ATTN_MR5 8 /* AVX-512 tiles: query rows (x 32 keys or dims, 16 accumulators) */
-#define MR5_I8 TS_ATTN_MR5 /* the VNNI tiles' query rows */
 #define TS_ATTN_ROWPAD 8 /* scratch rows past a query block: room for either tile's rounding */
 #define TS_ATTN_NR 16 /* register tiles: keys of a K panel (S), head-dim columns (P·V) */
 #define TS_ATTN_MAXD 256 /* register tiles: the largest head dim */
 #define TS_ATTN_RUP(n, mr) (((n) + (mr) - 1) / (mr) * (mr))
 #define TS_ATTN_PFQ 4 /* query rows loaded ahead of their use */
 #define TS_ATTN_PF_BYTES (16 << 20) /* one head's K and V panels above this: prefetched per chunk */
-
-/* Asks for the cache lines of bytes at x (rw 1: for writing). Rows of one head sit H·D apart,
- * over a 4 KiB page for 12 heads of 128, so the hardware's stride prefetch does not follow them. */
-#define TS_PF_LINES(x, bytes, rw)                                                                    \
-    do {                                                                                           \
-        const char *pf_ = (const char *)(x);                                                       \
-        for (int64_t o_ = 0; o_ < (int64_t)(bytes); o_ += 64) __builtin_prefetch(pf_ + o_, rw, 3); \
-    } while (0)
 
 /* Which products a call runs (cpu_internal.h): sgemm, AVX2 tiles, AVX-512 fp32 tiles,
  * AVX-512 BF16 dots. */
@@ -183,19 +174,19 @@ static inline __attribute__((always_inline)) __m512i dpwssd512(__m512i c, __m512
 static inline __attribute__((always_inline)) void s_tile_vnni(const int32_t *q, int64_t P, const int16_t *t0, int np,
                                                               __m512 ks0, __m512 ks1, const float *qs, float *s,
                                                               int64_t lds) {
-    __m512i c0[MR5_I8], c1[MR5_I8];
-    for (int i = 0; i < MR5_I8; i++) c0[i] = c1[i] = _mm512_setzero_si512();
+    __m512i c0[TS_ATTN_MR5], c1[TS_ATTN_MR5];
+    for (int i = 0; i < TS_ATTN_MR5; i++) c0[i] = c1[i] = _mm512_setzero_si512();
     const int16_t *t1 = t0 + P * 32;
     for (int64_t p = 0; p < P; p++) {
         const __m512i b0 = _mm512_loadu_si512((const void *)(t0 + p * 32));
         const __m512i b1 = np == 2 ? _mm512_loadu_si512((const void *)(t1 + p * 32)) : b0;
-        for (int i = 0; i < MR5_I8; i++) {
+        for (int i = 0; i < TS_ATTN_MR5; i++) {
             const __m512i a = _mm512_set1_epi32(q[i * P + p]);
             c0[i] = dpwssd512(c0[i], a, b0);
             if (np == 2) c1[i] = dpwssd512(c1[i], a, b1);
         }
     }
-    for (int i = 0; i < MR5_I8; i++) {
+    for (int i = 0; i < TS_ATTN_MR5; i++) {
         const __m512 sq = _mm512_set1_ps(qs[i]);
         _mm512_storeu_ps(s + i * lds, _mm512_mul_ps(_mm512_cvtepi32_ps(c0[i]), _mm512_mul_ps(sq, ks0)));
         if (np == 2) _mm512_storeu_ps(s + i * lds + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(c1[i]), _mm512_mul_ps(sq, ks1)));
@@ -210,7 +201,7 @@ static void s_int8_vnni(const int16_t *q16, const float *qs, const qk_head *qk, 
         const int16_t *t0 = qk->kpk + ((k0 + j) / 16) * P * 32;
         const __m512 ks0 = _mm512_set1_ps(qk->ks[(k0 + j) / bk]),
                      ks1 = _mm512_set1_ps(two ? qk->ks[(k0 + j + 16) / bk] : 0.0f);
-        for (int64_t r = 0; r < nq; r += MR5_I8) {
+        for (int64_t r = 0; r < nq; r += TS_ATTN_MR5) {
             const int32_t *qp = (const int32_t *)(q16 + r * D);
             if (two) s_tile_vnni(qp, P, t0, 2, ks0, ks1, qs + r, S + r * lds + j, lds);
             else s_tile_vnni(qp, P, t0, 1, ks0, ks1, qs + r, S + r * lds + j, lds);
@@ -686,16 +677,16 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 
     const int tk = w->tk;
     const int64_t qw = tk == TK_BF16 ? D / 2 : D; /* floats (or bf16 pairs) per query row */
-    const int64_t qbytes = D * (p->in_bf16 ? 2 : 4);
+    const int64_t es = p->in_bf16 ? 2 : 4; /* bytes per element of q */
     for (int64_t r = 0; r < nq && r < TS_ATTN_PFQ; r++) {
         const int64_t tok = p->perm ? p->perm[q0 + r] : q0 + r;
-        if (tok >= 0) TS_PF_LINES((const char *)q + (tok * HD + h * D) * (qbytes / D), qbytes, 0);
+        if (tok >= 0) TS_PREFETCH_LINES((const char *)q + (tok * HD + h * D) * es, D * es, 0);
     }
     for (int64_t r = 0; r < nq; r++) {
         int64_t tok = p->perm ? p->perm[q0 + r] : q0 + r;
         if (r + TS_ATTN_PFQ < nq) {
             const int64_t tn = p->perm ? p->perm[q0 + r + TS_ATTN_PFQ] : q0 + r + TS_ATTN_PFQ;
-            if (tn >= 0) TS_PF_LINES((const char *)q + (tn * HD + h * D) * (qbytes / D), qbytes, 0);
+            if (tn >= 0) TS_PREFETCH_LINES((const char *)q + (tn * HD + h * D) * es, D * es, 0);
         }
         if (qk) { /* INT8 Q·Kᵀ quantises from the rows in place (below): no fp32 copy */
         } else if (tok < 0) memset(w->q + r * qw, 0, (size_t)qw * sizeof(float));
@@ -709,7 +700,7 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
     if (nq_pad > nq && !qk) memset(w->q + nq * qw, 0, (size_t)((nq_pad - nq) * qw) * sizeof(float));
     if (tk == TK_BF16 && nq_pad > nq)
         memset(w->pb + nq * (TS_ATTN_KCHUNK / 2), 0, (size_t)((nq_pad - nq) * (TS_ATTN_KCHUNK / 2)) * 4);
-    if (qk && nq_pad > nq) /* the INT8 S leaves them alone: P·V's tiles read them as zero P */
+    if (qk && nq_pad > nq) /* the AVX2 and plain INT8 S leave them alone: P·V's tiles read them as zero P */
         memset(w->s + nq * TS_ATTN_KCHUNK, 0, (size_t)((nq_pad - nq) * TS_ATTN_KCHUNK) * sizeof(float));
     if (qk) { /* quantise the block's query rows, groups of quant_rows (acc is free scratch here) */
         const int64_t g = p->quant_rows > 0 ? p->quant_rows : TS_QUANT_ROWS;
@@ -829,7 +820,7 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
             pf_next(&pf, pf_row);
             if (li == n_list) { /* the last chunk: the output rows, for the stores at the end */
                 const int64_t tok = p->perm ? p->perm[q0 + r] : q0 + r;
-                if (tok >= 0) TS_PF_LINES(out + tok * HD + h * D, D * 4, 1);
+                if (tok >= 0) TS_PREFETCH_LINES(out + tok * HD + h * D, D * 4, 1);
             }
             if (partial)
                 for (int64_t j = 0; j < nk; j++) s[j] = ok[j] ? s[j] : -FLT_MAX;
