@@ -1,7 +1,8 @@
 /*
  * attn_paths.h — the CPU attention kernel's paths, for tests that run each on the same plan:
- * the backend's entry (the best built), the AVX-512 tiles, the AVX2 tiles and the sgemm path.
- * A path this build has not compiled is left out (ts_cpu_attn_runs < 0).
+ * the backend's entry (the best built), the AVX-512 fp32 tiles, the AVX2 tiles, the sgemm path
+ * and the AVX512-BF16 dots (bf16 plans only). A path this build has not compiled, or that does
+ * not take the plan, is left out (ts_cpu_attn_runs < 0).
  */
 #ifndef TS_TESTS_ATTN_PATHS_H
 #define TS_TESTS_ATTN_PATHS_H
@@ -10,13 +11,13 @@
 #include "cpu/cpu_internal.h"
 #include "plan.h"
 
-enum { TS_TEST_ATTN_PATHS = 4 };
+enum { TS_TEST_ATTN_PATHS = 5 };
 static const int ts_test_attn_path[TS_TEST_ATTN_PATHS] = {TS_ATTN_PATH_BEST, TS_ATTN_PATH_AVX512, TS_ATTN_PATH_AVX2,
-                                                          TS_ATTN_PATH_SGEMM};
+                                                          TS_ATTN_PATH_SGEMM, TS_ATTN_PATH_BF16};
 static const char *const ts_test_attn_path_name[TS_TEST_ATTN_PATHS] = {"backend", "avx512 path", "avx2 path",
-                                                                       "sgemm path"};
+                                                                       "sgemm path", "bf16 dots"};
 
-/* Runs path i (the backend's own entry for i == 0); TS_ERR_UNSUPPORTED: not built. */
+/* Runs path i (the backend's own entry for i == 0); TS_ERR_UNSUPPORTED: not built, or not for this plan. */
 static inline ts_status ts_test_attn_run(ts_ctx *c, int i, const ts_attn_plan *p, const void *q, const void *k,
                                          const void *v, float *out) {
     if (ts_cpu_attn_runs(p, ts_test_attn_path[i]) < 0) return TS_ERR_UNSUPPORTED;

@@ -11,15 +11,22 @@
  *       time and the process's peak RSS. --half-cache: fp16 conv caches (low memory).
  *
  *   tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]
- *                      [--methods dense,dense-bf16,gna,gna-tiled,clear,draft,paro,paro-fp32]
+ *                      [--methods dense,dense-bf16,dense-bf16-dots,gna,gna-tiled,clear,draft,paro,paro-fp32]
  *                      [--densities 0.5,0.2,0.1,0.05] [--json]
  *       self-attention over the T·H·W token grid (random q, k, v): the sgemm rate of the same
- *       run, dense, and each method set for each target density; time, effective GFLOP/s
- *       (4·N²·D·heads·density), speedup vs dense, achieved density, rel-L2 error vs dense.
- *       dense-bf16: the dense plan on the same q, k, v rounded to bf16 (the kernel's BF16
- *       dots where the CPU has AVX512-BF16). --paired (for machines whose speed drifts from
- *       one second to the next): the sgemm is timed in turn with dense, and dense again in
- *       turn with every other method, best of each; ratios come from those pairs.
+ *       run (and which of OpenBLAS's kernels ran it), dense, and each method set for each
+ *       target density; time, effective GFLOP/s (4·N²·D·heads·density), speedup vs dense,
+ *       achieved density, rel-L2 error vs dense. dense-bf16: the dense plan on the same q, k, v
+ *       rounded to bf16, on the path the backend takes for bf16 operands on this CPU (the spec
+ *       says which); dense-bf16-dots: the same on the AVX512-BF16 dots, where built. --paired
+ *       (for machines whose speed drifts from one second to the next): the sgemm is timed in
+ *       turn with dense, and dense again in turn with every other method, best of each; ratios
+ *       come from those pairs.
+ *   tessera-bench isa [--repeats N]
+ *       one core's rate of each product instruction the attention kernel can use (AVX-512 fp32
+ *       FMA, AVX512-BF16 dot, AVX512-VNNI int16 dot; 12 independent accumulators), best of
+ *       the repeats: which is why bf16 operands take the BF16 dots on some CPUs and the fp32
+ *       tiles on others (ts_cpu_bf16_dots_fast).
  *
  * tools/bench/bench_dit.py, bench_vae.py and bench_attn.py make the inputs and run the
  * PyTorch side in the same run. Unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for benchmark
@@ -34,9 +41,13 @@
 
 #include <cblas.h>
 #include <math.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "attention.h"
 #include "backend.h"
+#include "cpu/cpu_internal.h"
 #include "ctx.h"
 #include "dit/wan.h"
 #include "paro.h"
@@ -60,8 +71,10 @@ static void usage(FILE *f) {
     fprintf(f, "usage: tessera-bench dit|vae --model FILE --inputs FILE [--out FILE] "
                "[--threads N] [--repeats N] [--json] [--half-cache (vae)]\n"
                "       tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]\n"
-               "                          [--methods dense,dense-bf16,gna,gna-tiled,clear,draft,paro,paro-fp32]\n"
-               "                          [--densities 0.5,0.2,0.1,0.05] [--paired] [--json]\n");
+               "                          [--methods dense,dense-bf16,dense-bf16-dots,gna,gna-tiled,clear,draft,paro,\n"
+               "                                     paro-fp32]\n"
+               "                          [--densities 0.5,0.2,0.1,0.05] [--paired] [--json]\n"
+               "       tessera-bench isa [--repeats N]\n");
 }
 
 typedef struct opts {
@@ -270,9 +283,11 @@ static double sgemm_time(ts_ctx *c, int S, const float *a, const float *b, float
 static void print_sgemm(const opts *o, const ts_ctx *c, int S, double best) {
     double gf = 2.0 * S * S * (double)S / best * 1e-9;
     if (o->json)
-        printf("{\"kind\": \"sgemm\", \"size\": %d, \"threads\": %d, \"gflops\": %.2f, \"paired\": %s}\n", S,
-               c->n_threads, gf, o->paired ? "true" : "false");
-    else printf("sgemm %dx%dx%d, %d threads: %.1f GFLOP/s%s\n", S, S, S, c->n_threads, gf, o->paired ? " (paired)" : "");
+        printf("{\"kind\": \"sgemm\", \"size\": %d, \"threads\": %d, \"blas_core\": \"%s\", \"gflops\": %.2f, "
+               "\"paired\": %s}\n", S, c->n_threads, openblas_get_corename(), gf, o->paired ? "true" : "false");
+    else
+        printf("sgemm %dx%dx%d, %d threads, OpenBLAS %s kernels: %.1f GFLOP/s%s\n", S, S, S, c->n_threads,
+               openblas_get_corename(), gf, o->paired ? " (paired)" : "");
     fflush(stdout);
 }
 
@@ -314,19 +329,26 @@ static void print_attn_row(const opts *o, const ts_ctx *c, int64_t N, const int6
     fflush(stdout);
 }
 
-/* The dense plan on q, k, v rounded to bf16, through the backend; rel-L2 vs the fp32 dense
- * output (ref, from an earlier "dense" in --methods; not measured without one). --paired: the sgemm in
- * turn with it (its rate goes in the row as sgemm_gflops). */
-static int bench_dense_bf16(const opts *o, ts_ctx *c, int64_t N, int64_t H, int64_t D, const int64_t g[3],
-                            const float *q, const float *k, const float *v, const float *ref, float *out,
-                            double t_dense, int S, const float *sa, const float *sb, float *sc) {
+/* The dense plan on q, k, v rounded to bf16, through the backend (dense-bf16) or on the BF16
+ * dots (dense-bf16-dots); rel-L2 vs the fp32 dense output (ref, from an earlier "dense" in
+ * --methods; not measured without one). --paired: the sgemm in turn with it (its rate goes in
+ * the row as sgemm_gflops). */
+static int bench_dense_bf16(const opts *o, ts_ctx *c, const char *m, int64_t N, int64_t H, int64_t D,
+                            const int64_t g[3], const float *q, const float *k, const float *v, const float *ref,
+                            float *out, double t_dense, int S, const float *sa, const float *sb, float *sc) {
     const int64_t n = N * H * D;
+    ts_attn_plan p = ts_attn_plan_dense(N, N, H, D, TS_ATTN_BLK_Q, TS_ATTN_BLK_K);
+    p.in_bf16 = 1;
+    const int dots = !strcmp(m, "dense-bf16-dots");
+    const int runs = ts_cpu_attn_runs(&p, dots ? TS_ATTN_PATH_BF16 : TS_ATTN_PATH_BEST);
+    if (runs < 0) {
+        if (!o->json) printf("%-8s (this build has no AVX512-BF16 dots)\n", m);
+        return 0;
+    }
     uint16_t *b = malloc((size_t)(3 * n) * 2);
     if (!b) return fprintf(stderr, "tessera-bench: out of memory\n"), 1;
     for (int64_t i = 0; i < n; i++)
         b[i] = ts_f32_to_bf16(q[i]), b[n + i] = ts_f32_to_bf16(k[i]), b[2 * n + i] = ts_f32_to_bf16(v[i]);
-    ts_attn_plan p = ts_attn_plan_dense(N, N, H, D, TS_ATTN_BLK_Q, TS_ATTN_BLK_K);
-    p.in_bf16 = 1;
     double best = 1e30, sg = 1e30;
     for (int r = 0; r < o->repeats + 1; r++) {
         if (o->paired) {
@@ -334,16 +356,21 @@ static int bench_dense_bf16(const opts *o, ts_ctx *c, int64_t N, int64_t H, int6
             if (r > 0 && dt < sg) sg = dt;
         }
         double t0 = now_s();
-        ts_status st = c->backend->attn(c, &p, b, b + n, b + 2 * n, out);
+        ts_status st = dots ? ts_cpu_attn_path(c, &p, b, b + n, b + 2 * n, out, TS_ATTN_PATH_BF16)
+                            : c->backend->attn(c, &p, b, b + n, b + 2 * n, out);
         double dt = now_s() - t0;
         if (st != TS_OK) {
             free(b);
-            return fprintf(stderr, "tessera-bench: dense-bf16: %s\n", ts_status_str(st)), 1;
+            return fprintf(stderr, "tessera-bench: %s: %s\n", m, ts_status_str(st)), 1;
         }
         if (r > 0 && dt < best) best = dt;
     }
     free(b);
-    const attn_row row = {"dense-bf16", "dense, bf16 q/k/v", 1.0, best, t_dense > 0 ? t_dense / best : -1, 1.0,
+    const char *how = runs == TS_ATTN_RUN_BF16 ? "dense, bf16 q/k/v, bf16 dots"
+                      : runs == TS_ATTN_RUN_AVX512 ? "dense, bf16 q/k/v, fp32 avx512 tiles"
+                      : runs == TS_ATTN_RUN_AVX2 ? "dense, bf16 q/k/v, fp32 avx2 tiles"
+                                                 : "dense, bf16 q/k/v, sgemm";
+    const attn_row row = {m, how, 1.0, best, t_dense > 0 ? t_dense / best : -1, 1.0,
                           t_dense > 0 ? rel_l2(out, ref, n) : -1, o->paired ? 2.0 * S * S * (double)S / sg * 1e-9 : 0.0};
     print_attn_row(o, c, N, g, H, D, &row);
     return 0;
@@ -393,8 +420,8 @@ static int bench_attn(const opts *o, ts_ctx *c) {
         for (char *ds = strtok_r(dcopy, ",", &save_d); ds; ds = strtok_r(NULL, ",", &save_d)) {
             double target = atof(ds);
             char spec[320];
-            if (!strcmp(m, "dense-bf16")) {
-                if (bench_dense_bf16(o, c, N, H, D, g, q, k, v, ref, out, t_dense, S, sa, sb, sc)) return 1;
+            if (!strcmp(m, "dense-bf16") || !strcmp(m, "dense-bf16-dots")) {
+                if (bench_dense_bf16(o, c, m, N, H, D, g, q, k, v, ref, out, t_dense, S, sa, sb, sc)) return 1;
                 continue;
             }
             if (!spec_for(m, target, g, H, spec, sizeof spec)) {
@@ -441,6 +468,90 @@ static int bench_attn(const opts *o, ts_ctx *c) {
     }
     free(q), free(k), free(v), free(ref), free(out), free(sa), free(sb), free(sc);
     return 0;
+}
+
+#if defined(__AVX512F__)
+/* 12 independent accumulators (more than any of these instructions' latency x issue rate
+ * needs); the empty asm keeps them in registers and the loop from being folded. */
+#define ISA_KEEP(a)                                                                                   \
+    __asm__ volatile("" ::"v"(a[0]), "v"(a[1]), "v"(a[2]), "v"(a[3]), "v"(a[4]), "v"(a[5]), "v"(a[6]), \
+                     "v"(a[7]), "v"(a[8]), "v"(a[9]), "v"(a[10]), "v"(a[11]))
+#define ISA_12(op) op(0) op(1) op(2) op(3) op(4) op(5) op(6) op(7) op(8) op(9) op(10) op(11)
+
+/* Instructions a second (on the calling thread) of kind: 0 fp32 FMA, 1 BF16 dot, 2 int16 dot. */
+static double isa_rate(int kind, long iters) {
+    __m512 a[12];
+    __m512i ai[12];
+    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps(1e-9f * (float)i), ai[i] = _mm512_set1_epi32(i);
+    const __m512 x = _mm512_set1_ps(1.0001f), y = _mm512_set1_ps(0.9999f);
+    const __m512i xi = _mm512_set1_epi32(0x00030002), yi = _mm512_set1_epi32(0x00010001);
+    (void)xi, (void)yi;
+    double t0 = now_s();
+    if (kind == 0) {
+#define ISA_FMA(k) a[k] = _mm512_fmadd_ps(x, y, a[k]);
+        for (long i = 0; i < iters; i++) {
+            ISA_12(ISA_FMA)
+            ISA_KEEP(a);
+        }
+    } else if (kind == 1) {
+#if defined(__AVX512BF16__)
+        const __m512bh xb = (__m512bh)_mm512_set1_epi32(0x3f803f80), yb = (__m512bh)_mm512_set1_epi32(0x3f803f80);
+#define ISA_BF(k) a[k] = _mm512_dpbf16_ps(a[k], xb, yb);
+        for (long i = 0; i < iters; i++) {
+            ISA_12(ISA_BF)
+            ISA_KEEP(a);
+        }
+#else
+        return 0;
+#endif
+    } else {
+#if defined(__AVX512VNNI__)
+#define ISA_VNNI(k) ai[k] = _mm512_dpwssd_epi32(ai[k], xi, yi);
+        for (long i = 0; i < iters; i++) {
+            ISA_12(ISA_VNNI)
+            ISA_KEEP(ai);
+        }
+#else
+        return 0;
+#endif
+    }
+    double dt = now_s() - t0;
+    float sum = 0;
+    for (int i = 0; i < 12; i++) sum += _mm512_reduce_add_ps(a[i]) + (float)_mm512_reduce_add_epi32(ai[i]);
+    return sum == 12345.0f ? 0 : 12.0 * (double)iters / dt; /* uses the sums */
+}
+#endif
+
+/* One core's rate of the attention kernel's product instructions, best of the repeats. */
+static int bench_isa(const opts *o) {
+#if defined(__AVX512F__)
+    static const char *const name[3] = {"fp32 FMA (vfmadd231ps)", "bf16 dot (vdpbf16ps)", "int16 dot (vpdpwssd)"};
+    static const int ops[3] = {32, 64, 64}; /* per instruction: 16 lanes x 2, x 2 products */
+    double best[3] = {0, 0, 0};
+    for (int r = 0; r < o->repeats; r++)
+        for (int kd = 0; kd < 3; kd++) {
+            double g = isa_rate(kd, 20000000) * 1e-9;
+            if (g > best[kd]) best[kd] = g;
+        }
+    for (int kd = 0; kd < 3; kd++) {
+        if (best[kd] <= 0) {
+            printf("%-24s not built (the CPU or compiler lacks it)\n", name[kd]);
+            continue;
+        }
+        if (o->json)
+            printf("{\"kind\": \"isa\", \"instruction\": \"%s\", \"ginstr_per_s\": %.3f, \"gops\": %.2f}\n", name[kd],
+                   best[kd], best[kd] * ops[kd]);
+        else printf("%-24s %6.2f G/s  %7.1f G(FL)OP/s, zmm, one core\n", name[kd], best[kd], best[kd] * ops[kd]);
+    }
+    if (!o->json)
+        printf("bf16 operands run the %s here (ts_cpu_bf16_dots_fast: %s)\n",
+               ts_cpu_bf16_dots_fast() ? "BF16 dots" : "fp32 tiles", ts_cpu_bf16_dots_fast() ? "AMD" : "not AMD, or no AVX512-BF16");
+    return 0;
+#else
+    (void)o;
+    fprintf(stderr, "tessera-bench isa: this build has no AVX-512\n");
+    return 1;
+#endif
 }
 
 int main(int argc, char **argv) {
@@ -494,12 +605,13 @@ int main(int argc, char **argv) {
     ts_ctx_init(&c, 0);
     if (o.threads > 0) c.n_threads = o.threads;
     if (strcmp(o.mode, "attn") == 0) return o.repeats < 1 ? 2 : bench_attn(&o, &c);
+    if (strcmp(o.mode, "isa") == 0) return o.repeats < 1 ? 2 : bench_isa(&o);
     if (!o.model || !o.inputs || o.repeats < 1) {
         usage(stderr);
         return 2;
     }
     if (strcmp(o.mode, "dit") == 0) return bench_dit(&o, &c);
     if (strcmp(o.mode, "vae") == 0) return bench_vae(&o, &c);
-    fprintf(stderr, "tessera-bench: unknown mode '%s' (dit, vae or attn)\n", o.mode);
+    fprintf(stderr, "tessera-bench: unknown mode '%s' (dit, vae, attn or isa)\n", o.mode);
     return 2;
 }

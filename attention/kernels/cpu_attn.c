@@ -943,16 +943,30 @@ static void pack_k8(const int16_t *k8, int64_t n, int64_t D, int kw, int64_t j0,
     }
 }
 
+int ts_cpu_bf16_dots_fast(void) {
+#if TS_ATTN_BFDOT && (defined(__GNUC__) || defined(__clang__))
+    static int fast = -1; /* racing first calls store the same value */
+    if (fast < 0) fast = __builtin_cpu_is("amd");
+    return fast;
+#else
+    return 0;
+#endif
+}
+
 /* The register tiles take head dims and key blocks that are multiples of 16 (with INT8 Q·Kᵀ,
- * for P·V); the best path is the AVX-512 one where built (BF16 dots for bf16 operands with
- * AVX512-BF16), else AVX2. */
+ * for P·V); the best path is the AVX-512 one where built, else AVX2. bf16 operands: the BF16
+ * dots where built and faster than the fp32 FMAs on this CPU (ts_cpu_bf16_dots_fast), else
+ * the fp32 tiles over panels widened once per call. */
 int ts_cpu_attn_runs(const ts_attn_plan *p, int path) {
     if ((path == TS_ATTN_PATH_AVX2 && !TS_ATTN_TILE) || (path == TS_ATTN_PATH_AVX512 && !TS_ATTN_TILE512)) return -1;
     const int64_t D = p->head_dim;
     const int fits = p->blk_k % TS_ATTN_NR == 0 && D % TS_ATTN_NR == 0 && D <= TS_ATTN_MAXD;
+    const int bfdot = TS_ATTN_BFDOT && fits && p->in_bf16 && p->quant == TS_QUANT_NONE;
+    if (path == TS_ATTN_PATH_BF16) return bfdot ? TK_BF16 : -1;
     if (!fits || path == TS_ATTN_PATH_SGEMM) return TK_SGEMM;
     if (path == TS_ATTN_PATH_AVX2) return TK_AVX2;
-    if (TS_ATTN_TILE512) return p->in_bf16 && TS_ATTN_BFDOT && p->quant == TS_QUANT_NONE ? TK_BF16 : TK_AVX512;
+    if (path == TS_ATTN_PATH_BEST && bfdot && ts_cpu_bf16_dots_fast()) return TK_BF16;
+    if (TS_ATTN_TILE512) return TK_AVX512;
     return TS_ATTN_TILE ? TK_AVX2 : TK_SGEMM;
 }
 

@@ -31,16 +31,26 @@ ts_status ts_cpu_upsample2x(ts_ctx *c, float *y, const float *x, int64_t C, int6
 ts_status ts_cpu_attn(ts_ctx *c, const struct ts_attn_plan *plan, const void *q, const void *k,
                       const void *v, float *out);
 /* The same on a chosen path, so tests check each on the same plans: the sgemm path, the AVX2
- * register tiles, the AVX-512 tiles (BF16 dots for bf16 operands where the CPU has them), or
- * the best built (what ts_cpu_attn runs). Plans the tiles do not take (head dim or key block
- * not a multiple of 16, INT8 Q·Kᵀ) run the sgemm path on any; TS_ERR_UNSUPPORTED: a path
- * this build has not compiled. */
-enum { TS_ATTN_PATH_SGEMM, TS_ATTN_PATH_AVX2, TS_ATTN_PATH_AVX512, TS_ATTN_PATH_BEST };
+ * register tiles, the AVX-512 fp32 tiles (bf16 operands widened to fp32 panels), the
+ * AVX512-BF16 dots (bf16 operands only), or the best built (what ts_cpu_attn runs: for bf16
+ * operands the BF16 dots where ts_cpu_bf16_dots_fast() says they beat the fp32 FMAs, else the
+ * fp32 tiles). Plans the tiles do not take (head dim or key block not a multiple of 16, INT8
+ * Q·Kᵀ) run the sgemm path on any; TS_ERR_UNSUPPORTED: a path this build has not compiled (or
+ * the BF16 dots for an fp32 or INT8 plan). */
+enum { TS_ATTN_PATH_SGEMM, TS_ATTN_PATH_AVX2, TS_ATTN_PATH_AVX512, TS_ATTN_PATH_BEST, TS_ATTN_PATH_BF16 };
 ts_status ts_cpu_attn_path(ts_ctx *c, const struct ts_attn_plan *plan, const void *q, const void *k,
                            const void *v, float *out, int path);
-/* What a plan runs on a path: TS_ATTN_RUN_*, or -1 for a path this build has not compiled. */
+/* What a plan runs on a path: TS_ATTN_RUN_*, or -1 for a path this build has not compiled
+ * (or that does not apply to the plan). */
 enum { TS_ATTN_RUN_SGEMM, TS_ATTN_RUN_AVX2, TS_ATTN_RUN_AVX512, TS_ATTN_RUN_BF16 };
 int ts_cpu_attn_runs(const struct ts_attn_plan *plan, int path);
+/* Whether this CPU's AVX512-BF16 dots (vdpbf16ps: two products a lane, fp32 accumulate) do
+ * more work per second than its fp32 FMAs (one a lane). A rule by vendor, so that a CPU
+ * always takes the same path and gives the same bits: AMD yes (on the Zen 4 EPYC of
+ * bench/README's 2026-12-02 sessions the BF16 tiles ran 1.6-1.75x the fp32 sgemm rate),
+ * others no (on an Intel Xeon, Emerald Rapids, `tessera-bench isa` measured a quarter as many
+ * dots as FMAs a second: half the work). 0 where the build has no AVX512-BF16. */
+int ts_cpu_bf16_dots_fast(void);
 
 /* inv[j] = sqrt(C) / max(||x[:, j]||₂, 1e-12) over C channels cstride apart, for n
  * positions: the per-position factor of ts_cpu_l2_norm_ch (and of convs that norm their

@@ -12,7 +12,10 @@ which also measures the sgemm rate of the run, and prints one table with
         --tessera build/tools/tessera-bench --grids 4,32,32 16,32,32 21,30,52 --threads 2
 
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE slow OpenBLAS and PyTorch on this machine: unset them
-for the benchmark command only (as above).
+for the benchmark command only (as above). The sgemm line names the OpenBLAS kernels that ran:
+an OpenBLAS older than the CPU (Debian 12's 0.3.21 on an Intel Emerald Rapids) takes its
+generic Prescott ones, a fifth of the rate; name the CPU's family then (OPENBLAS_CORETYPE=SkylakeX
+or Cooperlake for AVX-512, Haswell for AVX2) and say so with the results.
 
 On a machine whose speed drifts (a shared VM), the comparisons are made in turn: SDPA and
 Tessera's dense (with the sgemm) alternate --rounds times, best of each, and the methods run
@@ -51,7 +54,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=2, help="SDPA and Tessera's dense timed in turn, best of each")
     ap.add_argument("--methods", default="dense,gna,clear,draft",
-                    help="dense first; dense-bf16 also times SDPA in bf16")
+                    help="dense first; dense-bf16 (and dense-bf16-dots) also times SDPA in bf16")
     ap.add_argument("--densities", default="0.5,0.2,0.1,0.05")
     ap.add_argument("--json", default=None, help="write every row as JSON lines here")
     a = ap.parse_args()
@@ -62,8 +65,9 @@ def main():
         n = t * h * w
         flops = 4.0 * n * n * a.head_dim * a.heads
         methods = a.methods.split(",")
-        bf16 = "dense-bf16" in methods
-        base = ["dense"] + (["dense-bf16"] if bf16 else [])
+        b16 = [m for m in ("dense-bf16", "dense-bf16-dots") if m in methods]
+        bf16 = bool(b16)
+        base = ["dense"] + b16
         rest = [m for m in methods if m not in base]
 
         def tessera(ms):
@@ -74,37 +78,38 @@ def main():
             return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
         ts = ts16 = float("inf")
-        sgemm, best = 0.0, {}
+        sgemm, best, core = 0.0, {}, "?"
         for _ in range(a.rounds):  # SDPA and Tessera's dense in turn, best of each
             ts = min(ts, sdpa_time(n, a.heads, a.head_dim, a.repeats))
             if bf16:
                 ts16 = min(ts16, sdpa_time(n, a.heads, a.head_dim, a.repeats, torch.bfloat16))
             recs = tessera(base)
-            sgemm = max(sgemm, next(r for r in recs if r["kind"] == "sgemm")["gflops"])
+            sg = next(r for r in recs if r["kind"] == "sgemm")
+            sgemm, core = max(sgemm, sg["gflops"]), sg.get("blas_core", "?")
             for r in recs:
                 if r["kind"] == "attn" and (r["method"] not in best or r["time_s"] < best[r["method"]]["time_s"]):
                     best[r["method"]] = r
-        recs = [best[m] for m in base] + ([r for r in tessera(["dense"] + rest) if r["kind"] == "attn"
+        recs = [best[m] for m in base if m in best] + ([r for r in tessera(["dense"] + rest) if r["kind"] == "attn"
                                              and r["method"] != "dense"] if rest else [])
         dense = best["dense"]
         print(f"\n== grid {grid} ({n} tokens), {a.heads} heads x {a.head_dim}, {a.threads} threads ==")
-        print(f"sgemm (2048^3, same run): {sgemm:.1f} GFLOP/s")
+        print(f"sgemm (2048^3, same run, OpenBLAS {core} kernels): {sgemm:.1f} GFLOP/s")
         print(f"torch SDPA: {ts:.3f} s, {flops / ts * 1e-9:.1f} GFLOP/s")
         print(f"tessera dense: {dense['time_s']:.3f} s, {dense['gflops']:.1f} GFLOP/s = "
               f"{dense['gflops'] / sgemm:.2f} of sgemm, {ts / dense['time_s']:.2f}x SDPA")
         if bf16:
-            d16 = next(r for r in recs if r["kind"] == "attn" and r["method"] == "dense-bf16")
             print(f"torch SDPA bf16: {ts16:.3f} s, {flops / ts16 * 1e-9:.1f} GFLOP/s")
+        for d16 in (r for r in recs if r["kind"] == "attn" and r["method"] in b16):
             sg16 = max(sgemm, d16.get("sgemm_gflops", 0.0))
-            print(f"tessera dense bf16: {d16['time_s']:.3f} s, {d16['gflops']:.1f} GFLOP/s = "
+            print(f"tessera {d16['method']} ({d16['spec']}): {d16['time_s']:.3f} s, {d16['gflops']:.1f} GFLOP/s = "
                   f"{d16['gflops'] / sg16:.2f} of fp32 sgemm, {ts16 / d16['time_s']:.2f}x SDPA bf16")
         print(f"{'method':8} {'spec':44} {'time_s':>8} {'GFLOP/s':>8} {'vs dense':>8} {'vs SDPA':>8} {'density':>8} "
               f"{'0.8/dens':>8}")
         for r in recs:
             if r["kind"] != "attn":
                 continue
-            peer = ts16 if r["method"] == "dense-bf16" else ts  # bf16 against SDPA in bf16
-            r.update(sdpa_s=peer, sdpa_dtype="bf16" if r["method"] == "dense-bf16" else "fp32",
+            peer = ts16 if r["method"] in b16 else ts  # bf16 against SDPA in bf16
+            r.update(sdpa_s=peer, sdpa_dtype="bf16" if r["method"] in b16 else "fp32",
                      sgemm_gflops=max(sgemm, r.get("sgemm_gflops", 0.0)), vs_sdpa=peer / r["time_s"])
             rows.append(r)
             print(f"{r['method']:8} {r['spec']:44} {r['time_s']:8.3f} {r['gflops']:8.1f} {r['speedup']:8.2f} "
