@@ -29,6 +29,20 @@ rc=$?
 printf '%s' "$out" | grep -q '"seed": 11, "width": 48, "height": 64, "frames": 5, "steps": 4' && ok || ko "t2v --json: $out"
 printf '%s' "$out" | grep -q '"step_s": \[[0-9.]*, [0-9.]*, [0-9.]*, [0-9.]*\]' && ok || ko "t2v --json step times: $out"
 grep -q "sampling: step 4/4" "$tmp/err" && ok || ko "no per-step lines when stderr is not a terminal: $(cat "$tmp/err")"
+# OpenBLAS's kernels, named in --json; where the environment leaves OPENBLAS_CORETYPE unset on
+# a CPU with AVX2, never OpenBLAS's generic pre-AVX ones (its fallback on a CPU it does not
+# know: the CLI then starts itself again naming the CPU's family)
+core=$(printf '%s' "$out" | sed -n 's/.*"blas_core": "\([^"]*\)".*/\1/p')
+[ -n "$core" ] && ok || ko "t2v --json lacks blas_core: $out"
+if [ -z "${OPENBLAS_CORETYPE+x}" ] && grep -qw avx2 /proc/cpuinfo; then
+    case $core in
+        Prescott|Core2|Penryn|Dunnington|Nehalem|Atom|Katmai|Coppermine|Northwood|Banias|unknown)
+            ko "t2v ran OpenBLAS's generic $core kernels on an AVX2 CPU" ;;
+        *) ok ;;
+    esac
+fi
+"$t2i" -m "$m" -p "x" $small -s 1 -o "$tmp/vb.png" -v 2>"$tmp/err" >/dev/null
+grep -q "OpenBLAS $core kernels" "$tmp/err" && ok || ko "-v does not name OpenBLAS's $core kernels: $(cat "$tmp/err")"
 grep -q "peak memory" "$tmp/err" && ok || ko "no timing summary"
 # decodes through libav: size, every frame, H.264
 got=$("$info" "$tmp/v.mp4")

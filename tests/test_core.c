@@ -1,11 +1,13 @@
 /* test_core.c — status, tensor views, dtype conversions, arena, rng. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "arena.h"
 #include "ctx.h"
 #include "status.h"
 #include "tensor.h"
+#include "tessera.h"
 #include "test.h"
 
 static void test_dtype_conversions(void) {
@@ -102,10 +104,47 @@ static void test_status_rng(void) {
     TS_CHECK(fabs(m) < 0.03 && fabs(v - 1) < 0.05, "normal moments m=%g v=%g", m, v);
 }
 
+/* tessera_blas_core_advice: nothing while OPENBLAS_CORETYPE is set (the user's or the
+ * machine's choice; setting it here changes nothing for the OpenBLAS already loaded); without
+ * it, a family only when OpenBLAS runs one of its generic pre-AVX cores, and the family the CPU
+ * has. */
+static void test_blas_core(void) {
+    const char *core = tessera_blas_core();
+    TS_CHECK(core && *core, "tessera_blas_core names the kernels");
+    char *was = getenv("OPENBLAS_CORETYPE") ? strdup(getenv("OPENBLAS_CORETYPE")) : NULL;
+    setenv("OPENBLAS_CORETYPE", "Haswell", 1);
+    TS_CHECK(tessera_blas_core_advice() == NULL, "advice while OPENBLAS_CORETYPE is set");
+    unsetenv("OPENBLAS_CORETYPE");
+    const char *adv = tessera_blas_core_advice();
+    static const char *const generic[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom",
+                                          "Katmai", "Coppermine", "Northwood", "Banias", "unknown"};
+    int is_generic = 0;
+    for (size_t i = 0; i < sizeof generic / sizeof *generic; i++) is_generic |= !strcmp(core, generic[i]);
+    if (!is_generic) {
+        TS_CHECK(adv == NULL, "advice %s for OpenBLAS's %s kernels", adv ? adv : "-", core);
+    } else {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+        const int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                           __builtin_cpu_supports("avx512cd");
+        const char *want = avx512 ? "SkylakeX"
+                           : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "Haswell"
+                           : __builtin_cpu_supports("avx")                                     ? "SandyBridge"
+                                                                                               : NULL;
+        TS_CHECK((adv == NULL && want == NULL) || (adv && want && !strcmp(adv, want)),
+                 "advice for generic %s kernels: %s, want %s", core, adv ? adv : "none", want ? want : "none");
+#endif
+    }
+    printf("OpenBLAS kernels: %s, advice: %s\n", core, adv ? adv : "none");
+    if (was) setenv("OPENBLAS_CORETYPE", was, 1);
+    free(was);
+}
+
 int main(void) {
     test_dtype_conversions();
     test_tensor();
     test_arena();
     test_status_rng();
+    test_blas_core();
     return ts_test_summary("core");
 }

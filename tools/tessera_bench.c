@@ -45,6 +45,7 @@
 #include <immintrin.h>
 #endif
 
+#include "blas_core.h"
 #include "attention.h"
 #include "backend.h"
 #include "cpu/cpu_internal.h"
@@ -555,6 +556,7 @@ static int bench_isa(const opts *o) {
 }
 
 int main(int argc, char **argv) {
+    ts_tool_blas_core(argv);
     opts o = {0};
     o.repeats = 1;
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

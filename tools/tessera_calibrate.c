@@ -17,6 +17,7 @@
 #include "pipeline.h"
 #include "ts_git_version.h"
 #include "tessera.h"
+#include "blas_core.h"
 
 #define PROG "tessera-calibrate"
 #define MAX_PROMPTS 256
@@ -210,6 +211,7 @@ static int fail(const ts_err *e) {
 }
 
 int main(int argc, char **argv) {
+    ts_tool_blas_core(argv);
     opts o;
     int rc = parse(argc, argv, &o);
     if (rc) return rc < 0 ? 0 : rc;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "tessera.h"
+#include "blas_core.h"
 #include "ts_git_version.h"
 
 #ifndef TS_T2I
@@ -267,6 +268,7 @@ static void json_str(FILE *f, const char *s) {
 }
 
 int main(int argc, char **argv) {
+    ts_tool_blas_core(argv);
     opts o;
     memset(&o, 0, sizeof o);
     int rc = parse(argc, argv, &o);
@@ -302,7 +304,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     double load_s = now_s() - t0;
-    if (o.verbose) fprintf(stderr, "%s: loaded %s in %.2f s\n", PROG, tessera_model_name(t), load_s);
+    if (o.verbose) {
+        fprintf(stderr, "%s: loaded %s in %.2f s\n", PROG, tessera_model_name(t), load_s);
+        ts_tool_blas_core_note(PROG);
+    }
     progress pr = {isatty(2), o.quiet, 0, 0, TESSERA_STAGE_TEXT, 0};
     tessera_output *out = NULL;
     if (tessera_generate(t, &o.p, on_progress, &pr, &out, &e) != TESSERA_OK) {
@@ -347,7 +352,9 @@ int main(int argc, char **argv) {
                    tessera_sampler_name(o.p.sampler), (double)o.p.cfg_scale, o.p.flow_shift, load_s, out->text_s,
                    out->sample_s);
             for (int i = 0; i < out->n_steps; i++) printf("%s%.4f", i ? ", " : "", out->step_s[i]);
-            printf("], \"decode_s\": %.4f, \"peak_rss_mb\": %.1f, \"attn_schedule\": ", out->decode_s, peak_rss_mb());
+            printf("], \"decode_s\": %.4f, \"peak_rss_mb\": %.1f, \"blas_core\": ", out->decode_s, peak_rss_mb());
+            json_str(stdout, tessera_blas_core());
+            printf(", \"attn_schedule\": ");
             json_str(stdout, o.p.attn_schedule ? o.p.attn_schedule : o.p.attn ? o.p.attn : "dense");
             printf(", \"attn_mean_density\": %.6f, \"attn_density\": [", out->attn_mean);
             for (int i = 0; i < out->n_steps; i++) {

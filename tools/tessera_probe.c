@@ -16,6 +16,7 @@
 #include "backend.h"
 #include "probe.h"
 #include "tessera.h"
+#include "blas_core.h"
 #include "ts_git_version.h"
 
 #ifndef TS_GIT_VERSION
@@ -54,6 +55,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    ts_tool_blas_core(argv);
     ts_probe_opts o = {0};
     o.version = TS_GIT_VERSION;
     const char *backend = "cpu";
