@@ -20,3 +20,15 @@ ts_attn_plan ts_attn_plan_dense(int64_t nq, int64_t nk, int64_t heads, int64_t h
     p.density = 1.0;
     return p;
 }
+
+double ts_attn_plan_block_density(const ts_attn_plan *p) {
+    if (!p->exact_ptr || p->n_qblk <= 0 || p->n_kblk <= 0) return 1.0;
+    const int64_t h0 = p->h1 > 0 ? p->h0 : 0, h1 = p->h1 > 0 ? p->h1 : p->heads;
+    const int64_t nl = p->exact_per_head ? h1 - h0 : 1;
+    double pairs = 0;
+    for (int64_t h = h0; h < h0 + nl; h++) {
+        const int32_t *ptr = ts_attn_plan_ptr(p, h);
+        pairs += ptr[p->n_qblk] - ptr[0];
+    }
+    return pairs / ((double)nl * (double)p->n_qblk * (double)p->n_kblk);
+}

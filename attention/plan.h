@@ -193,6 +193,11 @@ static inline const int32_t *ts_attn_plan_ptr(const ts_attn_plan *p, int64_t h) 
 ts_attn_plan ts_attn_plan_dense(int64_t nq, int64_t nk, int64_t heads, int64_t head_dim,
                                 int32_t blk_q, int32_t blk_k);
 
+/* The fraction of (query block, key block) pairs the plan runs, over the heads it runs: the
+ * kernel's work. Above density where listed blocks are partly masked (GNA at stride 1,
+ * CLEAR), so speedup x block density / 0.8 rates the kernel apart from the geometry. */
+double ts_attn_plan_block_density(const ts_attn_plan *p);
+
 /* Float64 reference executor: materialises the scores of each head, applies
  * exactly what the plan says, softmax in double. Slow, obvious; every kernel is
  * tested against it. Returns 0, or -1 on allocation failure. */

@@ -452,6 +452,13 @@ double ts_attn_schedule_mean_density(const ts_attn_schedule *s) {
     for (int i = 0; i < s->n_rec; i++) sum += s->rec[i].density;
     return sum / s->n_rec;
 }
+
+double ts_attn_schedule_mean_block_density(const ts_attn_schedule *s) {
+    if (!s || !s->n_rec) return 1.0;
+    double sum = 0;
+    for (int i = 0; i < s->n_rec; i++) sum += s->rec[i].block_density;
+    return sum / s->n_rec;
+}
 void ts_attn_schedule_clear_records(ts_attn_schedule *s) { s->n_rec = 0; }
 
 /* ------------------------------------------------------------------ matching and running */
@@ -539,21 +546,22 @@ static ts_status plan_for(ts_attn_schedule *s, int ri, const ts_attn_site *site,
     return TS_OK;
 }
 
-static ts_status record(ts_attn_schedule *s, const ts_attn_site *site, double density, ts_err *err) {
+static ts_status record(ts_attn_schedule *s, const ts_attn_site *site, double density, double block_density,
+                        ts_err *err) {
     if (s->n_rec == s->cap_rec) {
         int cap = s->cap_rec ? 2 * s->cap_rec : 64;
         ts_attn_record *nr = realloc(s->rec, (size_t)cap * sizeof *nr);
         if (!nr) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
         s->rec = nr, s->cap_rec = cap;
     }
-    s->rec[s->n_rec++] = (ts_attn_record){site->layer, site->step, density};
+    s->rec[s->n_rec++] = (ts_attn_record){site->layer, site->step, density, block_density};
     return TS_OK;
 }
 
 ts_status ts_attn_schedule_run(ts_ctx *c, ts_attn_schedule *s, const ts_attn_site *site, int64_t nq, int64_t nk,
                                int64_t heads, int64_t head_dim, const float *q, const float *k, const float *v,
                                float *out, ts_err *err) {
-    double density = 0;
+    double density = 0, bdensity = 0;
     if (s->observer && site->kind == TS_ATTN_SELF) s->observer(s->observer_user, site, nq, heads, head_dim, q, k);
     for (int64_t h0 = 0; h0 < heads;) {
         int ri = match(s, site, h0);
@@ -563,7 +571,7 @@ ts_status ts_attn_schedule_run(ts_ctx *c, ts_attn_schedule *s, const ts_attn_sit
         const method m = r ? r->m : M_DENSE;
         if (m != M_DENSE && nq != nk)
             return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: method %s is for self-attention", method_names[m]);
-        double d = 1; /* this head range's density */
+        double d = 1, bd = -1; /* this head range's density and block density (-1: d) */
         if (m == M_SLA) {
             ts_sla_params sp = {r->topk, r->block_q, r->block_k, r->complement};
             if (!site->lin_w && !s->warned_no_proj) {
@@ -592,10 +600,12 @@ ts_status ts_attn_schedule_run(ts_ctx *c, ts_attn_schedule *s, const ts_attn_sit
             ts_status st = c->backend->attn(c, &p, q, k, v, out);
             if (st != TS_OK) return TS_ERR(err, st, "attention kernel failed (%s)", ts_status_str(st));
             d = p.density;
+            bd = ts_attn_plan_block_density(&p);
         }
         density += d * (double)(h1 - h0) / (double)heads;
+        bdensity += (bd >= 0 ? bd : d) * (double)(h1 - h0) / (double)heads;
         h0 = h1;
     }
-    if (site->kind == TS_ATTN_SELF) TS_TRY(record(s, site, density, err));
+    if (site->kind == TS_ATTN_SELF) TS_TRY(record(s, site, density, bdensity, err));
     return TS_OK;
 }

@@ -58,15 +58,18 @@ ts_status ts_attn_schedule_from_spec(ts_attn_schedule **out, const char *spec, t
 void ts_attn_schedule_free(ts_attn_schedule *s); /* NULL is a no-op */
 int ts_attn_schedule_rules(const ts_attn_schedule *s);
 
-/* Density records of the self-attention calls so far: layer, step, fraction of scores. */
+/* Density records of the self-attention calls so far: layer, step, fraction of scores, and
+ * fraction of (query block, key block) pairs the kernel ran (ts_attn_plan_block_density; for
+ * SLA, DraftAttention and PARO, whose blocks are whole, the same as density). */
 typedef struct ts_attn_record {
     int layer, step;
-    double density;
+    double density, block_density;
 } ts_attn_record;
 int ts_attn_schedule_n_records(const ts_attn_schedule *s);
 const ts_attn_record *ts_attn_schedule_record(const ts_attn_schedule *s, int i);
 /* Mean density over the records (1 when there are none). */
 double ts_attn_schedule_mean_density(const ts_attn_schedule *s);
+double ts_attn_schedule_mean_block_density(const ts_attn_schedule *s);
 void ts_attn_schedule_clear_records(ts_attn_schedule *s);
 
 /* Called with every self-attention call's q and k ([n, heads·head_dim]) before it runs

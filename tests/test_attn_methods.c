@@ -247,6 +247,9 @@ static void test_plans(ts_ctx *c) {
         {"gna causal in t, text around", TS_MASK_NA, {4, 5, 6}, 7, 5, {2, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 0, 0}, 0, {2, 3, 3}, 16, 3, 16, 1, 2},
         {"clear r3 4x9x11", TS_MASK_CLEAR, {4, 9, 11}, 0, 0, {0}, {0}, {0}, {0}, 3.0, {1, 8, 8}, 64, 2, 64, 0, 0},
         {"clear r2.5 with text", TS_MASK_CLEAR, {2, 8, 8}, 10, 3, {0}, {0}, {0}, {0}, 2.5, {1, 4, 4}, 16, 2, 12, 0, 1},
+        /* blocks of 48: a partial block's mask bits cross the 64-bit words of a chunk's row */
+        {"gna 2x12x14 w1x5x7, blocks of 48", TS_MASK_NA, {2, 12, 14}, 0, 0, {1, 5, 7}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, {1, 4, 4}, 48, 2, 32, 0, 0},
+        {"clear r3.5 blocks of 48, text", TS_MASK_CLEAR, {3, 10, 12}, 9, 4, {0}, {0}, {0}, {0}, 3.5, {1, 4, 4}, 48, 2, 32, 0, 0},
     };
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
         ts_mask m;

@@ -16,7 +16,8 @@
  *       self-attention over the T·H·W token grid (random q, k, v): the sgemm rate of the same
  *       run (and which of OpenBLAS's kernels ran it), dense, and each method set for each
  *       target density; time, effective GFLOP/s (4·N²·D·heads·density), speedup vs dense,
- *       achieved density, rel-L2 error vs dense. dense-bf16: the dense plan on the same q, k, v
+ *       achieved density (and the fraction of blocks the kernel ran, above it where blocks are
+ *       partly masked), rel-L2 error vs dense. dense-bf16: the dense plan on the same q, k, v
  *       rounded to bf16, on the path the backend takes for bf16 operands on this CPU (the spec
  *       says which); dense-bf16-dots: the same on the AVX512-BF16 dots, where built. --paired
  *       (for machines whose speed drifts from one second to the next): the sgemm is timed in
@@ -306,7 +307,7 @@ static double rel_l2(const float *x, const float *ref, int64_t n) {
  * speedup and err < 0: not measured (no "dense" ran before this method). */
 typedef struct attn_row {
     const char *method, *spec;
-    double target, time_s, speedup, density, err, sgemm_gf;
+    double target, time_s, speedup, density, err, sgemm_gf, blocks;
 } attn_row;
 
 static void print_attn_row(const opts *o, const ts_ctx *c, int64_t N, const int64_t g[3], int64_t H, int64_t D,
@@ -315,9 +316,9 @@ static void print_attn_row(const opts *o, const ts_ctx *c, int64_t N, const int6
     if (o->json) {
         printf("{\"kind\": \"attn\", \"method\": \"%s\", \"spec\": \"%s\", \"target_density\": %.3f, "
                "\"tokens\": %lld, \"grid\": [%lld, %lld, %lld], \"heads\": %lld, \"head_dim\": %lld, "
-               "\"threads\": %d, \"time_s\": %.5f, \"gflops\": %.2f, \"density\": %.5f", r->method, r->spec,
-               r->target, (long long)N, (long long)g[0], (long long)g[1], (long long)g[2], (long long)H, (long long)D,
-               c->n_threads, r->time_s, gf, r->density);
+               "\"threads\": %d, \"time_s\": %.5f, \"gflops\": %.2f, \"density\": %.5f, \"block_density\": %.5f",
+               r->method, r->spec, r->target, (long long)N, (long long)g[0], (long long)g[1], (long long)g[2],
+               (long long)H, (long long)D, c->n_threads, r->time_s, gf, r->density, r->blocks);
         if (r->speedup >= 0) printf(", \"speedup\": %.3f, \"rel_err\": %.3e", r->speedup, r->err);
         else printf(", \"speedup\": null, \"rel_err\": null");
         if (r->sgemm_gf >= 0) printf(", \"sgemm_gflops\": %.2f", r->sgemm_gf);
@@ -325,7 +326,8 @@ static void print_attn_row(const opts *o, const ts_ctx *c, int64_t N, const int6
     } else {
         char sp[16] = "-", er[16] = "-";
         if (r->speedup >= 0) snprintf(sp, sizeof sp, "%.2f", r->speedup), snprintf(er, sizeof er, "%.2e", r->err);
-        printf("%-8s %-44s %9.4f %9.1f %8s %8.4f %9s\n", r->method, r->spec, r->time_s, gf, sp, r->density, er);
+        printf("%-8s %-44s %9.4f %9.1f %8s %8.4f %8.4f %9s\n", r->method, r->spec, r->time_s, gf, sp, r->density,
+               r->blocks, er);
     }
     fflush(stdout);
 }
@@ -372,7 +374,8 @@ static int bench_dense_bf16(const opts *o, ts_ctx *c, const char *m, int64_t N, 
                       : runs == TS_ATTN_RUN_AVX2 ? "dense, bf16 q/k/v, fp32 avx2 tiles"
                                                  : "dense, bf16 q/k/v, sgemm";
     const attn_row row = {m, how, 1.0, best, t_dense > 0 ? t_dense / best : -1, 1.0,
-                          t_dense > 0 ? rel_l2(out, ref, n) : -1, o->paired ? 2.0 * S * S * (double)S / sg * 1e-9 : 0.0};
+                          t_dense > 0 ? rel_l2(out, ref, n) : -1, o->paired ? 2.0 * S * S * (double)S / sg * 1e-9 : 0.0,
+                          1.0};
     print_attn_row(o, c, N, g, H, D, &row);
     return 0;
 }
@@ -408,7 +411,8 @@ static int bench_attn(const opts *o, ts_ctx *c) {
         print_sgemm(o, c, S, sg_best);
     }
     if (!o->json)
-        printf("%-8s %-44s %9s %9s %8s %8s %9s\n", "method", "spec", "time_s", "GFLOP/s", "speedup", "density", "rel_err");
+        printf("%-8s %-44s %9s %9s %8s %8s %8s %9s\n", "method", "spec", "time_s", "GFLOP/s", "speedup", "density",
+               "blocks", "rel_err");
     ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {g[0], g[1], g[2]}, 500.0f, NULL, NULL};
     char methods[256], dens[256];
     snprintf(methods, sizeof methods, "%s", o->methods ? o->methods : "dense,gna,clear,draft");
@@ -432,7 +436,7 @@ static int bench_attn(const opts *o, ts_ctx *c) {
             ts_attn_schedule *s = NULL;
             ts_err e = {0};
             if (ts_attn_schedule_from_spec(&s, spec, &e) != TS_OK) return die(spec, &e);
-            double best = 1e30, density = 1, pair_best = 1e30;
+            double best = 1e30, density = 1, blocks = 1, pair_best = 1e30;
             const int is_dense = !strcmp(m, "dense");
             float *dst = is_dense ? ref : out;
             for (int r = 0; r < o->repeats + 1; r++) { /* the first run builds static plans */
@@ -451,6 +455,7 @@ static int bench_attn(const opts *o, ts_ctx *c) {
                 double dt = now_s() - t0;
                 if (r > 0 && dt < best) best = dt;
                 density = ts_attn_schedule_mean_density(s);
+                blocks = ts_attn_schedule_mean_block_density(s);
             }
             if (o->paired && is_dense) print_sgemm(o, c, S, sg_best);
             ts_attn_schedule_free(s);
@@ -463,7 +468,7 @@ static int bench_attn(const opts *o, ts_ctx *c) {
             if (is_dense) t_dense = best;
             const attn_row row = {m, spec, target, best,
                                   t_dense > 0 ? (pair_best < 1e30 ? pair_best : t_dense) / best : -1, density,
-                                  t_dense > 0 ? rel_l2(dst, ref, N * HD) : -1, -1};
+                                  t_dense > 0 ? rel_l2(dst, ref, N * HD) : -1, -1, blocks};
             print_attn_row(o, c, N, g, H, D, &row);
         }
     }

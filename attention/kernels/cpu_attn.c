@@ -490,6 +490,77 @@ static float exp2_row512(float *s, int64_t n, float mx) {
     }
     return _mm512_reduce_add_ps(acc);
 }
+
+/* Bits [pos, pos + nbits) of dst |= the low nbits of word (nbits <= 64). */
+static inline void bits_put(uint64_t *dst, int64_t pos, uint64_t word, int64_t nbits) {
+    if (nbits < 64) word &= ((uint64_t)1 << nbits) - 1;
+    const int64_t wi = pos >> 6, sh = pos & 63;
+    dst[wi] |= word << sh;
+    if (sh && sh + nbits > 64) dst[wi + 1] |= word >> (64 - sh);
+}
+
+/* Row r's allowed keys of a chunk of nb blocks (nk keys) as bits: full blocks all set, partial
+ * ones from the builder's precomputed masks (entries e0 .. e0 + nb − 1). */
+static void chunk_bits(const ts_attn_plan *p, const uint8_t *full, int64_t e0, int64_t r, int32_t nb, int64_t bk,
+                       int64_t nk, uint64_t *okw) {
+    const int64_t wpr = (bk + 63) / 64;
+    for (int32_t b = 0; b < nb; b++) {
+        const int64_t j0 = (int64_t)b * bk, len = j0 + bk < nk ? bk : nk - j0;
+        if (len <= 0) break;
+        const uint64_t *row = full[b] ? NULL : p->exact_bits + p->exact_bits_off[e0 + b] + r * wpr;
+        for (int64_t o = 0; o < len; o += 64) bits_put(okw, j0 + o, row ? row[o >> 6] : ~(uint64_t)0, len - o < 64 ? len - o : 64);
+    }
+}
+
+/* The online-softmax row pass over a chunk with masked keys (okw: bits of the allowed ones):
+ * *mx becomes the max of the running max and the allowed scores; s [0, n) becomes exp2(s − *mx)
+ * where allowed and 0 elsewhere; returns their sum. A row with no allowed key yet (max still
+ * −FLT_MAX) gets zeros. */
+static float exp2_row512_masked(float *s, int64_t n, float *mx_io, const uint64_t *okw) {
+    __m512 vm = _mm512_set1_ps(*mx_io);
+    for (int64_t j = 0; j < n; j += 16) {
+        __mmask16 m = (__mmask16)(okw[j >> 6] >> (j & 63));
+        if (n - j < 16) m &= (__mmask16)((1u << (n - j)) - 1);
+        vm = _mm512_mask_max_ps(vm, m, vm, _mm512_maskz_loadu_ps(m, s + j));
+    }
+    const float mx = _mm512_reduce_max_ps(vm);
+    *mx_io = mx;
+    if (mx == -FLT_MAX) {
+        memset(s, 0, (size_t)n * sizeof *s);
+        return 0.0f;
+    }
+    const __m512 vmx = _mm512_set1_ps(mx), lo = _mm512_set1_ps(-126.0f);
+    const __m512 c6 = _mm512_set1_ps(1.546974027e-04f), c5 = _mm512_set1_ps(1.340044171e-03f),
+                 c4 = _mm512_set1_ps(9.618025577e-03f), c3 = _mm512_set1_ps(5.550327190e-02f),
+                 c2 = _mm512_set1_ps(2.402265121e-01f), c1 = _mm512_set1_ps(6.931472067e-01f),
+                 c0 = _mm512_set1_ps(1.0f);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 t = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+        const __mmask16 m = (__mmask16)(okw[j >> 6] >> (j & 63)) & t;
+        const __m512 x = _mm512_max_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), vmx), lo);
+        const __m512 r = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), f = _mm512_sub_ps(x, r);
+        __m512 p = _mm512_fmadd_ps(c6, f, c5);
+        p = _mm512_fmadd_ps(p, f, c4);
+        p = _mm512_fmadd_ps(p, f, c3);
+        p = _mm512_fmadd_ps(p, f, c2);
+        p = _mm512_fmadd_ps(p, f, c1);
+        p = _mm512_fmadd_ps(p, f, c0);
+        p = _mm512_maskz_scalef_ps(m, p, r);
+        _mm512_mask_storeu_ps(s + j, t, p);
+        acc = _mm512_add_ps(acc, p);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+/* Row r of a chunk with partial blocks: its mask bits, then the masked row pass (kept out of
+ * attn_task, whose other rows' code it would otherwise crowd). */
+static __attribute__((noinline)) float masked_row512(const ts_attn_plan *p, const uint8_t *full, int64_t e0, int64_t r,
+                                                     int32_t nb, int64_t bk, int64_t nk, float *s, float *mx) {
+    uint64_t okw[TS_ATTN_KCHUNK / 64 + 1] = {0};
+    chunk_bits(p, full, e0, r, nb, bk, nk, okw);
+    return exp2_row512_masked(s, nk, mx, okw);
+}
 #endif
 
 #if TS_ATTN_BFDOT
@@ -790,7 +861,13 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)D, 1.0f, w->q,
                         (int)D, kp, (int)ld, 0.0f, w->s, TS_ATTN_KCHUNK);
         }
-        if (partial && p->exact_bits) { /* the builder's precomputed element masks */
+#if TS_ATTN_TILE512
+        const int maskbits = partial && p->exact_bits; /* the rows below read the builder's bits directly */
+#else
+        const int maskbits = 0;
+#endif
+        if (maskbits) {
+        } else if (partial && p->exact_bits) { /* the builder's precomputed element masks */
             const int64_t wpr = (bk + 63) / 64, e0 = ptr[qb] + li - nb;
             for (int64_t r = 0; r < nq; r++) {
                 uint8_t *ok = w->ok + r * TS_ATTN_KCHUNK;
@@ -822,30 +899,36 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
                 const int64_t tok = p->perm ? p->perm[q0 + r] : q0 + r;
                 if (tok >= 0) TS_PREFETCH_LINES(out + tok * HD + h * D, D * 4, 1);
             }
-            if (partial)
-                for (int64_t j = 0; j < nk; j++) s[j] = ok[j] ? s[j] : -FLT_MAX;
-            /* simd reductions: without them the max and the sum stay scalar (float order) and
-             * were over half of the kernel's own time */
-            float mx = w->m[r];
-#pragma omp simd reduction(max : mx)
-            for (int64_t j = 0; j < nk; j++) mx = s[j] > mx ? s[j] : mx;
-            float sum = 0.0f;
+            float mx = w->m[r], sum = 0.0f;
 #if TS_ATTN_TILE512
-            if (!partial) {
-                sum = exp2_row512(s, nk, mx);
-            } else
-#elif defined(__AVX2__) && defined(__FMA__)
-            if (!partial) {
-                sum = exp2_row(s, nk, mx);
+            if (maskbits) { /* the mask's bits as AVX-512 lane masks: no byte mask, no scalar exp */
+                sum = masked_row512(p, full, ptr[qb] + li - nb, r, nb, bk, nk, s, &mx);
             } else
 #endif
             {
-#pragma omp simd
-                for (int64_t j = 0; j < nk; j++) s[j] = ts_exp2f(s[j] - mx);
                 if (partial)
-                    for (int64_t j = 0; j < nk; j++) s[j] = ok[j] ? s[j] : 0.0f;
+                    for (int64_t j = 0; j < nk; j++) s[j] = ok[j] ? s[j] : -FLT_MAX;
+                /* simd reductions: without them the max and the sum stay scalar (float order) and
+                 * were over half of the kernel's own time */
+#pragma omp simd reduction(max : mx)
+                for (int64_t j = 0; j < nk; j++) mx = s[j] > mx ? s[j] : mx;
+#if TS_ATTN_TILE512
+                if (!partial) {
+                    sum = exp2_row512(s, nk, mx);
+                } else
+#elif defined(__AVX2__) && defined(__FMA__)
+                if (!partial) {
+                    sum = exp2_row(s, nk, mx);
+                } else
+#endif
+                {
+#pragma omp simd
+                    for (int64_t j = 0; j < nk; j++) s[j] = ts_exp2f(s[j] - mx);
+                    if (partial)
+                        for (int64_t j = 0; j < nk; j++) s[j] = ok[j] ? s[j] : 0.0f;
 #pragma omp simd reduction(+ : sum)
-                for (int64_t j = 0; j < nk; j++) sum += s[j];
+                    for (int64_t j = 0; j < nk; j++) sum += s[j];
+                }
             }
             float corr = ts_exp2f(w->m[r] - mx);
             w->l[r] = w->l[r] * corr + sum;

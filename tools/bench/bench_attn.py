@@ -104,7 +104,7 @@ def main():
             print(f"tessera {d16['method']} ({d16['spec']}): {d16['time_s']:.3f} s, {d16['gflops']:.1f} GFLOP/s = "
                   f"{d16['gflops'] / sg16:.2f} of fp32 sgemm, {ts16 / d16['time_s']:.2f}x SDPA bf16")
         print(f"{'method':8} {'spec':44} {'time_s':>8} {'GFLOP/s':>8} {'vs dense':>8} {'vs SDPA':>8} {'density':>8} "
-              f"{'0.8/dens':>8}")
+              f"{'0.8/dens':>8} {'blocks':>8} {'0.8/blks':>8}")
         for r in recs:
             if r["kind"] != "attn":
                 continue
@@ -113,7 +113,8 @@ def main():
                      sgemm_gflops=max(sgemm, r.get("sgemm_gflops", 0.0)), vs_sdpa=peer / r["time_s"])
             rows.append(r)
             print(f"{r['method']:8} {r['spec']:44} {r['time_s']:8.3f} {r['gflops']:8.1f} {r['speedup']:8.2f} "
-                  f"{r['vs_sdpa']:8.2f} {r['density']:8.4f} {0.8 / r['density']:8.2f}")
+                  f"{r['vs_sdpa']:8.2f} {r['density']:8.4f} {0.8 / r['density']:8.2f} {r['block_density']:8.4f} "
+                  f"{0.8 / r['block_density']:8.2f}")
     if a.json:
         with open(a.json, "w") as f:
             for r in rows:
