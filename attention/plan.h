@@ -194,8 +194,9 @@ ts_attn_plan ts_attn_plan_dense(int64_t nq, int64_t nk, int64_t heads, int64_t h
                                 int32_t blk_q, int32_t blk_k);
 
 /* The fraction of (query block, key block) pairs the plan runs, over the heads it runs: the
- * kernel's work. Above density where listed blocks are partly masked (GNA at stride 1,
- * CLEAR), so speedup x block density / 0.8 rates the kernel apart from the geometry. */
+ * kernel's work, for plans without padding slots. Above density where listed blocks are partly
+ * masked (GNA at stride 1, CLEAR), so speedup x block density / 0.8 rates the kernel apart from
+ * the window's geometry. */
 double ts_attn_plan_block_density(const ts_attn_plan *p);
 
 /* Float64 reference executor: materialises the scores of each head, applies

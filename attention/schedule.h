@@ -59,8 +59,10 @@ void ts_attn_schedule_free(ts_attn_schedule *s); /* NULL is a no-op */
 int ts_attn_schedule_rules(const ts_attn_schedule *s);
 
 /* Density records of the self-attention calls so far: layer, step, fraction of scores, and
- * fraction of (query block, key block) pairs the kernel ran (ts_attn_plan_block_density; for
- * SLA, DraftAttention and PARO, whose blocks are whole, the same as density). */
+ * fraction of (query block, key block) pairs the kernel ran (ts_attn_plan_block_density). For
+ * SLA and PARO, whose blocks are whole, the two are the same; DraftAttention's block density is
+ * recorded as its density too, the real tokens' pairs: its region blocks carry padding at the
+ * grid's edges, which the kernel skips (a padded block runs as a shorter one). */
 typedef struct ts_attn_record {
     int layer, step;
     double density, block_density;

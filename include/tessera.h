@@ -158,11 +158,11 @@ tessera_status tessera_read_parameters(const char *path, char **out, tessera_err
 /* The OpenBLAS kernels the matrix products run ("SkylakeX", "Haswell", "Prescott", ...). */
 const char *tessera_blas_core(void);
 /* OpenBLAS picks its kernels by the CPU's model when it loads, and an OpenBLAS older than the
- * CPU falls back to generic ones (Debian 12's 0.3.21 on an Intel Emerald Rapids: Prescott, a
- * fifth of the rate). Returns the OPENBLAS_CORETYPE to start the process with instead
- * ("SkylakeX", "Haswell", "SandyBridge"), or NULL: OPENBLAS_CORETYPE is set already, or
- * OpenBLAS's kernels fit the CPU. It takes effect only in a new process; the CLIs start
- * themselves again with it. */
+ * CPU falls back to generic ones without AVX (Debian 12's 0.3.21 on an Intel Emerald Rapids:
+ * Prescott, a fifth of the rate). Returns the OPENBLAS_CORETYPE to start the process with
+ * instead ("SkylakeX", "Haswell", "SandyBridge"), or NULL: OPENBLAS_CORETYPE is set already,
+ * OpenBLAS runs kernels of the AVX era, or the CPU has no AVX. It takes effect only in a new
+ * process; the CLIs start themselves again with it. */
 const char *tessera_blas_core_advice(void);
 
 #ifdef __cplusplus

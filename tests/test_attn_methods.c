@@ -588,6 +588,41 @@ static void test_schedule_matching(ts_ctx *c) {
     ts_attn_schedule_free(s);
 }
 
+/* Block density: the fraction of block pairs a plan runs, by hand. GNA with a 3x3 window on a
+ * 32x32 grid in 8x8 tiles (blocks of 64): a query tile's keys reach one pixel past it, so an
+ * edge tile visits 2 tiles along a dimension and an inner one 3: (2+3+3+2)² = 100 of 256 pairs,
+ * while each query sees 9 of 1,024 keys. Per-head lists count each head's pairs. */
+static void test_block_density(ts_ctx *c) {
+    ts_attn_schedule *s = NULL;
+    ts_err e = {0};
+    TS_CHECK(ts_attn_schedule_from_spec(&s, "gna:window=1x3x3,tile=1x8x8,block=64", &e) == TS_OK, "%s", e.msg);
+    if (s) {
+        ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 32, 32}, 500.0f, NULL, NULL};
+        double d = density_at(c, s, site, 2);
+        const ts_attn_record *r = ts_attn_schedule_record(s, 0);
+        TS_CHECK(fabs(d - 9.0 / 1024.0) < 1e-12, "gna 3x3 on 32x32: density %g, want 9/1024", d);
+        TS_CHECK(r && r->block_density == 100.0 / 256.0, "gna 3x3 on 32x32: block density %g, want 100/256",
+                 r ? r->block_density : -1.0);
+        TS_CHECK(ts_attn_schedule_mean_block_density(s) == 100.0 / 256.0, "mean block density");
+        ts_attn_schedule_free(s);
+    }
+    TS_CHECK(ts_attn_schedule_from_spec(&s, "dense", &e) == TS_OK, "%s", e.msg);
+    if (s) {
+        ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 8, 12}, 500.0f, NULL, NULL};
+        density_at(c, s, site, 2);
+        TS_CHECK(ts_attn_schedule_mean_block_density(s) == 1.0, "dense: block density 1");
+        ts_attn_schedule_free(s);
+    }
+    /* two heads with their own lists over 2 query blocks x 4 key blocks: 3 and 5 pairs */
+    static const int32_t ptr[6] = {0, 1, 3, 3, 7, 8}, idx[8] = {0, 1, 2, 0, 1, 2, 3, 3};
+    ts_attn_plan p = ts_attn_plan_dense(32, 64, 2, 16, 16, 16);
+    p.exact_ptr = ptr, p.exact_idx = idx, p.exact_per_head = 1;
+    TS_CHECK(ts_attn_plan_block_density(&p) == 8.0 / 16.0, "per-head lists, both heads: %g", ts_attn_plan_block_density(&p));
+    p.exact_ptr = ptr + 3, p.h0 = 1, p.h1 = 2;
+    TS_CHECK(ts_attn_plan_block_density(&p) == 5.0 / 8.0, "per-head lists, head 1: %g", ts_attn_plan_block_density(&p));
+    p.exact_ptr = ptr, p.exact_per_head = 0, p.h0 = p.h1 = 0;
+    TS_CHECK(ts_attn_plan_block_density(&p) == 3.0 / 8.0, "one list for all heads: %g", ts_attn_plan_block_density(&p));
+}
 
 /* ------------------------------------------------------------------ PARO */
 
@@ -961,6 +996,7 @@ int main(void) {
     test_schedule_errors();
     test_shipped_schedules();
     test_schedule_matching(&c);
+    test_block_density(&c);
     test_paro_orders();
     test_paro_kernel(&c);
     test_paro_calib(&c);

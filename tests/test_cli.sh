@@ -36,7 +36,8 @@ core=$(printf '%s' "$out" | sed -n 's/.*"blas_core": "\([^"]*\)".*/\1/p')
 [ -n "$core" ] && ok || ko "t2v --json lacks blas_core: $out"
 if [ -z "${OPENBLAS_CORETYPE+x}" ] && grep -qw avx2 /proc/cpuinfo; then
     case $core in
-        Prescott|Core2|Penryn|Dunnington|Nehalem|Atom|Katmai|Coppermine|Northwood|Banias|unknown)
+        Unknown|Katmai|Coppermine|Northwood|Prescott|Banias|Atom|Core2|Penryn|Dunnington|Nehalem|Athlon|Opteron|\
+        Opteron_SSE3|Barcelona|Nano|Bobcat)
             ko "t2v ran OpenBLAS's generic $core kernels on an AVX2 CPU" ;;
         *) ok ;;
     esac

@@ -286,10 +286,10 @@ static void print_sgemm(const opts *o, const ts_ctx *c, int S, double best) {
     double gf = 2.0 * S * S * (double)S / best * 1e-9;
     if (o->json)
         printf("{\"kind\": \"sgemm\", \"size\": %d, \"threads\": %d, \"blas_core\": \"%s\", \"gflops\": %.2f, "
-               "\"paired\": %s}\n", S, c->n_threads, openblas_get_corename(), gf, o->paired ? "true" : "false");
+               "\"paired\": %s}\n", S, c->n_threads, tessera_blas_core(), gf, o->paired ? "true" : "false");
     else
         printf("sgemm %dx%dx%d, %d threads, OpenBLAS %s kernels: %.1f GFLOP/s%s\n", S, S, S, c->n_threads,
-               openblas_get_corename(), gf, o->paired ? " (paired)" : "");
+               tessera_blas_core(), gf, o->paired ? " (paired)" : "");
     fflush(stdout);
 }
 
@@ -541,7 +541,7 @@ static int bench_isa(const opts *o) {
         }
     for (int kd = 0; kd < 3; kd++) {
         if (best[kd] <= 0) {
-            printf("%-24s not built (the CPU or compiler lacks it)\n", name[kd]);
+            fprintf(o->json ? stderr : stdout, "%-24s not built (the CPU or compiler lacks it)\n", name[kd]);
             continue;
         }
         if (o->json)

@@ -7,21 +7,25 @@
  * to TS_ATTN_KCHUNK keys. Per chunk: S = Q·Kᵀ, an online-softmax update of the running
  * max / sum and a rescale of the accumulator, then O += P·V. fp32 throughout; the N x N
  * score matrix is never materialised. Partial blocks (plan.exact_full[i] == 0) get the
- * element mask: masked scores are left out of the running max and zeroed after the exp.
+ * element mask: masked scores are left out of the running max and zeroed after the exp (with
+ * AVX-512 and the builder's precomputed bits, the bits are the lane masks of one vectorised
+ * row pass; otherwise a byte mask per chunk).
  *
  * The two products, with a head dim that is a multiple of 16 (up to 256) and key blocks of a
  * multiple of 16: register tiles over each head's K and V laid out once per call in 16-wide
  * panels, so each step's loads are contiguous and nothing is packed per chunk. AVX-512: 8
  * query rows x 32 keys or dims (two panels, 16 accumulators); AVX2 + FMA: 6 x 16 (12). With
- * bf16 operands and AVX512-BF16 the tiles are vdpbf16ps dots over bf16 panels (pairs of dims
- * for Q·Kᵀ, pairs of keys for P·V, P rounded to bf16): twice the fp32 FMA's work per
- * instruction, at about 1e-3 relative error from that rounding. Otherwise: one
+ * bf16 operands, where ts_cpu_bf16_dots_fast() says AVX512-BF16 beats the FMAs (AMD), the tiles
+ * are vdpbf16ps dots over bf16 panels (pairs of dims for Q·Kᵀ, pairs of keys for P·V, P rounded
+ * to bf16): twice the fp32 FMA's work per instruction, at about 1e-3 relative error from that
+ * rounding; elsewhere bf16 operands are widened into the fp32 panels. Otherwise: one
  * single-threaded sgemm each, reading K and V in place (row stride H·D), or gathered (and
  * widened) into kernel order once per call for a permuted or bf16 plan. With the sgemms,
  * OpenBLAS packed Q, K, S and V again for every chunk and cleared S first: a fifth of the
  * kernel's time at head dim 128 (perf), which the tiles do not spend.
  *
- * exp2: an AVX-512 or AVX2 + FMA row pass (exp2_row512 / exp2_row) where no element is masked, else ts_exp2f
+ * exp2: an AVX-512 or AVX2 + FMA row pass (exp2_row512 / exp2_row) where no element is masked,
+ * the masked AVX-512 pass (exp2_row512_masked) over the builder's mask bits, else ts_exp2f
  * (src/cpu/vmath.h), which vectorises; libm's expf is scalar and was a fifth of the
  * kernel's time.
  *
@@ -866,8 +870,7 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 #else
         const int maskbits = 0;
 #endif
-        if (maskbits) {
-        } else if (partial && p->exact_bits) { /* the builder's precomputed element masks */
+        if (partial && p->exact_bits && !maskbits) { /* the builder's precomputed element masks */
             const int64_t wpr = (bk + 63) / 64, e0 = ptr[qb] + li - nb;
             for (int64_t r = 0; r < nq; r++) {
                 uint8_t *ok = w->ok + r * TS_ATTN_KCHUNK;
@@ -881,7 +884,7 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
                     for (int64_t j = j0; j < j1; j++) ok[j] = (uint8_t)((row[(j - j0) >> 6] >> ((j - j0) & 63)) & 1);
                 }
             }
-        } else if (partial) {
+        } else if (partial && !maskbits) {
             for (int64_t r = 0; r < nq; r++) {
                 int64_t qt = p->perm ? p->perm[q0 + r] : q0 + r;
                 uint8_t *ok = w->ok + r * TS_ATTN_KCHUNK;
@@ -1028,9 +1031,7 @@ static void pack_k8(const int16_t *k8, int64_t n, int64_t D, int kw, int64_t j0,
 
 int ts_cpu_bf16_dots_fast(void) {
 #if TS_ATTN_BFDOT && (defined(__GNUC__) || defined(__clang__))
-    static int fast = -1; /* racing first calls store the same value */
-    if (fast < 0) fast = __builtin_cpu_is("amd");
-    return fast;
+    return __builtin_cpu_is("amd");
 #else
     return 0;
 #endif

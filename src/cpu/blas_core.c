@@ -23,9 +23,11 @@ const char *tessera_blas_core(void) {
 const char *tessera_blas_core_advice(void) {
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
     if (getenv("OPENBLAS_CORETYPE")) return NULL; /* chosen by the user or the machine */
-    /* OpenBLAS's x86 cores without AVX: its fallbacks for CPUs it does not know */
-    static const char *const generic[] = {"prescott", "core2", "penryn", "dunnington", "nehalem", "atom",
-                                          "katmai", "coppermine", "northwood", "banias", "unknown"};
+    /* OpenBLAS's x86 cores without AVX (0.3.21's names): its fallbacks for CPUs it does not
+     * know, Intel's (Prescott) and AMD's (Barcelona) */
+    static const char *const generic[] = {"unknown", "katmai", "coppermine", "northwood", "prescott", "banias",
+                                          "atom", "core2", "penryn", "dunnington", "nehalem", "athlon",
+                                          "opteron", "opteron_sse3", "barcelona", "nano", "bobcat"};
     const char *cur = tessera_blas_core();
     int fallback = 0;
     for (size_t i = 0; i < sizeof generic / sizeof *generic; i++) fallback |= !strcasecmp(cur, generic[i]);

@@ -14,8 +14,8 @@ which also measures the sgemm rate of the run, and prints one table with
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE slow OpenBLAS and PyTorch on this machine: unset them
 for the benchmark command only (as above). The sgemm line names the OpenBLAS kernels that ran:
 an OpenBLAS older than the CPU (Debian 12's 0.3.21 on an Intel Emerald Rapids) takes its
-generic Prescott ones, a fifth of the rate; name the CPU's family then (OPENBLAS_CORETYPE=SkylakeX
-or Cooperlake for AVX-512, Haswell for AVX2) and say so with the results.
+generic Prescott ones, a fifth of the rate, and tessera-bench then starts itself again naming
+the CPU's family (SkylakeX, Haswell), as the other tools do.
 
 On a machine whose speed drifts (a shared VM), the comparisons are made in turn: SDPA and
 Tessera's dense (with the sgemm) alternate --rounds times, best of each, and the methods run
@@ -109,6 +109,7 @@ def main():
             if r["kind"] != "attn":
                 continue
             peer = ts16 if r["method"] in b16 else ts  # bf16 against SDPA in bf16
+            r.setdefault("block_density", r["density"])  # a tessera-bench older than the blocks column
             r.update(sdpa_s=peer, sdpa_dtype="bf16" if r["method"] in b16 else "fp32",
                      sgemm_gflops=max(sgemm, r.get("sgemm_gflops", 0.0)), vs_sdpa=peer / r["time_s"])
             rows.append(r)
