@@ -470,25 +470,27 @@ static void pv_tiles512(const float *P, int64_t nq, int64_t D, const float *vt, 
     }
 }
 
-/* exp2_row with 16 lanes: 2^r applied by vscalefps, the tail under a mask. */
+/* 2^(s − mx) for 16 lanes, the exponent clamped at −126: a degree-6 polynomial on the
+ * fraction, 2^r applied by vscalefps. */
+static inline __attribute__((always_inline)) __m512 exp2_512(__m512 s, __m512 vmx) {
+    const __m512 x = _mm512_max_ps(_mm512_sub_ps(s, vmx), _mm512_set1_ps(-126.0f));
+    const __m512 r = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), f = _mm512_sub_ps(x, r);
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.546974027e-04f), f, _mm512_set1_ps(1.340044171e-03f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618025577e-03f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550327190e-02f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402265121e-01f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931472067e-01f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, r);
+}
+
+/* exp2_row with 16 lanes, the tail under a mask. */
 static float exp2_row512(float *s, int64_t n, float mx) {
-    const __m512 vmx = _mm512_set1_ps(mx), lo = _mm512_set1_ps(-126.0f);
-    const __m512 c6 = _mm512_set1_ps(1.546974027e-04f), c5 = _mm512_set1_ps(1.340044171e-03f),
-                 c4 = _mm512_set1_ps(9.618025577e-03f), c3 = _mm512_set1_ps(5.550327190e-02f),
-                 c2 = _mm512_set1_ps(2.402265121e-01f), c1 = _mm512_set1_ps(6.931472067e-01f),
-                 c0 = _mm512_set1_ps(1.0f);
+    const __m512 vmx = _mm512_set1_ps(mx);
     __m512 acc = _mm512_setzero_ps();
     for (int64_t j = 0; j < n; j += 16) {
         const __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
-        const __m512 x = _mm512_max_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), vmx), lo);
-        const __m512 r = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), f = _mm512_sub_ps(x, r);
-        __m512 p = _mm512_fmadd_ps(c6, f, c5);
-        p = _mm512_fmadd_ps(p, f, c4);
-        p = _mm512_fmadd_ps(p, f, c3);
-        p = _mm512_fmadd_ps(p, f, c2);
-        p = _mm512_fmadd_ps(p, f, c1);
-        p = _mm512_fmadd_ps(p, f, c0);
-        p = _mm512_scalef_ps(p, r);
+        const __m512 p = exp2_512(_mm512_maskz_loadu_ps(m, s + j), vmx);
         _mm512_mask_storeu_ps(s + j, m, p);
         acc = _mm512_mask_add_ps(acc, m, acc, p);
     }
@@ -533,24 +535,12 @@ static float exp2_row512_masked(float *s, int64_t n, float *mx_io, const uint64_
         memset(s, 0, (size_t)n * sizeof *s);
         return 0.0f;
     }
-    const __m512 vmx = _mm512_set1_ps(mx), lo = _mm512_set1_ps(-126.0f);
-    const __m512 c6 = _mm512_set1_ps(1.546974027e-04f), c5 = _mm512_set1_ps(1.340044171e-03f),
-                 c4 = _mm512_set1_ps(9.618025577e-03f), c3 = _mm512_set1_ps(5.550327190e-02f),
-                 c2 = _mm512_set1_ps(2.402265121e-01f), c1 = _mm512_set1_ps(6.931472067e-01f),
-                 c0 = _mm512_set1_ps(1.0f);
+    const __m512 vmx = _mm512_set1_ps(mx);
     __m512 acc = _mm512_setzero_ps();
     for (int64_t j = 0; j < n; j += 16) {
         const __mmask16 t = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
         const __mmask16 m = (__mmask16)(okw[j >> 6] >> (j & 63)) & t;
-        const __m512 x = _mm512_max_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), vmx), lo);
-        const __m512 r = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), f = _mm512_sub_ps(x, r);
-        __m512 p = _mm512_fmadd_ps(c6, f, c5);
-        p = _mm512_fmadd_ps(p, f, c4);
-        p = _mm512_fmadd_ps(p, f, c3);
-        p = _mm512_fmadd_ps(p, f, c2);
-        p = _mm512_fmadd_ps(p, f, c1);
-        p = _mm512_fmadd_ps(p, f, c0);
-        p = _mm512_maskz_scalef_ps(m, p, r);
+        const __m512 p = _mm512_maskz_mov_ps(m, exp2_512(_mm512_maskz_loadu_ps(m, s + j), vmx));
         _mm512_mask_storeu_ps(s + j, t, p);
         acc = _mm512_add_ps(acc, p);
     }
