@@ -3,8 +3,10 @@
  *
  * One task per (head, query block), OpenMP over all of them. A task copies its query
  * block pre-scaled by scale·log2(e) (so softmax uses exp2), then walks the key blocks
- * the plan lists (all, when dense), merging runs of consecutive blocks into chunks of up
- * to TS_ATTN_KCHUNK keys. Per chunk: S = Q·Kᵀ, an online-softmax update of the running
+ * the plan lists (all, when dense), taking them in chunks of up to TS_ATTN_KCHUNK keys,
+ * consecutive blocks or not (the products run per segment of consecutive blocks; the row
+ * pass once over the chunk, so a scattered list, DraftAttention's, pays it half as often as
+ * block by block). Per chunk: S = Q·Kᵀ, an online-softmax update of the running
  * max / sum and a rescale of the accumulator, then O += P·V. fp32 throughout; the N x N
  * score matrix is never materialised. Partial blocks (plan.exact_full[i] == 0) get the
  * element mask: masked scores are left out of the running max and zeroed after the exp (with
@@ -789,73 +791,87 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
     const int32_t n_list = ptr ? ptr[qb + 1] - ptr[qb] : p->n_kblk;
     const int32_t *list = ptr ? p->exact_idx + ptr[qb] : NULL;
     for (int32_t li = 0; li < n_list;) {
-        /* a run of consecutive key blocks, at most TS_ATTN_KCHUNK keys */
-        int32_t kb0 = list ? list[li] : li, nb = 1;
-        while (li + nb < n_list && (nb + 1) * bk <= TS_ATTN_KCHUNK &&
-               (list ? list[li + nb] : li + nb) == kb0 + nb && !(w->kreal && w->kreal[kb0 + nb - 1] < bk))
-            nb++; /* (a block with padding at its end ends the run) */
+        /* a chunk: the next listed key blocks, at most TS_ATTN_KCHUNK keys, consecutive or not,
+         * in segments of consecutive blocks (a run of the panels each, at columns col of S). A
+         * block shortened by padding at its end or by the end of the keys ends the chunk, so
+         * block b of a chunk always starts at column b · bk. */
+        struct { int64_t k0, nk, col; } sg[TS_ATTN_KCHUNK / 16 + 1];
+        int ns = 0;
+        int32_t nb = 0;
+        int64_t nk = 0;
+        while (li + nb < n_list && (nb + 1) * bk <= TS_ATTN_KCHUNK) {
+            const int64_t kb = list ? list[li + nb] : li + nb, j0 = kb * bk;
+            int64_t len = w->kreal ? w->kreal[kb] : bk; /* less the padding at its end */
+            if (j0 + len > Lk) len = Lk - j0;
+            if (ns > 0 && sg[ns - 1].k0 + sg[ns - 1].nk == j0) sg[ns - 1].nk += len;
+            else sg[ns].k0 = j0, sg[ns].nk = len, sg[ns].col = nk, ns++;
+            nk += len, nb++;
+            if (len < bk) break;
+        }
+        const int32_t li0 = li;
+#define KBLK(b) ((int64_t)(list ? list[li0 + (b)] : li0 + (b))) /* block b of the chunk */
         const uint8_t *full = p->exact_full && list ? p->exact_full + ptr[qb] + li : NULL;
         int partial = 0;
-        for (int32_t b = 0; full && b < nb; b++) partial |= !(full[b] || (w->kreal && w->ktail[kb0 + b]));
+        for (int32_t b = 0; full && b < nb; b++) partial |= !(full[b] || (w->kreal && w->ktail[KBLK(b)]));
         li += nb;
-        const int64_t k0 = (int64_t)kb0 * bk;
         pf_list pf = {0};
-        int64_t nk = (int64_t)nb * bk;
-        if (w->kreal) nk = (int64_t)(nb - 1) * bk + w->kreal[kb0 + nb - 1]; /* less the padding at its end */
-        if (k0 + nk > Lk) nk = Lk - k0;
         if (w->kt && w->pf) { /* asked for during the softmax rows: this chunk's V, the next block's K */
-            pf_panels(&pf, w, qk, D, k0, nk, 0, 1);
+            for (int i = 0; i < ns; i++) pf_panels(&pf, w, qk, D, sg[i].k0, sg[i].nk, 0, 1);
             if (li < n_list) {
                 const int64_t kn = (int64_t)(list ? list[li] : li) * bk;
                 pf_panels(&pf, w, qk, D, kn, kn + bk < Lk ? bk : Lk - kn, 1, 0);
             }
         }
         const int64_t pf_row = nq > 0 ? (pf.lines + nq - 1) / nq : 0;
-        const float *kp, *vp;
+        const float *kbase, *vbase; /* key 0's row of K and V (the sgemm path), row stride ld */
         int64_t ld;
         if (w->kt) { /* the head's K and V panels, laid out once per call */
-            kp = NULL, vp = w->vh, ld = D;
+            kbase = NULL, vbase = w->vh, ld = D;
         } else if (w->kh) { /* the head's K and V, permuted (and widened) once per call */
-            kp = qk ? NULL : w->kh + k0 * D, vp = w->vh + k0 * D, ld = D;
+            kbase = w->kh, vbase = w->vh, ld = D;
         } else {
-            kp = (const float *)k + k0 * HD + h * D, vp = (const float *)v + k0 * HD + h * D, ld = HD;
+            kbase = (const float *)k + h * D, vbase = (const float *)v + h * D, ld = HD;
         }
+        for (int i = 0; i < ns; i++) {
+            const int64_t k0 = sg[i].k0, nks = sg[i].nk;
+            float *S = w->s + sg[i].col;
 #if TS_ATTN_VNNI
-        if (qk && qk->kpk && qk->kw == 16) {
-            s_int8_vnni(w->q16, w->qs, qk, D, nq, k0, nk, bk, w->s, TS_ATTN_KCHUNK);
-        } else
+            if (qk && qk->kpk && qk->kw == 16) {
+                s_int8_vnni(w->q16, w->qs, qk, D, nq, k0, nks, bk, S, TS_ATTN_KCHUNK);
+            } else
 #endif
 #if defined(__AVX2__)
-        if (qk && qk->kpk) {
-            s_int8_tiles(w->q16, w->qs, qk, D, nq, k0, nk, bk, w->s, TS_ATTN_KCHUNK);
-        } else
+            if (qk && qk->kpk) {
+                s_int8_tiles(w->q16, w->qs, qk, D, nq, k0, nks, bk, S, TS_ATTN_KCHUNK);
+            } else
 #endif
-        if (qk) { /* S = (Q8 · K8ᵀ) · s_q · s_k (s_q carries scale · log2 e) */
-            for (int64_t r = 0; r < nq; r++) {
-                const int16_t *qr = w->q16 + r * D;
-                float *s = w->s + r * TS_ATTN_KCHUNK;
-                for (int64_t j = 0; j < nk; j++)
-                    s[j] = (float)dot_i16(qr, qk->k16 + (k0 + j) * D, D) * (w->qs[r] * qk->ks[(k0 + j) / bk]);
+            if (qk) { /* S = (Q8 · K8ᵀ) · s_q · s_k (s_q carries scale · log2 e) */
+                for (int64_t r = 0; r < nq; r++) {
+                    const int16_t *qr = w->q16 + r * D;
+                    float *sr = S + r * TS_ATTN_KCHUNK;
+                    for (int64_t j = 0; j < nks; j++)
+                        sr[j] = (float)dot_i16(qr, qk->k16 + (k0 + j) * D, D) * (w->qs[r] * qk->ks[(k0 + j) / bk]);
+                }
             }
-        }
 #if TS_ATTN_TILE
-        else if (tk == TK_AVX2) {
-            s_tiles(w->q, nq, D, w->kt, k0, nk, w->s);
-        }
+            else if (tk == TK_AVX2) {
+                s_tiles(w->q, nq, D, w->kt, k0, nks, S);
+            }
 #endif
 #if TS_ATTN_TILE512
-        else if (tk == TK_AVX512) {
-            s_tiles512(w->q, nq, D, w->kt, k0, nk, w->s);
-        }
+            else if (tk == TK_AVX512) {
+                s_tiles512(w->q, nq, D, w->kt, k0, nks, S);
+            }
 #endif
 #if TS_ATTN_BFDOT
-        else if (tk == TK_BF16) {
-            s_tiles_bf((const uint32_t *)w->q, nq, D, (const uint32_t *)w->kt, k0, nk, qscale, w->s);
-        }
+            else if (tk == TK_BF16) {
+                s_tiles_bf((const uint32_t *)w->q, nq, D, (const uint32_t *)w->kt, k0, nks, qscale, S);
+            }
 #endif
-        else { /* S [nq, nk] = Q · Kᵀ */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)D, 1.0f, w->q,
-                        (int)D, kp, (int)ld, 0.0f, w->s, TS_ATTN_KCHUNK);
+            else { /* S [nq, nks] = Q · Kᵀ */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nks, (int)D, 1.0f, w->q,
+                            (int)D, kbase + k0 * ld, (int)ld, 0.0f, S, TS_ATTN_KCHUNK);
+            }
         }
 #if TS_ATTN_TILE512
         const int maskbits = partial && p->exact_bits; /* the rows below read the builder's bits directly */
@@ -881,7 +897,8 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
                 int64_t qt = p->perm ? p->perm[q0 + r] : q0 + r;
                 uint8_t *ok = w->ok + r * TS_ATTN_KCHUNK;
                 for (int64_t j = 0; j < nk; j++) {
-                    int64_t kt = p->perm ? p->perm[k0 + j] : k0 + j;
+                    const int64_t kj = KBLK(j / bk) * bk + j % bk;
+                    int64_t kt = p->perm ? p->perm[kj] : kj;
                     ok[j] = full[j / bk] ? 1 : kt < 0 || qt < 0 ? 0 : (uint8_t)ts_mask_allows(&p->mask, qt, kt);
                 }
             }
@@ -936,27 +953,31 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
             if (tk == TK_BF16) p_to_bf(s, nk, w->pb + r * (TS_ATTN_KCHUNK / 2));
 #endif
         }
-        /* acc [nq, D] += P · V */
+#undef KBLK
+        /* acc [nq, D] += P · V, a segment at a time */
+        for (int i = 0; i < ns; i++) {
+            const int64_t k0 = sg[i].k0, nks = sg[i].nk, col = sg[i].col;
 #if TS_ATTN_TILE
-        if (tk == TK_AVX2) {
-            pv_tiles(w->s, nq, D, vp, w->lkp, k0, nk, w->acc);
-            continue;
-        }
+            if (tk == TK_AVX2) {
+                pv_tiles(w->s + col, nq, D, vbase, w->lkp, k0, nks, w->acc);
+                continue;
+            }
 #endif
 #if TS_ATTN_TILE512
-        if (tk == TK_AVX512) {
-            pv_tiles512(w->s, nq, D, vp, w->lkp, k0, nk, w->acc);
-            continue;
-        }
+            if (tk == TK_AVX512) {
+                pv_tiles512(w->s + col, nq, D, vbase, w->lkp, k0, nks, w->acc);
+                continue;
+            }
 #endif
 #if TS_ATTN_BFDOT
-        if (tk == TK_BF16) {
-            pv_tiles_bf(w->pb, nq, D, (const uint32_t *)vp, w->lkp, k0, nk, w->acc);
-            continue;
-        }
+            if (tk == TK_BF16) { /* col is even: segments start at whole blocks of a multiple of 16 */
+                pv_tiles_bf(w->pb + col / 2, nq, D, (const uint32_t *)vbase, w->lkp, k0, nks, w->acc);
+                continue;
+            }
 #endif
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)D, (int)nk, 1.0f, w->s,
-                    TS_ATTN_KCHUNK, vp, (int)ld, 1.0f, w->acc, (int)D);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)D, (int)nks, 1.0f, w->s + col,
+                        TS_ATTN_KCHUNK, vbase + k0 * ld, (int)ld, 1.0f, w->acc, (int)D);
+        }
     }
     for (int64_t r = 0; r < nq; r++) {
         int64_t tok = p->perm ? p->perm[q0 + r] : q0 + r;
