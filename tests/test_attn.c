@@ -34,16 +34,26 @@ static void run_case_t(ts_ctx *c, int64_t nq, int64_t nk, int64_t H, int64_t D, 
     if (sparse) { /* query block i keeps key blocks i, 0 and (i*3+1) mod n, deduplicated;
                    * sparse == 2 also leaves every third query block's list empty; sparse == 3
                    * gives every head its own lists (exact_per_head): head h keeps i,
-                   * (i*3+1+h) mod n and (5h+2) mod n, and head 1 lists nothing for i % 3 == 1 */
+                   * (i*3+1+h) mod n and (5h+2) mod n, and head 1 lists nothing for i % 3 == 1;
+                   * sparse == 4 keeps every other key block, upwards from 0 for even i and
+                   * downwards from the last for odd i (chunks of blocks that are not
+                   * consecutive; a short last block first in its list) */
         const int64_t nl = sparse == 3 ? H : 1;
         ptr = malloc((size_t)(nl * (p.n_qblk + 1)) * 4);
-        idx = malloc((size_t)(nl * p.n_qblk * 3) * 4);
+        idx = malloc((size_t)(nl * p.n_qblk * (sparse == 4 ? p.n_kblk : 3)) * 4);
         int32_t n = 0;
         for (int64_t h = 0; h < nl; h++) {
             int32_t *hp = ptr + h * (p.n_qblk + 1);
             for (int32_t i = 0; i < p.n_qblk; i++) {
                 hp[i] = n;
                 if ((sparse == 2 || (sparse == 3 && h == 1)) && i % 3 == 1) continue; /* the rows output zeros */
+                if (sparse == 4) {
+                    if (i % 2 == 0)
+                        for (int32_t b = 0; b < p.n_kblk; b += 2) idx[n++] = b;
+                    else
+                        for (int32_t b = p.n_kblk - 1; b >= 0; b -= 2) idx[n++] = b;
+                    continue;
+                }
                 int32_t cand[3] = {i % p.n_kblk, 0, (i * 3 + 1) % p.n_kblk};
                 if (sparse == 3)
                     cand[1] = (int32_t)((i * 3 + 1 + h) % p.n_kblk), cand[2] = (int32_t)((5 * h + 2) % p.n_kblk);
@@ -244,11 +254,17 @@ static void run_all(ts_ctx *cp) {
     run_case(&c, 190, 190, 3, 64, 32, 32, 3, 0, 1.0f);   /* a list per head */
     run_case(&c, 150, 150, 3, 32, 16, 32, 3, 1, 2.0f);   /* ... permuted */
     run_case(&c, 600, 600, 4, 128, 64, 64, 3, 1, 1.0f);  /* ... heads in layout groups */
+    /* chunks of blocks that are not consecutive: 38 blocks of 4 keys (sgemm); 10 of 16, permuted,
+     * the ragged last block first in the odd lists; 3 of 48 */
+    run_case(&c, 300, 300, 2, 12, 8, 4, 4, 0, 2.0f);
+    run_case(&c, 301, 301, 2, 32, 16, 16, 4, 1, 2.0f);
+    run_case(&c, 250, 250, 2, 64, 32, 48, 4, 0, 1.0f);
     /* bf16 operands (BF16 dots where built): odd key tails (a last pair with one key),
      * head dims of 16, 48 (a last single panel) and 64, permuted and empty lists */
     run_case_t(&c, 97, 1001, 2, 64, 256, 64, 0, 0, 3.0f, 1);
     run_case_t(&c, 131, 131, 3, 16, 16, 16, 2, 1, 1.0f, 1);
     run_case_t(&c, 131, 131, 3, 64, 16, 16, 3, 1, 1.0f, 1); /* a list per head */
+    run_case_t(&c, 301, 301, 2, 64, 16, 16, 4, 1, 1.0f, 1); /* chunks of blocks not consecutive */
     run_case_t(&c, 130, 90, 2, 48, 16, 16, 2, 0, 2.0f, 1);
     run_case_t(&c, 200, 200, 2, 128, 64, 64, 0, 0, 3.0f, 1);
     run_case_t(&c, 150, 150, 2, 12, 32, 32, 0, 1, 1.0f, 1); /* D 12: sgemm on every path */

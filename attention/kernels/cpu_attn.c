@@ -795,7 +795,7 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
          * in segments of consecutive blocks (a run of the panels each, at columns col of S). A
          * block shortened by padding at its end or by the end of the keys ends the chunk, so
          * block b of a chunk always starts at column b · bk. */
-        struct { int64_t k0, nk, col; } sg[TS_ATTN_KCHUNK / 16 + 1];
+        struct { int64_t k0, nk, col; } sg[TS_ATTN_KCHUNK]; /* (blocks of a single key on the sgemm path) */
         int ns = 0;
         int32_t nb = 0;
         int64_t nk = 0;
