@@ -259,6 +259,9 @@ static void run_all(ts_ctx *cp) {
     run_case(&c, 300, 300, 2, 12, 8, 4, 4, 0, 2.0f);
     run_case(&c, 301, 301, 2, 32, 16, 16, 4, 1, 2.0f);
     run_case(&c, 250, 250, 2, 64, 32, 48, 4, 0, 1.0f);
+    /* one head's panels over 16 MiB (8,320 keys x 256 dims): each chunk's panels are asked for
+     * ahead, here 3 segments of 16 V ranges each */
+    run_case(&c, 8320, 8320, 1, 256, 64, 64, 1, 1, 1.0f);
     /* bf16 operands (BF16 dots where built): odd key tails (a last pair with one key),
      * head dims of 16, 48 (a last single panel) and 64, permuted and empty lists */
     run_case_t(&c, 97, 1001, 2, 64, 256, 64, 0, 0, 3.0f, 1);

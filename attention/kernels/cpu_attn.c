@@ -697,9 +697,10 @@ static void row_ptrs(const ts_attn_plan *p, const void *x, int64_t h, int64_t r0
  * were a quarter of the tiles' time (perf). At 16,384 tokens (16 MiB) the prefetches made
  * DraftAttention 3-8 % faster but GNA, whose neighbouring query blocks share key blocks, up to
  * 9 % slower; at 4,096 tokens all three methods were slower with them. */
+#define TS_ATTN_PF_RANGES (2 * (TS_ATTN_MAXD / TS_ATTN_NR) + 1) /* two segments' V at the largest D, one K */
 typedef struct pf_list {
-    const char *p[TS_ATTN_MAXD / TS_ATTN_NR + 1];
-    int64_t len[TS_ATTN_MAXD / TS_ATTN_NR + 1], lines;
+    const char *p[TS_ATTN_PF_RANGES];
+    int64_t len[TS_ATTN_PF_RANGES], lines;
     int n, cur;
     int64_t off;
 } pf_list;
@@ -718,16 +719,18 @@ static inline void pf_next(pf_list *f, int64_t n) {
     }
 }
 
-/* The panels of keys k0 .. k0 + nk of this call's layout: K's (with_k) and V's (with_v). */
+/* The panels of keys k0 .. k0 + nk of this call's layout: K's (with_k) and V's (with_v). A
+ * chunk's V ranges stop one short of the list's end, so the next block's K always fits (a
+ * chunk of more segments than fit is asked for in part: the hardware fetches the rest). */
 static void pf_panels(pf_list *f, const attn_scratch *w, const qk_head *qk, int64_t D, int64_t k0, int64_t nk,
                       int with_k, int with_v) {
     const int bf = w->tk == TK_BF16;
     if (with_v)
-        for (int64_t d0 = 0; d0 < D; d0 += TS_ATTN_NR) {
+        for (int64_t d0 = 0; d0 < D && f->n < TS_ATTN_PF_RANGES - 1; d0 += TS_ATTN_NR) {
             if (bf) pf_add(f, (const uint32_t *)w->vh + (d0 / 16) * (w->lkp / 2) * 16 + (k0 / 2) * 16, (nk + 1) / 2 * 64);
             else pf_add(f, w->vh + (d0 / 16) * w->lkp * 16 + k0 * 16, nk * 64);
         }
-    if (with_k) {
+    if (with_k && f->n < TS_ATTN_PF_RANGES) {
         if (qk && qk->kpk && qk->kw == 16) pf_add(f, qk->kpk + (k0 / 16) * (D / 2) * 32, nk * D * 2);
         else if (!qk) pf_add(f, (const char *)w->kt + k0 * D * (bf ? 2 : 4), nk * D * (bf ? 2 : 4));
     }
