@@ -254,9 +254,10 @@ static void run_all(ts_ctx *cp) {
     run_case(&c, 190, 190, 3, 64, 32, 32, 3, 0, 1.0f);   /* a list per head */
     run_case(&c, 150, 150, 3, 32, 16, 32, 3, 1, 2.0f);   /* ... permuted */
     run_case(&c, 600, 600, 4, 128, 64, 64, 3, 1, 1.0f);  /* ... heads in layout groups */
-    /* chunks of blocks that are not consecutive: 38 blocks of 4 keys (sgemm); 10 of 16, permuted,
-     * the ragged last block first in the odd lists; 3 of 48 */
+    /* chunks of blocks that are not consecutive: 38 blocks of 4 keys, 50 of 1 (sgemm); 10 of 16,
+     * permuted, the ragged last block first in the odd lists; 3 of 48 */
     run_case(&c, 300, 300, 2, 12, 8, 4, 4, 0, 2.0f);
+    run_case(&c, 100, 100, 2, 12, 4, 1, 4, 1, 2.0f); /* blocks of one key: 50 segments a chunk */
     run_case(&c, 301, 301, 2, 32, 16, 16, 4, 1, 2.0f);
     run_case(&c, 250, 250, 2, 64, 32, 48, 4, 0, 1.0f);
     /* one head's panels over 16 MiB (8,320 keys x 256 dims): each chunk's panels are asked for

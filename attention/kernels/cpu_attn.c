@@ -85,7 +85,7 @@
 #define TS_ATTN_RUP(n, mr) (((n) + (mr) - 1) / (mr) * (mr))
 #define TS_ATTN_PFQ 4 /* query rows loaded ahead of their use */
 #define TS_ATTN_PF_BYTES (16 << 20) /* one head's K and V panels above this: prefetched per chunk */
-#define TS_ATTN_GROUP_BYTES (48 << 20) /* the panels of a head per thread, at most (else one head a group) */
+#define TS_ATTN_GROUP_BYTES (48 << 20) /* the tiled path's groups: a head per thread where its panels fit */
 
 /* Which products a call runs (cpu_internal.h): sgemm, AVX2 tiles, AVX-512 fp32 tiles,
  * AVX-512 BF16 dots. */
@@ -689,8 +689,8 @@ static void row_ptrs(const ts_attn_plan *p, const void *x, int64_t h, int64_t r0
     }
 }
 
-/* Byte ranges to ask L2 for, a few lines at a time: a chunk's V panels (one range per 16
- * dims) and the next key block's K panel, spread over the chunk's softmax rows. Where one
+/* Byte ranges to ask L2 for, a few lines at a time: a chunk's V panels (per segment, one range
+ * per 16 dims) and the next key block's K panel, spread over the chunk's softmax rows. Where one
  * head's panels are larger than TS_ATTN_PF_BYTES they come from L3 or memory, and a plan that
  * jumps between key blocks (DraftAttention's selection) reads them in runs the hardware
  * prefetch does not see coming: at 32,760 tokens (32 MiB of panels a head) the panel loads
@@ -1136,8 +1136,8 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
      * of once per visiting query block, and so does the register-tiled path (into panels);
      * then the group's query blocks run in parallel. The tiled path takes heads in groups
      * big enough to give every thread several tasks, and a head of its own where the group's
-     * panels stay within TS_ATTN_GROUP_BYTES (else one head, so the copy stays at one head's
-     * K and V). */
+     * panels stay within TS_ATTN_GROUP_BYTES (else as many as the first rule gives, one head
+     * when a head has many query blocks, so the copy stays at one head's K and V). */
     const int gather = p->perm || p->in_bf16 || tile;
     const int64_t Lkp = tile ? (Lk + TS_ATTN_NR - 1) / TS_ATTN_NR * TS_ATTN_NR : Lk;
     int64_t g = tile ? (8 * (int64_t)nt + p->n_qblk - 1) / p->n_qblk : 1;
@@ -1170,7 +1170,9 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
             tail[b] = (uint8_t)!holes;
         }
     }
-    _Atomic int64_t *next = kvh ? malloc((size_t)nt * sizeof *next) : NULL; /* per thread's run: its next task */
+    /* per thread's run: its next task, a cache line each (the threads take them in turn) */
+    typedef struct { _Atomic int64_t t; char pad[64 - sizeof(int64_t)]; } run_next;
+    run_next *next = kvh ? aligned_alloc(64, (size_t)nt * sizeof *next) : NULL;
     if (kvh && !next) {
         free(scratch), free(k16), free(ks), free(qkh), free(kpk), free(ktmp), free(kvh), free(kreal);
         return TS_ERR_NOMEM;
@@ -1220,7 +1222,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
              * GNA 1x8x8-tiled 5.5 % faster, PARO 5 %, DraftAttention and CLEAR 3 %; at 32,760
              * DraftAttention 7 %; dense and 16,384 tokens within the noise. */
             const int64_t n_t = gn * p->n_qblk;
-            for (int r = 0; r < nt; r++) atomic_init(&next[r], n_t * r / nt);
+            for (int r = 0; r < nt; r++) atomic_init(&next[r].t, n_t * r / nt);
 #pragma omp parallel num_threads(nt)
             {
                 attn_scratch w = scratch_of(scratch, per, bq, D, quant, tk == TK_BF16);
@@ -1234,7 +1236,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
                 for (int o = 0; o < nt; o++) {
                     const int r = (tid + o) % nt;
                     const int64_t end = n_t * (r + 1) / nt;
-                    for (int64_t t; (t = atomic_fetch_add_explicit(&next[r], 1, memory_order_relaxed)) < end;) {
+                    for (int64_t t; (t = atomic_fetch_add_explicit(&next[r].t, 1, memory_order_relaxed)) < end;) {
                         const int64_t gi = t / p->n_qblk, qb = t % p->n_qblk;
                         const float *base = kvh + gi * per_head;
                         w.kt = tile ? base : NULL;
