@@ -11,7 +11,8 @@
  * score matrix is never materialised. Partial blocks (plan.exact_full[i] == 0) get the
  * element mask: masked scores are left out of the running max and zeroed after the exp (with
  * AVX-512 and the builder's precomputed bits, the bits are the lane masks of one vectorised
- * row pass; otherwise a byte mask per chunk).
+ * row pass, and the AVX-512 tiles skip the 16-key panels that none of a tile's 8 query rows
+ * sees; otherwise a byte mask per chunk).
  *
  * The two products, with a head dim that is a multiple of 16 (up to 256) and key blocks of a
  * multiple of 16: register tiles over each head's K and V laid out once per call in 16-wide
@@ -82,6 +83,7 @@
 #define TS_ATTN_ROWPAD 8 /* scratch rows past a query block: room for either tile's rounding */
 #define TS_ATTN_NR 16 /* register tiles: keys of a K panel (S), head-dim columns (P·V) */
 #define TS_ATTN_MAXD 256 /* register tiles: the largest head dim */
+#define TS_ATTN_OKW (TS_ATTN_KCHUNK / 64 + 1) /* a row's mask bits over a chunk, in words (one spare) */
 #define TS_ATTN_RUP(n, mr) (((n) + (mr) - 1) / (mr) * (mr))
 #define TS_ATTN_PFQ 4 /* query rows loaded ahead of their use */
 #define TS_ATTN_PF_BYTES (16 << 20) /* one head's K and V panels above this: prefetched per chunk */
@@ -113,6 +115,9 @@ typedef struct attn_scratch {
     const int16_t *kreal;
     const uint8_t *ktail;
     int pf; /* the panels are over TS_ATTN_PF_BYTES: each chunk's are prefetched (pf_list) */
+    uint64_t *okw;  /* AVX-512, a chunk with partial blocks: each row's allowed keys as bits,
+                     * [rows][TS_ATTN_OKW] */
+    uint32_t *live; /* ... and per tile of MR5 rows, the 16-key panels any of its rows sees */
 } attn_scratch;
 
 /* The quantised K of one head: k16 [Lk, D] in kernel order, ks [n_kblk]; with AVX2 (even D,
@@ -437,12 +442,19 @@ static inline __attribute__((always_inline)) void s_tile512(const float *q, int6
     c_store512(c, s, TS_ATTN_KCHUNK, np);
 }
 
-static void s_tiles512(const float *q, int64_t nq, int64_t D, const float *kt, int64_t k0, int64_t nk, float *S) {
+/* live (or NULL: all): per tile of MR5 rows, bit c set where one of its rows sees a key of
+ * the chunk's 16-key panel c; S starts at the chunk's column col (a multiple of 16). A panel
+ * no row of the tile sees is not computed (the masked row pass reads none of its scores). */
+static void s_tiles512(const float *q, int64_t nq, int64_t D, const float *kt, int64_t k0, int64_t nk, float *S,
+                       const uint32_t *live, int64_t col) {
     for (int64_t j = 0; j < nk; j += 32) {
         const float *kp = kt + (k0 + j) * D;
         for (int64_t r = 0; r < nq; r += MR5) {
-            if (nk - j > 16) s_tile512(q + r * D, D, kp, 2, S + r * TS_ATTN_KCHUNK + j);
-            else s_tile512(q + r * D, D, kp, 1, S + r * TS_ATTN_KCHUNK + j);
+            const uint32_t l = live ? live[r / MR5] >> ((col + j) / 16) : 3u;
+            const int two = nk - j > 16;
+            if (two && (l & 3u) == 3u) s_tile512(q + r * D, D, kp, 2, S + r * TS_ATTN_KCHUNK + j);
+            else if (l & 1u) s_tile512(q + r * D, D, kp, 1, S + r * TS_ATTN_KCHUNK + j);
+            else if (two && (l & 2u)) s_tile512(q + r * D, D, kp + 16 * D, 1, S + r * TS_ATTN_KCHUNK + j + 16);
         }
     }
 }
@@ -463,13 +475,27 @@ static inline __attribute__((always_inline)) void pv_tile512(const float *P, con
     c_store512(c, acc, D, np);
 }
 
+/* live, col: as s_tiles512's; a tile runs over the runs of panels its rows see. */
 static void pv_tiles512(const float *P, int64_t nq, int64_t D, const float *vt, int64_t Lkp, int64_t k0, int64_t nk,
-                        float *acc) {
+                        float *acc, const uint32_t *live, int64_t col) {
+    const int64_t np = (nk + 15) / 16;
     for (int64_t d0 = 0; d0 < D; d0 += 32) {
         const float *vp = vt + (d0 / 16) * Lkp * 16 + k0 * 16;
         for (int64_t r = 0; r < nq; r += MR5) {
-            if (D - d0 > 16) pv_tile512(P + r * TS_ATTN_KCHUNK, vp, Lkp * 16, D, nk, 2, acc + r * D + d0);
-            else pv_tile512(P + r * TS_ATTN_KCHUNK, vp, Lkp * 16, D, nk, 1, acc + r * D + d0);
+            const uint32_t l = live ? live[r / MR5] >> (col / 16) : ~0u;
+            for (int64_t c0 = 0; c0 < np;) {
+                if (!((l >> c0) & 1u)) {
+                    c0++;
+                    continue;
+                }
+                int64_t c1 = c0 + 1;
+                while (c1 < np && ((l >> c1) & 1u)) c1++;
+                const int64_t j0 = c0 * 16, n = (c1 * 16 < nk ? c1 * 16 : nk) - j0;
+                const float *pr = P + r * TS_ATTN_KCHUNK + j0;
+                if (D - d0 > 16) pv_tile512(pr, vp + j0 * 16, Lkp * 16, D, n, 2, acc + r * D + d0);
+                else pv_tile512(pr, vp + j0 * 16, Lkp * 16, D, n, 1, acc + r * D + d0);
+                c0 = c1;
+            }
         }
     }
 }
@@ -526,7 +552,7 @@ static void chunk_bits(const ts_attn_plan *p, const uint8_t *full, int64_t e0, i
  * *mx becomes the max of the running max and the allowed scores; s [0, n) becomes exp2(s − *mx)
  * where allowed and 0 elsewhere; returns their sum. A row with no allowed key yet (max still
  * −FLT_MAX) gets zeros. */
-static float exp2_row512_masked(float *s, int64_t n, float *mx_io, const uint64_t *okw) {
+static __attribute__((noinline)) float exp2_row512_masked(float *s, int64_t n, float *mx_io, const uint64_t *okw) {
     __m512 vm = _mm512_set1_ps(*mx_io);
     for (int64_t j = 0; j < n; j += 16) {
         __mmask16 m = (__mmask16)(okw[j >> 6] >> (j & 63));
@@ -551,13 +577,21 @@ static float exp2_row512_masked(float *s, int64_t n, float *mx_io, const uint64_
     return _mm512_reduce_add_ps(acc);
 }
 
-/* Row r of a chunk with partial blocks: its mask bits, then the masked row pass (kept out of
- * attn_task, whose other rows' code it would otherwise crowd). */
-static __attribute__((noinline)) float masked_row512(const ts_attn_plan *p, const uint8_t *full, int64_t e0, int64_t r,
-                                                     int32_t nb, int64_t bk, int64_t nk, float *s, float *mx) {
-    uint64_t okw[TS_ATTN_KCHUNK / 64 + 1] = {0};
-    chunk_bits(p, full, e0, r, nb, bk, nk, okw);
-    return exp2_row512_masked(s, nk, mx, okw);
+/* A chunk's rows' mask bits (okw, TS_ATTN_OKW words a row; rows nq .. up to the tile's end
+ * zero) and per tile of MR5 rows the 16-key panels any of its rows sees (live). */
+static void chunk_masks(const ts_attn_plan *p, const uint8_t *full, int64_t e0, int64_t nq, int32_t nb, int64_t bk,
+                        int64_t nk, uint64_t *okw, uint32_t *live) {
+    const int64_t W = TS_ATTN_OKW, n8 = TS_ATTN_RUP(nq, MR5), np = (nk + 15) / 16;
+    memset(okw, 0, (size_t)(n8 * W) * sizeof *okw);
+    for (int64_t r = 0; r < nq; r++) chunk_bits(p, full, e0, r, nb, bk, nk, okw + r * W);
+    for (int64_t r = 0; r < n8; r += MR5) {
+        uint64_t any[TS_ATTN_OKW] = {0};
+        for (int64_t i = r; i < r + MR5; i++)
+            for (int64_t k = 0; k < W; k++) any[k] |= okw[i * W + k];
+        uint32_t l = 0;
+        for (int64_t c = 0; c < np; c++) l |= (uint32_t)(((any[c >> 2] >> ((c & 3) * 16)) & 0xffffu) != 0) << c;
+        live[r / MR5] = l;
+    }
 }
 #endif
 
@@ -835,6 +869,15 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
         } else {
             kbase = (const float *)k + h * D, vbase = (const float *)v + h * D, ld = HD;
         }
+#if TS_ATTN_TILE512
+        /* partial blocks with the builder's bits: the rows below read them as lane masks, and the
+         * AVX-512 tiles skip the 16-key panels none of a tile's rows sees */
+        const int maskbits = partial && p->exact_bits;
+        if (maskbits) chunk_masks(p, full, ptr[qb] + li - nb, nq, nb, bk, nk, w->okw, w->live);
+        const uint32_t *live = maskbits ? w->live : NULL;
+#else
+        const int maskbits = 0;
+#endif
         for (int i = 0; i < ns; i++) {
             const int64_t k0 = sg[i].k0, nks = sg[i].nk;
             float *S = w->s + sg[i].col;
@@ -863,7 +906,7 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 #endif
 #if TS_ATTN_TILE512
             else if (tk == TK_AVX512) {
-                s_tiles512(w->q, nq, D, w->kt, k0, nks, S);
+                s_tiles512(w->q, nq, D, w->kt, k0, nks, S, live, sg[i].col);
             }
 #endif
 #if TS_ATTN_BFDOT
@@ -876,11 +919,6 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
                             (int)D, kbase + k0 * ld, (int)ld, 0.0f, S, TS_ATTN_KCHUNK);
             }
         }
-#if TS_ATTN_TILE512
-        const int maskbits = partial && p->exact_bits; /* the rows below read the builder's bits directly */
-#else
-        const int maskbits = 0;
-#endif
         if (partial && p->exact_bits && !maskbits) { /* the builder's precomputed element masks */
             const int64_t wpr = (bk + 63) / 64, e0 = ptr[qb] + li - nb;
             for (int64_t r = 0; r < nq; r++) {
@@ -917,7 +955,7 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
             float mx = w->m[r], sum = 0.0f;
 #if TS_ATTN_TILE512
             if (maskbits) { /* the mask's bits as AVX-512 lane masks: no byte mask, no scalar exp */
-                sum = masked_row512(p, full, ptr[qb] + li - nb, r, nb, bk, nk, s, &mx);
+                sum = exp2_row512_masked(s, nk, &mx, w->okw + r * TS_ATTN_OKW);
             } else
 #endif
             {
@@ -968,7 +1006,7 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 #endif
 #if TS_ATTN_TILE512
             if (tk == TK_AVX512) {
-                pv_tiles512(w->s + col, nq, D, vbase, w->lkp, k0, nks, w->acc);
+                pv_tiles512(w->s + col, nq, D, vbase, w->lkp, k0, nks, w->acc, live, col);
                 continue;
             }
 #endif
@@ -997,7 +1035,8 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 static size_t scratch_floats(int64_t bq, int64_t D, int quant, int bfdot) {
     const int64_t KC = TS_ATTN_KCHUNK, bqp = bq + TS_ATTN_ROWPAD;
     return (size_t)(2 * bqp * D + bqp * KC + 2 * bq) + (size_t)(bq * KC / 4 + 1) +
-           (quant ? (size_t)(bqp + bqp * D / 2 + 1) : 0) + (bfdot ? (size_t)(bqp * KC / 2) : 0);
+           (quant ? (size_t)(bqp + bqp * D / 2 + 1) : 0) + (bfdot ? (size_t)(bqp * KC / 2) : 0) +
+           (size_t)(2 * bqp * TS_ATTN_OKW + 2 + bqp / TS_ATTN_MR5 + 1);
 }
 
 /* The calling thread's part of the per-thread scratch (call inside a parallel region). */
@@ -1016,7 +1055,9 @@ static attn_scratch scratch_of(float *scratch, size_t per, int64_t bq, int64_t D
     w.l = b, b += bq;
     w.ok = (uint8_t *)b, b += bq * KC / 4 + 1;
     if (quant) w.qs = b, b += bqp, w.q16 = (int16_t *)b, b += bqp * D / 2 + 1;
-    if (bfdot) w.pb = (uint32_t *)b;
+    if (bfdot) w.pb = (uint32_t *)b, b += bqp * KC / 2;
+    w.okw = (uint64_t *)(((uintptr_t)b + 7) & ~(uintptr_t)7), b += 2 * bqp * TS_ATTN_OKW + 2;
+    w.live = (uint32_t *)b;
     return w;
 }
 
