@@ -551,7 +551,8 @@ static void chunk_bits(const ts_attn_plan *p, const uint8_t *full, int64_t e0, i
 /* The online-softmax row pass over a chunk with masked keys (okw: bits of the allowed ones):
  * *mx becomes the max of the running max and the allowed scores; s [0, n) becomes exp2(s − *mx)
  * where allowed and 0 elsewhere; returns their sum. A row with no allowed key yet (max still
- * −FLT_MAX) gets zeros. */
+ * −FLT_MAX) gets zeros. Not inlined: kept out of attn_task, whose other rows' code it would
+ * otherwise crowd. */
 static __attribute__((noinline)) float exp2_row512_masked(float *s, int64_t n, float *mx_io, const uint64_t *okw) {
     __m512 vm = _mm512_set1_ps(*mx_io);
     for (int64_t j = 0; j < n; j += 16) {
