@@ -19,25 +19,63 @@ void ts_plan_store_free(ts_plan_store *s) {
     memset(s, 0, sizeof *s);
 }
 
-ts_status ts_plan_tile_perm(const ts_mask *m, int64_t n, const int tile[3], int32_t *perm, ts_err *err) {
+/* The tile order's length with tiles and the text before the image starting on multiples of
+ * pad (1: none), writing it to perm when perm is not NULL. */
+static int64_t tile_order(const ts_mask *m, int64_t n, const int tile[3], int64_t pad, int32_t *perm) {
+    const int64_t T = m->grid[0], H = m->grid[1], W = m->grid[2], G = T * H * W;
+    const int64_t tt = tile[0], th = tile[1], tw = tile[2];
+    int64_t pos = 0;
+    for (int64_t i = 0; i < m->img0; i++, pos++)
+        if (perm) perm[pos] = (int32_t)i;
+    for (; pos % pad; pos++)
+        if (perm) perm[pos] = -1;
+    for (int64_t t0 = 0; t0 < T; t0 += tt)
+        for (int64_t y0 = 0; y0 < H; y0 += th)
+            for (int64_t x0 = 0; x0 < W; x0 += tw) {
+                for (int64_t t = t0; t < t0 + tt && t < T; t++)
+                    for (int64_t y = y0; y < y0 + th && y < H; y++)
+                        for (int64_t x = x0; x < x0 + tw && x < W; x++, pos++)
+                            if (perm) perm[pos] = (int32_t)(m->img0 + (t * H + y) * W + x);
+                for (; pos % pad; pos++) /* an edge tile's padding */
+                    if (perm) perm[pos] = -1;
+            }
+    for (int64_t i = m->img0 + G; i < n; i++, pos++)
+        if (perm) perm[pos] = (int32_t)i;
+    return pos;
+}
+
+static int64_t tile_pad(const int tile[3], int64_t blk) {
+    return blk > 0 && ((int64_t)tile[0] * tile[1] * tile[2]) % blk == 0 ? blk : 1;
+}
+
+static ts_status tile_check(const ts_mask *m, int64_t n, const int tile[3], ts_err *err) {
     const int64_t T = m->grid[0], H = m->grid[1], W = m->grid[2], G = T * H * W;
     if (m->img0 < 0 || m->img0 + G > n)
         return TS_ERR(err, TS_ERR_SHAPE, "attention: a %lldx%lldx%lld grid at token %lld does not fit %lld tokens",
                       (long long)T, (long long)H, (long long)W, (long long)m->img0, (long long)n);
     for (int i = 0; i < 3; i++)
         if (tile[i] < 1) return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: tile sizes must be positive");
-    int64_t pos = 0;
-    for (int64_t i = 0; i < m->img0; i++) perm[pos++] = (int32_t)i;
-    const int64_t tt = tile[0], th = tile[1], tw = tile[2];
-    for (int64_t t0 = 0; t0 < T; t0 += tt)
-        for (int64_t y0 = 0; y0 < H; y0 += th)
-            for (int64_t x0 = 0; x0 < W; x0 += tw)
-                for (int64_t t = t0; t < t0 + tt && t < T; t++)
-                    for (int64_t y = y0; y < y0 + th && y < H; y++)
-                        for (int64_t x = x0; x < x0 + tw && x < W; x++)
-                            perm[pos++] = (int32_t)(m->img0 + (t * H + y) * W + x);
-    for (int64_t i = m->img0 + G; i < n; i++) perm[pos++] = (int32_t)i;
     return TS_OK;
+}
+
+ts_status ts_plan_tile_perm(const ts_mask *m, int64_t n, const int tile[3], int32_t *perm, ts_err *err) {
+    ts_status st = tile_check(m, n, tile, err);
+    if (st == TS_OK) tile_order(m, n, tile, 1, perm);
+    return st;
+}
+
+int64_t ts_plan_tile_len(const ts_mask *m, int64_t n, const int tile[3], int64_t blk) {
+    for (int i = 0; i < 3; i++)
+        if (tile[i] < 1) return -1;
+    if (m->img0 < 0 || m->img0 + m->grid[0] * m->grid[1] * m->grid[2] > n) return -1;
+    return tile_order(m, n, tile, tile_pad(tile, blk), NULL);
+}
+
+ts_status ts_plan_tile_perm_padded(const ts_mask *m, int64_t n, const int tile[3], int64_t blk, int32_t *perm,
+                                   ts_err *err) {
+    ts_status st = tile_check(m, n, tile, err);
+    if (st == TS_OK) tile_order(m, n, tile, tile_pad(tile, blk), perm);
+    return st;
 }
 
 /* Inclusive coordinate box, per dimension; empty when lo > hi. */
@@ -110,7 +148,10 @@ ts_status ts_plan_build_masked(ts_attn_plan *p, ts_plan_store *st, ts_err *err) 
     st->ptr = NULL, st->idx = NULL, st->full = NULL, st->bits = NULL, st->bits_off = NULL;
     if (p->nq != p->nk) return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: masked plans are self-attention (nq == nk)");
     const ts_mask *m = &p->mask;
-    const int64_t n = p->nq, bq = p->blk_q, bk = p->blk_k, nqb = p->n_qblk, nkb = p->n_kblk;
+    const int64_t n = p->nq, L = p->n_kern ? p->n_kern : n, bq = p->blk_q, bk = p->blk_k;
+    const int64_t nqb = p->n_qblk, nkb = p->n_kblk;
+    if ((p->n_kern && (!p->perm || p->n_kern < n)) || nqb != (L + bq - 1) / bq || nkb != (L + bk - 1) / bk)
+        return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: the plan's blocks do not cover its kernel order");
     const int64_t H = m->grid[1], W = m->grid[2], G = m->grid[0] * H * W;
     box *qbox = malloc((size_t)nqb * sizeof *qbox), *kbox = malloc((size_t)nkb * sizeof *kbox);
     int32_t *ptr = malloc((size_t)(nqb + 1) * sizeof *ptr);
@@ -128,8 +169,9 @@ ts_status ts_plan_build_masked(ts_attn_plan *p, ts_plan_store *st, ts_err *err) 
         if (b < nqb) box_empty(&qbox[b]);
         if (b < nkb) box_empty(&kbox[b]);
     }
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = 0; i < L; i++) {
         int64_t tok = p->perm ? p->perm[i] : i, gi = tok - m->img0;
+        if (tok < 0) continue; /* a padding slot */
         box *qb = &qbox[i / bq], *kb = &kbox[i / bk];
         if (gi < 0 || gi >= G) {
             qb->text = kb->text = 1;
@@ -143,18 +185,27 @@ ts_status ts_plan_build_masked(ts_attn_plan *p, ts_plan_store *st, ts_err *err) 
     double allowed = 0;
     for (int64_t a = 0; a < nqb; a++) {
         ptr[a] = (int32_t)used;
-        int64_t q0 = a * bq, q1 = q0 + bq < n ? q0 + bq : n;
+        int64_t q0 = a * bq, q1 = q0 + bq < L ? q0 + bq : L, nqr = 0; /* nqr: its tokens */
+        for (int64_t i = q0; i < q1; i++) nqr += !p->perm || p->perm[i] >= 0;
         for (int64_t b = 0; b < nkb; b++) {
             if (!qbox[a].text && !kbox[b].text && !box_meet(&qbox[a], &kbox[b])) continue;
-            int64_t k0 = b * bk, k1 = k0 + bk < n ? k0 + bk : n, cnt = 0;
+            int64_t k0 = b * bk, k1 = k0 + bk < L ? k0 + bk : L, cnt = 0, nkr = 0, holes = 0;
+            for (int64_t j = k0; j < k1; j++) { /* its tokens; padding before a token is a hole */
+                int real = !p->perm || p->perm[j] >= 0;
+                holes |= real && nkr < j - k0;
+                nkr += real;
+            }
             memset(tmp, 0, (size_t)(bq * wpr) * sizeof *tmp);
             for (int64_t i = q0; i < q1; i++) {
                 int64_t qt = p->perm ? p->perm[i] : i;
-                for (int64_t j = k0; j < k1; j++)
-                    if (ts_mask_allows(m, qt, p->perm ? p->perm[j] : j)) {
+                if (qt < 0) continue;
+                for (int64_t j = k0; j < k1; j++) {
+                    int64_t kt = p->perm ? p->perm[j] : j;
+                    if (kt >= 0 && ts_mask_allows(m, qt, kt)) {
                         cnt++;
                         tmp[(i - q0) * wpr + (j - k0) / 64] |= 1ull << ((j - k0) % 64);
                     }
+                }
             }
             if (!cnt) continue;
             if (used == cap) {
@@ -171,7 +222,9 @@ ts_status ts_plan_build_masked(ts_attn_plan *p, ts_plan_store *st, ts_err *err) 
                 }
             }
             idx[used] = (int32_t)b;
-            full[used] = cnt == (q1 - q0) * (k1 - k0);
+            /* full: every pair of tokens allowed, and the key padding (which a kernel runs a full
+             * block without) only at the block's end */
+            full[used] = cnt == nqr * nkr && !holes;
             boff[used] = -1;
             if (!full[used]) { /* keep the element mask for the kernel */
                 if (grow_bits(&bits, &bits_cap, bits_used, bq * wpr) != 0) {

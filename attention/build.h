@@ -28,6 +28,16 @@ void ts_plan_store_free(ts_plan_store *s);
 ts_status ts_plan_tile_perm(const ts_mask *mask, int64_t n, const int tile[3], int32_t *perm,
                             ts_err *err);
 
+/* The same order with each tile (and the image after the text before it) starting a block:
+ * an edge tile's tokens are followed by padding slots (perm −1) up to the next multiple of
+ * blk, so that a block never mixes tiles and a tile's blocks are full ones wherever the mask
+ * allows. Only when the tile's volume is a multiple of blk (otherwise every tile would be
+ * padded): else the order is ts_plan_tile_perm's. ts_plan_tile_len gives the order's length
+ * (the plan's n_kern when it is over n; −1 for a bad grid or tile); perm holds that many. */
+int64_t ts_plan_tile_len(const ts_mask *mask, int64_t n, const int tile[3], int64_t blk);
+ts_status ts_plan_tile_perm_padded(const ts_mask *mask, int64_t n, const int tile[3], int64_t blk,
+                                   int32_t *perm, ts_err *err);
+
 /* Fills p's block list from its mask and permutation: for each query block, every key block
  * holding an allowed pair (text keys are allowed for every query, text queries allow every
  * key), flagged full when every pair is allowed, with the element mask of each partial block

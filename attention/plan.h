@@ -124,7 +124,7 @@ typedef struct ts_attn_plan {
     int64_t nq, nk;          /* tokens */
     int64_t heads, head_dim; /* H, D */
     float scale;             /* usually 1/sqrt(D) */
-    const int32_t *perm, *perm_inv; /* [Nq] kernel token order, or NULL (identity) */
+    const int32_t *perm, *perm_inv; /* [n_kern or Nq] kernel token order, or NULL (identity) */
     /* Length of the kernel order when it has padding slots (perm entries −1: no token; a
      * padded query row is skipped, a padded key never attended), so that blocks can align
      * with regions of a grid that is not a multiple of them. 0: nq. Needs perm, nq == nk. */
@@ -139,7 +139,9 @@ typedef struct ts_attn_plan {
      * all into the same exact_idx, exact_full and exact_bits_off. 0: one list for all heads. */
     int exact_per_head;
     /* per CSR entry: 1 = every element of the block is allowed (the kernel skips the mask),
-     * 0 = partial (the mask decides per element). NULL: every listed block is full. */
+     * 0 = partial (the mask decides per element). NULL: every listed block is full. With an
+     * element mask (or its bits) and padding slots, full means every pair of tokens, and the
+     * block's key padding must then be at its end (a kernel runs the block shortened). */
     const uint8_t *exact_full;
     /* optional, per CSR entry: the partial block's element mask precomputed by the builder,
      * blk_q rows of ceil(blk_k / 64) 64-bit words (bit j of row i: key j of the block allowed

@@ -531,10 +531,19 @@ static ts_status plan_for(ts_attn_schedule *s, int ri, const ts_attn_site *site,
         p.mask.stride[i] = r->stride[i] < w ? r->stride[i] : w;
         p.mask.causal[i] = r->causal[i];
     }
-    c->store.perm = malloc((size_t)n * sizeof *c->store.perm);
+    /* tiles start blocks (edge tiles padded) where the tile is a multiple of the block: on a
+     * grid the tiles do not divide (Wan's 30 x 52 latent frames with 8 x 8 tiles), blocks then
+     * still hold one tile each and stay full wherever the window covers their tile */
+    const int64_t len = ts_plan_tile_len(&p.mask, n, r->tile, r->block);
+    if (len < n) return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: method %s: bad tile", method_names[r->m]);
+    c->store.perm = malloc((size_t)len * sizeof *c->store.perm);
     if (!c->store.perm) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
-    ts_status st = ts_plan_tile_perm(&p.mask, n, r->tile, c->store.perm, err);
+    ts_status st = ts_plan_tile_perm_padded(&p.mask, n, r->tile, r->block, c->store.perm, err);
     p.perm = c->store.perm;
+    if (len > n) {
+        p.n_kern = len;
+        p.n_qblk = p.n_kblk = (int32_t)((len + r->block - 1) / r->block);
+    }
     if (st == TS_OK) st = ts_plan_build_masked(&p, &c->store, err);
     if (st != TS_OK) {
         ts_plan_store_free(&c->store);

@@ -22,6 +22,10 @@
  *        clamped to it, a stride larger than the window to the window.
  * clear: radius (tokens, strict dx² + dy² < r², same frame) default 8; tile default
  *        [1, 8, 8]; block default 64.
+ *        (gna, clear) Tokens run tile by tile. Where the tile's volume is a multiple of the
+ *        block, each tile starts a block and an edge tile the grid cuts short is padded to
+ *        whole blocks (a 30 x 52 frame in 8 x 8 tiles: 32 x 56 slots), so that no block mixes
+ *        tiles; the padding is never computed past a block's last token.
  * draft: pool [h, w] (regions per frame, h·w <= 256: the block) default [8, 16];
  *        sparsity in [0, 1) default 0.75 (Wan's setting in the reference code).
  * sla:   topk (fraction of key blocks per query block) default 0.1 (TurboDiffusion);

@@ -4,9 +4,11 @@
  * - the NA predicate on hand-checked 1-D cases (border shift, stride groups, dilation,
  *   causal) and on 3-D grids (every non-causal query sees exactly the window's volume);
  * - the CLEAR circle (centre, shrinking at corners, never across frames);
- * - the tiling permutation is a bijection and lays tiles out contiguously;
+ * - the tiling permutation is a bijection and lays tiles out contiguously; padded, each tile
+ *   (and the image after text) starts a block and edge tiles are followed by padding;
  * - built block maps miss no allowed pair, flag full only full blocks, report the
- *   density exactly (GNA and CLEAR, with text tokens before and after the grid);
+ *   density exactly (GNA and CLEAR, with text tokens before and after the grid, in the plain
+ *   and the padded tile order);
  * - the CPU kernel against the float64 executor on those plans (odd grids, several block
  *   sizes, a head range whose other heads stay untouched);
  * - DraftAttention: the region order (padding at the edges), the threshold and the
@@ -167,40 +169,99 @@ static void test_tile_perm(void) {
         }
         free(perm), free(seen);
     }
+    /* the padded order: tiles (and the image after the text) start blocks, an edge tile's
+     * padding follows its tokens; by hand, grid 3x5x7 in 2x4x4 tiles (real volumes 32, 24, 8,
+     * 6, 16, 12, 4, 3) after 2 text tokens, 3 after: blocks of 16 give 16 + 32 + 32 + 16 · 6 +
+     * 3 = 179 slots, blocks of 32 32 + 32 · 8 + 3 = 291; 1x8x8 tiles with blocks of 64 on a
+     * 4x8x8 grid need none, and 2x4x4 tiles with blocks of 48 (not a divisor) are not padded */
+    struct { int64_t g[4]; int tile[3]; int64_t blk, want; } pc[] = {
+        {{3, 5, 7, 2}, {2, 4, 4}, 16, 179},
+        {{3, 5, 7, 2}, {2, 4, 4}, 32, 291},
+        {{4, 8, 8, 0}, {1, 8, 8}, 64, 4 * 64 + 3},
+        {{3, 5, 7, 2}, {2, 4, 4}, 48, 2 + 105 + 3},
+    };
+    for (size_t ci = 0; ci < sizeof pc / sizeof pc[0]; ci++) {
+        memcpy(m.grid, pc[ci].g, 3 * sizeof(int64_t));
+        m.img0 = pc[ci].g[3];
+        const int64_t T = m.grid[0], H = m.grid[1], W = m.grid[2], blk = pc[ci].blk;
+        const int *tl = pc[ci].tile;
+        int64_t n = m.img0 + T * H * W + 3, len = ts_plan_tile_len(&m, n, tl, blk);
+        TS_CHECK(len == pc[ci].want, "padded tile order %zu: %lld slots, want %lld", ci, (long long)len,
+                 (long long)pc[ci].want);
+        if (len != pc[ci].want) continue;
+        int32_t *perm = malloc((size_t)len * 4);
+        char *seen = calloc((size_t)n, 1);
+        ts_err e;
+        TS_CHECK(ts_plan_tile_perm_padded(&m, n, tl, blk, perm, &e) == TS_OK, "padded tile perm: %s", e.msg);
+        int ok = 1, aligned = 1, pads = 0;
+        int64_t last_tile = -1;
+        for (int64_t i = 0; i < len; i++) {
+            int32_t t = perm[i];
+            if (t < 0) {
+                pads++;
+                aligned &= len > n; /* padding only where the order is longer */
+                continue;
+            }
+            ok &= t < n && !seen[t];
+            if (t < n) seen[t] = 1;
+            ok &= i == 0 || perm[i - 1] >= 0 || i % blk == 0; /* a token after padding starts a block */
+            int64_t gi = t - m.img0, tile = -2; /* -2: text after the image */
+            if (gi < 0) tile = -1;
+            else if (gi < T * H * W)
+                tile = ((gi / (H * W)) / tl[0] * ((H + tl[1] - 1) / tl[1]) + ((gi / W) % H) / tl[1]) *
+                           ((W + tl[2] - 1) / tl[2]) + (gi % W) / tl[2];
+            if (tile != last_tile && len > n) aligned &= i % blk == 0 || tile == -2; /* a new tile: a new block */
+            last_tile = tile;
+        }
+        for (int64_t t = 0; t < n; t++) ok &= seen[t];
+        TS_CHECK(ok, "padded tile order %zu: every token once, padding only before a block's start", ci);
+        TS_CHECK(aligned && pads == len - n, "padded tile order %zu: each tile starts a block", ci);
+        TS_CHECK(perm[len - 1] == n - 1 && perm[0] == 0, "padded tile order %zu: text keeps its places", ci);
+        free(perm), free(seen);
+    }
 }
 
 /* Builds a plan for mask m over n tokens and checks it against the predicate. */
 static int build_and_check(ts_attn_plan *p, ts_plan_store *st, const ts_mask *m, int64_t n, const int tile[3],
-                           int32_t blk, const char *what) {
+                           int32_t blk, int pad, const char *what) {
     *p = ts_attn_plan_dense(n, n, 1, 1, blk, blk);
     p->mask = *m;
     ts_err e;
-    st->perm = malloc((size_t)n * 4);
-    if (ts_plan_tile_perm(m, n, tile, st->perm, &e) != TS_OK) {
+    const int64_t L = pad ? ts_plan_tile_len(m, n, tile, blk) : n;
+    st->perm = malloc((size_t)(L > n ? L : n) * 4);
+    if ((pad ? ts_plan_tile_perm_padded(m, n, tile, blk, st->perm, &e) : ts_plan_tile_perm(m, n, tile, st->perm, &e)) !=
+        TS_OK) {
         TS_CHECK(0, "%s: %s", what, e.msg);
         return 0;
     }
     p->perm = st->perm;
+    if (L > n) p->n_kern = L, p->n_qblk = p->n_kblk = (int32_t)((L + blk - 1) / blk);
     if (ts_plan_build_masked(p, st, &e) != TS_OK) {
         TS_CHECK(0, "%s: %s", what, e.msg);
         return 0;
     }
-    int missed = 0, wrong_full = 0;
+    int missed = 0, wrong_full = 0, pad_listed = 0;
     double cnt = 0;
     for (int32_t a = 0; a < p->n_qblk; a++) {
-        for (int64_t i = (int64_t)a * blk; i < (int64_t)(a + 1) * blk && i < n; i++)
-            for (int64_t j = 0; j < n; j++) {
-                int allowed = ts_mask_allows(m, p->perm[i], p->perm[j]);
-                cnt += allowed;
+        for (int64_t i = (int64_t)a * blk; i < (int64_t)(a + 1) * blk && i < L; i++)
+            for (int64_t j = 0; j < L; j++) {
                 int listed = 0, full = 0;
                 for (int32_t li = p->exact_ptr[a]; li < p->exact_ptr[a + 1]; li++)
                     if (p->exact_idx[li] == j / blk) listed = 1, full = p->exact_full[li];
+                if (p->perm[i] < 0 || p->perm[j] < 0) { /* a full block's key padding is at its end */
+                    if (p->perm[j] < 0 && full)
+                        for (int64_t j2 = j + 1; j2 < (j / blk + 1) * blk && j2 < L; j2++) pad_listed += p->perm[j2] >= 0;
+                    continue;
+                }
+                int allowed = ts_mask_allows(m, p->perm[i], p->perm[j]);
+                cnt += allowed;
                 missed += allowed && !listed;
                 wrong_full += full && !allowed;
             }
     }
-    TS_CHECK(!missed && !wrong_full, "%s: %d allowed pairs not listed, %d pairs in blocks wrongly flagged full", what,
-             missed, wrong_full);
+    TS_CHECK(!missed && !wrong_full && !pad_listed,
+             "%s: %d allowed pairs not listed, %d pairs in blocks wrongly flagged full, %d tokens after a full block's "
+             "padding", what, missed, wrong_full, pad_listed);
     TS_CHECK(fabs(p->density - cnt / ((double)n * n)) < 1e-12, "%s: density %g, counted %g", what, p->density,
              cnt / ((double)n * n));
     TS_CHECK(p->density < 1.0, "%s: density %g is not sparse", what, p->density);
@@ -261,17 +322,45 @@ static void test_plans(ts_ctx *c) {
         memcpy(m.dilation, cs[i].d, sizeof m.dilation), memcpy(m.causal, cs[i].causal, sizeof m.causal);
         m.radius = cs[i].r;
         int64_t n = cs[i].img0 + cs[i].g[0] * cs[i].g[1] * cs[i].g[2] + cs[i].tail;
-        ts_attn_plan p;
-        ts_plan_store st = {0};
-        if (build_and_check(&p, &st, &m, n, cs[i].tile, cs[i].blk, cs[i].what)) {
-            kernel_vs_ref(c, &p, cs[i].H, cs[i].D, cs[i].h0, cs[i].h1, cs[i].what);
+        /* each in the plain tile order and the padded one (edge tiles padded to whole blocks,
+         * where the tile is a multiple of the block) */
+        for (int pad = 0; pad < 2; pad++) {
+            if (pad && ts_plan_tile_len(&m, n, cs[i].tile, cs[i].blk) == n) continue;
+            ts_attn_plan p;
+            ts_plan_store st = {0};
             char what[96];
-            snprintf(what, sizeof what, "bf16 %s", cs[i].what);
-            p.h0 = p.h1 = 0;
-            if (i % 2 == 0) bf16_case(c, &p, cs[i].H, cs[i].D, what);
+            snprintf(what, sizeof what, "%s%s", cs[i].what, pad ? ", padded tiles" : "");
+            if (build_and_check(&p, &st, &m, n, cs[i].tile, cs[i].blk, pad, what)) {
+                kernel_vs_ref(c, &p, cs[i].H, cs[i].D, cs[i].h0, cs[i].h1, what);
+                char w2[128];
+                snprintf(w2, sizeof w2, "bf16 %s", what);
+                p.h0 = p.h1 = 0;
+                if ((i + pad) % 2 == 0) bf16_case(c, &p, cs[i].H, cs[i].D, w2);
+            }
+            ts_plan_store_free(&st);
         }
-        ts_plan_store_free(&st);
     }
+}
+
+/* A window over the whole frame in the padded order: each query block lists its frame's
+ * blocks, every one full (its padding aside), so that the kernel runs none through the mask. */
+static void test_padded_full(void) {
+    ts_mask m;
+    memset(&m, 0, sizeof m);
+    m.kind = TS_MASK_NA;
+    const int64_t g[3] = {2, 5, 7}, n = 70;
+    memcpy(m.grid, g, sizeof m.grid);
+    for (int i = 0; i < 3; i++) m.window[i] = i ? (int)g[i] : 1, m.stride[i] = m.dilation[i] = 1;
+    const int tile[3] = {1, 4, 4};
+    ts_attn_plan p;
+    ts_plan_store st = {0};
+    if (!build_and_check(&p, &st, &m, n, tile, 16, 1, "gna window = a frame, padded tiles")) return;
+    int n_full = 0, n_list = p.exact_ptr[p.n_qblk];
+    for (int i = 0; i < n_list; i++) n_full += p.exact_full[i];
+    /* 2 frames of 4 tiles (16, 12, 4, 3 tokens): 8 blocks, 4 to a frame */
+    TS_CHECK(p.n_kern == 128 && n_list == 32 && n_full == 32, "%lld slots, %d blocks listed, %d full; want 128, 32, 32",
+             (long long)p.n_kern, n_list, n_full);
+    ts_plan_store_free(&st);
 }
 
 /* ------------------------------------------------------------------ DraftAttention */
@@ -991,6 +1080,7 @@ int main(void) {
     test_clear_semantics();
     test_tile_perm();
     test_plans(&c);
+    test_padded_full();
     test_draft(&c);
     test_sla(&c);
     test_schedule_errors();

@@ -110,8 +110,9 @@ typedef struct attn_scratch {
                            * [Lkp / NR][D][NR], and vh its V in panels of NR dimensions,
                            * [D / NR][Lkp][NR] (kh is then NULL) */
     int64_t lkp;          /* Lk rounded up to NR */
-    /* a permuted plan with no element mask: per key block, the length without the padding at
-     * its end, and whether that leaves no padding inside (the block then runs as a full one) */
+    /* a permuted plan with padding slots, or with no element mask: per key block, the length
+     * without the padding at its end (the chunk's columns stop there); with no element mask
+     * also ktail, whether that leaves no padding inside (the block then runs as a full one) */
     const int16_t *kreal;
     const uint8_t *ktail;
     int pf; /* the panels are over TS_ATTN_PF_BYTES: each chunk's are prefetched (pf_list) */
@@ -850,7 +851,7 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 #define KBLK(b) ((int64_t)(list ? list[li0 + (b)] : li0 + (b))) /* block b of the chunk */
         const uint8_t *full = p->exact_full && list ? p->exact_full + ptr[qb] + li : NULL;
         int partial = 0;
-        for (int32_t b = 0; full && b < nb; b++) partial |= !(full[b] || (w->kreal && w->ktail[KBLK(b)]));
+        for (int32_t b = 0; full && b < nb; b++) partial |= !(full[b] || (w->ktail && w->ktail[KBLK(b)]));
         li += nb;
         pf_list pf = {0};
         if (w->kt && w->pf) { /* asked for during the softmax rows: this chunk's V, the next block's K */
@@ -1191,17 +1192,20 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
         return TS_ERR_NOMEM;
     }
     /* Padding keys are masked; where a block's padding is all at its end (DraftAttention's
-     * edge regions) and there is no element mask, the block runs as a full one, shortened. */
+     * edge regions) and there is no element mask, the block runs as a full one, shortened. A
+     * masked plan's full blocks have their padding at their end (plan.h): they run shortened,
+     * and its partial blocks too (their mask never allows a padding key). */
     int16_t *kreal = NULL;
     const uint8_t *ktail = NULL;
-    if (p->perm && p->mask.kind == TS_MASK_NONE && !p->exact_bits) {
+    const int unmasked = p->mask.kind == TS_MASK_NONE && !p->exact_bits;
+    if (p->perm && (unmasked || p->n_kern > p->nq)) {
         kreal = malloc((size_t)p->n_kblk * (sizeof *kreal + 1));
         if (!kreal) {
             free(scratch), free(k16), free(ks), free(qkh), free(kpk), free(ktmp), free(kvh);
             return TS_ERR_NOMEM;
         }
         uint8_t *tail = (uint8_t *)(kreal + p->n_kblk);
-        ktail = tail;
+        ktail = unmasked ? tail : NULL;
         for (int32_t b = 0; b < p->n_kblk; b++) {
             const int64_t j0 = (int64_t)b * p->blk_k, j1 = j0 + p->blk_k < Lk ? j0 + p->blk_k : Lk;
             int64_t e = j1;
