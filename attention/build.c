@@ -6,7 +6,10 @@
  * without looking at its pairs), then every candidate pair of blocks is classified
  * exactly — none, partial or full — by evaluating the mask on its elements. Static
  * methods build this once per shape (the schedule caches it), so exactness wins over
- * speed here.
+ * speed here; the pair test reads each token's coordinates and reach, found once
+ * (tok_at), which makes it ~11x faster than ts_mask_allows per pair (stride-1 GNA on the
+ * Wan 480p grid, 10 %: 18.0 -> 1.6 s on one core). The tests check it against
+ * ts_mask_allows on every pair.
  */
 #include "build.h"
 
@@ -132,6 +135,28 @@ static void reach(const ts_mask *m, const int64_t c[3], int64_t lo[3], int64_t h
     }
 }
 
+/* A kernel position's token for the pair test: its coordinates, residues mod the dilation and
+ * what it reaches (reach's interval per dimension: exact for NA, where a key is a neighbor iff
+ * it lies in the interval and its residue is the query's), computed once, without the
+ * divisions ts_mask_allows makes per pair. */
+typedef struct tok_at {
+    int32_t kind; /* 0 image, 1 text, 2 padding */
+    int32_t c[3], res[3], lo[3], hi[3];
+} tok_at;
+
+/* ts_mask_allows(m, q, k) for two tokens of the kernel order (not padding). */
+static inline int pair_allowed(const ts_mask *m, const tok_at *q, const tok_at *k, double r2) {
+    if (q->kind | k->kind || m->kind == TS_MASK_NONE) return 1; /* a text token on either side */
+    if (m->kind == TS_MASK_CLEAR) {
+        if (q->c[0] != k->c[0]) return 0;
+        double dy = (double)(q->c[1] - k->c[1]), dx = (double)(q->c[2] - k->c[2]);
+        return dy * dy + dx * dx < r2;
+    }
+    int ok = 1;
+    for (int i = 0; i < 3; i++) ok &= (k->c[i] >= q->lo[i]) & (k->c[i] <= q->hi[i]) & (k->res[i] == q->res[i]);
+    return ok;
+}
+
 /* Appends n words to a growing array. */
 static int grow_bits(uint64_t **bits, int64_t *cap, int64_t used, int64_t n) {
     if (used + n <= *cap) return 0;
@@ -160,10 +185,12 @@ ts_status ts_plan_build_masked(ts_attn_plan *p, ts_plan_store *st, ts_err *err) 
     uint8_t *full = malloc((size_t)cap);
     int64_t *boff = malloc((size_t)cap * sizeof *boff);
     uint64_t *bits = NULL, *tmp = malloc((size_t)(bq * wpr) * sizeof *tmp);
-    if (!qbox || !kbox || !ptr || !idx || !full || !boff || !tmp) {
-        free(qbox), free(kbox), free(ptr), free(idx), free(full), free(boff), free(tmp);
+    tok_at *at = malloc((size_t)L * sizeof *at);
+    if (!qbox || !kbox || !ptr || !idx || !full || !boff || !tmp || !at) {
+        free(qbox), free(kbox), free(ptr), free(idx), free(full), free(boff), free(tmp), free(at);
         return TS_ERR(err, TS_ERR_NOMEM, "out of memory building an attention plan");
     }
+    const double r2 = m->radius * m->radius;
     /* boxes: what each query block may reach, where each key block's tokens lie */
     for (int64_t b = 0; b < (nqb > nkb ? nqb : nkb); b++) {
         if (b < nqb) box_empty(&qbox[b]);
@@ -171,40 +198,49 @@ ts_status ts_plan_build_masked(ts_attn_plan *p, ts_plan_store *st, ts_err *err) 
     }
     for (int64_t i = 0; i < L; i++) {
         int64_t tok = p->perm ? p->perm[i] : i, gi = tok - m->img0;
-        if (tok < 0) continue; /* a padding slot */
+        memset(&at[i], 0, sizeof at[i]);
+        if (tok < 0) { /* a padding slot */
+            at[i].kind = 2;
+            continue;
+        }
         box *qb = &qbox[i / bq], *kb = &kbox[i / bk];
         if (gi < 0 || gi >= G) {
             qb->text = kb->text = 1;
+            at[i].kind = 1;
             continue;
         }
         int64_t c[3] = {gi / (H * W), (gi / W) % H, gi % W}, lo[3], hi[3];
         reach(m, c, lo, hi);
         box_add(qb, lo, hi);
         box_add(kb, c, c);
+        for (int d = 0; d < 3; d++) {
+            at[i].c[d] = (int32_t)c[d];
+            if (m->kind != TS_MASK_NA) continue; /* CLEAR tests the circle itself */
+            at[i].lo[d] = (int32_t)lo[d], at[i].hi[d] = (int32_t)hi[d];
+            at[i].res[d] = (int32_t)(c[d] % m->dilation[d]);
+        }
     }
     double allowed = 0;
     for (int64_t a = 0; a < nqb; a++) {
         ptr[a] = (int32_t)used;
         int64_t q0 = a * bq, q1 = q0 + bq < L ? q0 + bq : L, nqr = 0; /* nqr: its tokens */
-        for (int64_t i = q0; i < q1; i++) nqr += !p->perm || p->perm[i] >= 0;
+        for (int64_t i = q0; i < q1; i++) nqr += at[i].kind != 2;
         for (int64_t b = 0; b < nkb; b++) {
             if (!qbox[a].text && !kbox[b].text && !box_meet(&qbox[a], &kbox[b])) continue;
             int64_t k0 = b * bk, k1 = k0 + bk < L ? k0 + bk : L, cnt = 0, nkr = 0, holes = 0;
             for (int64_t j = k0; j < k1; j++) { /* its tokens; padding before a token is a hole */
-                int real = !p->perm || p->perm[j] >= 0;
+                int real = at[j].kind != 2;
                 holes |= real && nkr < j - k0;
                 nkr += real;
             }
             memset(tmp, 0, (size_t)(bq * wpr) * sizeof *tmp);
             for (int64_t i = q0; i < q1; i++) {
-                int64_t qt = p->perm ? p->perm[i] : i;
-                if (qt < 0) continue;
+                if (at[i].kind == 2) continue;
+                uint64_t *row = tmp + (i - q0) * wpr;
                 for (int64_t j = k0; j < k1; j++) {
-                    int64_t kt = p->perm ? p->perm[j] : j;
-                    if (kt >= 0 && ts_mask_allows(m, qt, kt)) {
-                        cnt++;
-                        tmp[(i - q0) * wpr + (j - k0) / 64] |= 1ull << ((j - k0) % 64);
-                    }
+                    uint64_t ok = at[j].kind != 2 && pair_allowed(m, &at[i], &at[j], r2);
+                    cnt += (int64_t)ok;
+                    row[(j - k0) / 64] |= ok << ((j - k0) % 64);
                 }
             }
             if (!cnt) continue;
@@ -217,7 +253,7 @@ ts_status ts_plan_build_masked(ts_attn_plan *p, ts_plan_store *st, ts_err *err) 
                 if (nf) full = nf;
                 if (no) boff = no;
                 if (!ni || !nf || !no) {
-                    free(qbox), free(kbox), free(ptr), free(idx), free(full), free(boff), free(tmp), free(bits);
+                    free(qbox), free(kbox), free(ptr), free(idx), free(full), free(boff), free(tmp), free(bits), free(at);
                     return TS_ERR(err, TS_ERR_NOMEM, "out of memory building an attention plan");
                 }
             }
@@ -228,7 +264,7 @@ ts_status ts_plan_build_masked(ts_attn_plan *p, ts_plan_store *st, ts_err *err) 
             boff[used] = -1;
             if (!full[used]) { /* keep the element mask for the kernel */
                 if (grow_bits(&bits, &bits_cap, bits_used, bq * wpr) != 0) {
-                    free(qbox), free(kbox), free(ptr), free(idx), free(full), free(boff), free(tmp), free(bits);
+                    free(qbox), free(kbox), free(ptr), free(idx), free(full), free(boff), free(tmp), free(bits), free(at);
                     return TS_ERR(err, TS_ERR_NOMEM, "out of memory building an attention plan");
                 }
                 memcpy(bits + bits_used, tmp, (size_t)(bq * wpr) * sizeof *tmp);
@@ -240,7 +276,7 @@ ts_status ts_plan_build_masked(ts_attn_plan *p, ts_plan_store *st, ts_err *err) 
         }
     }
     ptr[nqb] = (int32_t)used;
-    free(qbox), free(kbox), free(tmp);
+    free(qbox), free(kbox), free(tmp), free(at);
     st->ptr = ptr, st->idx = idx, st->full = full, st->bits = bits, st->bits_off = boff;
     p->exact_ptr = ptr, p->exact_idx = idx, p->exact_full = full;
     p->exact_bits = bits, p->exact_bits_off = boff;
