@@ -311,6 +311,9 @@ static void test_plans(ts_ctx *c) {
         /* blocks of 48: a partial block's mask bits cross the 64-bit words of a chunk's row */
         {"gna 2x12x14 w1x5x7, blocks of 48", TS_MASK_NA, {2, 12, 14}, 0, 0, {1, 5, 7}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, {1, 4, 4}, 48, 2, 32, 0, 0},
         {"clear r3.5 blocks of 48, text", TS_MASK_CLEAR, {3, 10, 12}, 9, 4, {0}, {0}, {0}, {0}, 3.5, {1, 4, 4}, 48, 2, 32, 0, 0},
+        /* padded, edge tiles of 32 and 16 tokens: short blocks inside a chunk */
+        {"gna 2x12x20 w1x5x7, edge tiles of 32 and 16", TS_MASK_NA, {2, 12, 20}, 0, 0, {1, 5, 7}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, {1, 8, 8}, 64, 2, 32, 0, 0},
+        {"clear r4.5 2x12x20, edge tiles of 32 and 16", TS_MASK_CLEAR, {2, 12, 20}, 0, 0, {0}, {0}, {0}, {0}, 4.5, {1, 8, 8}, 64, 2, 32, 0, 0},
     };
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
         ts_mask m;

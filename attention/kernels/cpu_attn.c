@@ -536,14 +536,15 @@ static inline void bits_put(uint64_t *dst, int64_t pos, uint64_t word, int64_t n
     if (sh && sh + nbits > 64) dst[wi + 1] |= word >> (64 - sh);
 }
 
-/* Row r's allowed keys of a chunk of nb blocks (nk keys) as bits: full blocks all set, partial
- * ones from the builder's precomputed masks (entries e0 .. e0 + nb − 1). */
+/* Row r's allowed keys of a chunk of nb blocks as bits: full blocks all set, partial ones
+ * from the builder's precomputed masks (entries e0 .. e0 + nb − 1); block b at columns bc[b]
+ * .. bc[b] + bl[b]. */
 static void chunk_bits(const ts_attn_plan *p, const uint8_t *full, int64_t e0, int64_t r, int32_t nb, int64_t bk,
-                       int64_t nk, uint64_t *okw) {
+                       const int16_t *bc, const int16_t *bl, uint64_t *okw) {
     const int64_t wpr = (bk + 63) / 64;
     for (int32_t b = 0; b < nb; b++) {
-        const int64_t j0 = (int64_t)b * bk, len = j0 + bk < nk ? bk : nk - j0;
-        if (len <= 0) break;
+        const int64_t j0 = bc[b], len = bl[b];
+        if (len <= 0) continue;
         const uint64_t *row = full[b] ? NULL : p->exact_bits + p->exact_bits_off[e0 + b] + r * wpr;
         for (int64_t o = 0; o < len; o += 64) bits_put(okw, j0 + o, row ? row[o >> 6] : ~(uint64_t)0, len - o < 64 ? len - o : 64);
     }
@@ -582,10 +583,10 @@ static __attribute__((noinline)) float exp2_row512_masked(float *s, int64_t n, f
 /* A chunk's rows' mask bits (okw, TS_ATTN_OKW words a row; rows nq .. up to the tile's end
  * zero) and per tile of MR5 rows the 16-key panels any of its rows sees (live). */
 static void chunk_masks(const ts_attn_plan *p, const uint8_t *full, int64_t e0, int64_t nq, int32_t nb, int64_t bk,
-                        int64_t nk, uint64_t *okw, uint32_t *live) {
+                        const int16_t *bc, const int16_t *bl, int64_t nk, uint64_t *okw, uint32_t *live) {
     const int64_t W = TS_ATTN_OKW, n8 = TS_ATTN_RUP(nq, MR5), np = (nk + 15) / 16;
     memset(okw, 0, (size_t)(n8 * W) * sizeof *okw);
-    for (int64_t r = 0; r < nq; r++) chunk_bits(p, full, e0, r, nb, bk, nk, okw + r * W);
+    for (int64_t r = 0; r < nq; r++) chunk_bits(p, full, e0, r, nb, bk, bc, bl, okw + r * W);
     for (int64_t r = 0; r < n8; r += MR5) {
         uint64_t any[TS_ATTN_OKW] = {0};
         for (int64_t i = r; i < r + MR5; i++)
@@ -831,21 +832,25 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
     const int32_t *list = ptr ? p->exact_idx + ptr[qb] : NULL;
     for (int32_t li = 0; li < n_list;) {
         /* a chunk: the next listed key blocks, at most TS_ATTN_KCHUNK keys, consecutive or not,
-         * in segments of consecutive blocks (a run of the panels each, at columns col of S). A
-         * block shortened by padding at its end or by the end of the keys ends the chunk, so
-         * block b of a chunk always starts at column b · bk. */
+         * in segments of consecutive blocks (a run of the panels each, at columns col of S).
+         * Block b of the chunk sits at columns bc[b] .. bc[b] + bl[b] of S. A block shortened
+         * by padding at its end (GNA's and CLEAR's edge tiles, DraftAttention's edge regions)
+         * or by the end of the keys to a length that is not a multiple of 16 ends the chunk,
+         * so that every segment starts on a 16-key panel of S. */
         struct { int64_t k0, nk, col; } sg[TS_ATTN_KCHUNK]; /* (blocks of a single key on the sgemm path) */
+        int16_t bc[TS_ATTN_KCHUNK], bl[TS_ATTN_KCHUNK];
         int ns = 0;
         int32_t nb = 0;
         int64_t nk = 0;
-        while (li + nb < n_list && (nb + 1) * bk <= TS_ATTN_KCHUNK) {
+        while (li + nb < n_list && nk + bk <= TS_ATTN_KCHUNK) {
             const int64_t kb = list ? list[li + nb] : li + nb, j0 = kb * bk;
             int64_t len = w->kreal ? w->kreal[kb] : bk; /* less the padding at its end */
             if (j0 + len > Lk) len = Lk - j0;
             if (ns > 0 && sg[ns - 1].k0 + sg[ns - 1].nk == j0) sg[ns - 1].nk += len;
             else sg[ns].k0 = j0, sg[ns].nk = len, sg[ns].col = nk, ns++;
+            bc[nb] = (int16_t)nk, bl[nb] = (int16_t)len;
             nk += len, nb++;
-            if (len < bk) break;
+            if (len < bk && len % 16) break;
         }
         const int32_t li0 = li;
 #define KBLK(b) ((int64_t)(list ? list[li0 + (b)] : li0 + (b))) /* block b of the chunk */
@@ -875,7 +880,7 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
         /* partial blocks with the builder's bits: the rows below read them as lane masks, and the
          * AVX-512 tiles skip the 16-key panels none of a tile's rows sees */
         const int maskbits = partial && p->exact_bits;
-        if (maskbits) chunk_masks(p, full, ptr[qb] + li - nb, nq, nb, bk, nk, w->okw, w->live);
+        if (maskbits) chunk_masks(p, full, ptr[qb] + li - nb, nq, nb, bk, bc, bl, nk, w->okw, w->live);
         const uint32_t *live = maskbits ? w->live : NULL;
 #else
         const int maskbits = 0;
@@ -926,7 +931,7 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
             for (int64_t r = 0; r < nq; r++) {
                 uint8_t *ok = w->ok + r * TS_ATTN_KCHUNK;
                 for (int32_t b = 0; b < nb; b++) {
-                    int64_t j0 = (int64_t)b * bk, j1 = j0 + bk < nk ? j0 + bk : nk;
+                    const int64_t j0 = bc[b], j1 = j0 + bl[b];
                     if (full[b]) {
                         memset(ok + j0, 1, (size_t)(j1 - j0));
                         continue;
@@ -939,11 +944,12 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
             for (int64_t r = 0; r < nq; r++) {
                 int64_t qt = p->perm ? p->perm[q0 + r] : q0 + r;
                 uint8_t *ok = w->ok + r * TS_ATTN_KCHUNK;
-                for (int64_t j = 0; j < nk; j++) {
-                    const int64_t kj = KBLK(j / bk) * bk + j % bk;
-                    int64_t kt = p->perm ? p->perm[kj] : kj;
-                    ok[j] = full[j / bk] ? 1 : kt < 0 || qt < 0 ? 0 : (uint8_t)ts_mask_allows(&p->mask, qt, kt);
-                }
+                for (int32_t b = 0; b < nb; b++)
+                    for (int64_t j = bc[b]; j < bc[b] + bl[b]; j++) {
+                        const int64_t kj = KBLK(b) * bk + (j - bc[b]);
+                        int64_t kt = p->perm ? p->perm[kj] : kj;
+                        ok[j] = full[b] ? 1 : kt < 0 || qt < 0 ? 0 : (uint8_t)ts_mask_allows(&p->mask, qt, kt);
+                    }
             }
         }
         for (int64_t r = 0; r < nq; r++) {
