@@ -733,7 +733,32 @@ static void row_ptrs(const ts_attn_plan *p, const void *x, int64_t h, int64_t r0
  * prefetch does not see coming: at 32,760 tokens (32 MiB of panels a head) the panel loads
  * were a quarter of the tiles' time (perf). At 16,384 tokens (16 MiB) the prefetches made
  * DraftAttention 3-8 % faster but GNA, whose neighbouring query blocks share key blocks, up to
- * 9 % slower; at 4,096 tokens all three methods were slower with them. */
+ * 9 % slower; at 4,096 tokens all three methods were slower with them. So a listed plan gets
+ * them only where consecutive query blocks share under TS_ATTN_PF_SHARE of their key blocks
+ * (list_share; on the Wan grid DraftAttention 0.12-0.22, GNA 0.70-0.84, PARO's bands 0.98):
+ * at 32,760 tokens, ABBA, GNA 1x8x8-tiled 10 % 3.15/3.18 -> 3.09/3.03 s, stride-1 GNA
+ * 4.68/4.74 -> 4.59/4.64 s, PARO 2.31/2.29 -> 2.20/2.19 s without them. */
+#define TS_ATTN_PF_SHARE 0.5 /* prefetch a listed plan's panels below this share (list_share) */
+
+/* Of the key blocks each query block lists (head h's lists), the fraction the previous query
+ * block listed too: a local window's neighbours share most of theirs, which then come from
+ * L2 without help; DraftAttention's selections share few. */
+static double list_share(const ts_attn_plan *p, int64_t h) {
+    const int32_t *ptr = ts_attn_plan_ptr(p, h);
+    int32_t *stamp = malloc((size_t)p->n_kblk * sizeof *stamp);
+    if (!stamp) return 0.0;
+    for (int32_t b = 0; b < p->n_kblk; b++) stamp[b] = -1;
+    int64_t shared = 0, total = 0;
+    for (int32_t i = 0; i < p->n_qblk; i++)
+        for (int32_t e = ptr[i]; e < ptr[i + 1]; e++) {
+            const int32_t kb = p->exact_idx[e];
+            if (i > 0) shared += stamp[kb] == i - 1, total++;
+            stamp[kb] = i;
+        }
+    free(stamp);
+    return total ? (double)shared / (double)total : 0.0;
+}
+
 #define TS_ATTN_PF_RANGES (2 * (TS_ATTN_MAXD / TS_ATTN_NR) + 1) /* two segments' V at the largest D, one K */
 typedef struct pf_list {
     const char *p[TS_ATTN_PF_RANGES];
@@ -1189,6 +1214,11 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
      * when a head has many query blocks, so the copy stays at one head's K and V). */
     const int gather = p->perm || p->in_bf16 || tile;
     const int64_t Lkp = tile ? (Lk + TS_ATTN_NR - 1) / TS_ATTN_NR * TS_ATTN_NR : Lk;
+    int pf = tile && (int64_t)(2 * Lkp * D) * (int64_t)sizeof(float) > TS_ATTN_PF_BYTES;
+    if (pf && p->exact_ptr) { /* per-chunk prefetch only where a query block's key blocks are mostly new */
+        const double sh = list_share(p, h0);
+        pf = sh < TS_ATTN_PF_SHARE;
+    }
     int64_t g = tile ? (8 * (int64_t)nt + p->n_qblk - 1) / p->n_qblk : 1;
     if (tile && g < nt && (int64_t)nt * 2 * Lkp * D * (int64_t)sizeof(float) <= TS_ATTN_GROUP_BYTES) g = nt;
     if (g > nh) g = nh;
@@ -1279,7 +1309,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
             {
                 attn_scratch w = scratch_of(scratch, per, bq, D, quant, tk == TK_BF16);
                 w.kreal = kreal, w.ktail = ktail, w.tk = tk;
-                w.pf = tile && (int64_t)(2 * Lkp * D) * (int64_t)sizeof(float) > TS_ATTN_PF_BYTES;
+                w.pf = pf;
                 w.lkp = Lkp;
                 int tid = 0;
 #ifdef _OPENMP
