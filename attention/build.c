@@ -61,24 +61,20 @@ static ts_status tile_check(const ts_mask *m, int64_t n, const int tile[3], ts_e
     return TS_OK;
 }
 
-ts_status ts_plan_tile_perm(const ts_mask *m, int64_t n, const int tile[3], int32_t *perm, ts_err *err) {
-    ts_status st = tile_check(m, n, tile, err);
-    if (st == TS_OK) tile_order(m, n, tile, 1, perm);
-    return st;
-}
-
-int64_t ts_plan_tile_len(const ts_mask *m, int64_t n, const int tile[3], int64_t blk) {
-    for (int i = 0; i < 3; i++)
-        if (tile[i] < 1) return -1;
-    if (m->img0 < 0 || m->img0 + m->grid[0] * m->grid[1] * m->grid[2] > n) return -1;
-    return tile_order(m, n, tile, tile_pad(tile, blk), NULL);
-}
-
 ts_status ts_plan_tile_perm_padded(const ts_mask *m, int64_t n, const int tile[3], int64_t blk, int32_t *perm,
                                    ts_err *err) {
     ts_status st = tile_check(m, n, tile, err);
     if (st == TS_OK) tile_order(m, n, tile, tile_pad(tile, blk), perm);
     return st;
+}
+
+ts_status ts_plan_tile_perm(const ts_mask *m, int64_t n, const int tile[3], int32_t *perm, ts_err *err) {
+    return ts_plan_tile_perm_padded(m, n, tile, 1, perm, err); /* blocks of 1: no padding */
+}
+
+int64_t ts_plan_tile_len(const ts_mask *m, int64_t n, const int tile[3], int64_t blk) {
+    if (tile_check(m, n, tile, NULL) != TS_OK) return -1;
+    return tile_order(m, n, tile, tile_pad(tile, blk), NULL);
 }
 
 /* Inclusive coordinate box, per dimension; empty when lo > hi. */
