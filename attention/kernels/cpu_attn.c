@@ -427,45 +427,61 @@ static inline __attribute__((always_inline)) void c_store512(__m512 c[MR5][2], f
     }
 }
 
-static inline __attribute__((always_inline)) void s_tile512(const float *q, int64_t D, const float *kp, int np,
-                                                            float *s) {
+/* S tile: MR5 query rows against the 16-key K panels kp0 and kp1 (np 2; np 1: kp0 only), the
+ * scores of kp0's keys stored at s0 and kp1's at s1 (rows TS_ATTN_KCHUNK apart). The two
+ * panels need not be neighbours. */
+static inline __attribute__((always_inline)) void s_tile512(const float *q, int64_t D, const float *kp0,
+                                                            const float *kp1, int np, float *s0, float *s1) {
     __m512 c[MR5][2];
     for (int i = 0; i < MR5; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
-    const float *kp1 = kp + 16 * D; /* the next panel */
     for (int64_t d = 0; d < D; d++) {
-        const __m512 b0 = _mm512_loadu_ps(kp + d * 16), b1 = np == 2 ? _mm512_loadu_ps(kp1 + d * 16) : b0;
+        const __m512 b0 = _mm512_loadu_ps(kp0 + d * 16), b1 = np == 2 ? _mm512_loadu_ps(kp1 + d * 16) : b0;
         for (int i = 0; i < MR5; i++) {
             const __m512 a = _mm512_set1_ps(q[i * D + d]);
             c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
             if (np == 2) c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
         }
     }
-    c_store512(c, s, TS_ATTN_KCHUNK, np);
+    for (int i = 0; i < MR5; i++) {
+        _mm512_storeu_ps(s0 + i * TS_ATTN_KCHUNK, c[i][0]);
+        if (np == 2) _mm512_storeu_ps(s1 + i * TS_ATTN_KCHUNK, c[i][1]);
+    }
 }
 
-/* live (or NULL: all): per tile of MR5 rows, bit c set where one of its rows sees a key of
- * the chunk's 16-key panel c; S starts at the chunk's column col (a multiple of 16). A panel
- * no row of the tile sees is not computed (the masked row pass reads none of its scores). */
-static void s_tiles512(const float *q, int64_t nq, int64_t D, const float *kt, int64_t k0, int64_t nk, float *S,
-                       const uint32_t *live, int64_t col) {
-    for (int64_t j = 0; j < nk; j += 32) {
-        const float *kp = kt + (k0 + j) * D;
+/* A chunk's scores, S [nq, 16 · npc] = Q · Kᵀ, over its 16-key panels: panel c (columns 16c ..
+ * 16c + 15 of S) is the K panel that starts at key pk[c]. live (or NULL: all) has per tile of
+ * MR5 rows bit c set where one of its rows sees a key of panel c; a panel no row of the tile
+ * sees is not computed (the masked row pass reads none of its scores). The panels any tile
+ * sees are taken two at a time, neighbours or not, so a lone panel of one block pairs with
+ * the next block's. */
+static void s_chunk512(const float *q, int64_t nq, int64_t D, const float *kt, const int64_t *pk, int npc,
+                       float *S, const uint32_t *live) {
+    const uint32_t all = npc >= 32 ? ~0u : (1u << npc) - 1u;
+    uint32_t any = live ? 0u : all;
+    for (int64_t r = 0; live && r < nq; r += MR5) any |= live[r / MR5];
+    any &= all;
+    while (any) {
+        const int a = __builtin_ctz(any);
+        any &= any - 1u;
+        const int b = any ? __builtin_ctz(any) : -1;
+        if (b >= 0) any &= any - 1u;
+        const float *ka = kt + pk[a] * D, *kb = b >= 0 ? kt + pk[b] * D : ka;
         for (int64_t r = 0; r < nq; r += MR5) {
-            const uint32_t l = live ? live[r / MR5] >> ((col + j) / 16) : 3u;
-            const int two = nk - j > 16;
-            if (two && (l & 3u) == 3u) s_tile512(q + r * D, D, kp, 2, S + r * TS_ATTN_KCHUNK + j);
-            else if (l & 1u) s_tile512(q + r * D, D, kp, 1, S + r * TS_ATTN_KCHUNK + j);
-            else if (two && (l & 2u)) s_tile512(q + r * D, D, kp + 16 * D, 1, S + r * TS_ATTN_KCHUNK + j + 16);
+            const uint32_t l = live ? live[r / MR5] : all;
+            const int la = (l >> a) & 1u, lb = b >= 0 && ((l >> b) & 1u);
+            float *sr = S + r * TS_ATTN_KCHUNK;
+            if (la && lb) s_tile512(q + r * D, D, ka, kb, 2, sr + 16 * a, sr + 16 * b);
+            else if (la) s_tile512(q + r * D, D, ka, ka, 1, sr + 16 * a, sr + 16 * a);
+            else if (lb) s_tile512(q + r * D, D, kb, kb, 1, sr + 16 * b, sr + 16 * b);
         }
     }
 }
 
-/* acc [MR5, 16·np] += P rows [MR5, nk] · V panels vp and vp + vstride (keys [nk][16] each). */
-static inline __attribute__((always_inline)) void pv_tile512(const float *P, const float *vp, int64_t vstride,
-                                                             int64_t D, int64_t nk, int np, float *acc) {
-    __m512 c[MR5][2];
-    c_load512(c, acc, D, np);
-    for (int64_t j = 0; j < nk; j++) {
+/* acc [MR5, 16·np] += P rows [MR5, n] · V panel vp (keys [n][16]; np 2: and vp + vstride, the
+ * next 16 head-dim columns). */
+static inline __attribute__((always_inline)) void pv_panel512(__m512 c[MR5][2], const float *P, const float *vp,
+                                                              int64_t vstride, int64_t n, int np) {
+    for (int64_t j = 0; j < n; j++) {
         const __m512 b0 = _mm512_loadu_ps(vp + j * 16), b1 = np == 2 ? _mm512_loadu_ps(vp + vstride + j * 16) : b0;
         for (int i = 0; i < MR5; i++) {
             const __m512 a = _mm512_set1_ps(P[i * TS_ATTN_KCHUNK + j]);
@@ -473,32 +489,38 @@ static inline __attribute__((always_inline)) void pv_tile512(const float *P, con
             if (np == 2) c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
         }
     }
+}
+
+/* One tile of acc [MR5, 16·np] at head-dim column d0 += P · V over the panels in bits l
+ * (pk as s_chunk512's). All 16 keys of a panel: where the chunk's last one runs past its
+ * keys (the end of the keys, or a padded block's end), V's rows there are zeros
+ * (head_panels), and P's columns hold finite scores (the tiles compute whole panels). */
+static inline __attribute__((always_inline)) void pv_tile512(const float *P, const float *vt, int64_t Lkp,
+                                                             const int64_t *pk, uint32_t l, int64_t D, int64_t d0,
+                                                             int np, float *acc) {
+    __m512 c[MR5][2];
+    c_load512(c, acc, D, np);
+    const float *vd = vt + (d0 / 16) * Lkp * 16;
+    while (l) {
+        const int p = __builtin_ctz(l);
+        l &= l - 1u;
+        pv_panel512(c, P + 16 * p, vd + pk[p] * 16, Lkp * 16, 16, np);
+    }
     c_store512(c, acc, D, np);
 }
 
-/* live, col: as s_tiles512's; a tile runs over the runs of panels its rows see. */
-static void pv_tiles512(const float *P, int64_t nq, int64_t D, const float *vt, int64_t Lkp, int64_t k0, int64_t nk,
-                        float *acc, const uint32_t *live, int64_t col) {
-    const int64_t np = (nk + 15) / 16;
-    for (int64_t d0 = 0; d0 < D; d0 += 32) {
-        const float *vp = vt + (d0 / 16) * Lkp * 16 + k0 * 16;
+/* acc [nq, D] += P · V over a chunk's panels (pk, npc, live as s_chunk512's): each tile of
+ * MR5 rows and 32 head-dim columns keeps its accumulators in registers over all the panels
+ * its rows see. */
+static void pv_chunk512(const float *P, int64_t nq, int64_t D, const float *vt, int64_t Lkp, const int64_t *pk,
+                        int npc, float *acc, const uint32_t *live) {
+    const uint32_t all = npc >= 32 ? ~0u : (1u << npc) - 1u;
+    for (int64_t d0 = 0; d0 < D; d0 += 32)
         for (int64_t r = 0; r < nq; r += MR5) {
-            const uint32_t l = live ? live[r / MR5] >> (col / 16) : ~0u;
-            for (int64_t c0 = 0; c0 < np;) {
-                if (!((l >> c0) & 1u)) {
-                    c0++;
-                    continue;
-                }
-                int64_t c1 = c0 + 1;
-                while (c1 < np && ((l >> c1) & 1u)) c1++;
-                const int64_t j0 = c0 * 16, n = (c1 * 16 < nk ? c1 * 16 : nk) - j0;
-                const float *pr = P + r * TS_ATTN_KCHUNK + j0;
-                if (D - d0 > 16) pv_tile512(pr, vp + j0 * 16, Lkp * 16, D, n, 2, acc + r * D + d0);
-                else pv_tile512(pr, vp + j0 * 16, Lkp * 16, D, n, 1, acc + r * D + d0);
-                c0 = c1;
-            }
+            const uint32_t l = (live ? live[r / MR5] : all) & all;
+            if (D - d0 > 16) pv_tile512(P + r * TS_ATTN_KCHUNK, vt, Lkp, pk, l, D, d0, 2, acc + r * D + d0);
+            else pv_tile512(P + r * TS_ATTN_KCHUNK, vt, Lkp, pk, l, D, d0, 1, acc + r * D + d0);
         }
-    }
 }
 
 /* 2^(s − mx) for 16 lanes, the exponent clamped at −126: a degree-6 polynomial on the
@@ -910,7 +932,19 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 #else
         const int maskbits = 0;
 #endif
-        for (int i = 0; i < ns; i++) {
+#if TS_ATTN_TILE512
+        /* the AVX-512 tiles take the chunk as its 16-key panels: panel c starts at key pk[c] */
+        int64_t pk[TS_ATTN_KCHUNK / TS_ATTN_NR];
+        const int npc = (int)((nk + TS_ATTN_NR - 1) / TS_ATTN_NR);
+        if (tk == TK_AVX512)
+            for (int32_t b = 0; b < nb; b++)
+                for (int64_t o = 0; o < bl[b]; o += TS_ATTN_NR) pk[(bc[b] + o) / TS_ATTN_NR] = KBLK(b) * bk + o;
+        if (tk == TK_AVX512 && !qk) s_chunk512(w->q, nq, D, w->kt, pk, npc, w->s, live);
+        const int seg_s = !(tk == TK_AVX512 && !qk);
+#else
+        const int seg_s = 1;
+#endif
+        for (int i = 0; seg_s && i < ns; i++) {
             const int64_t k0 = sg[i].k0, nks = sg[i].nk;
             float *S = w->s + sg[i].col;
 #if TS_ATTN_VNNI
@@ -934,11 +968,6 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 #if TS_ATTN_TILE
             else if (tk == TK_AVX2) {
                 s_tiles(w->q, nq, D, w->kt, k0, nks, S);
-            }
-#endif
-#if TS_ATTN_TILE512
-            else if (tk == TK_AVX512) {
-                s_tiles512(w->q, nq, D, w->kt, k0, nks, S, live, sg[i].col);
             }
 #endif
 #if TS_ATTN_BFDOT
@@ -1028,18 +1057,18 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 #endif
         }
 #undef KBLK
-        /* acc [nq, D] += P · V, a segment at a time */
-        for (int i = 0; i < ns; i++) {
+        /* acc [nq, D] += P · V, the chunk's panels at once (AVX-512) or a segment at a time */
+#if TS_ATTN_TILE512
+        if (tk == TK_AVX512) pv_chunk512(w->s, nq, D, vbase, w->lkp, pk, npc, w->acc, live);
+        const int seg_pv = tk != TK_AVX512;
+#else
+        const int seg_pv = 1;
+#endif
+        for (int i = 0; seg_pv && i < ns; i++) {
             const int64_t k0 = sg[i].k0, nks = sg[i].nk, col = sg[i].col;
 #if TS_ATTN_TILE
             if (tk == TK_AVX2) {
                 pv_tiles(w->s + col, nq, D, vbase, w->lkp, k0, nks, w->acc);
-                continue;
-            }
-#endif
-#if TS_ATTN_TILE512
-            if (tk == TK_AVX512) {
-                pv_tiles512(w->s + col, nq, D, vbase, w->lkp, k0, nks, w->acc, live, col);
                 continue;
             }
 #endif
