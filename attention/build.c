@@ -23,10 +23,13 @@ void ts_plan_store_free(ts_plan_store *s) {
 }
 
 /* The tile order's length with tiles and the text before the image starting on multiples of
- * pad (1: none), writing it to perm when perm is not NULL. */
-static int64_t tile_order(const ts_mask *m, int64_t n, const int tile[3], int64_t pad, int32_t *perm) {
+ * pad (1: none), writing it to perm when perm is not NULL; inside a tile, sub-tiles of sub
+ * (NULL: the tile) in row-major order. */
+static int64_t tile_order(const ts_mask *m, int64_t n, const int tile[3], const int *sub, int64_t pad,
+                          int32_t *perm) {
     const int64_t T = m->grid[0], H = m->grid[1], W = m->grid[2], G = T * H * W;
     const int64_t tt = tile[0], th = tile[1], tw = tile[2];
+    const int64_t st = sub ? sub[0] : tt, sh = sub ? sub[1] : th, sw = sub ? sub[2] : tw;
     int64_t pos = 0;
     for (int64_t i = 0; i < m->img0; i++, pos++)
         if (perm) perm[pos] = (int32_t)i;
@@ -35,10 +38,15 @@ static int64_t tile_order(const ts_mask *m, int64_t n, const int tile[3], int64_
     for (int64_t t0 = 0; t0 < T; t0 += tt)
         for (int64_t y0 = 0; y0 < H; y0 += th)
             for (int64_t x0 = 0; x0 < W; x0 += tw) {
-                for (int64_t t = t0; t < t0 + tt && t < T; t++)
-                    for (int64_t y = y0; y < y0 + th && y < H; y++)
-                        for (int64_t x = x0; x < x0 + tw && x < W; x++, pos++)
-                            if (perm) perm[pos] = (int32_t)(m->img0 + (t * H + y) * W + x);
+                const int64_t t1 = t0 + tt < T ? t0 + tt : T, y1 = y0 + th < H ? y0 + th : H,
+                              x1 = x0 + tw < W ? x0 + tw : W;
+                for (int64_t u0 = t0; u0 < t1; u0 += st)
+                    for (int64_t v0 = y0; v0 < y1; v0 += sh)
+                        for (int64_t w0 = x0; w0 < x1; w0 += sw)
+                            for (int64_t t = u0; t < u0 + st && t < t1; t++)
+                                for (int64_t y = v0; y < v0 + sh && y < y1; y++)
+                                    for (int64_t x = w0; x < w0 + sw && x < x1; x++, pos++)
+                                        if (perm) perm[pos] = (int32_t)(m->img0 + (t * H + y) * W + x);
                 for (; pos % pad; pos++) /* an edge tile's padding */
                     if (perm) perm[pos] = -1;
             }
@@ -51,21 +59,27 @@ static int64_t tile_pad(const int tile[3], int64_t blk) {
     return blk > 0 && ((int64_t)tile[0] * tile[1] * tile[2]) % blk == 0 ? blk : 1;
 }
 
-static ts_status tile_check(const ts_mask *m, int64_t n, const int tile[3], ts_err *err) {
+static ts_status tile_check(const ts_mask *m, int64_t n, const int tile[3], const int *sub, ts_err *err) {
     const int64_t T = m->grid[0], H = m->grid[1], W = m->grid[2], G = T * H * W;
     if (m->img0 < 0 || m->img0 + G > n)
         return TS_ERR(err, TS_ERR_SHAPE, "attention: a %lldx%lldx%lld grid at token %lld does not fit %lld tokens",
                       (long long)T, (long long)H, (long long)W, (long long)m->img0, (long long)n);
     for (int i = 0; i < 3; i++)
-        if (tile[i] < 1) return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: tile sizes must be positive");
+        if (tile[i] < 1 || (sub && sub[i] < 1))
+            return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: tile sizes must be positive");
     return TS_OK;
+}
+
+ts_status ts_plan_tile_perm_sub(const ts_mask *m, int64_t n, const int tile[3], const int sub[3], int64_t blk,
+                                int32_t *perm, ts_err *err) {
+    ts_status st = tile_check(m, n, tile, sub, err);
+    if (st == TS_OK) tile_order(m, n, tile, sub, tile_pad(tile, blk), perm);
+    return st;
 }
 
 ts_status ts_plan_tile_perm_padded(const ts_mask *m, int64_t n, const int tile[3], int64_t blk, int32_t *perm,
                                    ts_err *err) {
-    ts_status st = tile_check(m, n, tile, err);
-    if (st == TS_OK) tile_order(m, n, tile, tile_pad(tile, blk), perm);
-    return st;
+    return ts_plan_tile_perm_sub(m, n, tile, NULL, blk, perm, err);
 }
 
 ts_status ts_plan_tile_perm(const ts_mask *m, int64_t n, const int tile[3], int32_t *perm, ts_err *err) {
@@ -73,8 +87,8 @@ ts_status ts_plan_tile_perm(const ts_mask *m, int64_t n, const int tile[3], int3
 }
 
 int64_t ts_plan_tile_len(const ts_mask *m, int64_t n, const int tile[3], int64_t blk) {
-    if (tile_check(m, n, tile, NULL) != TS_OK) return -1;
-    return tile_order(m, n, tile, tile_pad(tile, blk), NULL);
+    if (tile_check(m, n, tile, NULL, NULL) != TS_OK) return -1;
+    return tile_order(m, n, tile, NULL, tile_pad(tile, blk), NULL);
 }
 
 /* Inclusive coordinate box, per dimension; empty when lo > hi. */

@@ -38,6 +38,14 @@ int64_t ts_plan_tile_len(const ts_mask *mask, int64_t n, const int tile[3], int6
 ts_status ts_plan_tile_perm_padded(const ts_mask *mask, int64_t n, const int tile[3], int64_t blk,
                                    int32_t *perm, ts_err *err);
 
+/* The padded order with each tile laid out in sub-tiles of sub[0] x sub[1] x sub[2] (sub NULL:
+ * the tile), row-major sub-tile order inside the tile and row-major inside a sub-tile, edge
+ * sub-tiles smaller. Same length as the padded order. The kernels' units are 16 keys and 8
+ * query rows in this order, so the sub-tile sets their shape: 4 x 4 squares follow a CLEAR
+ * circle's edge closer than a row-major tile's 2 x 8 strips. */
+ts_status ts_plan_tile_perm_sub(const ts_mask *mask, int64_t n, const int tile[3], const int sub[3], int64_t blk,
+                                int32_t *perm, ts_err *err);
+
 /* Fills p's block list from its mask and permutation: for each query block, every key block
  * holding an allowed pair (text keys are allowed for every query, text queries allow every
  * key), flagged full when every pair is allowed, with the element mask of each partial block

@@ -219,9 +219,36 @@ static void test_tile_perm(void) {
         TS_CHECK(perm[len - 1] == n - 1 && perm[0] == 0, "padded tile order %zu: text keeps its places", ci);
         free(perm), free(seen);
     }
+    /* sub-tiles, by hand: a 1x6x10 grid in 1x8x8 tiles of 1x4x4 sub-tiles, blocks of 64. The
+     * 6x8 tile: rows 0-3 x cols 0-3, rows 0-3 x cols 4-7, rows 4-5 x cols 0-3, rows 4-5 x cols
+     * 4-7 (16, 16, 8, 8 tokens), 16 slots of padding; the 6x2 tile: rows 0-3, rows 4-5 (8, 4) */
+    {
+        memset(&m, 0, sizeof m);
+        m.grid[0] = 1, m.grid[1] = 6, m.grid[2] = 10;
+        const int tl[3] = {1, 8, 8}, sub[3] = {1, 4, 4};
+        const int64_t n = 60, len = ts_plan_tile_len(&m, n, tl, 64);
+        int32_t perm[128];
+        ts_err e;
+        TS_CHECK(len == 128, "sub-tile order: %lld slots, want 128", (long long)len);
+        TS_CHECK(ts_plan_tile_perm_sub(&m, n, tl, sub, 64, perm, &e) == TS_OK, "sub-tile perm: %s", e.msg);
+        const int32_t want[][2] = {{0, 0},   {3, 3},   {4, 10},  {15, 33}, {16, 4},  {31, 37}, {32, 40},
+                                   {35, 43}, {36, 50}, {40, 44}, {47, 57}, {48, -1}, {63, -1}, {64, 8},
+                                   {66, 18}, {71, 39}, {72, 48}, {75, 59}, {76, -1}, {127, -1}};
+        int ok = 1;
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) ok &= perm[want[i][0]] == want[i][1];
+        char seen[60] = {0};
+        for (int i = 0; i < 128; i++)
+            if (perm[i] >= 0) ok &= perm[i] < 60 && !seen[perm[i]]++;
+        for (int t = 0; t < 60; t++) ok &= seen[t];
+        TS_CHECK(ok, "sub-tile order: the slots by hand, every token once");
+        const int bad[3] = {1, 0, 4};
+        TS_CHECK(ts_plan_tile_perm_sub(&m, n, tl, bad, 64, perm, &e) == TS_ERR_INVALID_ARG, "sub-tile 1x0x4 refused");
+    }
 }
 
-/* Builds a plan for mask m over n tokens and checks it against the predicate. */
+/* Builds a plan for mask m over n tokens and checks it against the predicate. pad: 0 the
+ * plain tile order, 1 the padded one, 2 the padded one in sub-tiles of half the tile (rounded
+ * up). */
 static int build_and_check(ts_attn_plan *p, ts_plan_store *st, const ts_mask *m, int64_t n, const int tile[3],
                            int32_t blk, int pad, const char *what) {
     *p = ts_attn_plan_dense(n, n, 1, 1, blk, blk);
@@ -229,8 +256,10 @@ static int build_and_check(ts_attn_plan *p, ts_plan_store *st, const ts_mask *m,
     ts_err e;
     const int64_t L = pad ? ts_plan_tile_len(m, n, tile, blk) : n;
     st->perm = malloc((size_t)(L > n ? L : n) * 4);
-    if ((pad ? ts_plan_tile_perm_padded(m, n, tile, blk, st->perm, &e) : ts_plan_tile_perm(m, n, tile, st->perm, &e)) !=
-        TS_OK) {
+    const int sub[3] = {(tile[0] + 1) / 2, (tile[1] + 1) / 2, (tile[2] + 1) / 2};
+    if ((pad == 2   ? ts_plan_tile_perm_sub(m, n, tile, sub, blk, st->perm, &e)
+         : pad == 1 ? ts_plan_tile_perm_padded(m, n, tile, blk, st->perm, &e)
+                    : ts_plan_tile_perm(m, n, tile, st->perm, &e)) != TS_OK) {
         TS_CHECK(0, "%s: %s", what, e.msg);
         return 0;
     }
@@ -325,14 +354,15 @@ static void test_plans(ts_ctx *c) {
         memcpy(m.dilation, cs[i].d, sizeof m.dilation), memcpy(m.causal, cs[i].causal, sizeof m.causal);
         m.radius = cs[i].r;
         int64_t n = cs[i].img0 + cs[i].g[0] * cs[i].g[1] * cs[i].g[2] + cs[i].tail;
-        /* each in the plain tile order and the padded one (edge tiles padded to whole blocks,
-         * where the tile is a multiple of the block) */
-        for (int pad = 0; pad < 2; pad++) {
-            if (pad && ts_plan_tile_len(&m, n, cs[i].tile, cs[i].blk) == n) continue;
+        /* each in the plain tile order, the padded one (edge tiles padded to whole blocks,
+         * where the tile is a multiple of the block) and that in sub-tiles */
+        for (int pad = 0; pad < 3; pad++) {
+            if (pad == 1 && ts_plan_tile_len(&m, n, cs[i].tile, cs[i].blk) == n) continue;
             ts_attn_plan p;
             ts_plan_store st = {0};
             char what[96];
-            snprintf(what, sizeof what, "%s%s", cs[i].what, pad ? ", padded tiles" : "");
+            snprintf(what, sizeof what, "%s%s", cs[i].what,
+                     pad == 2 ? ", padded sub-tiles" : pad ? ", padded tiles" : "");
             if (build_and_check(&p, &st, &m, n, cs[i].tile, cs[i].blk, pad, what)) {
                 kernel_vs_ref(c, &p, cs[i].H, cs[i].D, cs[i].h0, cs[i].h1, what);
                 char w2[128];
