@@ -492,34 +492,36 @@ static inline __attribute__((always_inline)) void pv_panel512(__m512 c[MR5][2], 
 }
 
 /* One tile of acc [MR5, 16·np] at head-dim column d0 += P · V over the panels in bits l
- * (pk as s_chunk512's). All 16 keys of a panel: where the chunk's last one runs past its
- * keys (the end of the keys, or a padded block's end), V's rows there are zeros
- * (head_panels), and P's columns hold finite scores (the tiles compute whole panels). */
+ * (pk as s_chunk512's) of a chunk of nk keys. Only the chunk's keys: its last panel may run
+ * past them (the end of the keys, a padded block's end), and there V's rows are zeros but P's
+ * columns hold what S held before (the AVX2 INT8 tiles, used where AVX-512 lacks VNNI, write
+ * no columns past the keys: possibly a stale or never-written value, NaN included). */
 static inline __attribute__((always_inline)) void pv_tile512(const float *P, const float *vt, int64_t Lkp,
-                                                             const int64_t *pk, uint32_t l, int64_t D, int64_t d0,
-                                                             int np, float *acc) {
+                                                             const int64_t *pk, uint32_t l, int64_t nk, int64_t D,
+                                                             int64_t d0, int np, float *acc) {
     __m512 c[MR5][2];
     c_load512(c, acc, D, np);
     const float *vd = vt + (d0 / 16) * Lkp * 16;
     while (l) {
         const int p = __builtin_ctz(l);
         l &= l - 1u;
-        pv_panel512(c, P + 16 * p, vd + pk[p] * 16, Lkp * 16, 16, np);
+        if (nk - 16 * p >= 16) pv_panel512(c, P + 16 * p, vd + pk[p] * 16, Lkp * 16, 16, np);
+        else pv_panel512(c, P + 16 * p, vd + pk[p] * 16, Lkp * 16, nk - 16 * p, np);
     }
     c_store512(c, acc, D, np);
 }
 
-/* acc [nq, D] += P · V over a chunk's panels (pk, npc, live as s_chunk512's): each tile of
+/* acc [nq, D] += P · V over a chunk of nk keys (pk, npc, live as s_chunk512's): each tile of
  * MR5 rows and 32 head-dim columns keeps its accumulators in registers over all the panels
  * its rows see. */
 static void pv_chunk512(const float *P, int64_t nq, int64_t D, const float *vt, int64_t Lkp, const int64_t *pk,
-                        int npc, float *acc, const uint32_t *live) {
+                        int npc, int64_t nk, float *acc, const uint32_t *live) {
     const uint32_t all = npc >= 32 ? ~0u : (1u << npc) - 1u;
     for (int64_t d0 = 0; d0 < D; d0 += 32)
         for (int64_t r = 0; r < nq; r += MR5) {
             const uint32_t l = (live ? live[r / MR5] : all) & all;
-            if (D - d0 > 16) pv_tile512(P + r * TS_ATTN_KCHUNK, vt, Lkp, pk, l, D, d0, 2, acc + r * D + d0);
-            else pv_tile512(P + r * TS_ATTN_KCHUNK, vt, Lkp, pk, l, D, d0, 1, acc + r * D + d0);
+            if (D - d0 > 16) pv_tile512(P + r * TS_ATTN_KCHUNK, vt, Lkp, pk, l, nk, D, d0, 2, acc + r * D + d0);
+            else pv_tile512(P + r * TS_ATTN_KCHUNK, vt, Lkp, pk, l, nk, D, d0, 1, acc + r * D + d0);
         }
 }
 
@@ -1059,7 +1061,7 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 #undef KBLK
         /* acc [nq, D] += P · V, the chunk's panels at once (AVX-512) or a segment at a time */
 #if TS_ATTN_TILE512
-        if (tk == TK_AVX512) pv_chunk512(w->s, nq, D, vbase, w->lkp, pk, npc, w->acc, live);
+        if (tk == TK_AVX512) pv_chunk512(w->s, nq, D, vbase, w->lkp, pk, npc, nk, w->acc, live);
         const int seg_pv = tk != TK_AVX512;
 #else
         const int seg_pv = 1;
