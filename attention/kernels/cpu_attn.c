@@ -448,6 +448,10 @@ static inline __attribute__((always_inline)) void s_tile512(const float *q, int6
     }
 }
 
+/* The bits of a chunk's npc 16-key panels (a chunk holds at most 16: live's and l's 32 bits). */
+_Static_assert(TS_ATTN_KCHUNK / TS_ATTN_NR <= 32, "a chunk's panels must fit 32 bits");
+static inline uint32_t chunk_panels(int npc) { return (uint32_t)(((uint64_t)1 << npc) - 1u); }
+
 /* A chunk's scores, S [nq, 16 · npc] = Q · Kᵀ, over its 16-key panels: panel c (columns 16c ..
  * 16c + 15 of S) is the K panel that starts at key pk[c]. live (or NULL: all) has per tile of
  * MR5 rows bit c set where one of its rows sees a key of panel c; a panel no row of the tile
@@ -456,7 +460,7 @@ static inline __attribute__((always_inline)) void s_tile512(const float *q, int6
  * the next block's. */
 static void s_chunk512(const float *q, int64_t nq, int64_t D, const float *kt, const int64_t *pk, int npc,
                        float *S, const uint32_t *live) {
-    const uint32_t all = npc >= 32 ? ~0u : (1u << npc) - 1u;
+    const uint32_t all = chunk_panels(npc);
     uint32_t any = live ? 0u : all;
     for (int64_t r = 0; live && r < nq; r += MR5) any |= live[r / MR5];
     any &= all;
@@ -516,7 +520,7 @@ static inline __attribute__((always_inline)) void pv_tile512(const float *P, con
  * its rows see. */
 static void pv_chunk512(const float *P, int64_t nq, int64_t D, const float *vt, int64_t Lkp, const int64_t *pk,
                         int npc, int64_t nk, float *acc, const uint32_t *live) {
-    const uint32_t all = npc >= 32 ? ~0u : (1u << npc) - 1u;
+    const uint32_t all = chunk_panels(npc);
     for (int64_t d0 = 0; d0 < D; d0 += 32)
         for (int64_t r = 0; r < nq; r += MR5) {
             const uint32_t l = (live ? live[r / MR5] : all) & all;
