@@ -12,7 +12,8 @@
  * element mask: masked scores are left out of the running max and zeroed after the exp (with
  * AVX-512 and the builder's precomputed bits, the bits are the lane masks of one vectorised
  * row pass, and the AVX-512 tiles skip the 16-key panels that none of a tile's 8 query rows
- * sees; otherwise a byte mask per chunk).
+ * sees, and run a tile's 4-row halves apart where they see different panels; otherwise a byte
+ * mask per chunk).
  *
  * The two products, with a head dim that is a multiple of 16 (up to 256) and key blocks of a
  * multiple of 16: register tiles over each head's K and V laid out once per call in 16-wide
@@ -118,7 +119,7 @@ typedef struct attn_scratch {
     int pf; /* the panels are over TS_ATTN_PF_BYTES: each chunk's are prefetched (pf_list) */
     uint64_t *okw;  /* AVX-512, a chunk with partial blocks: each row's allowed keys as bits,
                      * [rows][TS_ATTN_OKW] */
-    uint32_t *live; /* ... and per tile of MR5 rows, the 16-key panels any of its rows sees */
+    uint32_t *live; /* ... and per half tile of HR5 rows, the 16-key panels any of its rows sees */
 } attn_scratch;
 
 /* The quantised K of one head: k16 [Lk, D] in kernel order, ks [n_kblk]; with AVX2 (even D,
@@ -410,6 +411,7 @@ static void pv_tiles(const float *P, int64_t nq, int64_t D, const float *vt, int
  * broadcasts per step; the last 16 keys or columns of an odd panel count take one panel.
  * Same panels as the AVX2 tiles. np (1 or 2) is a constant at every call. */
 #define MR5 TS_ATTN_MR5
+#define HR5 (TS_ATTN_MR5 / 2) /* a half tile's rows */
 
 /* A tile's accumulators: MR5 rows of 16·np floats, rows ld apart (shared by the fp32 and
  * the BF16 tiles). */
@@ -427,25 +429,49 @@ static inline __attribute__((always_inline)) void c_store512(__m512 c[MR5][2], f
     }
 }
 
-/* S tile: MR5 query rows against the 16-key K panels kp0 and kp1 (np 2; np 1: kp0 only), the
- * scores of kp0's keys stored at s0 and kp1's at s1 (rows TS_ATTN_KCHUNK apart). The two
- * panels need not be neighbours. */
+/* S tile: nr (MR5, or HR5 for a half tile) query rows against the 16-key K panels kp0 and kp1
+ * (np 2; np 1: kp0 only), the scores of kp0's keys stored at s0 and kp1's at s1 (rows
+ * TS_ATTN_KCHUNK apart). The two panels need not be neighbours. A half tile's lone panel
+ * sums the even and the odd dims apart, so that 8 FMA chains are in flight, not 4 (the
+ * FMA's latency would halve its rate). np and nr are constants at every call. */
 static inline __attribute__((always_inline)) void s_tile512(const float *q, int64_t D, const float *kp0,
-                                                            const float *kp1, int np, float *s0, float *s1) {
+                                                            const float *kp1, int np, int nr, float *s0,
+                                                            float *s1) {
     __m512 c[MR5][2];
-    for (int i = 0; i < MR5; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+    for (int i = 0; i < nr; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+    if (np == 1 && nr < MR5) { /* D is even (a multiple of 16) */
+        for (int64_t d = 0; d < D; d += 2) {
+            const __m512 b0 = _mm512_loadu_ps(kp0 + d * 16), b1 = _mm512_loadu_ps(kp0 + d * 16 + 16);
+            for (int i = 0; i < nr; i++) {
+                c[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(q[i * D + d]), b0, c[i][0]);
+                c[i][1] = _mm512_fmadd_ps(_mm512_set1_ps(q[i * D + d + 1]), b1, c[i][1]);
+            }
+        }
+        for (int i = 0; i < nr; i++) _mm512_storeu_ps(s0 + i * TS_ATTN_KCHUNK, _mm512_add_ps(c[i][0], c[i][1]));
+        return;
+    }
     for (int64_t d = 0; d < D; d++) {
         const __m512 b0 = _mm512_loadu_ps(kp0 + d * 16), b1 = np == 2 ? _mm512_loadu_ps(kp1 + d * 16) : b0;
-        for (int i = 0; i < MR5; i++) {
+        for (int i = 0; i < nr; i++) {
             const __m512 a = _mm512_set1_ps(q[i * D + d]);
             c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
             if (np == 2) c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
         }
     }
-    for (int i = 0; i < MR5; i++) {
+    for (int i = 0; i < nr; i++) {
         _mm512_storeu_ps(s0 + i * TS_ATTN_KCHUNK, c[i][0]);
         if (np == 2) _mm512_storeu_ps(s1 + i * TS_ATTN_KCHUNK, c[i][1]);
     }
+}
+
+/* The S tiles of the nr rows at q (scores at sr) for panels a and b (b < 0: none) where la
+ * and lb say the rows see them. */
+static inline __attribute__((always_inline)) void s_pair512(const float *q, int64_t D, const float *ka,
+                                                            const float *kb, int a, int b, int la, int lb,
+                                                            int nr, float *sr) {
+    if (la && lb) s_tile512(q, D, ka, kb, 2, nr, sr + 16 * a, sr + 16 * b);
+    else if (la) s_tile512(q, D, ka, ka, 1, nr, sr + 16 * a, sr + 16 * a);
+    else if (lb) s_tile512(q, D, kb, kb, 1, nr, sr + 16 * b, sr + 16 * b);
 }
 
 /* The bits of a chunk's npc 16-key panels (a chunk holds at most 16: live's and l's 32 bits). */
@@ -453,16 +479,17 @@ _Static_assert(TS_ATTN_KCHUNK / TS_ATTN_NR <= 32, "a chunk's panels must fit 32 
 static inline uint32_t chunk_panels(int npc) { return (uint32_t)(((uint64_t)1 << npc) - 1u); }
 
 /* A chunk's scores, S [nq, 16 · npc] = Q · Kᵀ, over its 16-key panels: panel c (columns 16c ..
- * 16c + 15 of S) is the K panel that starts at key pk[c]. live (or NULL: all) has per tile of
- * MR5 rows bit c set where one of its rows sees a key of panel c; a panel no row of the tile
- * sees is not computed (the masked row pass reads none of its scores). The panels any tile
+ * 16c + 15 of S) is the K panel that starts at key pk[c]. live (or NULL: all) has per half
+ * tile of HR5 rows bit c set where one of its rows sees a key of panel c; a panel no row of a
+ * half tile sees is not computed for it (the masked row pass reads none of those scores). A
+ * tile whose halves see the same panels runs whole, else each half apart. The panels any tile
  * sees are taken two at a time, neighbours or not, so a lone panel of one block pairs with
  * the next block's. */
 static void s_chunk512(const float *q, int64_t nq, int64_t D, const float *kt, const int64_t *pk, int npc,
                        float *S, const uint32_t *live) {
     const uint32_t all = chunk_panels(npc);
     uint32_t any = live ? 0u : all;
-    for (int64_t r = 0; live && r < nq; r += MR5) any |= live[r / MR5];
+    for (int64_t r = 0; live && r < nq; r += HR5) any |= live[r / HR5];
     any &= all;
     while (any) {
         const int a = __builtin_ctz(any);
@@ -471,23 +498,27 @@ static void s_chunk512(const float *q, int64_t nq, int64_t D, const float *kt, c
         if (b >= 0) any &= any - 1u;
         const float *ka = kt + pk[a] * D, *kb = b >= 0 ? kt + pk[b] * D : ka;
         for (int64_t r = 0; r < nq; r += MR5) {
-            const uint32_t l = live ? live[r / MR5] : all;
-            const int la = (l >> a) & 1u, lb = b >= 0 && ((l >> b) & 1u);
+            const uint32_t lt = live ? live[r / HR5] : all, lu = live ? live[r / HR5 + 1] : all;
+            const int ta = (lt >> a) & 1u, tb = b >= 0 && ((lt >> b) & 1u);
+            const int ua = (lu >> a) & 1u, ub = b >= 0 && ((lu >> b) & 1u);
             float *sr = S + r * TS_ATTN_KCHUNK;
-            if (la && lb) s_tile512(q + r * D, D, ka, kb, 2, sr + 16 * a, sr + 16 * b);
-            else if (la) s_tile512(q + r * D, D, ka, ka, 1, sr + 16 * a, sr + 16 * a);
-            else if (lb) s_tile512(q + r * D, D, kb, kb, 1, sr + 16 * b, sr + 16 * b);
+            if (ta == ua && tb == ub) {
+                s_pair512(q + r * D, D, ka, kb, a, b, ta, tb, MR5, sr);
+            } else {
+                s_pair512(q + r * D, D, ka, kb, a, b, ta, tb, HR5, sr);
+                s_pair512(q + (r + HR5) * D, D, ka, kb, a, b, ua, ub, HR5, sr + HR5 * TS_ATTN_KCHUNK);
+            }
         }
     }
 }
 
-/* acc [MR5, 16·np] += P rows [MR5, n] · V panel vp (keys [n][16]; np 2: and vp + vstride, the
- * next 16 head-dim columns). */
+/* acc rows i0 .. i1 − 1 of [MR5, 16·np] += P rows [MR5, n] · V panel vp (keys [n][16]; np 2:
+ * and vp + vstride, the next 16 head-dim columns). i0, i1 and np are constants at every call. */
 static inline __attribute__((always_inline)) void pv_panel512(__m512 c[MR5][2], const float *P, const float *vp,
-                                                              int64_t vstride, int64_t n, int np) {
+                                                              int64_t vstride, int64_t n, int np, int i0, int i1) {
     for (int64_t j = 0; j < n; j++) {
         const __m512 b0 = _mm512_loadu_ps(vp + j * 16), b1 = np == 2 ? _mm512_loadu_ps(vp + vstride + j * 16) : b0;
-        for (int i = 0; i < MR5; i++) {
+        for (int i = i0; i < i1; i++) {
             const __m512 a = _mm512_set1_ps(P[i * TS_ATTN_KCHUNK + j]);
             c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
             if (np == 2) c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
@@ -495,37 +526,50 @@ static inline __attribute__((always_inline)) void pv_panel512(__m512 c[MR5][2], 
     }
 }
 
-/* One tile of acc [MR5, 16·np] at head-dim column d0 += P · V over the panels in bits l
- * (pk as s_chunk512's) of a chunk of nk keys. Only the chunk's keys: its last panel may run
- * past them (the end of the keys, a padded block's end), and there V's rows are zeros but P's
- * columns hold what S held before (the AVX2 INT8 tiles, used where AVX-512 lacks VNNI, write
- * no columns past the keys: possibly a stale or never-written value, NaN included). */
-static inline __attribute__((always_inline)) void pv_tile512(const float *P, const float *vt, int64_t Lkp,
-                                                             const int64_t *pk, uint32_t l, int64_t nk, int64_t D,
-                                                             int64_t d0, int np, float *acc) {
-    __m512 c[MR5][2];
-    c_load512(c, acc, D, np);
-    const float *vd = vt + (d0 / 16) * Lkp * 16;
+/* Rows i0 .. i1 − 1 of a tile += P · V over the panels in bits l (pk as s_chunk512's) of a
+ * chunk of nk keys. Only the chunk's keys: its last panel may run past them (the end of the
+ * keys, a padded block's end), and there V's rows are zeros but P's columns hold what S held
+ * before (the AVX2 INT8 tiles, used where AVX-512 lacks VNNI, write no columns past the keys:
+ * possibly a stale or never-written value, NaN included). */
+static inline __attribute__((always_inline)) void pv_panels512(__m512 c[MR5][2], const float *P, const float *vd,
+                                                               int64_t Lkp, const int64_t *pk, uint32_t l,
+                                                               int64_t nk, int np, int i0, int i1) {
     while (l) {
         const int p = __builtin_ctz(l);
         l &= l - 1u;
-        if (nk - 16 * p >= 16) pv_panel512(c, P + 16 * p, vd + pk[p] * 16, Lkp * 16, 16, np);
-        else pv_panel512(c, P + 16 * p, vd + pk[p] * 16, Lkp * 16, nk - 16 * p, np);
+        if (nk - 16 * p >= 16) pv_panel512(c, P + 16 * p, vd + pk[p] * 16, Lkp * 16, 16, np, i0, i1);
+        else pv_panel512(c, P + 16 * p, vd + pk[p] * 16, Lkp * 16, nk - 16 * p, np, i0, i1);
     }
+}
+
+/* One tile of acc [MR5, 16·np] at head-dim column d0 += P · V over the panels both its halves
+ * see (bits l), then those only its top half (lt) or only its bottom half (lu) sees: a half's
+ * rows of P are zero in the panels it does not see. */
+static inline __attribute__((always_inline)) void pv_tile512(const float *P, const float *vt, int64_t Lkp,
+                                                             const int64_t *pk, uint32_t l, uint32_t lt,
+                                                             uint32_t lu, int64_t nk, int64_t D, int64_t d0,
+                                                             int np, float *acc) {
+    __m512 c[MR5][2];
+    c_load512(c, acc, D, np);
+    const float *vd = vt + (d0 / 16) * Lkp * 16;
+    pv_panels512(c, P, vd, Lkp, pk, l, nk, np, 0, MR5);
+    pv_panels512(c, P, vd, Lkp, pk, lt, nk, np, 0, HR5);
+    pv_panels512(c, P, vd, Lkp, pk, lu, nk, np, HR5, MR5);
     c_store512(c, acc, D, np);
 }
 
 /* acc [nq, D] += P · V over a chunk of nk keys (pk, npc, live as s_chunk512's): each tile of
  * MR5 rows and 32 head-dim columns keeps its accumulators in registers over all the panels
- * its rows see. */
+ * its rows see, a half tile's rows alone over the panels only that half sees. */
 static void pv_chunk512(const float *P, int64_t nq, int64_t D, const float *vt, int64_t Lkp, const int64_t *pk,
                         int npc, int64_t nk, float *acc, const uint32_t *live) {
     const uint32_t all = chunk_panels(npc);
     for (int64_t d0 = 0; d0 < D; d0 += 32)
         for (int64_t r = 0; r < nq; r += MR5) {
-            const uint32_t l = (live ? live[r / MR5] : all) & all;
-            if (D - d0 > 16) pv_tile512(P + r * TS_ATTN_KCHUNK, vt, Lkp, pk, l, nk, D, d0, 2, acc + r * D + d0);
-            else pv_tile512(P + r * TS_ATTN_KCHUNK, vt, Lkp, pk, l, nk, D, d0, 1, acc + r * D + d0);
+            const uint32_t t = (live ? live[r / HR5] : all) & all, u = (live ? live[r / HR5 + 1] : all) & all;
+            const uint32_t l = t & u, lt = t & ~u, lu = u & ~t;
+            if (D - d0 > 16) pv_tile512(P + r * TS_ATTN_KCHUNK, vt, Lkp, pk, l, lt, lu, nk, D, d0, 2, acc + r * D + d0);
+            else pv_tile512(P + r * TS_ATTN_KCHUNK, vt, Lkp, pk, l, lt, lu, nk, D, d0, 1, acc + r * D + d0);
         }
 }
 
@@ -609,19 +653,19 @@ static __attribute__((noinline)) float exp2_row512_masked(float *s, int64_t n, f
 }
 
 /* A chunk's rows' mask bits (okw, TS_ATTN_OKW words a row; rows nq .. up to the tile's end
- * zero) and per tile of MR5 rows the 16-key panels any of its rows sees (live). */
+ * zero) and per half tile of HR5 rows the 16-key panels any of its rows sees (live). */
 static void chunk_masks(const ts_attn_plan *p, const uint8_t *full, int64_t e0, int64_t nq, int32_t nb, int64_t bk,
                         const int16_t *bc, const int16_t *bl, int64_t nk, uint64_t *okw, uint32_t *live) {
     const int64_t W = TS_ATTN_OKW, n8 = TS_ATTN_RUP(nq, MR5), np = (nk + 15) / 16;
     memset(okw, 0, (size_t)(n8 * W) * sizeof *okw);
     for (int64_t r = 0; r < nq; r++) chunk_bits(p, full, e0, r, nb, bk, bc, bl, okw + r * W);
-    for (int64_t r = 0; r < n8; r += MR5) {
+    for (int64_t r = 0; r < n8; r += HR5) {
         uint64_t any[TS_ATTN_OKW] = {0};
-        for (int64_t i = r; i < r + MR5; i++)
+        for (int64_t i = r; i < r + HR5; i++)
             for (int64_t k = 0; k < W; k++) any[k] |= okw[i * W + k];
         uint32_t l = 0;
         for (int64_t c = 0; c < np; c++) l |= (uint32_t)(((any[c >> 2] >> ((c & 3) * 16)) & 0xffffu) != 0) << c;
-        live[r / MR5] = l;
+        live[r / HR5] = l;
     }
 }
 #endif
@@ -1104,7 +1148,7 @@ static size_t scratch_floats(int64_t bq, int64_t D, int quant, int bfdot) {
     const int64_t KC = TS_ATTN_KCHUNK, bqp = bq + TS_ATTN_ROWPAD;
     return (size_t)(2 * bqp * D + bqp * KC + 2 * bq) + (size_t)(bq * KC / 4 + 1) +
            (quant ? (size_t)(bqp + bqp * D / 2 + 1) : 0) + (bfdot ? (size_t)(bqp * KC / 2) : 0) +
-           (size_t)(2 * bqp * TS_ATTN_OKW + 2 + bqp / TS_ATTN_MR5 + 1);
+           (size_t)(2 * bqp * TS_ATTN_OKW + 2 + bqp / (TS_ATTN_MR5 / 2) + 1);
 }
 
 /* The calling thread's part of the per-thread scratch (call inside a parallel region). */
