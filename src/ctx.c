@@ -1,9 +1,10 @@
-/* ctx.c — context defaults, logging, rng; see ctx.h. */
+/* ctx.c — context defaults, workspace, logging, rng; see ctx.h. */
 #include "ctx.h"
 
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -22,6 +23,39 @@ void ts_ctx_init(ts_ctx *c, uint64_t seed) {
     c->backend = ts_backend_cpu();
     c->log_level = TS_LOG_INFO;
     ts_rng_seed(&c->rng, seed);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define TS_WS_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define TS_WS_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define TS_WS_POISON(p, n) ((void)(p), (void)(n))
+#define TS_WS_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+void *ts_workspace_get(ts_workspace *w, int slot, size_t n) {
+    if (slot < 0 || slot >= TS_WS_SLOTS || n == 0) return NULL;
+    if (w->cap[slot] < n) {
+        TS_WS_UNPOISON(w->p[slot], w->cap[slot]);
+        free(w->p[slot]);
+        const size_t cap = (n + 63) / 64 * 64;
+        w->p[slot] = aligned_alloc(64, cap);
+        w->cap[slot] = w->p[slot] ? cap : 0;
+        if (!w->p[slot]) return NULL;
+    }
+    /* under AddressSanitizer the bytes past n read as out of bounds, as a malloc of n would */
+    TS_WS_UNPOISON(w->p[slot], n);
+    TS_WS_POISON((char *)w->p[slot] + n, w->cap[slot] - n);
+    return w->p[slot];
+}
+
+void ts_workspace_free(ts_workspace *w) {
+    for (int i = 0; i < TS_WS_SLOTS; i++) {
+        TS_WS_UNPOISON(w->p[i], w->cap[i]);
+        free(w->p[i]);
+        w->p[i] = NULL, w->cap[i] = 0;
+    }
 }
 
 void ts_log(const ts_ctx *c, ts_log_level level, const char *fmt, ...) {

@@ -1,6 +1,6 @@
 /*
  * ctx.h — the context passed down every call: threads, backend, rng, logger,
- * activation arena. There are no mutable globals in Tessera; everything a
+ * activation arena, kernels' workspace. There are no mutable globals in Tessera; everything a
  * call needs to know about "where and how to run" lives here.
  */
 #ifndef TS_SRC_CTX_H
@@ -22,6 +22,22 @@ typedef struct ts_rng {
     uint64_t s[4];
 } ts_rng;
 
+/* Buffers a kernel keeps from one call to the next, one per slot (TS_WS_*): the CPU
+ * attention's K and V panels are tens of MiB a call, and glibc maps a block over 32 MiB
+ * afresh on every malloc, so each call faulted its pages in again (8,862 minor faults a call
+ * at 16,384 tokens). Owned by the caller; one call at a time; contents are undefined between
+ * calls. */
+enum { TS_WS_ATTN_SCRATCH, TS_WS_ATTN_KV, TS_WS_ATTN_K16, TS_WS_ATTN_KPK, TS_WS_SLOTS };
+typedef struct ts_workspace {
+    void *p[TS_WS_SLOTS];
+    size_t cap[TS_WS_SLOTS];
+} ts_workspace;
+
+/* Slot's buffer, 64-byte aligned, at least n bytes (n > 0), grown where it is smaller (its
+ * old contents dropped); NULL when out of memory (the slot is then empty). */
+void *ts_workspace_get(ts_workspace *w, int slot, size_t n);
+void ts_workspace_free(ts_workspace *w);
+
 typedef struct ts_ctx {
     int n_threads;             /* OpenMP threads for CPU kernels (>= 1) */
     const ts_backend *backend; /* never NULL after ts_ctx_init */
@@ -30,6 +46,8 @@ typedef struct ts_ctx {
     void *log_user;
     ts_log_level log_level;    /* messages above this level are dropped */
     ts_arena *arena;           /* activation scratch; owned by the caller */
+    ts_workspace *ws;          /* kernels' buffers kept between calls; owned by the caller;
+                                * NULL: they are allocated and freed in every call */
 } ts_ctx;
 
 /* Defaults: CPU backend, n_threads = OpenMP's default (or 1), rng seeded with seed,

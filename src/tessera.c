@@ -23,6 +23,7 @@ _Static_assert((int)TESSERA_ERR_INTERNAL == (int)TS_ERR_INTERNAL && (int)TESSERA
 struct tessera {
     ts_wan_pipeline p;
     ts_ctx c;
+    ts_workspace ws; /* c.ws: the kernels' buffers, kept from one call to the next */
     char name[256];
 };
 
@@ -188,6 +189,8 @@ tessera_status tessera_open(tessera **out, const tessera_model_files *f, int thr
         return fail(err, &e);
     }
     ts_ctx_init(&t->c, 0);
+    memset(&t->ws, 0, sizeof t->ws);
+    t->c.ws = &t->ws;
     if (threads > 0) t->c.n_threads = threads;
     base_name(f->model_dir ? f->model_dir : f->diffusion_model, t->name, sizeof t->name);
     *out = t;
@@ -197,6 +200,7 @@ tessera_status tessera_open(tessera **out, const tessera_model_files *f, int thr
 void tessera_close(tessera *t) {
     if (!t) return;
     ts_wan_pipeline_close(&t->p);
+    ts_workspace_free(&t->ws);
     free(t);
 }
 

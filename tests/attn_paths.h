@@ -7,9 +7,12 @@
 #ifndef TS_TESTS_ATTN_PATHS_H
 #define TS_TESTS_ATTN_PATHS_H
 
+#include <string.h>
+
 #include "backend.h"
 #include "cpu/cpu_internal.h"
 #include "plan.h"
+#include "test.h"
 
 enum { TS_TEST_ATTN_PATHS = 5 };
 static const int ts_test_attn_path[TS_TEST_ATTN_PATHS] = {TS_ATTN_PATH_BEST, TS_ATTN_PATH_AVX512, TS_ATTN_PATH_AVX2,
@@ -22,6 +25,17 @@ static inline ts_status ts_test_attn_run(ts_ctx *c, int i, const ts_attn_plan *p
                                          const void *v, float *out) {
     if (ts_cpu_attn_runs(p, ts_test_attn_path[i]) < 0) return TS_ERR_UNSUPPORTED;
     return i == 0 ? c->backend->attn(c, p, q, k, v, out) : ts_cpu_attn_path(c, p, q, k, v, out, ts_test_attn_path[i]);
+}
+
+/* A context's workspace whose slots start as bytes 0xff (NaN as floats), as if a
+ * larger call had left its data there: a kernel that reads a buffer before writing it fails
+ * its comparisons. */
+static inline void ts_test_dirty_workspace(ts_workspace *ws, size_t bytes) {
+    for (int s = 0; s < TS_WS_SLOTS; s++) {
+        void *p = ts_workspace_get(ws, s, bytes);
+        TS_CHECK(p != NULL, "workspace slot %d of %zu bytes", s, bytes);
+        if (p) memset(p, 0xff, bytes);
+    }
 }
 
 /* The relative-L2 tolerance against the float64 executor: fp32 products 1e-5; BF16 dots round

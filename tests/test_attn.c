@@ -225,6 +225,16 @@ int main(void) {
     ts_ctx_init(&c3, 1);
     c3.n_threads = 3;
     run_all(&c3);
+    /* with a workspace (as the library's handle keeps one): the kernel's buffers are reused
+     * from case to case, larger and smaller ones, holding what the last case (or, at first,
+     * the NaN bytes) left in them */
+    ts_workspace ws = {0};
+    ts_test_dirty_workspace(&ws, 8u << 20);
+    ts_ctx cw;
+    ts_ctx_init(&cw, 1);
+    cw.ws = &ws;
+    run_all(&cw);
+    ts_workspace_free(&ws);
     return ts_test_summary("attn");
 }
 

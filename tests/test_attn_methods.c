@@ -1122,6 +1122,16 @@ int main(void) {
     test_block_density(&c);
     test_paro_orders();
     test_paro_kernel(&c);
+    { /* the plans and the INT8 kernel again with a workspace that starts full of NaN bytes
+       * and is reused from plan to plan (as the library's handle keeps one) */
+        ts_workspace ws = {0};
+        ts_test_dirty_workspace(&ws, 4u << 20);
+        ts_ctx cw = c;
+        cw.ws = &ws;
+        test_plans(&cw);
+        test_paro_kernel(&cw);
+        ts_workspace_free(&ws);
+    }
     test_paro_calib(&c);
     test_dit();
     test_dit_sla();

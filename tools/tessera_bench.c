@@ -611,14 +611,15 @@ int main(int argc, char **argv) {
     ts_ctx c;
     ts_ctx_init(&c, 0);
     if (o.threads > 0) c.n_threads = o.threads;
-    if (strcmp(o.mode, "attn") == 0) return o.repeats < 1 ? 2 : bench_attn(&o, &c);
-    if (strcmp(o.mode, "isa") == 0) return o.repeats < 1 ? 2 : bench_isa(&o);
-    if (!o.model || !o.inputs || o.repeats < 1) {
-        usage(stderr);
-        return 2;
-    }
-    if (strcmp(o.mode, "dit") == 0) return bench_dit(&o, &c);
-    if (strcmp(o.mode, "vae") == 0) return bench_vae(&o, &c);
-    fprintf(stderr, "tessera-bench: unknown mode '%s' (dit, vae, attn or isa)\n", o.mode);
-    return 2;
+    ts_workspace ws = {0}; /* as the library's handle keeps it (tessera_open) */
+    c.ws = &ws;
+    int rc = 2;
+    if (strcmp(o.mode, "attn") == 0) rc = o.repeats < 1 ? 2 : bench_attn(&o, &c);
+    else if (strcmp(o.mode, "isa") == 0) rc = o.repeats < 1 ? 2 : bench_isa(&o);
+    else if (!o.model || !o.inputs || o.repeats < 1) usage(stderr);
+    else if (strcmp(o.mode, "dit") == 0) rc = bench_dit(&o, &c);
+    else if (strcmp(o.mode, "vae") == 0) rc = bench_vae(&o, &c);
+    else fprintf(stderr, "tessera-bench: unknown mode '%s' (dit, vae, attn or isa)\n", o.mode);
+    ts_workspace_free(&ws);
+    return rc;
 }

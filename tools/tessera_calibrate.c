@@ -227,6 +227,8 @@ int main(int argc, char **argv) {
     ts_ctx c;
     ts_ctx_init(&c, 0);
     if (o.threads > 0) c.n_threads = o.threads;
+    ts_workspace ws = {0}; /* the kernels' buffers, kept from one call to the next */
+    c.ws = &ws;
     const wan_config *cfg = wan_model_config(pl.dit);
     int64_t s[4];
     if (ts_wan_latent_shape(&o.p, s, &e) != TS_OK) return ts_wan_pipeline_close(&pl), fail(&e);
@@ -296,5 +298,6 @@ int main(int argc, char **argv) {
     ts_attn_schedule_free(sched);
     ts_paro_calib_free(cal);
     ts_wan_pipeline_close(&pl);
+    ts_workspace_free(&ws);
     return st == TS_OK ? 0 : fail(&e);
 }

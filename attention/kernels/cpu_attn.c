@@ -1223,6 +1223,20 @@ int ts_cpu_attn_runs(const ts_attn_plan *p, int path) {
     return TS_ATTN_TILE ? TK_AVX2 : TK_SGEMM;
 }
 
+/* A large per-call buffer of n bytes: the context's workspace slot where it has a workspace
+ * (kept between calls; *own 0), else malloc'd for this call (*own 1: the caller frees it). */
+static void *big_buf(ts_ctx *c, int slot, size_t n, int *own) {
+    *own = !c->ws;
+    return c->ws ? ts_workspace_get(c->ws, slot, n) : malloc(n);
+}
+
+/* per thread's run of the tiled path: its next task, a cache line each (the threads take
+ * them in turn) */
+struct run_next {
+    _Atomic int64_t t;
+    char pad[64 - sizeof(int64_t)];
+};
+
 ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, const void *k, const void *v,
                            float *out, int path) {
     if (p->nq <= 0 || p->nk <= 0 || p->heads <= 0 || p->head_dim <= 0 || p->blk_q <= 0 ||
@@ -1243,13 +1257,23 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     const int tile = tk != TK_SGEMM;
     const size_t per = scratch_floats(bq, D, quant, tk == TK_BF16);
     int nt = c->n_threads > 0 ? c->n_threads : 1;
-    float *scratch = malloc(per * (size_t)nt * sizeof(float));
+    ts_status rc = TS_OK;
+    /* the large buffers come from the context's workspace where it has one (kept between
+     * calls), else from malloc for this call (own_*) */
+    int own_scratch = 0, own_k16 = 0, own_kpk = 0, own_kvh = 0;
+    float *scratch = NULL, *ks = NULL, *ktmp = NULL, *kvh = NULL;
+    int16_t *k16 = NULL, *kpk = NULL, *kreal = NULL;
+    qk_head *qkh = NULL;
+    struct run_next *next = NULL;
+    scratch = big_buf(c, TS_WS_ATTN_SCRATCH, per * (size_t)nt * sizeof(float), &own_scratch);
     if (!scratch) return TS_ERR_NOMEM;
     /* INT8_QK: every head's K quantised once, per key block in kernel order */
     const int64_t Lk = p->n_kern ? p->n_kern : p->nk;
-    int16_t *k16 = quant ? malloc((size_t)(nh * Lk * D) * sizeof(int16_t)) : NULL;
-    float *ks = quant ? malloc((size_t)(nh * p->n_kblk) * sizeof(float)) : NULL;
-    qk_head *qkh = quant ? malloc((size_t)nh * sizeof *qkh) : NULL;
+    if (quant) {
+        k16 = big_buf(c, TS_WS_ATTN_K16, (size_t)(nh * Lk * D) * sizeof(int16_t), &own_k16);
+        ks = malloc((size_t)(nh * p->n_kblk) * sizeof(float));
+        qkh = malloc((size_t)nh * sizeof *qkh);
+    }
     int packed = 0, kw = 8; /* tiles of kw keys: 8 for AVX2, 16 for AVX512-VNNI */
 #if defined(__AVX2__)
     packed = quant && D % 2 == 0 && p->blk_k % 8 == 0;
@@ -1258,17 +1282,20 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     if (packed && p->blk_k % 16 == 0 && (path == TS_ATTN_PATH_AVX512 || path == TS_ATTN_PATH_BEST)) kw = 16;
 #endif
     const int64_t Lk8 = (Lk + kw - 1) / kw * kw;
-    int16_t *kpk = packed ? calloc((size_t)(nh * Lk8 * D), sizeof(int16_t)) : NULL;
+    if (packed) kpk = big_buf(c, TS_WS_ATTN_KPK, (size_t)(nh * Lk8 * D) * sizeof(int16_t), &own_kpk);
     if (quant && (!k16 || !ks || !qkh || (packed && !kpk))) {
-        free(scratch), free(k16), free(ks), free(qkh), free(kpk);
-        return TS_ERR_NOMEM;
+        rc = TS_ERR_NOMEM;
+        goto done;
     }
-    float *ktmp = quant && p->in_bf16 ? malloc((size_t)nt * (size_t)(p->blk_k * D) * sizeof(float)) : NULL;
+    ktmp = quant && p->in_bf16 ? malloc((size_t)nt * (size_t)(p->blk_k * D) * sizeof(float)) : NULL;
     if (quant && p->in_bf16 && !ktmp) {
-        free(scratch), free(k16), free(ks), free(qkh), free(kpk);
-        return TS_ERR_NOMEM;
+        rc = TS_ERR_NOMEM;
+        goto done;
     }
     if (quant) {
+        /* kpk's keys past Lk in the last tile of kw are left as they are (pack_k8 writes
+         * those below): their scores land past the chunk's keys, which neither the row pass
+         * nor P·V reads */
         for (int64_t i = 0; i < nh; i++)
             qkh[i] = (qk_head){k16 + i * Lk * D, packed ? kpk + i * Lk8 * D : NULL, ks + i * p->n_kblk, kw};
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
@@ -1301,23 +1328,22 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     int64_t g = tile ? (8 * (int64_t)nt + p->n_qblk - 1) / p->n_qblk : 1;
     if (tile && g < nt && (int64_t)nt * 2 * Lkp * D * (int64_t)sizeof(float) <= TS_ATTN_GROUP_BYTES) g = nt;
     if (g > nh) g = nh;
-    float *kvh = gather ? malloc((size_t)(g * 2 * Lkp * D) * sizeof(float)) : NULL;
+    if (gather) kvh = big_buf(c, TS_WS_ATTN_KV, (size_t)(g * 2 * Lkp * D) * sizeof(float), &own_kvh);
     if (gather && !kvh) {
-        free(scratch), free(k16), free(ks), free(qkh), free(kpk), free(ktmp);
-        return TS_ERR_NOMEM;
+        rc = TS_ERR_NOMEM;
+        goto done;
     }
     /* Padding keys are masked; where a block's padding is all at its end (DraftAttention's
      * edge regions) and there is no element mask, the block runs as a full one, shortened. A
      * masked plan's full blocks have their padding at their end (plan.h): they run shortened,
      * and its partial blocks too (their mask never allows a padding key). */
-    int16_t *kreal = NULL;
     const uint8_t *ktail = NULL;
     const int unmasked = p->mask.kind == TS_MASK_NONE && !p->exact_bits;
     if (p->perm && (unmasked || p->n_kern > p->nq)) {
         kreal = malloc((size_t)p->n_kblk * (sizeof *kreal + 1));
         if (!kreal) {
-            free(scratch), free(k16), free(ks), free(qkh), free(kpk), free(ktmp), free(kvh);
-            return TS_ERR_NOMEM;
+            rc = TS_ERR_NOMEM;
+            goto done;
         }
         uint8_t *tail = (uint8_t *)(kreal + p->n_kblk);
         ktail = unmasked ? tail : NULL;
@@ -1331,12 +1357,11 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
             tail[b] = (uint8_t)!holes;
         }
     }
-    /* per thread's run: its next task, a cache line each (the threads take them in turn) */
-    typedef struct { _Atomic int64_t t; char pad[64 - sizeof(int64_t)]; } run_next;
-    run_next *next = kvh ? aligned_alloc(64, (size_t)nt * sizeof *next) : NULL;
+    /* the runs' next tasks (struct run_next) */
+    next = kvh ? aligned_alloc(64, (size_t)nt * sizeof *next) : NULL;
     if (kvh && !next) {
-        free(scratch), free(k16), free(ks), free(qkh), free(kpk), free(ktmp), free(kvh), free(kreal);
-        return TS_ERR_NOMEM;
+        rc = TS_ERR_NOMEM;
+        goto done;
     }
     openblas_set_num_threads(1); /* each task's sgemms run on its own thread */
     if (kvh) {
@@ -1419,8 +1444,13 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
         }
     }
     ts_cpu_blas_threads(c);
-    free(scratch), free(k16), free(ks), free(qkh), free(kpk), free(ktmp), free(kvh), free(kreal), free(next);
-    return TS_OK;
+done:
+    if (own_scratch) free(scratch);
+    if (own_k16) free(k16);
+    if (own_kpk) free(kpk);
+    if (own_kvh) free(kvh);
+    free(ks), free(qkh), free(ktmp), free(kreal), free(next);
+    return rc;
 }
 
 ts_status ts_cpu_attn(ts_ctx *c, const ts_attn_plan *p, const void *q, const void *k, const void *v, float *out) {
