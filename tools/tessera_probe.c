@@ -114,8 +114,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "tessera-probe: backend '%s' is not available in this build (have: cpu)\n", backend);
         return 2;
     }
+    ts_workspace ws = {0}; /* the kernels' buffers, kept from one call to the next */
+    c.ws = &ws;
     ts_err e = {0};
-    if (ts_probe_run(&c, &o, &e) != TS_OK) {
+    const ts_status st = ts_probe_run(&c, &o, &e);
+    ts_workspace_free(&ws);
+    if (st != TS_OK) {
         fprintf(stderr, "tessera-probe: %s\n", e.msg);
         return 1;
     }
