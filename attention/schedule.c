@@ -538,14 +538,16 @@ static ts_status plan_for(ts_attn_schedule *s, int ri, const ts_attn_site *site,
     if (len < n) return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: method %s: bad tile", method_names[r->m]);
     c->store.perm = malloc((size_t)len * sizeof *c->store.perm);
     if (!c->store.perm) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
-    /* CLEAR lays each tile out in 4 x 4 sub-tiles (ts_plan_tile_perm_sub): counted in the
-     * kernels' units of 8 query rows x 16 keys, a circle of radius 12 on the Wan grid then
-     * costs 1.46x its scores' work instead of 1.73x (a model of the plan). GNA's windows are
-     * boxes, which the row-major order's 2 x 8 strips fit as well (stride 1: 1.42x, 4 x 4:
-     * 1.44x) */
-    static const int clear_sub[3] = {1, 4, 4};
-    ts_status st = ts_plan_tile_perm_sub(&p.mask, n, r->tile, r->m == M_CLEAR ? clear_sub : NULL, r->block,
-                                         c->store.perm, err);
+    /* GNA and CLEAR lay each tile out in 4 x 4 sub-tiles (ts_plan_tile_perm_sub). Counted in
+     * the kernels' units (query tiles of 8 rows, run as two halves of 4 where their panels
+     * differ, x 16 keys), a plan then costs, per allowed score (a model of the plans):
+     * - CLEAR r 12 on the Wan grid 1.40x instead of 1.47x, r 11.42 on 32 x 32 frames 1.41x
+     *   instead of 1.46x in row-major order;
+     * - stride-1 GNA on 32 x 32 frames, windows 15 / 19 / 25: 1.36x / 1.32x / 1.25x instead of
+     *   1.42x / 1.44x / 1.33x; on the Wan grid about the same (10x14x24: 1.25x, 1.26x).
+     * Blocks that are whole tiles (GNA with stride = tile) do not change. */
+    static const int sub44[3] = {1, 4, 4};
+    ts_status st = ts_plan_tile_perm_sub(&p.mask, n, r->tile, sub44, r->block, c->store.perm, err);
     p.perm = c->store.perm;
     if (len > n) {
         p.n_kern = len;
