@@ -1224,9 +1224,8 @@ int ts_cpu_attn_runs(const ts_attn_plan *p, int path) {
 }
 
 /* A large per-call buffer of n bytes: the context's workspace slot where it has a workspace
- * (kept between calls; *own 0), else malloc'd for this call (*own 1: the caller frees it). */
-static void *big_buf(ts_ctx *c, int slot, size_t n, int *own) {
-    *own = !c->ws;
+ * (kept between calls), else malloc'd for this call (the caller frees it). */
+static void *big_buf(ts_ctx *c, int slot, size_t n) {
     return c->ws ? ts_workspace_get(c->ws, slot, n) : malloc(n);
 }
 
@@ -1258,19 +1257,18 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     const size_t per = scratch_floats(bq, D, quant, tk == TK_BF16);
     int nt = c->n_threads > 0 ? c->n_threads : 1;
     ts_status rc = TS_OK;
-    /* the large buffers come from the context's workspace where it has one (kept between
-     * calls), else from malloc for this call (own_*) */
-    int own_scratch = 0, own_k16 = 0, own_kpk = 0, own_kvh = 0;
+    /* the large buffers (big_buf) come from the context's workspace where it has one (kept
+     * between calls), else from malloc for this call */
     float *scratch = NULL, *ks = NULL, *ktmp = NULL, *kvh = NULL;
     int16_t *k16 = NULL, *kpk = NULL, *kreal = NULL;
     qk_head *qkh = NULL;
     struct run_next *next = NULL;
-    scratch = big_buf(c, TS_WS_ATTN_SCRATCH, per * (size_t)nt * sizeof(float), &own_scratch);
+    scratch = big_buf(c, TS_WS_ATTN_SCRATCH, per * (size_t)nt * sizeof(float));
     if (!scratch) return TS_ERR_NOMEM;
     /* INT8_QK: every head's K quantised once, per key block in kernel order */
     const int64_t Lk = p->n_kern ? p->n_kern : p->nk;
     if (quant) {
-        k16 = big_buf(c, TS_WS_ATTN_K16, (size_t)(nh * Lk * D) * sizeof(int16_t), &own_k16);
+        k16 = big_buf(c, TS_WS_ATTN_K16, (size_t)(nh * Lk * D) * sizeof(int16_t));
         ks = malloc((size_t)(nh * p->n_kblk) * sizeof(float));
         qkh = malloc((size_t)nh * sizeof *qkh);
     }
@@ -1282,7 +1280,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     if (packed && p->blk_k % 16 == 0 && (path == TS_ATTN_PATH_AVX512 || path == TS_ATTN_PATH_BEST)) kw = 16;
 #endif
     const int64_t Lk8 = (Lk + kw - 1) / kw * kw;
-    if (packed) kpk = big_buf(c, TS_WS_ATTN_KPK, (size_t)(nh * Lk8 * D) * sizeof(int16_t), &own_kpk);
+    if (packed) kpk = big_buf(c, TS_WS_ATTN_KPK, (size_t)(nh * Lk8 * D) * sizeof(int16_t));
     if (quant && (!k16 || !ks || !qkh || (packed && !kpk))) {
         rc = TS_ERR_NOMEM;
         goto done;
@@ -1328,7 +1326,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     int64_t g = tile ? (8 * (int64_t)nt + p->n_qblk - 1) / p->n_qblk : 1;
     if (tile && g < nt && (int64_t)nt * 2 * Lkp * D * (int64_t)sizeof(float) <= TS_ATTN_GROUP_BYTES) g = nt;
     if (g > nh) g = nh;
-    if (gather) kvh = big_buf(c, TS_WS_ATTN_KV, (size_t)(g * 2 * Lkp * D) * sizeof(float), &own_kvh);
+    if (gather) kvh = big_buf(c, TS_WS_ATTN_KV, (size_t)(g * 2 * Lkp * D) * sizeof(float));
     if (gather && !kvh) {
         rc = TS_ERR_NOMEM;
         goto done;
@@ -1445,10 +1443,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     }
     ts_cpu_blas_threads(c);
 done:
-    if (own_scratch) free(scratch);
-    if (own_k16) free(k16);
-    if (own_kpk) free(kpk);
-    if (own_kvh) free(kvh);
+    if (!c->ws) free(scratch), free(k16), free(kpk), free(kvh); /* big_buf's */
     free(ks), free(qkh), free(ktmp), free(kreal), free(next);
     return rc;
 }
