@@ -131,7 +131,9 @@ static ts_status parse_header(ts_st_file *f, ts_err *err) {
             goto done;
         }
         int64_t shape[TS_MAX_DIMS];
-        uint64_t numel = 1;
+        /* span: the product of the non-zero dims, which the strides reach even where a zero
+         * dim makes numel 0 */
+        uint64_t numel = 1, span = 1;
         int i = 0;
         for (cJSON *d = js->child; d; d = d->next, i++) {
             double v = cJSON_IsNumber(d) ? d->valuedouble : -1;
@@ -140,10 +142,11 @@ static ts_status parse_header(ts_st_file *f, ts_err *err) {
                 goto done;
             }
             shape[i] = (int64_t)v;
-            if (shape[i] && numel > UINT64_MAX / (uint64_t)shape[i] / 8) {
+            if (shape[i] && span > UINT64_MAX / (uint64_t)shape[i] / 8) {
                 st = TS_ERR(err, TS_ERR_FORMAT, "%s: tensor '%s' shape overflows", label, name);
                 goto done;
             }
+            if (shape[i]) span *= (uint64_t)shape[i];
             numel *= (uint64_t)shape[i];
         }
         if (cJSON_GetArraySize(jo) != 2 || !cJSON_IsNumber(jo->child) || !cJSON_IsNumber(jo->child->next)) {

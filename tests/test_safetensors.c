@@ -224,6 +224,10 @@ static void test_malformed(void) {
     expect_bad("negative shape", "{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8, -1);
     expect_bad("fractional shape", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,8]}}", 8, -1);
     expect_bad("overflowing shape", "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4],\"data_offsets\":[0,8]}}", 8, -1);
+    /* found by the fuzzer: a zero dim first made numel 0, so the rest's product (the strides)
+     * went unchecked and overflowed */
+    expect_bad("overflowing shape after a zero dim",
+               "{\"a\":{\"dtype\":\"F32\",\"shape\":[0,4294967296,4294967296,4],\"data_offsets\":[0,0]}}", 0, -1);
     expect_bad("begin > end", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8, -1);
     expect_bad("out of range", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", 8, -1);
     expect_bad("offsets not 2", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}}", 8, -1);
