@@ -61,34 +61,59 @@ static int png_chunks_fit(const unsigned char *d, size_t n) {
     return 1;
 }
 
-/* Binary PNM (P5 grey, P6 RGB): the header's next integer (whitespace and # comments
- * skipped, as stb reads it), or -1. */
-static int64_t pnm_int(const unsigned char *d, size_t n, size_t *i) {
-    while (*i < n) {
-        if (d[*i] == '#') {
-            while (*i < n && d[*i] != '\n' && d[*i] != '\r') (*i)++;
-        } else if (d[*i] == ' ' || (d[*i] >= '\t' && d[*i] <= '\r')) {
-            (*i)++;
-        } else {
-            break;
-        }
+/* Binary PNM (P5 grey, P6 RGB) header, read exactly as stb reads it: one byte at a time
+ * (0 past the end), whitespace and # comments skipped, and an integer's digits accumulated
+ * in a wrapping 32-bit int, stopping at the end of the data even on a digit. A reader of our
+ * own that differs anywhere (it once capped large numbers instead of wrapping them) lets
+ * through a header stb takes for a small 16-bit image (found by tests/fuzz/fuzz_image). */
+typedef struct {
+    const unsigned char *d;
+    size_t n, i;
+} pnm_reader;
+
+static int pnm_eof(const pnm_reader *r) { return r->i >= r->n; }
+static char pnm_get8(pnm_reader *r) { return r->i < r->n ? (char)r->d[r->i++] : 0; }
+static int pnm_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+static void pnm_skip(pnm_reader *r, char *c) {
+    for (;;) {
+        while (!pnm_eof(r) && pnm_space(*c)) *c = pnm_get8(r);
+        if (pnm_eof(r) || *c != '#') break;
+        while (!pnm_eof(r) && *c != '\n' && *c != '\r') *c = pnm_get8(r);
     }
-    if (*i >= n || d[*i] < '0' || d[*i] > '9') return -1;
-    int64_t v = 0;
-    while (*i < n && d[*i] >= '0' && d[*i] <= '9' && v < (int64_t)1 << 40) v = v * 10 + (d[(*i)++] - '0');
-    return v;
 }
 
-/* 0 when a binary PNM is 16-bit or its raster is shorter than the header says: stb's 16-bit
- * PNM path reads past its buffer (found by tests/fuzz/fuzz_image: "P5 5 6 436 ..."). */
+static int32_t pnm_int(pnm_reader *r, char *c) {
+    uint32_t v = 0; /* stb's int overflows; unsigned wraps the same way without UB */
+    while (!pnm_eof(r) && *c >= '0' && *c <= '9') {
+        v = v * 10u + (uint32_t)(*c - '0');
+        *c = pnm_get8(r);
+    }
+    int32_t s;
+    memcpy(&s, &v, sizeof s);
+    return s;
+}
+
+/* A message when stb would misread a binary PNM: 16-bit (stb's 16-bit PNM path reads past its
+ * buffer: "P5 5 6 436 ...") or a raster shorter than the header says (stb leaves the rest
+ * of its buffer unwritten). NULL otherwise, and for anything that is not binary PNM. */
 static const char *pnm_problem(const unsigned char *d, size_t n) {
-    if (n < 2 || d[0] != 'P' || (d[1] != '5' && d[1] != '6')) return NULL; /* not binary PNM */
-    size_t i = 2;
-    int64_t w = pnm_int(d, n, &i), h = pnm_int(d, n, &i), mx = pnm_int(d, n, &i);
-    if (w < 0 || h < 0 || mx < 0 || w > 1 << 24 || h > 1 << 24) return NULL; /* stb rejects these itself */
+    if (n < 2 || d[0] != 'P' || (d[1] != '5' && d[1] != '6')) return NULL;
+    /* stb's own verdict first, so its reading decides even if ours drifts from it */
+    if (n <= INT32_MAX && stbi_is_16_bit_from_memory(d, (int)n)) return "16-bit PNM images are not supported";
+    pnm_reader r = {d, n, 2};
+    char c = pnm_get8(&r);
+    pnm_skip(&r, &c);
+    int32_t w = pnm_int(&r, &c);
+    pnm_skip(&r, &c);
+    int32_t h = pnm_int(&r, &c);
+    pnm_skip(&r, &c);
+    int32_t mx = pnm_int(&r, &c);
+    if (mx > 65535) return NULL; /* stb rejects it itself */
     if (mx > 255) return "16-bit PNM images are not supported";
-    int64_t need = w * h * (d[1] == '6' ? 3 : 1);
-    if ((int64_t)(n - (i < n ? i + 1 : n)) < need) return "the PNM raster is shorter than its header says";
+    if (w < 0 || h < 0 || w > 1 << 24 || h > 1 << 24) return NULL; /* stb rejects these itself */
+    int64_t need = (int64_t)w * h * (d[1] == '6' ? 3 : 1);
+    if ((int64_t)(n - r.i) < need) return "the PNM raster is shorter than its header says";
     return NULL;
 }
 
