@@ -211,10 +211,12 @@ int main(void) {
     {
         ts_attn_plan t = ts_attn_plan_dense(64, 64, 1, 64, 64, 64);
         t.in_bf16 = 1;
-        printf("paths built: avx2 tiles %s, avx512 tiles %s, bf16 dots %s (bf16 operands run the %s)\n",
+        printf("paths built: avx2 tiles %s, avx512 tiles %s, bf16 dots %s, fp16 products %s (bf16 operands run "
+               "the %s)\n",
                ts_cpu_attn_runs(&t, TS_ATTN_PATH_AVX2) >= 0 ? "yes" : "no",
                ts_cpu_attn_runs(&t, TS_ATTN_PATH_AVX512) >= 0 ? "yes" : "no",
                ts_cpu_attn_runs(&t, TS_ATTN_PATH_BF16) >= 0 ? "yes" : "no",
+               ts_cpu_attn_runs(&t, TS_ATTN_PATH_FP16) >= 0 ? "yes" : "no",
                ts_cpu_attn_runs(&t, TS_ATTN_PATH_BEST) == TS_ATTN_RUN_BF16 ? "bf16 dots" : "fp32 tiles, widened");
     }
     test_entry_point(&c);

@@ -11,7 +11,7 @@
  *       time and the process's peak RSS. --half-cache: fp16 conv caches (low memory).
  *
  *   tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]
- *                      [--methods dense,dense-bf16,dense-bf16-dots,gna,gna-tiled,clear,draft,paro,paro-fp32]
+ *                      [--methods dense,dense-bf16,dense-bf16-dots,dense-bf16-fp16,gna,gna-tiled,clear,draft,paro,paro-fp32]
  *                      [--densities 0.5,0.2,0.1,0.05] [--json]
  *       self-attention over the T·H·W token grid (random q, k, v): the sgemm rate of the same
  *       run (and which of OpenBLAS's kernels ran it), dense, and each method set for each
@@ -73,7 +73,7 @@ static void usage(FILE *f) {
     fprintf(f, "usage: tessera-bench dit|vae --model FILE --inputs FILE [--out FILE] "
                "[--threads N] [--repeats N] [--json] [--half-cache (vae)]\n"
                "       tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]\n"
-               "                          [--methods dense,dense-bf16,dense-bf16-dots,gna,gna-tiled,clear,draft,paro,\n"
+               "                          [--methods dense,dense-bf16,dense-bf16-dots,dense-bf16-fp16,gna,gna-tiled,clear,draft,paro,\n"
                "                                     paro-fp32]\n"
                "                          [--densities 0.5,0.2,0.1,0.05] [--paired] [--json]\n"
                "       tessera-bench isa [--repeats N]\n");
@@ -342,10 +342,13 @@ static int bench_dense_bf16(const opts *o, ts_ctx *c, const char *m, int64_t N, 
     const int64_t n = N * H * D;
     ts_attn_plan p = ts_attn_plan_dense(N, N, H, D, TS_ATTN_BLK_Q, TS_ATTN_BLK_K);
     p.in_bf16 = 1;
-    const int dots = !strcmp(m, "dense-bf16-dots");
-    const int runs = ts_cpu_attn_runs(&p, dots ? TS_ATTN_PATH_BF16 : TS_ATTN_PATH_BEST);
+    const int path = !strcmp(m, "dense-bf16-dots")   ? TS_ATTN_PATH_BF16
+                     : !strcmp(m, "dense-bf16-fp16") ? TS_ATTN_PATH_FP16
+                                                     : TS_ATTN_PATH_BEST;
+    const int runs = ts_cpu_attn_runs(&p, path);
     if (runs < 0) {
-        if (!o->json) printf("%-8s (this build has no AVX512-BF16 dots)\n", m);
+        if (!o->json)
+            printf("%-8s (this build has no %s)\n", m, path == TS_ATTN_PATH_FP16 ? "AVX512-FP16" : "AVX512-BF16 dots");
         return 0;
     }
     uint16_t *b = malloc((size_t)(3 * n) * 2);
@@ -359,8 +362,8 @@ static int bench_dense_bf16(const opts *o, ts_ctx *c, const char *m, int64_t N, 
             if (r > 0 && dt < sg) sg = dt;
         }
         double t0 = now_s();
-        ts_status st = dots ? ts_cpu_attn_path(c, &p, b, b + n, b + 2 * n, out, TS_ATTN_PATH_BF16)
-                            : c->backend->attn(c, &p, b, b + n, b + 2 * n, out);
+        ts_status st = path != TS_ATTN_PATH_BEST ? ts_cpu_attn_path(c, &p, b, b + n, b + 2 * n, out, path)
+                                                 : c->backend->attn(c, &p, b, b + n, b + 2 * n, out);
         double dt = now_s() - t0;
         if (st != TS_OK) {
             free(b);
@@ -369,7 +372,8 @@ static int bench_dense_bf16(const opts *o, ts_ctx *c, const char *m, int64_t N, 
         if (r > 0 && dt < best) best = dt;
     }
     free(b);
-    const char *how = runs == TS_ATTN_RUN_BF16 ? "dense, bf16 q/k/v, bf16 dots"
+    const char *how = runs == TS_ATTN_RUN_BF16   ? "dense, bf16 q/k/v, bf16 dots"
+                      : runs == TS_ATTN_RUN_FP16 ? "dense, bf16 q/k/v, fp16 products"
                       : runs == TS_ATTN_RUN_AVX512 ? "dense, bf16 q/k/v, fp32 avx512 tiles"
                       : runs == TS_ATTN_RUN_AVX2 ? "dense, bf16 q/k/v, fp32 avx2 tiles"
                                                  : "dense, bf16 q/k/v, sgemm";
@@ -425,7 +429,7 @@ static int bench_attn(const opts *o, ts_ctx *c) {
         for (char *ds = strtok_r(dcopy, ",", &save_d); ds; ds = strtok_r(NULL, ",", &save_d)) {
             double target = atof(ds);
             char spec[320];
-            if (!strcmp(m, "dense-bf16") || !strcmp(m, "dense-bf16-dots")) {
+            if (!strcmp(m, "dense-bf16") || !strcmp(m, "dense-bf16-dots") || !strcmp(m, "dense-bf16-fp16")) {
                 if (bench_dense_bf16(o, c, m, N, H, D, g, q, k, v, ref, out, t_dense, S, sa, sb, sc)) return 1;
                 continue;
             }
@@ -484,7 +488,8 @@ static int bench_attn(const opts *o, ts_ctx *c) {
                      "v"(a[7]), "v"(a[8]), "v"(a[9]), "v"(a[10]), "v"(a[11]))
 #define ISA_12(op) op(0) op(1) op(2) op(3) op(4) op(5) op(6) op(7) op(8) op(9) op(10) op(11)
 
-/* Instructions a second (on the calling thread) of kind: 0 fp32 FMA, 1 BF16 dot, 2 int16 dot. */
+/* Instructions a second (on the calling thread) of kind: 0 fp32 FMA, 1 BF16 dot, 2 int16 dot,
+ * 3 fp16 FMA (AVX512-FP16: 32 lanes). */
 static double isa_rate(int kind, long iters) {
     __m512 a[12];
     __m512i ai[12];
@@ -510,6 +515,20 @@ static double isa_rate(int kind, long iters) {
 #else
         return 0;
 #endif
+    } else if (kind == 3) {
+#if defined(__AVX512FP16__)
+        __m512h ah[12];
+        for (int i = 0; i < 12; i++) ah[i] = _mm512_set1_ph((_Float16)(1e-3f * (float)i));
+        const __m512h xh = _mm512_set1_ph((_Float16)1.0f), yh = _mm512_set1_ph((_Float16)1e-4f);
+#define ISA_FH(k) ah[k] = _mm512_fmadd_ph(xh, yh, ah[k]);
+        for (long i = 0; i < iters; i++) {
+            ISA_12(ISA_FH)
+            ISA_KEEP(ah);
+        }
+        for (int i = 0; i < 12; i++) a[i] = _mm512_add_ps(a[i], _mm512_cvtxph_ps(_mm512_castph512_ph256(ah[i])));
+#else
+        return 0;
+#endif
     } else {
 #if defined(__AVX512VNNI__)
 #define ISA_VNNI(k) ai[k] = _mm512_dpwssd_epi32(ai[k], xi, yi);
@@ -531,15 +550,16 @@ static double isa_rate(int kind, long iters) {
 /* One core's rate of the attention kernel's product instructions, best of the repeats. */
 static int bench_isa(const opts *o) {
 #if defined(__AVX512F__)
-    static const char *const name[3] = {"fp32 FMA (vfmadd231ps)", "bf16 dot (vdpbf16ps)", "int16 dot (vpdpwssd)"};
-    static const int ops[3] = {32, 64, 64}; /* per instruction: 16 lanes x 2, x 2 products */
-    double best[3] = {0, 0, 0};
+    static const char *const name[4] = {"fp32 FMA (vfmadd231ps)", "bf16 dot (vdpbf16ps)", "int16 dot (vpdpwssd)",
+                                        "fp16 FMA (vfmadd231ph)"};
+    static const int ops[4] = {32, 64, 64, 64}; /* per instruction: 16 lanes x 2, x 2 products; 32 lanes x 2 */
+    double best[4] = {0, 0, 0, 0};
     for (int r = 0; r < o->repeats; r++)
-        for (int kd = 0; kd < 3; kd++) {
+        for (int kd = 0; kd < 4; kd++) {
             double g = isa_rate(kd, 20000000) * 1e-9;
             if (g > best[kd]) best[kd] = g;
         }
-    for (int kd = 0; kd < 3; kd++) {
+    for (int kd = 0; kd < 4; kd++) {
         if (best[kd] <= 0) {
             fprintf(o->json ? stderr : stdout, "%-24s not built (the CPU or compiler lacks it)\n", name[kd]);
             continue;

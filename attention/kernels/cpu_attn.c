@@ -22,7 +22,11 @@
  * bf16 operands, where ts_cpu_bf16_dots_fast() says AVX512-BF16 beats the FMAs (AMD), the tiles
  * are vdpbf16ps dots over bf16 panels (pairs of dims for Q·Kᵀ, pairs of keys for P·V, P rounded
  * to bf16): twice the fp32 FMA's work per instruction, at about 1e-3 relative error from that
- * rounding; elsewhere bf16 operands are widened into the fp32 panels. Otherwise: one
+ * rounding; elsewhere bf16 operands are widened into the fp32 panels. On request
+ * (TS_ATTN_PATH_FP16, not yet the default), where AVX512-FP16 is built, bf16 operands run the
+ * same tiles as vfmadd231ph over fp16 panels (values scaled by powers of two, sums folded
+ * into fp32): twice the fp32 FMA's work per instruction at its rate on an Intel Xeon, about
+ * 1.5x the fp32 tiles' speed, at 1e-3 to 4e-3 relative error from the fp16 sums. Otherwise: one
  * single-threaded sgemm each, reading K and V in place (row stride H·D), or gathered (and
  * widened) into kernel order once per call for a permuted or bf16 plan. With the sgemms,
  * OpenBLAS packed Q, K, S and V again for every chunk and cleared S first: a fifth of the
@@ -74,6 +78,11 @@
 #else
 #define TS_ATTN_BFDOT 0
 #endif
+#if TS_ATTN_TILE512 && defined(__AVX512FP16__)
+#define TS_ATTN_FP16 1
+#else
+#define TS_ATTN_FP16 0
+#endif
 #if TS_ATTN_TILE512 && defined(__AVX512VNNI__)
 #define TS_ATTN_VNNI 1
 #else
@@ -96,15 +105,18 @@
 #define TK_AVX2 TS_ATTN_RUN_AVX2
 #define TK_AVX512 TS_ATTN_RUN_AVX512
 #define TK_BF16 TS_ATTN_RUN_BF16
+#define TK_FP16 TS_ATTN_RUN_FP16
+#define TK_DOTS(tk) ((tk) == TK_BF16 || (tk) == TK_FP16) /* Q, P and the panels in pairs of 16-bit values */
 
 typedef struct attn_scratch {
     float *q, *s, *acc, *m, *l; /* q, s, acc: ROWPAD rows past the block, for the tiles */
     uint32_t *pb; /* TK_BF16: P rounded to bf16, pairs of keys [rows][KCHUNK / 2] (q then holds
-                   * the block's bf16 query rows as pairs of dims, [rows][D / 2], unscaled) */
+                   * the block's bf16 query rows as pairs of dims, [rows][D / 2], unscaled);
+                   * TK_FP16: the same in fp16, q's rows in fp16 scaled by qs */
     int tk;       /* TK_*: the products this call runs */
     uint8_t *ok; /* [blk_q, KCHUNK] element mask of a chunk with partial blocks */
     int16_t *q16; /* INT8_QK: the task's quantised query rows [blk_q + ROWPAD, D], zero past the block */
-    float *qs;    /* INT8_QK: their scales, one per row */
+    float *qs;    /* INT8_QK: their scales, one per row; TK_FP16: the fp16 rows' (with scale · log2 e) */
     const float *kh, *vh; /* permuted or bf16 plans: this head's K and V in kernel order, fp32
                            * [Lk, D]; NULL: K and V are read in place */
     const float *kt;      /* register-tiled path: this head's K in panels of TS_ATTN_NR keys,
@@ -780,6 +792,181 @@ static void pv_tiles_bf(const uint32_t *P, int64_t nq, int64_t D, const uint32_t
 }
 #endif
 
+#if TS_ATTN_FP16
+/* bf16 operands with AVX512-FP16: vfmadd231ph does 32 fp16 products a lane-pair per
+ * instruction, twice the fp32 FMA's work, at the fp32 FMA's rate on an Intel Xeon (Emerald
+ * Rapids: `tessera-bench isa`). The panels are the BF16 dots' (pairs of dims of K, pairs of
+ * keys of V, one pair per 32-bit lane), in fp16; a lane sums its even or its odd products in
+ * fp16 and the two are added in fp32 on the way out (h2_sum). Ranges, so that fp16 neither
+ * overflows nor loses the bf16 values: each Q row and each key's K row is scaled by the power
+ * of two that puts its largest magnitude in [4, 8) (exact: a bf16 value there is an fp16
+ * value), the scale taken back out of S in fp32 (qs per row, the key scales ks per panel);
+ * V by one power of two per head, the same way; P is in [0, 1]. The roundings added to the
+ * bf16 inputs': the fp16 sums (11 bits) and P's rounding to fp16. */
+#define TS_ATTN_H_FOLD 32 /* P·V: pairs of keys summed in fp16 before a fold into fp32 */
+
+/* dst [n] fp16 = src [n] bf16 · 2^e (n a multiple of 16) */
+static void bf_to_h(uint16_t *dst, const uint16_t *src, int64_t n, float sc) {
+    const __m512 vs = _mm512_set1_ps(sc);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __m512i w = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(src + i))), 16);
+        const __m512 x = _mm512_mul_ps(_mm512_castsi512_ps(w), vs);
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm256_castph_si256(_mm512_cvtxps_ph(x)));
+    }
+}
+
+/* max |src [n]| (bf16, n a multiple of 16) */
+static float bf_absmax(const uint16_t *src, int64_t n) {
+    __m512i mx = _mm512_setzero_si512();
+    for (int64_t i = 0; i < n; i += 16) /* |bf16| as the top of an fp32: its bits order as its magnitude */
+        mx = _mm512_max_epu32(mx, _mm512_and_si512(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(src + i))),
+                                                   _mm512_set1_epi32(0x7fff)));
+    const uint32_t top = (uint32_t)_mm512_reduce_max_epu32(mx) << 16;
+    float m;
+    memcpy(&m, &top, sizeof m);
+    return m;
+}
+
+/* The power of two 2^e that puts a largest magnitude m in [4, 8): 1 for zero (and inf or NaN,
+ * left as they are), and e kept within fp32's range for m near its bottom. */
+static float h_scale_of(float m) {
+    if (!(m > 0.0f) || m > FLT_MAX) return 1.0f;
+    int ex;
+    (void)frexpf(m, &ex);
+    int e = 3 - ex;
+    if (e > 100) e = 100;
+    return ldexpf(1.0f, e);
+}
+
+static float h_scale(const uint16_t *src, int64_t n) { return h_scale_of(bf_absmax(src, n)); }
+
+/* 16 pairs of fp16 sums (lo, hi in each 32-bit lane) as 16 fp32 sums */
+static inline __attribute__((always_inline)) __m512 h2_sum(__m512h c) {
+    const __m512i ci = _mm512_castph_si512(c);
+    const __m512 lo = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(ci));
+    const __m512 hi = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(ci, 16)));
+    return _mm512_add_ps(lo, hi);
+}
+
+/* Panel pi of head h in fp16 (head_panels_bf's layout and addresses), each key's K row scaled
+ * by its own power of two (ks [key] the inverse; 1 for padding keys, whose K is zero) and V by
+ * vsc (the head's). tmp: 16 x D halves of scratch. */
+static void head_panels_h(const ts_attn_plan *p, const void *k, const void *v, int64_t h, int64_t Lk, int64_t pi,
+                          float vsc, uint32_t *kt0, float *ks, uint32_t *vt0, int64_t Lkp, uint16_t *tmp) {
+    const int64_t D = p->head_dim, HD = p->heads * D, P2 = D / 2;
+    const uint16_t *vr[16];
+    uint32_t *kt = kt0 + pi * 16 * P2;
+    for (int jj = 0; jj < 16; jj++) {
+        const int64_t j = pi * 16 + jj, tok = j >= Lk ? -1 : p->perm ? p->perm[j] : j;
+        const uint16_t *kr = tok < 0 ? NULL : (const uint16_t *)k + tok * HD + h * D;
+        vr[jj] = tok < 0 ? NULL : (const uint16_t *)v + tok * HD + h * D;
+        if (!kr) {
+            ks[pi * 16 + jj] = 1.0f;
+            for (int64_t dp = 0; dp < P2; dp++) kt[dp * 16 + jj] = 0;
+            continue;
+        }
+        const float sc = h_scale(kr, D);
+        ks[pi * 16 + jj] = 1.0f / sc;
+        bf_to_h(tmp, kr, D, sc);
+        for (int64_t dp = 0; dp < P2; dp++) kt[dp * 16 + jj] = (uint32_t)tmp[2 * dp] | (uint32_t)tmp[2 * dp + 1] << 16;
+    }
+    for (int jj = 0; jj < 16; jj++) {
+        if (vr[jj]) bf_to_h(tmp + jj * D, vr[jj], D, vsc);
+        else memset(tmp + jj * D, 0, (size_t)D * sizeof *tmp);
+    }
+    for (int64_t d0 = 0; d0 < D; d0 += 16) {
+        uint32_t *vt = vt0 + (d0 / 16) * (Lkp / 2) * 16 + pi * 8 * 16;
+        for (int jp = 0; jp < 8; jp++)
+            for (int dd = 0; dd < 16; dd++)
+                vt[jp * 16 + dd] = (uint32_t)tmp[2 * jp * D + d0 + dd] | (uint32_t)tmp[(2 * jp + 1) * D + d0 + dd] << 16;
+    }
+}
+
+static inline __m512h h_bcast(uint32_t x) { return _mm512_castsi512_ph(_mm512_set1_epi32((int)x)); }
+static inline __m512h h_load(const uint32_t *x) { return _mm512_castsi512_ph(_mm512_loadu_si512((const void *)x)); }
+
+static inline __attribute__((always_inline)) void s_tile_h(const uint32_t *q, int64_t P2, const uint32_t *kp, int np,
+                                                           const float *qs, const float *ks, float *s) {
+    __m512h c[MR5][2];
+    for (int i = 0; i < MR5; i++) c[i][0] = c[i][1] = _mm512_setzero_ph();
+    const uint32_t *kp1 = kp + 16 * P2;
+    for (int64_t dp = 0; dp < P2; dp++) {
+        const __m512h b0 = h_load(kp + dp * 16), b1 = np == 2 ? h_load(kp1 + dp * 16) : b0;
+        for (int i = 0; i < MR5; i++) {
+            const __m512h a = h_bcast(q[i * P2 + dp]);
+            c[i][0] = _mm512_fmadd_ph(a, b0, c[i][0]);
+            if (np == 2) c[i][1] = _mm512_fmadd_ph(a, b1, c[i][1]);
+        }
+    }
+    const __m512 k0 = _mm512_loadu_ps(ks), k1 = np == 2 ? _mm512_loadu_ps(ks + 16) : k0;
+    for (int i = 0; i < MR5; i++) {
+        const __m512 sq = _mm512_set1_ps(qs[i]);
+        _mm512_storeu_ps(s + i * TS_ATTN_KCHUNK, _mm512_mul_ps(_mm512_mul_ps(h2_sum(c[i][0]), k0), sq));
+        if (np == 2) _mm512_storeu_ps(s + i * TS_ATTN_KCHUNK + 16, _mm512_mul_ps(_mm512_mul_ps(h2_sum(c[i][1]), k1), sq));
+    }
+}
+
+static void s_tiles_h(const uint32_t *q, int64_t nq, int64_t D, const uint32_t *kt, const float *ks, int64_t k0,
+                      int64_t nk, const float *qs, float *S) {
+    const int64_t P2 = D / 2;
+    for (int64_t j = 0; j < nk; j += 32) {
+        const uint32_t *kp = kt + (k0 + j) * P2;
+        for (int64_t r = 0; r < nq; r += MR5) {
+            if (nk - j > 16) s_tile_h(q + r * P2, P2, kp, 2, qs + r, ks + k0 + j, S + r * TS_ATTN_KCHUNK + j);
+            else s_tile_h(q + r * P2, P2, kp, 1, qs + r, ks + k0 + j, S + r * TS_ATTN_KCHUNK + j);
+        }
+    }
+}
+
+/* pb [ceil(n / 2)] = s [0, n) rounded to fp16, pairs of keys; a last odd key's partner is 0. */
+static void p_to_h(const float *s, int64_t n, uint32_t *pb) {
+    uint16_t *ph = (uint16_t *)pb;
+    for (int64_t j = 0; j < n; j += 16) {
+        const int64_t m = n - j < 16 ? n - j : 16, me = (m + 1) & ~(int64_t)1;
+        const __m512 x = _mm512_maskz_loadu_ps((__mmask16)((1u << m) - 1), s + j);
+        _mm256_mask_storeu_epi16(ph + j, (__mmask16)((1u << me) - 1), _mm256_castph_si256(_mm512_cvtxps_ph(x)));
+    }
+}
+
+/* acc [8 rows, 16 or 32 dims] += vsc · P · V over npair pairs of keys, in fp16 runs of
+ * TS_ATTN_H_FOLD pairs folded into acc */
+static inline __attribute__((always_inline)) void pv_tile_h(const uint32_t *P, const uint32_t *vp, int64_t vstride,
+                                                            int64_t D, int64_t npair, int np, float vsc, float *acc) {
+    const __m512 vs = _mm512_set1_ps(vsc);
+    for (int64_t f0 = 0; f0 < npair; f0 += TS_ATTN_H_FOLD) {
+        const int64_t f1 = f0 + TS_ATTN_H_FOLD < npair ? f0 + TS_ATTN_H_FOLD : npair;
+        __m512h c[MR5][2];
+        for (int i = 0; i < MR5; i++) c[i][0] = c[i][1] = _mm512_setzero_ph();
+        for (int64_t jp = f0; jp < f1; jp++) {
+            const __m512h b0 = h_load(vp + jp * 16), b1 = np == 2 ? h_load(vp + vstride + jp * 16) : b0;
+            for (int i = 0; i < MR5; i++) {
+                const __m512h a = h_bcast(P[i * (TS_ATTN_KCHUNK / 2) + jp]);
+                c[i][0] = _mm512_fmadd_ph(a, b0, c[i][0]);
+                if (np == 2) c[i][1] = _mm512_fmadd_ph(a, b1, c[i][1]);
+            }
+        }
+        for (int i = 0; i < MR5; i++) {
+            float *a = acc + i * D;
+            _mm512_storeu_ps(a, _mm512_fmadd_ps(h2_sum(c[i][0]), vs, _mm512_loadu_ps(a)));
+            if (np == 2) _mm512_storeu_ps(a + 16, _mm512_fmadd_ps(h2_sum(c[i][1]), vs, _mm512_loadu_ps(a + 16)));
+        }
+    }
+}
+
+/* acc [nq, D] += P (fp16 pairs) · V of keys k0 .. k0 + nk (k0 even), as pv_tiles_bf */
+static void pv_tiles_h(const uint32_t *P, int64_t nq, int64_t D, const uint32_t *vt, int64_t Lkp, int64_t k0,
+                       int64_t nk, float vsc, float *acc) {
+    const int64_t vstride = (Lkp / 2) * 16, npair = (nk + 1) / 2;
+    for (int64_t d0 = 0; d0 < D; d0 += 32) {
+        const uint32_t *vp = vt + (d0 / 16) * vstride + (k0 / 2) * 16;
+        for (int64_t r = 0; r < nq; r += MR5) {
+            if (D - d0 > 16) pv_tile_h(P + r * (TS_ATTN_KCHUNK / 2), vp, vstride, D, npair, 2, vsc, acc + r * D + d0);
+            else pv_tile_h(P + r * (TS_ATTN_KCHUNK / 2), vp, vstride, D, npair, 1, vsc, acc + r * D + d0);
+        }
+    }
+}
+#endif
+
 /* Rows [r0, r0 + n) of the kernel order, head h, as fp32 row pointers (NULL: padding): into
  * x itself, or, for bf16 operands, into tmp [n, D] where they are widened. */
 static void row_ptrs(const ts_attn_plan *p, const void *x, int64_t h, int64_t r0, int64_t n, const float **rows,
@@ -882,7 +1069,7 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
     const float qscale = p->scale * 1.4426950408889634f; /* log2(e) */
 
     const int tk = w->tk;
-    const int64_t qw = tk == TK_BF16 ? D / 2 : D; /* floats (or bf16 pairs) per query row */
+    const int64_t qw = TK_DOTS(tk) ? D / 2 : D; /* floats (or pairs of 16-bit values) per query row */
     const int64_t es = p->in_bf16 ? 2 : 4; /* bytes per element of q */
     for (int64_t r = 0; r < nq && r < TS_ATTN_PFQ; r++) {
         const int64_t tok = p->perm ? p->perm[q0 + r] : q0 + r;
@@ -897,15 +1084,26 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
         if (qk) { /* INT8 Q·Kᵀ quantises from the rows in place (below): no fp32 copy */
         } else if (tok < 0) memset(w->q + r * qw, 0, (size_t)qw * sizeof(float));
         else if (tk == TK_BF16) memcpy(w->q + r * qw, (const uint16_t *)q + tok * HD + h * D, (size_t)D * 2);
+#if TS_ATTN_FP16
+        else if (tk == TK_FP16) {
+            const uint16_t *qr = (const uint16_t *)q + tok * HD + h * D;
+            const float sc = h_scale(qr, D);
+            bf_to_h((uint16_t *)(w->q + r * qw), qr, D, sc);
+            w->qs[r] = qscale / sc;
+        }
+#endif
         else ts_attn_load_row(w->q + r * D, q, tok * HD + h * D, D, p->in_bf16, qscale);
+        if (tk == TK_FP16 && tok < 0) w->qs[r] = 0.0f;
         w->m[r] = -FLT_MAX;
         w->l[r] = 0.0f;
     }
     /* the tiles' rows: the padding rows' Q (and bf16 P) are zero, so P·V adds nothing there */
     const int64_t nq_pad = tk == TK_AVX2 ? TS_ATTN_RUP(nq, TS_ATTN_MR) : tk ? TS_ATTN_RUP(nq, TS_ATTN_MR5) : nq;
     if (nq_pad > nq && !qk) memset(w->q + nq * qw, 0, (size_t)((nq_pad - nq) * qw) * sizeof(float));
-    if (tk == TK_BF16 && nq_pad > nq)
+    if (TK_DOTS(tk) && nq_pad > nq)
         memset(w->pb + nq * (TS_ATTN_KCHUNK / 2), 0, (size_t)((nq_pad - nq) * (TS_ATTN_KCHUNK / 2)) * 4);
+    if (tk == TK_FP16)
+        for (int64_t r = nq; r < nq_pad; r++) w->qs[r] = 0.0f;
     if (qk && nq_pad > nq) /* the AVX2 and plain INT8 S leave them alone: P·V's tiles read them as zero P */
         memset(w->s + nq * TS_ATTN_KCHUNK, 0, (size_t)((nq_pad - nq) * TS_ATTN_KCHUNK) * sizeof(float));
     if (qk) { /* quantise the block's query rows, groups of quant_rows (acc is free scratch here) */
@@ -1025,6 +1223,12 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
                 s_tiles_bf((const uint32_t *)w->q, nq, D, (const uint32_t *)w->kt, k0, nks, qscale, S);
             }
 #endif
+#if TS_ATTN_FP16
+            else if (tk == TK_FP16) {
+                s_tiles_h((const uint32_t *)w->q, nq, D, (const uint32_t *)w->kt, w->kt + w->lkp * D / 2, k0, nks,
+                          w->qs, S);
+            }
+#endif
             else { /* S [nq, nks] = Q · Kᵀ */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nks, (int)D, 1.0f, w->q,
                             (int)D, kbase + k0 * ld, (int)ld, 0.0f, S, TS_ATTN_KCHUNK);
@@ -1105,6 +1309,9 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 #if TS_ATTN_BFDOT
             if (tk == TK_BF16) p_to_bf(s, nk, w->pb + r * (TS_ATTN_KCHUNK / 2));
 #endif
+#if TS_ATTN_FP16
+            if (tk == TK_FP16) p_to_h(s, nk, w->pb + r * (TS_ATTN_KCHUNK / 2));
+#endif
         }
 #undef KBLK
         /* acc [nq, D] += P · V, the chunk's panels at once (AVX-512) or a segment at a time */
@@ -1128,6 +1335,13 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
                 continue;
             }
 #endif
+#if TS_ATTN_FP16
+            if (tk == TK_FP16) {
+                pv_tiles_h(w->pb + col / 2, nq, D, (const uint32_t *)vbase, w->lkp, k0, nks, vbase[w->lkp * D / 2],
+                           w->acc);
+                continue;
+            }
+#endif
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)D, (int)nks, 1.0f, w->s + col,
                         TS_ATTN_KCHUNK, vbase + k0 * ld, (int)ld, 1.0f, w->acc, (int)D);
         }
@@ -1144,15 +1358,16 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 /* Floats of scratch per thread: Q block, scores, accumulator (rows rounded up to MR for the
  * tiles), row max and sum, the byte mask (a multiple of 4 floats' worth), and for INT8_QK
  * the row scales and int16 rows. */
-static size_t scratch_floats(int64_t bq, int64_t D, int quant, int bfdot) {
+static size_t scratch_floats(int64_t bq, int64_t D, int quant, int tk) {
     const int64_t KC = TS_ATTN_KCHUNK, bqp = bq + TS_ATTN_ROWPAD;
     return (size_t)(2 * bqp * D + bqp * KC + 2 * bq) + (size_t)(bq * KC / 4 + 1) +
-           (quant ? (size_t)(bqp + bqp * D / 2 + 1) : 0) + (bfdot ? (size_t)(bqp * KC / 2) : 0) +
+           (quant ? (size_t)(bqp + bqp * D / 2 + 1) : 0) + (TK_DOTS(tk) ? (size_t)(bqp * KC / 2) : 0) +
+           (tk == TK_FP16 ? (size_t)(bqp + 16 * D / 2) : 0) +
            (size_t)(2 * bqp * TS_ATTN_OKW + 2 + bqp / (TS_ATTN_MR5 / 2) + 1);
 }
 
 /* The calling thread's part of the per-thread scratch (call inside a parallel region). */
-static attn_scratch scratch_of(float *scratch, size_t per, int64_t bq, int64_t D, int quant, int bfdot) {
+static attn_scratch scratch_of(float *scratch, size_t per, int64_t bq, int64_t D, int quant, int tk) {
     const int64_t KC = TS_ATTN_KCHUNK, bqp = bq + TS_ATTN_ROWPAD;
     int tid = 0;
 #ifdef _OPENMP
@@ -1167,7 +1382,8 @@ static attn_scratch scratch_of(float *scratch, size_t per, int64_t bq, int64_t D
     w.l = b, b += bq;
     w.ok = (uint8_t *)b, b += bq * KC / 4 + 1;
     if (quant) w.qs = b, b += bqp, w.q16 = (int16_t *)b, b += bqp * D / 2 + 1;
-    if (bfdot) w.pb = (uint32_t *)b, b += bqp * KC / 2;
+    if (TK_DOTS(tk)) w.pb = (uint32_t *)b, b += bqp * KC / 2;
+    if (tk == TK_FP16) w.qs = b, b += bqp + 16 * D / 2; /* and 16 x D halves for head_panels_h */
     w.okw = (uint64_t *)(((uintptr_t)b + 7) & ~(uintptr_t)7), b += 2 * bqp * TS_ATTN_OKW + 2;
     w.live = (uint32_t *)b;
     return w;
@@ -1215,7 +1431,9 @@ int ts_cpu_attn_runs(const ts_attn_plan *p, int path) {
     const int64_t D = p->head_dim;
     const int fits = p->blk_k % TS_ATTN_NR == 0 && D % TS_ATTN_NR == 0 && D <= TS_ATTN_MAXD;
     const int bfdot = TS_ATTN_BFDOT && fits && p->in_bf16 && p->quant == TS_QUANT_NONE;
+    const int hdot = TS_ATTN_FP16 && fits && p->in_bf16 && p->quant == TS_QUANT_NONE;
     if (path == TS_ATTN_PATH_BF16) return bfdot ? TK_BF16 : -1;
+    if (path == TS_ATTN_PATH_FP16) return hdot ? TK_FP16 : -1;
     if (!fits || path == TS_ATTN_PATH_SGEMM) return TK_SGEMM;
     if (path == TS_ATTN_PATH_AVX2) return TK_AVX2;
     if (path == TS_ATTN_PATH_BEST && bfdot && ts_cpu_bf16_dots_fast()) return TK_BF16;
@@ -1254,7 +1472,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     const int64_t n_tasks = nh * p->n_qblk;
     const int quant = p->quant == TS_QUANT_INT8_QK;
     const int tile = tk != TK_SGEMM;
-    const size_t per = scratch_floats(bq, D, quant, tk == TK_BF16);
+    const size_t per = scratch_floats(bq, D, quant, tk);
     int nt = c->n_threads > 0 ? c->n_threads : 1;
     ts_status rc = TS_OK;
     /* the large buffers (big_buf) come from the context's workspace where it has one (kept
@@ -1366,6 +1584,40 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
         const int64_t HD = p->heads * D, per_head = 2 * Lkp * D;
         for (int64_t hh0 = 0; hh0 < nh; hh0 += g) {
             const int64_t gn = nh - hh0 < g ? nh - hh0 : g;
+#if TS_ATTN_FP16
+            if (tk == TK_FP16) {
+                /* each head's V scale from its largest |V| (the panels' maxima first, parked in
+                 * the key scales' room), then the panels */
+                const int64_t np = Lkp / TS_ATTN_NR, HD = p->heads * D;
+#pragma omp parallel for num_threads(nt) schedule(static)
+                for (int64_t t = 0; t < gn * np; t++) {
+                    float m = 0.0f;
+                    for (int64_t j = (t % np) * 16; j < (t % np) * 16 + 16 && j < Lk; j++) {
+                        const int64_t tok = p->perm ? p->perm[j] : j;
+                        if (tok < 0) continue;
+                        const float x = bf_absmax((const uint16_t *)v + tok * HD + (h0 + hh0 + t / np) * D, D);
+                        if (x > m || x != x) m = x;
+                    }
+                    kvh[(t / np) * per_head + Lkp * D / 2 + (t % np)] = m;
+                }
+                for (int64_t gi = 0; gi < gn; gi++) {
+                    float *base = kvh + gi * per_head, m = 0.0f;
+                    for (int64_t pi = 0; pi < np; pi++) m = base[Lkp * D / 2 + pi] > m ? base[Lkp * D / 2 + pi] : m;
+                    base[Lkp * D + Lkp * D / 2] = 1.0f / h_scale_of(m); /* what S·V's sums are multiplied by */
+                }
+#pragma omp parallel num_threads(nt)
+                {
+                    attn_scratch ws = scratch_of(scratch, per, bq, D, quant, tk);
+                    uint16_t *tmp = (uint16_t *)(ws.qs + bq + TS_ATTN_ROWPAD);
+#pragma omp for schedule(static)
+                    for (int64_t t = 0; t < gn * np; t++) {
+                        float *base = kvh + (t / np) * per_head;
+                        head_panels_h(p, k, v, h0 + hh0 + t / np, Lk, t % np, 1.0f / base[Lkp * D + Lkp * D / 2],
+                                      (uint32_t *)base, base + Lkp * D / 2, (uint32_t *)(base + Lkp * D), Lkp, tmp);
+                    }
+                }
+            } else
+#endif
 #if TS_ATTN_BFDOT
             if (tk == TK_BF16) {
                 const int64_t np = Lkp / TS_ATTN_NR;
@@ -1409,7 +1661,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
             for (int r = 0; r < nt; r++) atomic_init(&next[r].t, n_t * r / nt);
 #pragma omp parallel num_threads(nt)
             {
-                attn_scratch w = scratch_of(scratch, per, bq, D, quant, tk == TK_BF16);
+                attn_scratch w = scratch_of(scratch, per, bq, D, quant, tk);
                 w.kreal = kreal, w.ktail = ktail, w.tk = tk;
                 w.pf = pf;
                 w.lkp = Lkp;
@@ -1434,7 +1686,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     } else {
 #pragma omp parallel num_threads(nt)
         {
-            attn_scratch w = scratch_of(scratch, per, bq, D, quant, tk == TK_BF16);
+            attn_scratch w = scratch_of(scratch, per, bq, D, quant, tk);
             w.kreal = kreal, w.ktail = ktail, w.tk = tk;
 #pragma omp for schedule(dynamic, 1)
             for (int64_t task = 0; task < n_tasks; task++)

@@ -36,13 +36,15 @@ ts_status ts_cpu_attn(ts_ctx *c, const struct ts_attn_plan *plan, const void *q,
  * operands the BF16 dots where ts_cpu_bf16_dots_fast() says they beat the fp32 FMAs, else the
  * fp32 tiles). Plans the tiles do not take (head dim or key block not a multiple of 16, INT8
  * Q·Kᵀ) run the sgemm path on any; TS_ERR_UNSUPPORTED: a path this build has not compiled (or
- * the BF16 dots for an fp32 or INT8 plan). */
-enum { TS_ATTN_PATH_SGEMM, TS_ATTN_PATH_AVX2, TS_ATTN_PATH_AVX512, TS_ATTN_PATH_BEST, TS_ATTN_PATH_BF16 };
+ * the BF16 dots for an fp32 or INT8 plan). TS_ATTN_PATH_FP16: bf16 operands on AVX512-FP16
+ * products (fp16 values scaled by powers of two, sums folded into fp32; bf16 plans only). */
+enum { TS_ATTN_PATH_SGEMM, TS_ATTN_PATH_AVX2, TS_ATTN_PATH_AVX512, TS_ATTN_PATH_BEST, TS_ATTN_PATH_BF16,
+       TS_ATTN_PATH_FP16 };
 ts_status ts_cpu_attn_path(ts_ctx *c, const struct ts_attn_plan *plan, const void *q, const void *k,
                            const void *v, float *out, int path);
 /* What a plan runs on a path: TS_ATTN_RUN_*, or -1 for a path this build has not compiled
  * (or that does not apply to the plan). */
-enum { TS_ATTN_RUN_SGEMM, TS_ATTN_RUN_AVX2, TS_ATTN_RUN_AVX512, TS_ATTN_RUN_BF16 };
+enum { TS_ATTN_RUN_SGEMM, TS_ATTN_RUN_AVX2, TS_ATTN_RUN_AVX512, TS_ATTN_RUN_BF16, TS_ATTN_RUN_FP16 };
 int ts_cpu_attn_runs(const struct ts_attn_plan *plan, int path);
 /* Whether this CPU's AVX512-BF16 dots (vdpbf16ps: two products a lane, fp32 accumulate) do
  * more work per second than its fp32 FMAs (one a lane). A rule by vendor, so that a CPU
