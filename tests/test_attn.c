@@ -13,14 +13,15 @@
 #include "plan.h"
 #include "test.h"
 
-/* bf16: Q, K, V as bf16 (the reference widens the same values) */
-static void run_case_t(ts_ctx *c, int64_t nq, int64_t nk, int64_t H, int64_t D, int32_t bq,
-                       int32_t bk, int sparse, int permute, float qstd, int bf16) {
+/* bf16: Q, K, V as bf16 (the reference widens the same values); kstd, vstd: K's and V's
+ * spread (1 but in the range cases) */
+static void run_case_x(ts_ctx *c, int64_t nq, int64_t nk, int64_t H, int64_t D, int32_t bq, int32_t bk, int sparse,
+                       int permute, float qstd, float kstd, float vstd, int bf16) {
     float *q = malloc((size_t)(nq * H * D) * 4), *k = malloc((size_t)(nk * H * D) * 4);
     float *v = malloc((size_t)(nk * H * D) * 4);
     ts_test_randn(q, nq * H * D, (uint64_t)(nq * 7 + D), qstd);
-    ts_test_randn(k, nk * H * D, (uint64_t)(nk * 11 + H), 1.0f);
-    ts_test_randn(v, nk * H * D, (uint64_t)(nk * 13 + bq), 1.0f);
+    ts_test_randn(k, nk * H * D, (uint64_t)(nk * 11 + H), kstd);
+    ts_test_randn(v, nk * H * D, (uint64_t)(nk * 13 + bq), vstd);
     uint16_t *qb = NULL, *kb = NULL, *vb = NULL;
     if (bf16) {
         qb = malloc((size_t)(nq * H * D) * 2), kb = malloc((size_t)(nk * H * D) * 2), vb = malloc((size_t)(nk * H * D) * 2);
@@ -110,6 +111,11 @@ static void run_case_t(ts_ctx *c, int64_t nq, int64_t nk, int64_t H, int64_t D, 
         TS_CHECK(sent, "%s wrote past its output", what);
     }
     free(q), free(k), free(v), free(out), free(ref), free(ptr), free(idx), free(perm), free(qb), free(kb), free(vb);
+}
+
+static void run_case_t(ts_ctx *c, int64_t nq, int64_t nk, int64_t H, int64_t D, int32_t bq, int32_t bk, int sparse,
+                       int permute, float qstd, int bf16) {
+    run_case_x(c, nq, nk, H, D, bq, bk, sparse, permute, qstd, 1.0f, 1.0f, bf16);
 }
 
 static void run_case(ts_ctx *c, int64_t nq, int64_t nk, int64_t H, int64_t D, int32_t bq, int32_t bk, int sparse,
@@ -217,7 +223,9 @@ int main(void) {
                ts_cpu_attn_runs(&t, TS_ATTN_PATH_AVX512) >= 0 ? "yes" : "no",
                ts_cpu_attn_runs(&t, TS_ATTN_PATH_BF16) >= 0 ? "yes" : "no",
                ts_cpu_attn_runs(&t, TS_ATTN_PATH_FP16) >= 0 ? "yes" : "no",
-               ts_cpu_attn_runs(&t, TS_ATTN_PATH_BEST) == TS_ATTN_RUN_BF16 ? "bf16 dots" : "fp32 tiles, widened");
+               ts_cpu_attn_runs(&t, TS_ATTN_PATH_BEST) == TS_ATTN_RUN_BF16   ? "bf16 dots"
+               : ts_cpu_attn_runs(&t, TS_ATTN_PATH_BEST) == TS_ATTN_RUN_FP16 ? "fp16 products"
+                                                                             : "fp32 tiles, widened");
     }
     test_entry_point(&c);
     run_all(&c);
@@ -284,6 +292,10 @@ static void run_all(ts_ctx *cp) {
     run_case_t(&c, 130, 90, 2, 48, 16, 16, 2, 0, 2.0f, 1);
     run_case_t(&c, 200, 200, 2, 128, 64, 64, 0, 0, 3.0f, 1);
     run_case_t(&c, 150, 150, 2, 12, 32, 32, 0, 1, 1.0f, 1); /* D 12: sgemm on every path */
+    /* bf16 values outside fp16's range as they come: the fp16 products scale them by powers of
+     * two (Q tiny against K huge; V near fp16's largest, and V below its smallest normal) */
+    run_case_x(&c, 150, 150, 2, 64, 32, 32, 0, 1, 1e-3f, 2e3f, 3e4f, 1);
+    run_case_x(&c, 150, 150, 2, 64, 32, 32, 1, 0, 1e3f, 1e-3f, 1e-6f, 1);
     run_padded(&c, 2, 32, 16); /* the register tiles */
     run_padded(&c, 2, 24, 16); /* the sgemm path */
     run_padded(&c, 1, 64, 32);

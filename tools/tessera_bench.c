@@ -19,15 +19,17 @@
  *       achieved density (and the fraction of blocks the kernel ran, above it where blocks are
  *       partly masked), rel-L2 error vs dense. dense-bf16: the dense plan on the same q, k, v
  *       rounded to bf16, on the path the backend takes for bf16 operands on this CPU (the spec
- *       says which); dense-bf16-dots: the same on the AVX512-BF16 dots, where built. --paired
+ *       says which); dense-bf16-dots / dense-bf16-fp16: the same on the AVX512-BF16 dots or
+ *       the AVX512-FP16 products, where built. --paired
  *       (for machines whose speed drifts from one second to the next): the sgemm is timed in
  *       turn with dense, and dense again in turn with every other method, best of each; ratios
  *       come from those pairs.
  *   tessera-bench isa [--repeats N]
  *       one core's rate of each product instruction the attention kernel can use (AVX-512 fp32
- *       FMA, AVX512-BF16 dot, AVX512-VNNI int16 dot; 12 independent accumulators), best of
- *       the repeats: which is why bf16 operands take the BF16 dots on some CPUs and the fp32
- *       tiles on others (ts_cpu_bf16_dots_fast).
+ *       FMA, AVX512-BF16 dot, AVX512-VNNI int16 dot, AVX512-FP16 FMA; 12 independent
+ *       accumulators), best of the repeats: which is why bf16 operands take the BF16 dots on
+ *       AMD (ts_cpu_bf16_dots_fast), the fp16 products where AVX512-FP16 is built, and the
+ *       fp32 tiles elsewhere.
  *
  * tools/bench/bench_dit.py, bench_vae.py and bench_attn.py make the inputs and run the
  * PyTorch side in the same run. Unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for benchmark
@@ -569,9 +571,14 @@ static int bench_isa(const opts *o) {
                    best[kd], best[kd] * ops[kd]);
         else printf("%-24s %6.2f G/s  %7.1f G(FL)OP/s, zmm, one core\n", name[kd], best[kd], best[kd] * ops[kd]);
     }
-    if (!o->json)
-        printf("bf16 operands run the %s here (ts_cpu_bf16_dots_fast: %s)\n",
-               ts_cpu_bf16_dots_fast() ? "BF16 dots" : "fp32 tiles", ts_cpu_bf16_dots_fast() ? "AMD" : "not AMD, or no AVX512-BF16");
+    if (!o->json) {
+        ts_attn_plan t = ts_attn_plan_dense(64, 64, 1, 64, 64, 64);
+        t.in_bf16 = 1;
+        const int run = ts_cpu_attn_runs(&t, TS_ATTN_PATH_BEST);
+        printf("bf16 operands run the %s here\n", run == TS_ATTN_RUN_BF16   ? "BF16 dots (AMD)"
+                                                  : run == TS_ATTN_RUN_FP16 ? "fp16 products (AVX512-FP16)"
+                                                                            : "fp32 tiles");
+    }
     return 0;
 #else
     (void)o;

@@ -22,11 +22,11 @@
  * bf16 operands, where ts_cpu_bf16_dots_fast() says AVX512-BF16 beats the FMAs (AMD), the tiles
  * are vdpbf16ps dots over bf16 panels (pairs of dims for Q·Kᵀ, pairs of keys for P·V, P rounded
  * to bf16): twice the fp32 FMA's work per instruction, at about 1e-3 relative error from that
- * rounding; elsewhere bf16 operands are widened into the fp32 panels. On request
- * (TS_ATTN_PATH_FP16, not yet the default), where AVX512-FP16 is built, bf16 operands run the
- * same tiles as vfmadd231ph over fp16 panels (values scaled by powers of two, sums folded
- * into fp32): twice the fp32 FMA's work per instruction at its rate on an Intel Xeon, about
- * 1.5x the fp32 tiles' speed, at 1e-3 to 4e-3 relative error from the fp16 sums. Otherwise: one
+ * rounding. Elsewhere, where AVX512-FP16 is built (Intel), bf16 operands run the same tiles
+ * as vfmadd231ph over fp16 panels (values scaled by powers of two, sums folded into fp32 every
+ * 16 pairs of dims or 32 pairs of keys): twice the fp32 FMA's work per instruction at its rate
+ * on an Intel Xeon, about 1.45x the fp32 tiles' speed, at 1e-3 to 2e-3 relative error from the
+ * fp16 sums; else bf16 operands are widened into the fp32 panels. Otherwise: one
  * single-threaded sgemm each, reading K and V in place (row stride H·D), or gathered (and
  * widened) into kernel order once per call for a permuted or bf16 plan. With the sgemms,
  * OpenBLAS packed Q, K, S and V again for every chunk and cleared S first: a fifth of the
@@ -804,6 +804,7 @@ static void pv_tiles_bf(const uint32_t *P, int64_t nq, int64_t D, const uint32_t
  * V by one power of two per head, the same way; P is in [0, 1]. The roundings added to the
  * bf16 inputs': the fp16 sums (11 bits) and P's rounding to fp16. */
 #define TS_ATTN_H_FOLD 32 /* P·V: pairs of keys summed in fp16 before a fold into fp32 */
+#define TS_ATTN_H_SFOLD 16 /* S: pairs of dims summed in fp16 before a fold into fp32 */
 
 /* dst [n] fp16 = src [n] bf16 · 2^e (n a multiple of 16) */
 static void bf_to_h(uint16_t *dst, const uint16_t *src, int64_t n, float sc) {
@@ -840,12 +841,12 @@ static float h_scale_of(float m) {
 
 static float h_scale(const uint16_t *src, int64_t n) { return h_scale_of(bf_absmax(src, n)); }
 
-/* 16 pairs of fp16 sums (lo, hi in each 32-bit lane) as 16 fp32 sums */
+/* 16 pairs of fp16 sums (lo, hi in each 32-bit lane) as 16 fp32 sums: the pair added in fp16
+ * (one more rounding, as one more step of either sum), then widened */
 static inline __attribute__((always_inline)) __m512 h2_sum(__m512h c) {
     const __m512i ci = _mm512_castph_si512(c);
-    const __m512 lo = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(ci));
-    const __m512 hi = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(ci, 16)));
-    return _mm512_add_ps(lo, hi);
+    const __m512h t = _mm512_add_ph(c, _mm512_castsi512_ph(_mm512_srli_epi32(ci, 16)));
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_castph_si512(t)));
 }
 
 /* Panel pi of head h in fp16 (head_panels_bf's layout and addresses), each key's K row scaled
@@ -887,22 +888,32 @@ static inline __m512h h_load(const uint32_t *x) { return _mm512_castsi512_ph(_mm
 
 static inline __attribute__((always_inline)) void s_tile_h(const uint32_t *q, int64_t P2, const uint32_t *kp, int np,
                                                            const float *qs, const float *ks, float *s) {
-    __m512h c[MR5][2];
-    for (int i = 0; i < MR5; i++) c[i][0] = c[i][1] = _mm512_setzero_ph();
     const uint32_t *kp1 = kp + 16 * P2;
-    for (int64_t dp = 0; dp < P2; dp++) {
-        const __m512h b0 = h_load(kp + dp * 16), b1 = np == 2 ? h_load(kp1 + dp * 16) : b0;
-        for (int i = 0; i < MR5; i++) {
-            const __m512h a = h_bcast(q[i * P2 + dp]);
-            c[i][0] = _mm512_fmadd_ph(a, b0, c[i][0]);
-            if (np == 2) c[i][1] = _mm512_fmadd_ph(a, b1, c[i][1]);
+    for (int64_t f0 = 0; f0 < P2; f0 += TS_ATTN_H_SFOLD) { /* runs of pairs of dims summed in fp16 */
+        const int64_t f1 = f0 + TS_ATTN_H_SFOLD < P2 ? f0 + TS_ATTN_H_SFOLD : P2;
+        __m512h c[MR5][2];
+        for (int i = 0; i < MR5; i++) c[i][0] = c[i][1] = _mm512_setzero_ph();
+        for (int64_t dp = f0; dp < f1; dp++) {
+            const __m512h b0 = h_load(kp + dp * 16), b1 = np == 2 ? h_load(kp1 + dp * 16) : b0;
+            for (int i = 0; i < MR5; i++) {
+                const __m512h a = h_bcast(q[i * P2 + dp]);
+                c[i][0] = _mm512_fmadd_ph(a, b0, c[i][0]);
+                if (np == 2) c[i][1] = _mm512_fmadd_ph(a, b1, c[i][1]);
+            }
+        }
+        for (int i = 0; i < MR5; i++) { /* the run's sums into S, in fp32 */
+            float *si = s + i * TS_ATTN_KCHUNK;
+            _mm512_storeu_ps(si, f0 ? _mm512_add_ps(h2_sum(c[i][0]), _mm512_loadu_ps(si)) : h2_sum(c[i][0]));
+            if (np == 2)
+                _mm512_storeu_ps(si + 16, f0 ? _mm512_add_ps(h2_sum(c[i][1]), _mm512_loadu_ps(si + 16)) : h2_sum(c[i][1]));
         }
     }
     const __m512 k0 = _mm512_loadu_ps(ks), k1 = np == 2 ? _mm512_loadu_ps(ks + 16) : k0;
     for (int i = 0; i < MR5; i++) {
         const __m512 sq = _mm512_set1_ps(qs[i]);
-        _mm512_storeu_ps(s + i * TS_ATTN_KCHUNK, _mm512_mul_ps(_mm512_mul_ps(h2_sum(c[i][0]), k0), sq));
-        if (np == 2) _mm512_storeu_ps(s + i * TS_ATTN_KCHUNK + 16, _mm512_mul_ps(_mm512_mul_ps(h2_sum(c[i][1]), k1), sq));
+        float *si = s + i * TS_ATTN_KCHUNK;
+        _mm512_storeu_ps(si, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(si), k0), sq));
+        if (np == 2) _mm512_storeu_ps(si + 16, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(si + 16), k1), sq));
     }
 }
 
@@ -1424,8 +1435,9 @@ int ts_cpu_bf16_dots_fast(void) {
 
 /* The register tiles take head dims and key blocks that are multiples of 16 (with INT8 Q·Kᵀ,
  * for P·V); the best path is the AVX-512 one where built, else AVX2. bf16 operands: the BF16
- * dots where built and faster than the fp32 FMAs on this CPU (ts_cpu_bf16_dots_fast), else
- * the fp32 tiles over panels widened once per call. */
+ * dots where built and faster than the fp32 FMAs on this CPU (ts_cpu_bf16_dots_fast), else the
+ * fp16 products where AVX512-FP16 is built, else the fp32 tiles over panels widened once per
+ * call. */
 int ts_cpu_attn_runs(const ts_attn_plan *p, int path) {
     if ((path == TS_ATTN_PATH_AVX2 && !TS_ATTN_TILE) || (path == TS_ATTN_PATH_AVX512 && !TS_ATTN_TILE512)) return -1;
     const int64_t D = p->head_dim;
@@ -1437,6 +1449,7 @@ int ts_cpu_attn_runs(const ts_attn_plan *p, int path) {
     if (!fits || path == TS_ATTN_PATH_SGEMM) return TK_SGEMM;
     if (path == TS_ATTN_PATH_AVX2) return TK_AVX2;
     if (path == TS_ATTN_PATH_BEST && bfdot && ts_cpu_bf16_dots_fast()) return TK_BF16;
+    if (path == TS_ATTN_PATH_BEST && hdot) return TK_FP16;
     if (TS_ATTN_TILE512) return TK_AVX512;
     return TS_ATTN_TILE ? TK_AVX2 : TK_SGEMM;
 }
