@@ -54,7 +54,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=2, help="SDPA and Tessera's dense timed in turn, best of each")
     ap.add_argument("--methods", default="dense,gna,clear,draft",
-                    help="dense first; dense-bf16 (and dense-bf16-dots) also times SDPA in bf16")
+                    help="dense first; dense-bf16 (and dense-bf16-dots, dense-bf16-fp16) also times SDPA in bf16")
     ap.add_argument("--densities", default="0.5,0.2,0.1,0.05")
     ap.add_argument("--json", default=None, help="write every row as JSON lines here")
     a = ap.parse_args()
@@ -65,7 +65,7 @@ def main():
         n = t * h * w
         flops = 4.0 * n * n * a.head_dim * a.heads
         methods = a.methods.split(",")
-        b16 = [m for m in ("dense-bf16", "dense-bf16-dots") if m in methods]
+        b16 = [m for m in ("dense-bf16", "dense-bf16-dots", "dense-bf16-fp16") if m in methods]
         bf16 = bool(b16)
         base = ["dense"] + b16
         rest = [m for m in methods if m not in base]
