@@ -1,8 +1,8 @@
 /*
  * attn_paths.h — the CPU attention kernel's paths, for tests that run each on the same plan:
  * the backend's entry (the best built), the AVX-512 fp32 tiles, the AVX2 tiles, the sgemm path
- * the AVX512-BF16 dots and the AVX512-FP16 products (bf16 plans only). A path this build has not compiled, or that does
- * not take the plan, is left out (ts_cpu_attn_runs < 0).
+ * the AVX512-BF16 dots and the AVX512-FP16 products (bf16 plans only). A path this build has not
+ * compiled, or that does not take the plan, is left out (ts_cpu_attn_runs < 0).
  */
 #ifndef TS_TESTS_ATTN_PATHS_H
 #define TS_TESTS_ATTN_PATHS_H

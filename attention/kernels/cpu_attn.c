@@ -905,19 +905,19 @@ static inline __attribute__((always_inline)) void s_tile_h(const uint32_t *q, in
                 if (np == 2) c[i][1] = _mm512_fmadd_ph(a, b1, c[i][1]);
             }
         }
-        for (int i = 0; i < MR5; i++) { /* the run's sums into S, in fp32 */
+        /* the run's sums into S in fp32; after the last, times the key's and the row's scales */
+        const int last = f1 == P2;
+        const __m512 k0 = _mm512_loadu_ps(ks), k1 = np == 2 ? _mm512_loadu_ps(ks + 16) : k0;
+        for (int i = 0; i < MR5; i++) {
             float *si = s + i * TS_ATTN_KCHUNK;
-            _mm512_storeu_ps(si, f0 ? _mm512_add_ps(h2_sum(c[i][0]), _mm512_loadu_ps(si)) : h2_sum(c[i][0]));
-            if (np == 2)
-                _mm512_storeu_ps(si + 16, f0 ? _mm512_add_ps(h2_sum(c[i][1]), _mm512_loadu_ps(si + 16)) : h2_sum(c[i][1]));
+            const __m512 sq = _mm512_set1_ps(qs[i]);
+            for (int j = 0; j < np; j++) {
+                __m512 x = h2_sum(c[i][j]);
+                if (f0) x = _mm512_add_ps(x, _mm512_loadu_ps(si + 16 * j));
+                if (last) x = _mm512_mul_ps(_mm512_mul_ps(x, j ? k1 : k0), sq);
+                _mm512_storeu_ps(si + 16 * j, x);
+            }
         }
-    }
-    const __m512 k0 = _mm512_loadu_ps(ks), k1 = np == 2 ? _mm512_loadu_ps(ks + 16) : k0;
-    for (int i = 0; i < MR5; i++) {
-        const __m512 sq = _mm512_set1_ps(qs[i]);
-        float *si = s + i * TS_ATTN_KCHUNK;
-        _mm512_storeu_ps(si, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(si), k0), sq));
-        if (np == 2) _mm512_storeu_ps(si + 16, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(si + 16), k1), sq));
     }
 }
 

@@ -34,8 +34,8 @@ ts_status ts_cpu_attn(ts_ctx *c, const struct ts_attn_plan *plan, const void *q,
  * register tiles, the AVX-512 fp32 tiles (bf16 operands widened to fp32 panels), the
  * AVX512-BF16 dots (bf16 operands only), or the best built (what ts_cpu_attn runs: for bf16
  * operands the BF16 dots where ts_cpu_bf16_dots_fast() says they beat the fp32 FMAs, else the
- * fp16 products where AVX512-FP16 is built, else the fp32 tiles). Plans the tiles do not take (head dim or key block not a multiple of 16, INT8
- * Q·Kᵀ) run the sgemm path on any; TS_ERR_UNSUPPORTED: a path this build has not compiled (or
+ * fp16 products where AVX512-FP16 is built, else the fp32 tiles). Plans the tiles do not take
+ * (head dim or key block not a multiple of 16, INT8 Q·Kᵀ) run the sgemm path on any; TS_ERR_UNSUPPORTED: a path this build has not compiled (or
  * the BF16 dots for an fp32 or INT8 plan). TS_ATTN_PATH_FP16: bf16 operands on AVX512-FP16
  * products (fp16 values scaled by powers of two, sums folded into fp32; bf16 plans only). */
 enum { TS_ATTN_PATH_SGEMM, TS_ATTN_PATH_AVX2, TS_ATTN_PATH_AVX512, TS_ATTN_PATH_BEST, TS_ATTN_PATH_BF16,
