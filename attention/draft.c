@@ -148,7 +148,7 @@ done:
 
 ts_status ts_draft_attention(ts_ctx *c, const int64_t g[3], int64_t n, int64_t H, int64_t D, int64_t h0,
                              int64_t h1, const ts_draft_params *dp, const float *q, const float *k,
-                             const float *v, float *out, double *density, ts_err *err) {
+                             const float *v, const ts_attn_operands *kop, float *out, double *density, ts_err *err) {
     if (g[0] * g[1] * g[2] != n || n <= 0)
         return TS_ERR(err, TS_ERR_SHAPE, "draft: needs the token grid (got %lldx%lldx%lld for %lld tokens)",
                       (long long)g[0], (long long)g[1], (long long)g[2], (long long)n);
@@ -205,7 +205,9 @@ ts_status ts_draft_attention(ts_ctx *c, const int64_t g[3], int64_t n, int64_t H
             all.exact_ptr = ptr, all.exact_idx = idx, all.exact_full = full, all.exact_per_head = 1;
             all.h0 = h0, all.h1 = h1;
             all.density = sum / (double)nh;
-            ts_status s = c->backend->attn(c, &all, q, k, v, out);
+            const ts_attn_operands ops = kop ? *kop : (ts_attn_operands){q, k, v, 0};
+            all.in_bf16 = ops.bf16;
+            ts_status s = c->backend->attn(c, &all, ops.q, ops.k, ops.v, out);
             if (s != TS_OK) out_rc = TS_ERR(err, s, "attention kernel failed (%s)", ts_status_str(s));
         }
     }

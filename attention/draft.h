@@ -36,10 +36,11 @@ int64_t ts_draft_perm(const int64_t grid[3], const int pool[2], int32_t **perm);
 ts_status ts_draft_plan(const int64_t grid[3], int64_t H, int64_t D, int64_t h, const ts_draft_params *dp,
                         const float *q, const float *k, ts_attn_plan *p, ts_plan_store *st, ts_err *err);
 
-/* Runs heads [h0, h1) of one self-attention call; *density (may be NULL) gets the mean
- * fraction of scores computed over those heads. */
+/* Runs heads [h0, h1) of one self-attention call, planned from q, k; the kernel runs on kop
+ * (NULL: q, k, v). *density (may be NULL) gets the mean fraction of scores computed over
+ * those heads. */
 ts_status ts_draft_attention(ts_ctx *c, const int64_t grid[3], int64_t n, int64_t H, int64_t D, int64_t h0,
                              int64_t h1, const ts_draft_params *dp, const float *q, const float *k,
-                             const float *v, float *out, double *density, ts_err *err);
+                             const float *v, const ts_attn_operands *kop, float *out, double *density, ts_err *err);
 
 #endif

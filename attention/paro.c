@@ -201,7 +201,7 @@ ts_status ts_paro_plan(ts_paro *p, int group, int layer, int head, int64_t H, in
 
 ts_status ts_paro_attention(ts_ctx *c, ts_paro *p, const ts_attn_site *site, int64_t n, int64_t H, int64_t D,
                             int64_t h0, int64_t h1, ts_quant quant, const float *q, const float *k, const float *v,
-                            float *out, double *density, ts_err *err) {
+                            const ts_attn_operands *kop, float *out, double *density, ts_err *err) {
     const int64_t *g = site->grid;
     if (g[0] != p->d.grid[0] || g[1] != p->d.grid[1] || g[2] != p->d.grid[2] || n != p->n)
         return TS_ERR(err, TS_ERR_SHAPE, "paro: %s was calibrated for a %lldx%lldx%lld token grid; this call has "
@@ -212,11 +212,13 @@ ts_status ts_paro_attention(ts_ctx *c, ts_paro *p, const ts_attn_site *site, int
         return TS_ERR(err, TS_ERR_SHAPE, "paro: %s covers %d layers x %d heads; this call is layer %d of a model "
                       "with %lld heads", p->path, p->d.layers, p->d.heads, site->layer, (long long)H);
     const int grp = ts_paro_group(p, site->step, site->n_steps);
+    const ts_attn_operands ops = kop ? *kop : (ts_attn_operands){q, k, v, 0};
     double dsum = 0;
     for (int64_t h = h0; h < h1; h++) {
         ts_attn_plan pl;
         TS_TRY(ts_paro_plan(p, grp, site->layer, (int)h, H, D, quant, &pl, err));
-        ts_status st = c->backend->attn(c, &pl, q, k, v, out);
+        pl.in_bf16 = ops.bf16;
+        ts_status st = c->backend->attn(c, &pl, ops.q, ops.k, ops.v, out);
         if (st != TS_OK) return TS_ERR(err, st, "paro: attention kernel failed (%s)", ts_status_str(st));
         dsum += pl.density;
     }

@@ -61,10 +61,11 @@ ts_status ts_paro_plan(ts_paro *p, int group, int layer, int head, int64_t H, in
                        ts_attn_plan *out, ts_err *err);
 
 /* Runs heads [h0, h1) of one self-attention call at `site` (its grid and layer must be the
- * calibration's); *density (may be NULL) gets the mean fraction of scores computed. */
+ * calibration's); the kernel runs on kop (NULL: q, k, v). *density (may be NULL) gets the
+ * mean fraction of scores computed. */
 ts_status ts_paro_attention(ts_ctx *c, ts_paro *p, const ts_attn_site *site, int64_t n, int64_t H, int64_t D,
                             int64_t h0, int64_t h1, ts_quant quant, const float *q, const float *k, const float *v,
-                            float *out, double *density, ts_err *err);
+                            const ts_attn_operands *kop, float *out, double *density, ts_err *err);
 
 /* Writes a calibration file (temp file + rename): orders [L·H], masks [G·L·H·nb·nb] as 0/1
  * bytes (query block major); extra metadata pairs in meta[2i], meta[2i+1]. */

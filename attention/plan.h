@@ -158,6 +158,14 @@ typedef struct ts_attn_plan {
     int in_bf16;          /* q, k, v are bf16 (uint16_t) instead of fp32; out stays fp32 */
 } ts_attn_plan;
 
+/* What a method's kernel calls run on when it is not the method's own fp32 q, k, v: bf16
+ * copies of them (plan.in_bf16), made by the schedule for a rule whose precision is bf16.
+ * The methods still plan from (and SLA's linear branch still reads) the fp32 q, k, v. */
+typedef struct ts_attn_operands {
+    const void *q, *k, *v;
+    int bf16;
+} ts_attn_operands;
+
 /* bf16 -> fp32 (exact). */
 static inline float ts_attn_bf16(uint16_t h) {
     union { uint32_t u; float f; } x = {(uint32_t)h << 16};

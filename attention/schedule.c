@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../src/backend.h"
+#include "../src/tensor.h"
 #include "attention.h"
 #include "build.h"
 #include "draft.h"
@@ -42,6 +43,7 @@ typedef struct rule {
     char *calibration; /* paro: the file as given */
     ts_paro *paro;     /* paro: loaded at parse time */
     ts_quant quant;    /* paro: TS_QUANT_INT8_QK (default) or none */
+    int bf16;          /* "precision": "bf16": the kernel runs on bf16 copies of q, k, v */
 } rule;
 
 typedef struct cached {
@@ -172,7 +174,7 @@ static ts_status parse_params(const cJSON *pj, rule *r, const char *label, int r
                              : r->m == M_PARO ? paro_params : NULL;
     const cJSON *it;
     cJSON_ArrayForEach(it, pj) {
-        int ok = 0;
+        int ok = !strcmp(it->string, "precision"); /* every method's */
         for (int i = 0; known && known[i]; i++) ok |= strcmp(it->string, known[i]) == 0;
         if (!ok) return FAIL("%s: rule %d: method %s has no parameter '%s'", label, ri, method_names[r->m], it->string);
         if (!strcmp(it->string, "window")) TS_TRY(parse_ivec3(it, r->window, 1, 4096, label, ri, "window", err));
@@ -228,12 +230,20 @@ static ts_status parse_params(const cJSON *pj, rule *r, const char *label, int r
             ts_status st = ts_paro_load(&r->paro, r->calibration, &e2);
             if (st != TS_OK)
                 return TS_ERR(err, st, "%s: rule %d: 'calibration': %s", label, ri, e2.msg);
+        } else if (!strcmp(it->string, "precision")) {
+            if (!cJSON_IsString(it) || (strcmp(it->valuestring, "fp32") && strcmp(it->valuestring, "bf16")))
+                return FAIL("%s: rule %d: 'precision' must be \"fp32\" (the default) or \"bf16\" (q, k, v rounded to "
+                            "bf16 for the kernel)", label, ri);
+            r->bf16 = !strcmp(it->valuestring, "bf16");
         } else if (!strcmp(it->string, "radius")) {
             if (!cJSON_IsNumber(it) || !(it->valuedouble > 0 && it->valuedouble <= 4096))
                 return FAIL("%s: rule %d: 'radius' must be a number in (0, 4096]", label, ri);
             r->radius = it->valuedouble;
         }
     }
+    if (r->m == M_PARO && r->bf16 && r->quant == TS_QUANT_INT8_QK)
+        return FAIL("%s: rule %d: 'precision' \"bf16\" needs paro's 'quant' \"none\" (with INT8 Q·Kᵀ the kernel "
+                    "runs the scores in INT8 and P·V in fp32 whatever the operands)", label, ri);
     return TS_OK;
 }
 
@@ -385,7 +395,8 @@ ts_status ts_attn_schedule_from_spec(ts_attn_schedule **out, const char *spec, t
         }
         *eq = 0;
         const char *val = eq + 1;
-        if (!strcmp(kv, "calibration") || !strcmp(kv, "quant") || !strcmp(kv, "variant")) { /* string values */
+        if (!strcmp(kv, "calibration") || !strcmp(kv, "quant") || !strcmp(kv, "variant") ||
+            !strcmp(kv, "precision")) { /* string values */
             cJSON_AddStringToObject(params, kv, val);
             continue;
         }
@@ -576,54 +587,101 @@ static ts_status record(ts_attn_schedule *s, const ts_attn_site *site, double de
     return TS_OK;
 }
 
+/* bf16 copies of q [nq, HD] and k, v [nk, HD] for the rules whose precision is bf16: in the
+ * context's workspace, or in *own (the caller frees it) when it has none. */
+static ts_status bf16_operands(ts_ctx *c, int64_t nq, int64_t nk, int64_t HD, const float *q, const float *k,
+                               const float *v, ts_attn_operands *ops, void **own, ts_err *err) {
+    const int64_t nqe = nq * HD, nke = nk * HD, ne = nqe + 2 * nke;
+    uint16_t *b = c->ws ? ts_workspace_get(c->ws, TS_WS_ATTN_BF16, (size_t)ne * sizeof *b)
+                        : (*own = malloc((size_t)ne * sizeof *b));
+    if (!b) return TS_ERR(err, TS_ERR_NOMEM, "attention: out of memory for the bf16 copies of q, k, v");
+    enum { CH = 1 << 16 };
+    const int64_t nch = (ne + CH - 1) / CH;
+    const int nt = c->n_threads > 0 ? c->n_threads : 1;
+    (void)nt;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < nch; i++) { /* chunks of the three arrays as one */
+        const int64_t a = i * CH, e = a + CH < ne ? a + CH : ne;
+        for (int64_t j = a; j < e;) {
+            const float *src = j < nqe ? q + j : j < nqe + nke ? k + (j - nqe) : v + (j - nqe - nke);
+            const int64_t end = j < nqe ? nqe : j < nqe + nke ? nqe + nke : ne, stop = end < e ? end : e;
+            ts_f32_to_bf16_n(src, b + j, stop - j);
+            j = stop;
+        }
+    }
+    *ops = (ts_attn_operands){b, b + nqe, b + nqe + nke, 1};
+    return TS_OK;
+}
+
+/* Heads [h0, h1) by rule r (NULL: dense); *d, *bd: their density and block density (-1: *d). */
+static ts_status run_heads(ts_ctx *c, ts_attn_schedule *s, int ri, const ts_attn_site *site, int64_t nq, int64_t nk,
+                           int64_t heads, int64_t head_dim, int64_t h0, int64_t h1, const float *q, const float *k,
+                           const float *v, const ts_attn_operands *kop, float *out, double *d, double *bd,
+                           ts_err *err) {
+    const rule *r = ri >= 0 ? &s->rules[ri] : NULL;
+    const method m = r ? r->m : M_DENSE;
+    if (m != M_DENSE && nq != nk)
+        return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: method %s is for self-attention", method_names[m]);
+    *d = 1, *bd = -1;
+    if (m == M_SLA) {
+        ts_sla_params sp = {r->topk, r->block_q, r->block_k, r->complement};
+        if (!site->lin_w && !s->warned_no_proj) {
+            ts_log(c, TS_LOG_WARN, "sla: this model has no proj_l weights (an SLA fine-tuned checkpoint has "
+                                   "them): running plain top-k block-sparse attention, no linear branch");
+            s->warned_no_proj = 1;
+        }
+        return ts_sla_attention(c, nq, heads, head_dim, h0, h1, &sp, q, k, v, kop, site->lin_w, site->lin_b, out, d,
+                                err);
+    }
+    if (m == M_PARO)
+        return ts_paro_attention(c, r->paro, site, nq, heads, head_dim, h0, h1, r->quant, q, k, v, kop, out, d, err);
+    if (m == M_DRAFT) {
+        ts_draft_params dp = {{r->pool[0], r->pool[1]}, r->sparsity};
+        return ts_draft_attention(c, site->grid, nq, heads, head_dim, h0, h1, &dp, q, k, v, kop, out, d, err);
+    }
+    ts_attn_plan p;
+    if (m == M_DENSE) {
+        p = ts_attn_plan_dense(nq, nk, heads, head_dim, TS_ATTN_BLK_Q, TS_ATTN_BLK_K);
+    } else { /* a static plan, built once per shape */
+        const ts_attn_plan *cp = NULL;
+        TS_TRY(plan_for(s, ri, site, nq, &cp, err));
+        p = *cp;
+        p.heads = heads, p.head_dim = head_dim;
+        p.scale = (float)(1.0 / sqrt((double)head_dim));
+    }
+    p.h0 = h0, p.h1 = h1;
+    const ts_attn_operands ops = kop ? *kop : (ts_attn_operands){q, k, v, 0};
+    p.in_bf16 = ops.bf16;
+    ts_status st = c->backend->attn(c, &p, ops.q, ops.k, ops.v, out);
+    if (st != TS_OK) return TS_ERR(err, st, "attention kernel failed (%s)", ts_status_str(st));
+    *d = p.density;
+    *bd = ts_attn_plan_block_density(&p);
+    return TS_OK;
+}
+
 ts_status ts_attn_schedule_run(ts_ctx *c, ts_attn_schedule *s, const ts_attn_site *site, int64_t nq, int64_t nk,
                                int64_t heads, int64_t head_dim, const float *q, const float *k, const float *v,
                                float *out, ts_err *err) {
     double density = 0, bdensity = 0;
     if (s->observer && site->kind == TS_ATTN_SELF) s->observer(s->observer_user, site, nq, heads, head_dim, q, k);
-    for (int64_t h0 = 0; h0 < heads;) {
+    ts_attn_operands bf = {0}; /* made by the first head range that runs in bf16 */
+    void *own = NULL;
+    ts_status st = TS_OK;
+    for (int64_t h0 = 0; h0 < heads && st == TS_OK;) {
         int ri = match(s, site, h0);
         int64_t h1 = h0 + 1;
         while (h1 < heads && match(s, site, h1) == ri) h1++;
-        const rule *r = ri >= 0 ? &s->rules[ri] : NULL;
-        const method m = r ? r->m : M_DENSE;
-        if (m != M_DENSE && nq != nk)
-            return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: method %s is for self-attention", method_names[m]);
-        double d = 1, bd = -1; /* this head range's density and block density (-1: d) */
-        if (m == M_SLA) {
-            ts_sla_params sp = {r->topk, r->block_q, r->block_k, r->complement};
-            if (!site->lin_w && !s->warned_no_proj) {
-                ts_log(c, TS_LOG_WARN, "sla: this model has no proj_l weights (an SLA fine-tuned checkpoint has "
-                                       "them): running plain top-k block-sparse attention, no linear branch");
-                s->warned_no_proj = 1;
-            }
-            TS_TRY(ts_sla_attention(c, nq, heads, head_dim, h0, h1, &sp, q, k, v, site->lin_w, site->lin_b, out, &d, err));
-        } else if (m == M_PARO) {
-            TS_TRY(ts_paro_attention(c, r->paro, site, nq, heads, head_dim, h0, h1, r->quant, q, k, v, out, &d, err));
-        } else if (m == M_DRAFT) {
-            ts_draft_params dp = {{r->pool[0], r->pool[1]}, r->sparsity};
-            TS_TRY(ts_draft_attention(c, site->grid, nq, heads, head_dim, h0, h1, &dp, q, k, v, out, &d, err));
-        } else {
-            ts_attn_plan p;
-            if (m == M_DENSE) {
-                p = ts_attn_plan_dense(nq, nk, heads, head_dim, TS_ATTN_BLK_Q, TS_ATTN_BLK_K);
-            } else { /* a static plan, built once per shape */
-                const ts_attn_plan *cp = NULL;
-                TS_TRY(plan_for(s, ri, site, nq, &cp, err));
-                p = *cp;
-                p.heads = heads, p.head_dim = head_dim;
-                p.scale = (float)(1.0 / sqrt((double)head_dim));
-            }
-            p.h0 = h0, p.h1 = h1;
-            ts_status st = c->backend->attn(c, &p, q, k, v, out);
-            if (st != TS_OK) return TS_ERR(err, st, "attention kernel failed (%s)", ts_status_str(st));
-            d = p.density;
-            bd = ts_attn_plan_block_density(&p);
-        }
+        const int bf16 = ri >= 0 && s->rules[ri].bf16;
+        if (bf16 && !bf.q) st = bf16_operands(c, nq, nk, heads * head_dim, q, k, v, &bf, &own, err);
+        double d = 1, bd = -1;
+        if (st == TS_OK)
+            st = run_heads(c, s, ri, site, nq, nk, heads, head_dim, h0, h1, q, k, v, bf16 ? &bf : NULL, out, &d, &bd,
+                           err);
         density += d * (double)(h1 - h0) / (double)heads;
         bdensity += (bd >= 0 ? bd : d) * (double)(h1 - h0) / (double)heads;
         h0 = h1;
     }
-    if (site->kind == TS_ATTN_SELF) TS_TRY(record(s, site, density, bdensity, err));
-    return TS_OK;
+    free(own);
+    if (st == TS_OK && site->kind == TS_ATTN_SELF) st = record(s, site, density, bdensity, err);
+    return st;
 }

@@ -37,7 +37,14 @@
  *        to the schedule file's directory (to the working directory for --attn); quant
  *        "int8" (Q·Kᵀ in INT8, the default) or "none" (fp32). The file fixes the token grid,
  *        the block size, each head's axis order and a block mask per timestep group.
- * dense: no parameters.
+ * dense: no parameters but precision.
+ * every method: precision "fp32" (the default) or "bf16": the kernel runs on copies of q, k, v
+ *        rounded to bf16 (made once per call, for the rules that ask). On CPUs with AVX512-FP16
+ *        (Intel since Sapphire Rapids) or AVX512-BF16 (AMD) that kernel is the faster one
+ *        (cpu_attn.c); elsewhere it only rounds. The methods still plan from the fp32 q, k, and
+ *        SLA's linear branch reads them; the output is fp32. Costs about 3e-3 relative error
+ *        against fp32 at head dim 128 (more where the scores are very peaked). paro takes it
+ *        only with quant "none": INT8 Q·Kᵀ already ignores it.
  *
  * Errors name the rule (1-based) and the field. `--attn METHOD[:k=v,...]` on the command
  * line is a one-rule schedule (ts_attn_schedule_from_spec: "gna:window=3x7x7,stride=1").

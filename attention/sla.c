@@ -162,14 +162,16 @@ static ts_status linear_branch(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64
 
 ts_status ts_sla_attention(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_t h0, int64_t h1,
                            const ts_sla_params *sp, const float *q, const float *k, const float *v,
-                           const float *proj_w, const float *proj_b, float *out, double *density,
-                           ts_err *err) {
+                           const ts_attn_operands *kop, const float *proj_w, const float *proj_b, float *out,
+                           double *density, ts_err *err) {
+    const ts_attn_operands ops = kop ? *kop : (ts_attn_operands){q, k, v, 0};
     double sum = 0;
     ts_plan_store st = {0};
     for (int64_t h = h0; h < h1; h++) {
         ts_attn_plan p;
         TS_TRY(ts_sla_plan(n, H, D, h, sp, q, k, &p, &st, err));
-        ts_status s = c->backend->attn(c, &p, q, k, v, out);
+        p.in_bf16 = ops.bf16;
+        ts_status s = c->backend->attn(c, &p, ops.q, ops.k, ops.v, out);
         if (s == TS_OK && proj_w) s = linear_branch(c, n, H, D, h, &p, sp->complement, q, k, v, proj_w, proj_b, out, err);
         else if (s != TS_OK) s = TS_ERR(err, s, "attention kernel failed (%s)", ts_status_str(s));
         sum += p.density;

@@ -33,11 +33,13 @@ typedef struct ts_sla_params {
 ts_status ts_sla_plan(int64_t n, int64_t H, int64_t D, int64_t h, const ts_sla_params *sp, const float *q,
                       const float *k, ts_attn_plan *p, ts_plan_store *st, ts_err *err);
 
-/* Heads [h0, h1) of one self-attention call. proj_w [D, D] and proj_b [D] (fp32) may be
- * NULL: no linear branch. *density (may be NULL): the sparse branch's fraction of scores. */
+/* Heads [h0, h1) of one self-attention call. kop: what the sparse branch's kernel runs on
+ * (NULL: q, k, v); the plan and the linear branch use q, k, v. proj_w [D, D] and proj_b [D]
+ * (fp32) may be NULL: no linear branch. *density (may be NULL): the sparse branch's fraction
+ * of scores. */
 ts_status ts_sla_attention(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_t h0, int64_t h1,
                            const ts_sla_params *sp, const float *q, const float *k, const float *v,
-                           const float *proj_w, const float *proj_b, float *out, double *density,
-                           ts_err *err);
+                           const ts_attn_operands *kop, const float *proj_w, const float *proj_b, float *out,
+                           double *density, ts_err *err);
 
 #endif

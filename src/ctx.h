@@ -25,9 +25,10 @@ typedef struct ts_rng {
 /* Buffers a kernel keeps from one call to the next, one per slot (TS_WS_*): the CPU
  * attention's K and V panels are tens of MiB a call, and glibc maps a block over 32 MiB
  * afresh on every malloc, so each call faulted its pages in again (8,862 minor faults a call
- * at 16,384 tokens). Owned by the caller; one call at a time; contents are undefined between
+ * at 16,384 tokens). TS_WS_ATTN_BF16 holds the schedule's bf16 copies of q, k, v (a rule with
+ * precision bf16). Owned by the caller; one call at a time; contents are undefined between
  * calls. */
-enum { TS_WS_ATTN_SCRATCH, TS_WS_ATTN_KV, TS_WS_ATTN_K16, TS_WS_ATTN_KPK, TS_WS_SLOTS };
+enum { TS_WS_ATTN_SCRATCH, TS_WS_ATTN_KV, TS_WS_ATTN_K16, TS_WS_ATTN_KPK, TS_WS_ATTN_BF16, TS_WS_SLOTS };
 typedef struct ts_workspace {
     void *p[TS_WS_SLOTS];
     size_t cap[TS_WS_SLOTS];

@@ -104,6 +104,15 @@ uint16_t ts_f32_to_bf16(float f) {
     return (uint16_t)(u >> 16);
 }
 
+void ts_f32_to_bf16_n(const float *src, uint16_t *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i++) { /* ts_f32_to_bf16 without the branch */
+        uint32_t u;
+        memcpy(&u, src + i, 4);
+        const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16, nan = (u >> 16) | 0x40u;
+        dst[i] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? nan : r);
+    }
+}
+
 float ts_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t exp = (h >> 10) & 0x1fu;

@@ -69,6 +69,8 @@ float ts_bf16_to_f32(uint16_t h);
 uint16_t ts_f32_to_bf16(float f);
 float ts_f16_to_f32(uint16_t h);
 uint16_t ts_f32_to_f16(float f);
+/* dst[i] = ts_f32_to_bf16(src[i]) for n values, in a loop the compiler vectorises. */
+void ts_f32_to_bf16_n(const float *src, uint16_t *dst, int64_t n);
 
 /* Converts n contiguous elements of a float dtype (F32, F16, BF16, F64) starting at
  * element offset `off` of src into dst (f32). Returns TS_ERR_UNSUPPORTED for

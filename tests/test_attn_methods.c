@@ -452,15 +452,15 @@ static void test_draft(ts_ctx *c) {
     /* ts_draft_attention runs the heads' plans joined into one (a list per head) */
     double dens = 0;
     for (int64_t i = 0; i < n * HD; i++) out[i] = 7.0f;
-    TS_CHECK(ts_draft_attention(c, g, n, H, D, 0, H, &dp, q, k, v, out, &dens, &e) == TS_OK, "draft: %s", e.msg);
+    TS_CHECK(ts_draft_attention(c, g, n, H, D, 0, H, &dp, q, k, v, NULL, out, &dens, &e) == TS_OK, "draft: %s", e.msg);
     ts_test_compare("draft, heads [0, 2) in one call vs float64 executor", out, heads, n * HD, 1e-5, NULL);
     TS_CHECK(dens > 0 && dens < 1, "draft density %g", dens);
     for (int64_t i = 0; i < n * HD; i++) out[i] = 7.0f;
     for (int64_t t = 0; t < n; t++)
         for (int64_t d = 0; d < D; d++) heads[t * HD + d] = 7.0f; /* head 0 not run: untouched */
-    TS_CHECK(ts_draft_attention(c, g, n, H, D, 1, H, &dp, q, k, v, out, &dens, &e) == TS_OK, "draft: %s", e.msg);
+    TS_CHECK(ts_draft_attention(c, g, n, H, D, 1, H, &dp, q, k, v, NULL, out, &dens, &e) == TS_OK, "draft: %s", e.msg);
     ts_test_compare("draft, heads [1, 2) vs float64 executor", out, heads, n * HD, 1e-5, NULL);
-    TS_CHECK(ts_draft_attention(c, g, n, H, D, 1, 1, &dp, q, k, v, out, &dens, &e) == TS_ERR_INVALID_ARG,
+    TS_CHECK(ts_draft_attention(c, g, n, H, D, 1, 1, &dp, q, k, v, NULL, out, &dens, &e) == TS_ERR_INVALID_ARG,
              "draft with no heads is refused");
     free(heads);
     /* the selection equals the reference's operations (tools/golden/make_draft.py) */
@@ -496,7 +496,7 @@ static void test_draft(ts_ctx *c) {
     ts_attn_plan dense = ts_attn_plan_dense(n, n, H, D, 64, 64);
     ts_attn_ref(&dense, q, k, v, ref);
     dp.sparsity = 0;
-    TS_CHECK(ts_draft_attention(c, g, n, H, D, 0, H, &dp, q, k, v, out, &dens, &e) == TS_OK, "draft: %s", e.msg);
+    TS_CHECK(ts_draft_attention(c, g, n, H, D, 0, H, &dp, q, k, v, NULL, out, &dens, &e) == TS_OK, "draft: %s", e.msg);
     ts_test_compare("draft at sparsity 0 vs dense", out, ref, n * HD, 1e-5, NULL);
     TS_CHECK(fabs(dens - 1.0) < 1e-12, "density at sparsity 0: %g", dens);
     free(q), free(k), free(v), free(out), free(ref);
@@ -514,7 +514,7 @@ static void test_draft(ts_ctx *c) {
             if ((t / 8) / 4 == (u / 8) / 4 && (t % 8) / 4 == (u % 8) / 4)
                 for (int64_t d = 0; d < D2; d++) want[t * D2 + d] += v2[u * D2 + d] / 16.0f;
     ts_draft_params dp2 = {{4, 4}, 13.0 / 16.0};
-    TS_CHECK(ts_draft_attention(c, g2, n2, H2, D2, 0, 1, &dp2, q2, q2, v2, o2, &dens, &e) == TS_OK, "draft: %s", e.msg);
+    TS_CHECK(ts_draft_attention(c, g2, n2, H2, D2, 0, 1, &dp2, q2, q2, v2, NULL, o2, &dens, &e) == TS_OK, "draft: %s", e.msg);
     ts_test_compare("draft diagonal: region means", o2, want, n2 * D2, 1e-5, NULL);
     TS_CHECK(fabs(dens - 4.0 * 16 * 16 / (64.0 * 64)) < 1e-12, "diagonal density %g", dens);
     free(q2), free(v2), free(o2), free(want);
@@ -553,7 +553,7 @@ static void test_sla(ts_ctx *c) {
     for (int variant = 0; variant < 2; variant++) {
         sp.complement = variant;
         double dens = 0;
-        TS_CHECK(ts_sla_attention(c, n, H, D, 0, H, &sp, q->data, k->data, v->data, pw->data, pb->data, out, &dens, &e) == TS_OK,
+        TS_CHECK(ts_sla_attention(c, n, H, D, 0, H, &sp, q->data, k->data, v->data, NULL, pw->data, pb->data, out, &dens, &e) == TS_OK,
                  "sla: %s", e.msg);
         char what[64];
         snprintf(what, sizeof what, "sla %s vs the reference", names[variant]);
@@ -561,7 +561,7 @@ static void test_sla(ts_ctx *c) {
         TS_CHECK(dens > 0.2 && dens < 0.5, "sla density %g", dens);
     }
     /* without proj_l: the sparse branch alone, as the float64 executor runs the plan */
-    TS_CHECK(ts_sla_attention(c, n, H, D, 0, H, &sp, q->data, k->data, v->data, NULL, NULL, out, NULL, &e) == TS_OK, "sla");
+    TS_CHECK(ts_sla_attention(c, n, H, D, 0, H, &sp, q->data, k->data, v->data, NULL, NULL, NULL, out, NULL, &e) == TS_OK, "sla");
     for (int64_t h = 0; h < H; h++) {
         ts_attn_plan p;
         ts_plan_store st = {0};
@@ -625,6 +625,11 @@ static void test_schedule_errors(void) {
         {"{\"rules\": [{\"method\": \"gna\", \"attention\": \"cross\"}]}", TS_ERR_FORMAT, "needs self-attention"},
         {"{\"rules\": [{\"method\": \"dense\", \"colour\": 1}]}", TS_ERR_FORMAT, "rule 1: unknown field 'colour'"},
         {"{\"rules\": [{\"method\": \"dense\", \"heads\": []}]}", TS_ERR_FORMAT, "'heads' is an empty list"},
+        {"{\"rules\": [{\"method\": \"dense\", \"params\": {\"precision\": \"bf16\"}}]}", TS_OK, NULL},
+        {"{\"rules\": [{\"method\": \"gna\", \"params\": {\"precision\": \"fp32\"}}]}", TS_OK, NULL},
+        {"{\"rules\": [{\"method\": \"dense\", \"params\": {\"precision\": \"fp16\"}}]}", TS_ERR_FORMAT,
+         "rule 1: 'precision' must be \"fp32\""},
+        {"{\"rules\": [{\"method\": \"sla\", \"params\": {\"precision\": 16}}]}", TS_ERR_FORMAT, "'precision' must be"},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) ts_attn_schedule_free(parse(c[i].json, c[i].st, c[i].needle));
     ts_attn_schedule *s = NULL;
@@ -641,6 +646,8 @@ static void test_schedule_errors(void) {
         {"draft:pool=8x16,sparsity=0.9", TS_OK, NULL},
         {"gna:radius=2", TS_ERR_FORMAT, "--attn gna:radius=2: rule 1: method gna has no parameter 'radius'"},
         {"nope", TS_ERR_FORMAT, "unknown method 'nope'"},
+        {"clear:radius=3,precision=bf16", TS_OK, NULL},
+        {"dense:precision=half", TS_ERR_FORMAT, "--attn dense:precision=half: rule 1: 'precision' must be"},
     };
     for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) {
         ts_status st = ts_attn_schedule_from_spec(&s, sp[i].spec, &e);
@@ -649,6 +656,69 @@ static void test_schedule_errors(void) {
         ts_attn_schedule_free(s);
         s = NULL;
     }
+}
+
+/* "precision": "bf16": the kernels run on bf16 copies of q, k, v. Dense (self and cross) equals
+ * the kernel on copies made by the scalar conversion, bit for bit, which checks the copies and
+ * where k and v sit in them. The other methods plan from the fp32 q, k either way, so their
+ * bf16 runs differ from their fp32 runs by the rounding of the operands to bf16 alone (and the
+ * bf16 kernels' own error): over 5e-4 (so the kernel did get the bf16 copies; fp32 operands
+ * would give ~1e-7) and under 1e-2. So does a schedule that runs some heads in bf16 and others
+ * in fp32. */
+static void test_precision(ts_ctx *c) {
+    const int64_t n = 192, nk_x = 40, H = 3, D = 64, HD = H * D, ne = n * HD;
+    ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {2, 8, 12}, 500.0f, NULL, NULL};
+    float *q = malloc((size_t)ne * 4), *k = malloc((size_t)ne * 4), *v = malloc((size_t)ne * 4);
+    float *ob = malloc((size_t)ne * 4), *of = malloc((size_t)ne * 4), *od = malloc((size_t)ne * 4);
+    uint16_t *b = malloc((size_t)(3 * ne) * 2);
+    ts_test_randn(q, ne, 41, 1.0f), ts_test_randn(k, ne, 42, 1.0f), ts_test_randn(v, ne, 43, 1.0f);
+    ts_attn_schedule *s = NULL;
+    ts_err e = {0};
+    for (int cross = 0; cross < 2; cross++) {
+        const int64_t nk = cross ? nk_x : n;
+        const char *spec = cross ? "{\"rules\": [{\"method\": \"dense\", \"attention\": \"cross\", "
+                                   "\"params\": {\"precision\": \"bf16\"}}]}"
+                                 : "{\"rules\": [{\"method\": \"dense\", \"params\": {\"precision\": \"bf16\"}}]}";
+        ts_attn_site st = site;
+        st.kind = cross ? TS_ATTN_CROSS : TS_ATTN_SELF;
+        TS_CHECK(ts_attn_schedule_parse(&s, spec, "precision", &e) == TS_OK, "%s", e.msg);
+        TS_CHECK(ts_attention(c, s, &st, n, nk, H, D, q, k, v, ob, &e) == TS_OK, "dense bf16: %s", e.msg);
+        ts_attn_schedule_free(s), s = NULL;
+        for (int64_t i = 0; i < ne; i++) b[i] = ts_f32_to_bf16(q[i]);
+        for (int64_t i = 0; i < nk * HD; i++) b[ne + i] = ts_f32_to_bf16(k[i]), b[2 * ne + i] = ts_f32_to_bf16(v[i]);
+        ts_attn_plan p = ts_attn_plan_dense(n, nk, H, D, TS_ATTN_BLK_Q, TS_ATTN_BLK_K);
+        p.in_bf16 = 1;
+        TS_CHECK(c->backend->attn(c, &p, b, b + ne, b + 2 * ne, od) == TS_OK, "dense kernel on bf16");
+        TS_CHECK(!memcmp(ob, od, (size_t)ne * 4), "precision bf16, dense %s: not the kernel on bf16 copies",
+                 cross ? "cross" : "self");
+    }
+    const char *const specs[] = {
+        "{\"rules\": [{\"method\": \"gna\", \"params\": {\"window\": [1, 3, 5], \"tile\": [1, 4, 4], \"block\": 16 %s}}]}",
+        "{\"rules\": [{\"method\": \"clear\", \"params\": {\"radius\": 3, \"tile\": [1, 4, 4], \"block\": 16 %s}}]}",
+        "{\"rules\": [{\"method\": \"draft\", \"params\": {\"pool\": [2, 3], \"sparsity\": 0.5 %s}}]}",
+        "{\"rules\": [{\"method\": \"sla\", \"params\": {\"topk\": 0.5, \"block_q\": 16, \"block_k\": 16 %s}}]}",
+        "{\"rules\": [{\"method\": \"clear\", \"params\": {\"radius\": 4, \"block\": 16 %s}},"
+        " {\"heads\": [1], \"method\": \"dense\"}, {\"heads\": [2], \"method\": \"draft\", \"params\": {\"pool\": [4, 3] %s}}]}",
+    };
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        double dens[2] = {0, 0};
+        for (int bf = 0; bf < 2; bf++) {
+            char json[512];
+            const char *x = bf ? ", \"precision\": \"bf16\"" : "";
+            snprintf(json, sizeof json, specs[i], x, x);
+            TS_CHECK(ts_attn_schedule_parse(&s, json, "precision", &e) == TS_OK, "%s: %s", json, e.msg);
+            TS_CHECK(ts_attention(c, s, &site, n, n, H, D, q, k, v, bf ? ob : of, &e) == TS_OK, "%s: %s", json, e.msg);
+            dens[bf] = ts_attn_schedule_mean_density(s);
+            ts_attn_schedule_free(s), s = NULL;
+        }
+        char what[64];
+        snprintf(what, sizeof what, "precision bf16, schedule %zu", i + 1);
+        ts_test_stats ts;
+        ts_test_compare(what, ob, of, ne, 1e-2, &ts);
+        TS_CHECK(ts.rel_l2 > 5e-4, "%s: rel err %.2e to fp32: were the operands bf16?", what, ts.rel_l2);
+        TS_CHECK(dens[0] == dens[1] && dens[0] < 1, "%s: density %g in bf16, %g in fp32", what, dens[1], dens[0]);
+    }
+    free(q), free(k), free(v), free(ob), free(of), free(od), free(b);
 }
 
 /* Every shipped example schedule parses. */
@@ -905,7 +975,7 @@ static void test_paro_calib(ts_ctx *c) {
     ts_test_randn(q, n * HD, 41, 1.5f), ts_test_randn(k, n * HD, 42, 1.0f), ts_test_randn(v, n * HD, 43, 1.0f);
     ts_attn_site site = {TS_ATTN_SELF, 1, 7, 10, {2, 4, 6}, 300.0f, NULL, NULL};
     double dens = 0;
-    TS_CHECK(ts_paro_attention(c, pc, &site, n, H, D, 0, H, TS_QUANT_INT8_QK, q, k, v, out, &dens, &e) == TS_OK,
+    TS_CHECK(ts_paro_attention(c, pc, &site, n, H, D, 0, H, TS_QUANT_INT8_QK, q, k, v, NULL, out, &dens, &e) == TS_OK,
              "paro attention: %s", e.msg);
     TS_CHECK(fabs(dens - 1.0 / 3.0) < 1e-12, "diagonal of 3 blocks: density %g", dens);
     int32_t perm[48], ptr[4] = {0, 1, 2, 3}, idx[3] = {0, 1, 2};
@@ -917,14 +987,14 @@ static void test_paro_calib(ts_ctx *c) {
     }
     ts_test_compare("paro layer 1 group 1 vs executor", out, ref, n * HD, 1e-5, NULL);
     site.step = 2; /* group 0: 8 of 9 blocks */
-    TS_CHECK(ts_paro_attention(c, pc, &site, n, H, D, 0, H, TS_QUANT_NONE, q, k, v, out, &dens, &e) == TS_OK &&
+    TS_CHECK(ts_paro_attention(c, pc, &site, n, H, D, 0, H, TS_QUANT_NONE, q, k, v, NULL, out, &dens, &e) == TS_OK &&
              fabs(dens - 8.0 / 9.0) < 1e-12, "group 0 density %g", dens);
     ts_attn_site other = site;
     other.grid[2] = 8;
-    TS_CHECK(ts_paro_attention(c, pc, &other, 64, H, D, 0, H, TS_QUANT_NONE, q, k, v, out, &dens, &e) == TS_ERR_SHAPE &&
+    TS_CHECK(ts_paro_attention(c, pc, &other, 64, H, D, 0, H, TS_QUANT_NONE, q, k, v, NULL, out, &dens, &e) == TS_ERR_SHAPE &&
              strstr(e.msg, "calibrated for a 2x4x6 token grid"), "grid mismatch: %s", e.msg);
     other = site, other.layer = 2;
-    TS_CHECK(ts_paro_attention(c, pc, &other, n, H, D, 0, H, TS_QUANT_NONE, q, k, v, out, &dens, &e) == TS_ERR_SHAPE &&
+    TS_CHECK(ts_paro_attention(c, pc, &other, n, H, D, 0, H, TS_QUANT_NONE, q, k, v, NULL, out, &dens, &e) == TS_ERR_SHAPE &&
              strstr(e.msg, "covers 2 layers x 2 heads"), "layer past the calibration: %s", e.msg);
     ts_paro_free(pc);
     /* malformed files */
@@ -1120,6 +1190,7 @@ int main(void) {
     test_schedule_errors();
     test_shipped_schedules();
     test_schedule_matching(&c);
+    test_precision(&c);
     test_block_density(&c);
     test_paro_orders();
     test_paro_kernel(&c);
@@ -1131,6 +1202,7 @@ int main(void) {
         cw.ws = &ws;
         test_plans(&cw);
         test_paro_kernel(&cw);
+        test_precision(&cw);
         ts_workspace_free(&ws);
     }
     test_paro_calib(&c);

@@ -36,6 +36,26 @@ static void test_dtype_conversions(void) {
         if (ts_f32_to_f16(ts_f16_to_f32((uint16_t)h)) != h) bad++;
     }
     TS_CHECK(bad == 0, "f16 bit patterns that do not round-trip: %d", bad);
+    /* the bulk bf16 conversion equals the scalar one: random bit patterns (every class:
+     * normals, subnormals, infinities, NaNs, values that round up to inf) and the edges */
+    {
+        enum { NB = 100003 };
+        float *f = malloc(NB * sizeof *f);
+        uint16_t *b = malloc(NB * sizeof *b);
+        uint64_t x = 0x9e3779b97f4a7c15u;
+        const uint32_t edge[] = {0x7f7fffffu, 0x7f7f8000u, 0x7f800000u, 0xff800000u, 0x7f800001u, 0xffc00000u,
+                                 0x00000001u, 0x80000000u, 0x3f808000u, 0x3f818000u};
+        for (int i = 0; i < NB; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            uint32_t u = i < 10 ? edge[i] : (uint32_t)x;
+            memcpy(f + i, &u, 4);
+        }
+        ts_f32_to_bf16_n(f, b, NB);
+        int nbad = 0;
+        for (int i = 0; i < NB; i++) nbad += b[i] != ts_f32_to_bf16(f[i]);
+        TS_CHECK(nbad == 0, "ts_f32_to_bf16_n differs from ts_f32_to_bf16 at %d of %d values", nbad, NB);
+        free(f), free(b);
+    }
     uint16_t src[3] = {ts_f32_to_bf16(1.5f), ts_f32_to_bf16(-3.0f), ts_f32_to_bf16(0.25f)};
     float dst[2];
     TS_CHECK(ts_convert_to_f32(dst, src, TS_DTYPE_BF16, 1, 2) == TS_OK && dst[0] == -3.0f &&

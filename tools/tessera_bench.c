@@ -11,7 +11,8 @@
  *       time and the process's peak RSS. --half-cache: fp16 conv caches (low memory).
  *
  *   tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]
- *                      [--methods dense,dense-bf16,dense-bf16-dots,dense-bf16-fp16,gna,gna-tiled,clear,draft,paro,paro-fp32]
+ *                      [--methods dense,dense-bf16,dense-bf16-dots,dense-bf16-fp16,gna,gna-tiled,clear,draft,paro,paro-fp32,
+ *                                 METHOD@bf16]
  *                      [--densities 0.5,0.2,0.1,0.05] [--json]
  *       self-attention over the T·H·W token grid (random q, k, v): the sgemm rate of the same
  *       run (and which of OpenBLAS's kernels ran it), dense, and each method set for each
@@ -20,7 +21,9 @@
  *       partly masked), rel-L2 error vs dense. dense-bf16: the dense plan on the same q, k, v
  *       rounded to bf16, on the path the backend takes for bf16 operands on this CPU (the spec
  *       says which); dense-bf16-dots / dense-bf16-fp16: the same on the AVX512-BF16 dots or
- *       the AVX512-FP16 products, where built. --paired
+ *       the AVX512-FP16 products, where built. METHOD@bf16 (dense@bf16, gna@bf16, clear@bf16,
+ *       draft@bf16, paro-fp32@bf16, ...): the method's spec with precision=bf16, the route a
+ *       schedule takes (bf16 copies of q, k, v made in the call). --paired
  *       (for machines whose speed drifts from one second to the next): the sgemm is timed in
  *       turn with dense, and dense again in turn with every other method, best of each; ratios
  *       come from those pairs.
@@ -76,7 +79,7 @@ static void usage(FILE *f) {
                "[--threads N] [--repeats N] [--json] [--half-cache (vae)]\n"
                "       tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]\n"
                "                          [--methods dense,dense-bf16,dense-bf16-dots,dense-bf16-fp16,gna,gna-tiled,clear,draft,paro,\n"
-               "                                     paro-fp32]\n"
+               "                                     paro-fp32; METHOD@bf16: with precision=bf16]\n"
                "                          [--densities 0.5,0.2,0.1,0.05] [--paired] [--json]\n"
                "       tessera-bench isa [--repeats N]\n");
 }
@@ -227,6 +230,16 @@ static int paro_file(const int64_t g[3], int64_t H, double d, char *path, size_t
 
 /* The --attn spec of method m at roughly density d on grid g (NULL: not reachable). */
 static int spec_for(const char *m, double d, const int64_t g[3], int64_t H, char *buf, size_t n) {
+    const char *at = strchr(m, '@');
+    if (at && !strcmp(at, "@bf16")) { /* the method with precision=bf16 (the pipeline's route) */
+        char base[64];
+        snprintf(base, sizeof base, "%.*s", (int)(at - m), m);
+        /* paro's INT8 Q·Kᵀ takes no bf16 operands: paro-fp32@bf16 (quant none) */
+        if (!strcmp(base, "paro") || !spec_for(base, d, g, H, buf, n)) return 0;
+        const size_t len = strlen(buf);
+        return snprintf(buf + len, n - len, "%sprecision=bf16", strchr(buf, ':') ? "," : ":") < (int)(n - len);
+    }
+    if (at) return 0;
     if (!strcmp(m, "paro") || !strcmp(m, "paro-fp32")) {
         char path[256];
         if (!paro_file(g, H, d, path, sizeof path)) return 0;
