@@ -11,9 +11,9 @@
  * score matrix is never materialised. Partial blocks (plan.exact_full[i] == 0) get the
  * element mask: masked scores are left out of the running max and zeroed after the exp (with
  * AVX-512 and the builder's precomputed bits, the bits are the lane masks of one vectorised
- * row pass, and the AVX-512 tiles skip the 16-key panels that none of a tile's 8 query rows
- * sees, and run a tile's 4-row halves apart where they see different panels; otherwise a byte
- * mask per chunk).
+ * row pass, and the AVX-512 tiles, fp32 and fp16, skip the 16-key panels that none of a tile's
+ * 8 query rows sees, and run a tile's 4-row halves apart where they see different panels;
+ * otherwise a byte mask per chunk).
  *
  * The two products, with a head dim that is a multiple of 16 (up to 256) and key blocks of a
  * multiple of 16: register tiles over each head's K and V laid out once per call in 16-wide
@@ -890,45 +890,90 @@ static void head_panels_h(const ts_attn_plan *p, const void *k, const void *v, i
 static inline __m512h h_bcast(uint32_t x) { return _mm512_castsi512_ph(_mm512_set1_epi32((int)x)); }
 static inline __m512h h_load(const uint32_t *x) { return _mm512_castsi512_ph(_mm512_loadu_si512((const void *)x)); }
 
-static inline __attribute__((always_inline)) void s_tile_h(const uint32_t *q, int64_t P2, const uint32_t *kp, int np,
-                                                           const float *qs, const float *ks, float *s) {
-    const uint32_t *kp1 = kp + 16 * P2;
+/* S tile: nr rows (MR5, or HR5 for a half tile) against the 16-key panels kp0 and kp1 (np 2;
+ * np 1: kp0 only) whose keys' scales are at ks0 and ks1, scores stored at s0 and s1 (rows
+ * TS_ATTN_KCHUNK apart). A half tile's lone panel sums the even and the odd pairs of dims
+ * apart, so that 8 FMA chains are in flight (as s_tile512). np and nr are constants at every
+ * call. */
+static inline __attribute__((always_inline)) void s_tile_h(const uint32_t *q, int64_t P2, const uint32_t *kp0,
+                                                           const uint32_t *kp1, const float *ks0, const float *ks1,
+                                                           int np, int nr, const float *qs, float *s0, float *s1) {
+    const int split = np == 1 && nr < MR5; /* P2 and the runs are even: D is a multiple of 16 */
     for (int64_t f0 = 0; f0 < P2; f0 += TS_ATTN_H_SFOLD) { /* runs of pairs of dims summed in fp16 */
         const int64_t f1 = f0 + TS_ATTN_H_SFOLD < P2 ? f0 + TS_ATTN_H_SFOLD : P2;
         __m512h c[MR5][2];
-        for (int i = 0; i < MR5; i++) c[i][0] = c[i][1] = _mm512_setzero_ph();
-        for (int64_t dp = f0; dp < f1; dp++) {
-            const __m512h b0 = h_load(kp + dp * 16), b1 = np == 2 ? h_load(kp1 + dp * 16) : b0;
-            for (int i = 0; i < MR5; i++) {
-                const __m512h a = h_bcast(q[i * P2 + dp]);
-                c[i][0] = _mm512_fmadd_ph(a, b0, c[i][0]);
-                if (np == 2) c[i][1] = _mm512_fmadd_ph(a, b1, c[i][1]);
+        for (int i = 0; i < nr; i++) c[i][0] = c[i][1] = _mm512_setzero_ph();
+        if (split) {
+            for (int64_t dp = f0; dp < f1; dp += 2) {
+                const __m512h b0 = h_load(kp0 + dp * 16), b1 = h_load(kp0 + dp * 16 + 16);
+                for (int i = 0; i < nr; i++) {
+                    c[i][0] = _mm512_fmadd_ph(h_bcast(q[i * P2 + dp]), b0, c[i][0]);
+                    c[i][1] = _mm512_fmadd_ph(h_bcast(q[i * P2 + dp + 1]), b1, c[i][1]);
+                }
+            }
+        } else {
+            for (int64_t dp = f0; dp < f1; dp++) {
+                const __m512h b0 = h_load(kp0 + dp * 16), b1 = np == 2 ? h_load(kp1 + dp * 16) : b0;
+                for (int i = 0; i < nr; i++) {
+                    const __m512h a = h_bcast(q[i * P2 + dp]);
+                    c[i][0] = _mm512_fmadd_ph(a, b0, c[i][0]);
+                    if (np == 2) c[i][1] = _mm512_fmadd_ph(a, b1, c[i][1]);
+                }
             }
         }
         /* the run's sums into S in fp32; after the last, times the key's and the row's scales */
         const int last = f1 == P2;
-        const __m512 k0 = _mm512_loadu_ps(ks), k1 = np == 2 ? _mm512_loadu_ps(ks + 16) : k0;
-        for (int i = 0; i < MR5; i++) {
-            float *si = s + i * TS_ATTN_KCHUNK;
+        const __m512 k0 = _mm512_loadu_ps(ks0), k1 = np == 2 ? _mm512_loadu_ps(ks1) : k0;
+        for (int i = 0; i < nr; i++) {
             const __m512 sq = _mm512_set1_ps(qs[i]);
             for (int j = 0; j < np; j++) {
-                __m512 x = h2_sum(c[i][j]);
-                if (f0) x = _mm512_add_ps(x, _mm512_loadu_ps(si + 16 * j));
+                float *si = (j ? s1 : s0) + i * TS_ATTN_KCHUNK;
+                __m512 x = split ? _mm512_add_ps(h2_sum(c[i][0]), h2_sum(c[i][1])) : h2_sum(c[i][j]);
+                if (f0) x = _mm512_add_ps(x, _mm512_loadu_ps(si));
                 if (last) x = _mm512_mul_ps(_mm512_mul_ps(x, j ? k1 : k0), sq);
-                _mm512_storeu_ps(si + 16 * j, x);
+                _mm512_storeu_ps(si, x);
             }
         }
     }
 }
 
-static void s_tiles_h(const uint32_t *q, int64_t nq, int64_t D, const uint32_t *kt, const float *ks, int64_t k0,
-                      int64_t nk, const float *qs, float *S) {
+/* The S tiles of the nr rows at q (row scales qs, scores at sr) for panels a and b (b < 0:
+ * none) where la and lb say the rows see them; the panels start at keys ka and kb. */
+static inline __attribute__((always_inline)) void s_pair_h(const uint32_t *q, int64_t P2, const uint32_t *kt,
+                                                           const float *ks, int64_t ka, int64_t kb, int a, int b,
+                                                           int la, int lb, int nr, const float *qs, float *sr) {
+    if (la && lb) s_tile_h(q, P2, kt + ka * P2, kt + kb * P2, ks + ka, ks + kb, 2, nr, qs, sr + 16 * a, sr + 16 * b);
+    else if (la) s_tile_h(q, P2, kt + ka * P2, NULL, ks + ka, NULL, 1, nr, qs, sr + 16 * a, NULL);
+    else if (lb) s_tile_h(q, P2, kt + kb * P2, NULL, ks + kb, NULL, 1, nr, qs, sr + 16 * b, NULL);
+}
+
+/* A chunk's scores from the fp16 panels, as s_chunk512 (pk, npc, live the same): kt the
+ * head's K panels (pairs of dims), ks its keys' scales, qs the rows' */
+static void s_chunk_h(const uint32_t *q, int64_t nq, int64_t D, const uint32_t *kt, const float *ks,
+                      const int64_t *pk, int npc, const float *qs, float *S, const uint32_t *live) {
     const int64_t P2 = D / 2;
-    for (int64_t j = 0; j < nk; j += 32) {
-        const uint32_t *kp = kt + (k0 + j) * P2;
+    const uint32_t all = chunk_panels(npc);
+    uint32_t any = live ? 0u : all;
+    for (int64_t r = 0; live && r < nq; r += HR5) any |= live[r / HR5];
+    any &= all;
+    while (any) {
+        const int a = __builtin_ctz(any);
+        any &= any - 1u;
+        const int b = any ? __builtin_ctz(any) : -1;
+        if (b >= 0) any &= any - 1u;
+        const int64_t ka = pk[a], kb = b >= 0 ? pk[b] : ka;
         for (int64_t r = 0; r < nq; r += MR5) {
-            if (nk - j > 16) s_tile_h(q + r * P2, P2, kp, 2, qs + r, ks + k0 + j, S + r * TS_ATTN_KCHUNK + j);
-            else s_tile_h(q + r * P2, P2, kp, 1, qs + r, ks + k0 + j, S + r * TS_ATTN_KCHUNK + j);
+            const uint32_t lt = live ? live[r / HR5] : all, lu = live ? live[r / HR5 + 1] : all;
+            const int ta = (lt >> a) & 1u, tb = b >= 0 && ((lt >> b) & 1u);
+            const int ua = (lu >> a) & 1u, ub = b >= 0 && ((lu >> b) & 1u);
+            float *sr = S + r * TS_ATTN_KCHUNK;
+            if (ta == ua && tb == ub) {
+                s_pair_h(q + r * P2, P2, kt, ks, ka, kb, a, b, ta, tb, MR5, qs + r, sr);
+            } else {
+                s_pair_h(q + r * P2, P2, kt, ks, ka, kb, a, b, ta, tb, HR5, qs + r, sr);
+                s_pair_h(q + (r + HR5) * P2, P2, kt, ks, ka, kb, a, b, ua, ub, HR5, qs + r + HR5,
+                         sr + HR5 * TS_ATTN_KCHUNK);
+            }
         }
     }
 }
@@ -943,24 +988,33 @@ static void p_to_h(const float *s, int64_t n, uint32_t *pb) {
     }
 }
 
-/* acc [8 rows, 16 or 32 dims] += vsc · P · V over npair pairs of keys, in fp16 runs of
- * TS_ATTN_H_FOLD pairs folded into acc */
-static inline __attribute__((always_inline)) void pv_tile_h(const uint32_t *P, const uint32_t *vp, int64_t vstride,
-                                                            int64_t D, int64_t npair, int np, float vsc, float *acc) {
-    const __m512 vs = _mm512_set1_ps(vsc);
-    for (int64_t f0 = 0; f0 < npair; f0 += TS_ATTN_H_FOLD) {
-        const int64_t f1 = f0 + TS_ATTN_H_FOLD < npair ? f0 + TS_ATTN_H_FOLD : npair;
+/* Rows i0 .. i1 − 1 of acc [MR5, 16·np] (rows D apart) += vs · P · V over the 16-key panels in
+ * bits l of a chunk of nk keys: P's pairs of keys at P (rows TS_ATTN_KCHUNK / 2 apart), V's
+ * panels at vd (pairs of keys; np 2: and vd + vstride, the next 16 dims), panel c starting at
+ * key pk[c]. Summed in fp16 over runs of TS_ATTN_H_FOLD pairs (4 panels), each folded into
+ * acc. Only the chunk's keys, as pv_panels512. i0, i1 and np are constants at every call. */
+static inline __attribute__((always_inline)) void pv_panels_h(const uint32_t *P, const uint32_t *vd, int64_t vstride,
+                                                              const int64_t *pk, uint32_t l, int64_t nk, int64_t D,
+                                                              int np, __m512 vs, int i0, int i1, float *acc) {
+    _Static_assert(TS_ATTN_H_FOLD % 8 == 0, "a run of P·V's fp16 sums is whole panels");
+    while (l) {
         __m512h c[MR5][2];
-        for (int i = 0; i < MR5; i++) c[i][0] = c[i][1] = _mm512_setzero_ph();
-        for (int64_t jp = f0; jp < f1; jp++) {
-            const __m512h b0 = h_load(vp + jp * 16), b1 = np == 2 ? h_load(vp + vstride + jp * 16) : b0;
-            for (int i = 0; i < MR5; i++) {
-                const __m512h a = h_bcast(P[i * (TS_ATTN_KCHUNK / 2) + jp]);
-                c[i][0] = _mm512_fmadd_ph(a, b0, c[i][0]);
-                if (np == 2) c[i][1] = _mm512_fmadd_ph(a, b1, c[i][1]);
+        for (int i = i0; i < i1; i++) c[i][0] = c[i][1] = _mm512_setzero_ph();
+        for (int n = 0; n < TS_ATTN_H_FOLD / 8 && l; n++) {
+            const int p = __builtin_ctz(l);
+            l &= l - 1u;
+            const int64_t npair = nk - 16 * p >= 16 ? 8 : (nk - 16 * p + 1) / 2;
+            const uint32_t *vp = vd + (pk[p] / 2) * 16, *pp = P + 8 * p;
+            for (int64_t jp = 0; jp < npair; jp++) {
+                const __m512h b0 = h_load(vp + jp * 16), b1 = np == 2 ? h_load(vp + vstride + jp * 16) : b0;
+                for (int i = i0; i < i1; i++) {
+                    const __m512h a = h_bcast(pp[i * (TS_ATTN_KCHUNK / 2) + jp]);
+                    c[i][0] = _mm512_fmadd_ph(a, b0, c[i][0]);
+                    if (np == 2) c[i][1] = _mm512_fmadd_ph(a, b1, c[i][1]);
+                }
             }
         }
-        for (int i = 0; i < MR5; i++) {
+        for (int i = i0; i < i1; i++) {
             float *a = acc + i * D;
             _mm512_storeu_ps(a, _mm512_fmadd_ps(h2_sum(c[i][0]), vs, _mm512_loadu_ps(a)));
             if (np == 2) _mm512_storeu_ps(a + 16, _mm512_fmadd_ps(h2_sum(c[i][1]), vs, _mm512_loadu_ps(a + 16)));
@@ -968,15 +1022,30 @@ static inline __attribute__((always_inline)) void pv_tile_h(const uint32_t *P, c
     }
 }
 
-/* acc [nq, D] += P (fp16 pairs) · V of keys k0 .. k0 + nk (k0 even), as pv_tiles_bf */
-static void pv_tiles_h(const uint32_t *P, int64_t nq, int64_t D, const uint32_t *vt, int64_t Lkp, int64_t k0,
-                       int64_t nk, float vsc, float *acc) {
-    const int64_t vstride = (Lkp / 2) * 16, npair = (nk + 1) / 2;
+/* acc [nq, D] += vsc · P (fp16 pairs of keys) · V over a chunk of nk keys, as pv_chunk512 (pk,
+ * npc, live the same): per tile of MR5 rows and 32 dims, the panels both halves see, then
+ * those only one half sees for that half's rows. */
+static void pv_chunk_h(const uint32_t *P, int64_t nq, int64_t D, const uint32_t *vt, int64_t Lkp, const int64_t *pk,
+                       int npc, int64_t nk, float vsc, float *acc, const uint32_t *live) {
+    const int64_t vstride = (Lkp / 2) * 16;
+    const __m512 vs = _mm512_set1_ps(vsc);
+    const uint32_t all = chunk_panels(npc);
     for (int64_t d0 = 0; d0 < D; d0 += 32) {
-        const uint32_t *vp = vt + (d0 / 16) * vstride + (k0 / 2) * 16;
+        const uint32_t *vd = vt + (d0 / 16) * vstride;
         for (int64_t r = 0; r < nq; r += MR5) {
-            if (D - d0 > 16) pv_tile_h(P + r * (TS_ATTN_KCHUNK / 2), vp, vstride, D, npair, 2, vsc, acc + r * D + d0);
-            else pv_tile_h(P + r * (TS_ATTN_KCHUNK / 2), vp, vstride, D, npair, 1, vsc, acc + r * D + d0);
+            const uint32_t t = (live ? live[r / HR5] : all) & all, u = (live ? live[r / HR5 + 1] : all) & all;
+            const uint32_t l = t & u, lt = t & ~u, lu = u & ~t;
+            const uint32_t *pr = P + r * (TS_ATTN_KCHUNK / 2);
+            float *ar = acc + r * D + d0;
+            if (D - d0 > 16) {
+                pv_panels_h(pr, vd, vstride, pk, l, nk, D, 2, vs, 0, MR5, ar);
+                pv_panels_h(pr, vd, vstride, pk, lt, nk, D, 2, vs, 0, HR5, ar);
+                pv_panels_h(pr, vd, vstride, pk, lu, nk, D, 2, vs, HR5, MR5, ar);
+            } else {
+                pv_panels_h(pr, vd, vstride, pk, l, nk, D, 1, vs, 0, MR5, ar);
+                pv_panels_h(pr, vd, vstride, pk, lt, nk, D, 1, vs, 0, HR5, ar);
+                pv_panels_h(pr, vd, vstride, pk, lu, nk, D, 1, vs, HR5, MR5, ar);
+            }
         }
     }
 }
@@ -1199,11 +1268,16 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
         /* the AVX-512 tiles take the chunk as its 16-key panels: panel c starts at key pk[c] */
         int64_t pk[TS_ATTN_KCHUNK / TS_ATTN_NR];
         const int npc = (int)((nk + TS_ATTN_NR - 1) / TS_ATTN_NR);
-        if (tk == TK_AVX512)
+        if (tk == TK_AVX512 || tk == TK_FP16)
             for (int32_t b = 0; b < nb; b++)
                 for (int64_t o = 0; o < bl[b]; o += TS_ATTN_NR) pk[(bc[b] + o) / TS_ATTN_NR] = KBLK(b) * bk + o;
         if (tk == TK_AVX512 && !qk) s_chunk512(w->q, nq, D, w->kt, pk, npc, w->s, live);
-        const int seg_s = !(tk == TK_AVX512 && !qk);
+#if TS_ATTN_FP16
+        if (tk == TK_FP16) /* the keys' scales follow the K panels */
+            s_chunk_h((const uint32_t *)w->q, nq, D, (const uint32_t *)w->kt, w->kt + w->lkp * D / 2, pk, npc, w->qs,
+                      w->s, live);
+#endif
+        const int seg_s = !(tk == TK_AVX512 && !qk) && tk != TK_FP16;
 #else
         const int seg_s = 1;
 #endif
@@ -1236,12 +1310,6 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 #if TS_ATTN_BFDOT
             else if (tk == TK_BF16) {
                 s_tiles_bf((const uint32_t *)w->q, nq, D, (const uint32_t *)w->kt, k0, nks, qscale, S);
-            }
-#endif
-#if TS_ATTN_FP16
-            else if (tk == TK_FP16) {
-                s_tiles_h((const uint32_t *)w->q, nq, D, (const uint32_t *)w->kt, w->kt + w->lkp * D / 2, k0, nks,
-                          w->qs, S);
             }
 #endif
             else { /* S [nq, nks] = Q · Kᵀ */
@@ -1332,7 +1400,11 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
         /* acc [nq, D] += P · V, the chunk's panels at once (AVX-512) or a segment at a time */
 #if TS_ATTN_TILE512
         if (tk == TK_AVX512) pv_chunk512(w->s, nq, D, vbase, w->lkp, pk, npc, nk, w->acc, live);
-        const int seg_pv = tk != TK_AVX512;
+#if TS_ATTN_FP16
+        if (tk == TK_FP16) /* the head's V scale follows the V panels */
+            pv_chunk_h(w->pb, nq, D, (const uint32_t *)vbase, w->lkp, pk, npc, nk, vbase[w->lkp * D / 2], w->acc, live);
+#endif
+        const int seg_pv = tk != TK_AVX512 && tk != TK_FP16;
 #else
         const int seg_pv = 1;
 #endif
@@ -1347,13 +1419,6 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 #if TS_ATTN_BFDOT
             if (tk == TK_BF16) { /* col is even: segments start at whole blocks of a multiple of 16 */
                 pv_tiles_bf(w->pb + col / 2, nq, D, (const uint32_t *)vbase, w->lkp, k0, nks, w->acc);
-                continue;
-            }
-#endif
-#if TS_ATTN_FP16
-            if (tk == TK_FP16) {
-                pv_tiles_h(w->pb + col / 2, nq, D, (const uint32_t *)vbase, w->lkp, k0, nks, vbase[w->lkp * D / 2],
-                           w->acc);
                 continue;
             }
 #endif
