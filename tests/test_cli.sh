@@ -89,6 +89,11 @@ out=$("$t2v" -m "$m" -p "x" $small --video-frames 5 -s 1 --attn gna:window=1x3x3
 printf '%s' "$out" | grep -q '"attn_mean_density": 0.375000' && ok || ko "--attn gna density: $out"
 "$t2i" --show-metadata "$tmp/g.mp4" | grep -q "Attention schedule: gna:window=1x3x3,tile=1x2x2,block=16, Attention density: 0.3750" \
     && ok || ko "--attn not in the metadata"
+# a method in bf16 runs and is recorded
+out=$("$t2v" -m "$m" -p "x" $small --video-frames 5 -s 1 --attn gna:window=1x3x3,tile=1x2x2,block=16,precision=bf16 -o "$tmp/gb.mp4" --json 2>/dev/null)
+printf '%s' "$out" | grep -q '"attn_mean_density": 0.375000' && ok || ko "--attn gna in bf16: $out"
+"$t2i" --show-metadata "$tmp/gb.mp4" | grep -q "Attention schedule: gna:window=1x3x3,tile=1x2x2,block=16,precision=bf16" \
+    && ok || ko "--attn precision not in the metadata"
 printf '{"rules": [{"method": "gna", "params": {"window": [1, 3, 3], "tile": [1, 2, 2], "block": 16}}, {"layers": [1], "method": "dense"}]}' > "$tmp/sched2.json"
 out=$("$t2v" -m "$m" -p "x" $small --video-frames 5 -s 1 --attn-schedule "$tmp/sched2.json" -o "$tmp/g2.mp4" --json 2>/dev/null)
 printf '%s' "$out" | grep -q '"attn_density": \[\[0.375000, 1.000000\]' && ok || ko "schedule: layer 0 gna, layer 1 dense: $out"
@@ -140,6 +145,7 @@ check sched-missing 2 "cannot open the attention schedule" "$t2v" -m "$m" -p x $
 check show-none 1 "cannot open" "$t2i" --show-metadata "$tmp/none.png"
 check attn-both 2 "not both" "$t2v" -m "$m" -p x $small --video-frames 5 --attn dense --attn-schedule "$tmp/sched.json" -o "$tmp/e.mp4"
 check attn-bad 2 "rule 1: unknown method 'fancy'" "$t2v" -m "$m" -p x $small --video-frames 5 --attn fancy -o "$tmp/e.mp4"
+check attn-precision 2 "'precision' must be" "$t2v" -m "$m" -p x $small --video-frames 5 --attn dense:precision=fp8 -o "$tmp/e.mp4"
 echo '{"rules": [{"method": "gna", "params": {"window": [3, 0, 3]}}]}' > "$tmp/bad.json"
 check sched-bad 2 "rule 1: 'window' entry 2" "$t2v" -m "$m" -p x $small --video-frames 5 --attn-schedule "$tmp/bad.json" -o "$tmp/e.mp4"
 ls "$tmp" | grep -q "^e\.\|\.tmp-" && ko "a failed run left a file: $(ls "$tmp")" || ok
