@@ -1171,7 +1171,18 @@ static void test_dit(void) {
             TS_CHECK(stt.rel_l2 > 1e-3, "a narrow window changes the output (rel-L2 %g)", stt.rel_l2);
         }
         TS_CHECK(ts_attn_schedule_mean_density(narrow) < 0.5, "narrow density %g", ts_attn_schedule_mean_density(narrow));
-        free(a), free(b), free(d);
+        /* dense with bf16 operands (self and cross-attention): near the fp32 output, not equal */
+        ts_attn_schedule *half = NULL;
+        TS_CHECK(ts_attn_schedule_parse(&half, "{\"rules\": [{\"method\": \"dense\", \"params\": {\"precision\": \"bf16\"}},"
+                                              " {\"attention\": \"cross\", \"method\": \"dense\", \"params\": {\"precision\": \"bf16\"}}]}",
+                                        "bf16", &e) == TS_OK, "%s", e.msg);
+        float *h = half ? dit_run("wan_dit_a", half, &n) : NULL;
+        if (h) {
+            ts_test_compare("dense in bf16 vs fp32", h, plain, n, 1e-2, &stt);
+            TS_CHECK(stt.rel_l2 > 1e-5, "bf16 operands change the output a little (rel-L2 %g)", stt.rel_l2);
+        }
+        ts_attn_schedule_free(half);
+        free(a), free(b), free(d), free(h);
     }
     free(plain);
     ts_attn_schedule_free(dense), ts_attn_schedule_free(wide), ts_attn_schedule_free(narrow);
