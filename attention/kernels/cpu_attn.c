@@ -1618,13 +1618,14 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
      * when a head has many query blocks, so the copy stays at one head's K and V). */
     const int gather = p->perm || p->in_bf16 || tile;
     const int64_t Lkp = tile ? (Lk + TS_ATTN_NR - 1) / TS_ATTN_NR * TS_ATTN_NR : Lk;
-    int pf = tile && (int64_t)(2 * Lkp * D) * (int64_t)sizeof(float) > TS_ATTN_PF_BYTES;
+    const int64_t hbytes = 2 * Lkp * D * (TK_DOTS(tk) ? 2 : 4); /* one head's K and V panels */
+    int pf = tile && hbytes > TS_ATTN_PF_BYTES;
     if (pf && p->exact_ptr) { /* per-chunk prefetch only where a query block's key blocks are mostly new */
         const double sh = list_share(p, h0);
         pf = sh < TS_ATTN_PF_SHARE;
     }
     int64_t g = tile ? (8 * (int64_t)nt + p->n_qblk - 1) / p->n_qblk : 1;
-    if (tile && g < nt && (int64_t)nt * 2 * Lkp * D * (int64_t)sizeof(float) <= TS_ATTN_GROUP_BYTES) g = nt;
+    if (tile && g < nt && (int64_t)nt * hbytes <= TS_ATTN_GROUP_BYTES) g = nt;
     if (g > nh) g = nh;
     if (gather) kvh = big_buf(c, TS_WS_ATTN_KV, (size_t)(g * 2 * Lkp * D) * sizeof(float));
     if (gather && !kvh) {

@@ -54,7 +54,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=2, help="SDPA and Tessera's dense timed in turn, best of each")
     ap.add_argument("--methods", default="dense,gna,clear,draft",
-                    help="dense first; dense-bf16 (and dense-bf16-dots, dense-bf16-fp16) also times SDPA in bf16")
+                    help="dense first; dense-bf16 (and dense-bf16-dots, dense-bf16-fp16, dense@bf16) and "
+                         "METHOD@bf16 (precision=bf16) also time SDPA in bf16, their peer")
     ap.add_argument("--densities", default="0.5,0.2,0.1,0.05")
     ap.add_argument("--json", default=None, help="write every row as JSON lines here")
     a = ap.parse_args()
@@ -65,8 +66,8 @@ def main():
         n = t * h * w
         flops = 4.0 * n * n * a.head_dim * a.heads
         methods = a.methods.split(",")
-        b16 = [m for m in ("dense-bf16", "dense-bf16-dots", "dense-bf16-fp16") if m in methods]
-        bf16 = bool(b16)
+        b16 = [m for m in ("dense-bf16", "dense-bf16-dots", "dense-bf16-fp16", "dense@bf16") if m in methods]
+        bf16 = any("bf16" in m for m in methods)
         base = ["dense"] + b16
         rest = [m for m in methods if m not in base]
 
@@ -108,9 +109,10 @@ def main():
         for r in recs:
             if r["kind"] != "attn":
                 continue
-            peer = ts16 if r["method"] in b16 else ts  # bf16 against SDPA in bf16
+            in16 = "bf16" in r["method"]
+            peer = ts16 if in16 else ts  # bf16 against SDPA in bf16
             r.setdefault("block_density", r["density"])  # a tessera-bench older than the blocks column
-            r.update(sdpa_s=peer, sdpa_dtype="bf16" if r["method"] in b16 else "fp32",
+            r.update(sdpa_s=peer, sdpa_dtype="bf16" if in16 else "fp32",
                      sgemm_gflops=max(sgemm, r.get("sgemm_gflops", 0.0)), vs_sdpa=peer / r["time_s"])
             rows.append(r)
             print(f"{r['method']:8} {r['spec']:44} {r['time_s']:8.3f} {r['gflops']:8.1f} {r['speedup']:8.2f} "
