@@ -242,8 +242,8 @@ static ts_status parse_params(const cJSON *pj, rule *r, const char *label, int r
         }
     }
     if (r->m == M_PARO && r->bf16 && r->quant == TS_QUANT_INT8_QK)
-        return FAIL("%s: rule %d: 'precision' \"bf16\" needs paro's 'quant' \"none\" (with INT8 Q·Kᵀ the kernel "
-                    "runs the scores in INT8 and P·V in fp32 whatever the operands)", label, ri);
+        return FAIL("%s: rule %d: 'precision' \"bf16\" needs paro's 'quant' \"none\" (with INT8 Q·Kᵀ the scores "
+                    "are INT8 and P·V fp32: bf16 operands would only add rounding)", label, ri);
     return TS_OK;
 }
 

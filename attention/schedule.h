@@ -44,7 +44,9 @@
  *        (cpu_attn.c); elsewhere it only rounds. The methods still plan from the fp32 q, k, and
  *        SLA's linear branch reads them; the output is fp32. Costs about 3e-3 relative error
  *        against fp32 at head dim 128 (more where the scores are very peaked). paro takes it
- *        only with quant "none": INT8 Q·Kᵀ already ignores it.
+ *        only with quant "none": with INT8 Q·Kᵀ the scores do not run in 16 bits, and P·V
+ *        on bf16 V would only add rounding. The copies (2 bytes per value of q, k and v) stay
+ *        in the context's workspace between calls, as the kernel's panels do.
  *
  * Errors name the rule (1-based) and the field. `--attn METHOD[:k=v,...]` on the command
  * line is a one-rule schedule (ts_attn_schedule_from_spec: "gna:window=3x7x7,stride=1").

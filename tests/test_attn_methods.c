@@ -717,6 +717,11 @@ static void test_precision(ts_ctx *c) {
         ts_test_compare(what, ob, of, ne, 1e-2, &ts);
         TS_CHECK(ts.rel_l2 > 5e-4, "%s: rel err %.2e to fp32: were the operands bf16?", what, ts.rel_l2);
         TS_CHECK(dens[0] == dens[1] && dens[0] < 1, "%s: density %g in bf16, %g in fp32", what, dens[1], dens[0]);
+        if (i == 4) { /* the mixed schedule's head 1 is dense in fp32 either way: the same bits */
+            int same = 1;
+            for (int64_t t = 0; t < n; t++) same &= !memcmp(ob + t * HD + D, of + t * HD + D, (size_t)D * 4);
+            TS_CHECK(same, "%s: head 1 (fp32) differs between the runs", what);
+        }
     }
     free(q), free(k), free(v), free(ob), free(of), free(od), free(b);
 }
@@ -1033,6 +1038,23 @@ static void test_paro_calib(ts_ctx *c) {
         TS_CHECK(fabs(dd - 1.0 / 3.0) < 1e-12, "--attn paro at step 9: density %g", dd);
         ts_attn_schedule_free(s);
     }
+    /* bf16 operands: with quant none only; then within the rounding's reach of fp32 */
+    snprintf(spec, sizeof spec, "paro:calibration=%s,precision=bf16", path);
+    s = NULL;
+    TS_CHECK(ts_attn_schedule_from_spec(&s, spec, &e) == TS_ERR_FORMAT && strstr(e.msg, "needs paro's 'quant' \"none\""),
+             "paro int8 with bf16: %s", e.msg);
+    ts_attn_schedule_free(s);
+    for (int bf = 0; bf < 2; bf++) {
+        snprintf(spec, sizeof spec, "paro:calibration=%s,quant=none%s", path, bf ? ",precision=bf16" : "");
+        s = NULL;
+        TS_CHECK(ts_attn_schedule_from_spec(&s, spec, &e) == TS_OK, "--attn %s: %s", spec, e.msg);
+        TS_CHECK(s && ts_attention(c, s, &site, n, n, H, D, q, k, v, bf ? out : ref, &e) == TS_OK, "%s: %s", spec,
+                 e.msg);
+        ts_attn_schedule_free(s);
+    }
+    ts_test_stats pst;
+    ts_test_compare("paro in bf16 vs fp32", out, ref, n * HD, 1e-2, &pst);
+    TS_CHECK(pst.rel_l2 > 5e-4, "paro in bf16: rel err %.2e to fp32: were the operands bf16?", pst.rel_l2);
     snprintf(spec, sizeof spec, "paro:calibration=%s,quant=int4", path);
     s = NULL;
     TS_CHECK(ts_attn_schedule_from_spec(&s, spec, &e) == TS_ERR_FORMAT && strstr(e.msg, "'quant' must be"),
