@@ -2,9 +2,11 @@
  * tessera_bench.c — benchmark driver (a tool, not a test).
  *
  *   tessera-bench dit --model W.safetensors --inputs in.safetensors [--out out.safetensors]
- *                     [--threads N] [--repeats N] [--json]
+ *                     [--threads N] [--repeats N] [--json] [--attn SCHEDULE]
  *       one Wan DiT forward on inputs x [1,C,F,H,W], t [1], context [1,L,D]; prints the
- *       best time over the repeats (and the output, for checking against PyTorch).
+ *       best time over the repeats (and the output, for checking against PyTorch). --attn: an
+ *       attention schedule file (.json) or a METHOD[:k=v,...] spec, as the CLIs take (a call
+ *       at step 0 of 1); its mean self-attention density goes in the report.
  *   tessera-bench vae --model W.safetensors --inputs in.safetensors [--threads N] [--json]
  *                     [--half-cache]
  *       Wan-VAE decode of latents [1,16,t,h,w] (frames streamed and dropped); prints the
@@ -76,7 +78,7 @@ static double peak_rss_mb(void) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: tessera-bench dit|vae --model FILE --inputs FILE [--out FILE] "
-               "[--threads N] [--repeats N] [--json] [--half-cache (vae)]\n"
+               "[--threads N] [--repeats N] [--json] [--half-cache (vae)] [--attn SCHEDULE (dit)]\n"
                "       tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]\n"
                "                          [--methods dense,dense-bf16,dense-bf16-dots,dense-bf16-fp16,gna,gna-tiled,clear,draft,paro,\n"
                "                                     paro-fp32; METHOD@bf16: with precision=bf16]\n"
@@ -88,6 +90,7 @@ typedef struct opts {
     const char *mode, *model, *inputs, *out;
     int threads, repeats, json, half_cache, paired;
     const char *grid, *methods, *densities;
+    const char *attn; /* dit: a schedule file (.json) or a METHOD[:k=v,...] spec */
     int heads, head_dim;
 } opts;
 
@@ -117,6 +120,13 @@ static int bench_dit(const opts *o, ts_ctx *c) {
     double t_load = now_s() - t0;
     const wan_config *cfg = wan_model_config(m);
     int64_t F = x->shape[2], H = x->shape[3], W = x->shape[4], L = ctxt->shape[1];
+    ts_attn_schedule *sched = NULL;
+    if (o->attn) {
+        const size_t l = strlen(o->attn);
+        ts_status st = l > 5 && !strcmp(o->attn + l - 5, ".json") ? ts_attn_schedule_load(&sched, o->attn, &e)
+                                                                   : ts_attn_schedule_from_spec(&sched, o->attn, &e);
+        if (st != TS_OK) return die("--attn", &e);
+    }
     ts_arena arena;
     if (ts_arena_init(&arena, wan_arena_bytes(cfg, F, H, W, L)) != 0) {
         fprintf(stderr, "tessera-bench: cannot allocate the activation arena\n");
@@ -128,8 +138,9 @@ static int bench_dit(const opts *o, ts_ctx *c) {
     if (!out) return 1;
     double best = 1e30;
     for (int r = 0; r < o->repeats; r++) {
+        if (sched) ts_attn_schedule_clear_records(sched);
         t0 = now_s();
-        if (wan_forward(c, m, NULL, 0, 1, x->data, F, H, W, ((float *)t->data)[0], ctxt->data, L,
+        if (wan_forward(c, m, sched, 0, 1, x->data, F, H, W, ((float *)t->data)[0], ctxt->data, L,
                         out, NULL, NULL, &e) != TS_OK)
             return die("forward", &e);
         double dt = now_s() - t0;
@@ -141,13 +152,15 @@ static int bench_dit(const opts *o, ts_ctx *c) {
         ts_st_item item = {"out", ts_tensor_make(TS_DTYPE_F32, 5, shape, out)};
         if (ts_st_write(o->out, &item, 1, NULL, 0, &e) != TS_OK) return die("write", &e);
     }
+    const double dens = ts_attn_schedule_mean_density(sched); /* 1 without one */
     if (o->json)
         printf("{\"load_s\": %.4f, \"forward_s\": %.4f, \"tokens\": %lld, \"threads\": %d, "
-               "\"peak_rss_mb\": %.1f}\n",
-               t_load, best, (long long)(F * H * W / 4), c->n_threads, peak_rss_mb());
+               "\"peak_rss_mb\": %.1f, \"attn\": \"%s\", \"attn_density\": %.5f}\n",
+               t_load, best, (long long)(F * H * W / 4), c->n_threads, peak_rss_mb(), o->attn ? o->attn : "dense", dens);
     else
-        printf("dit forward: %.3f s (load %.2f s), peak RSS %.0f MB\n", best, t_load,
-               peak_rss_mb());
+        printf("dit forward: %.3f s (load %.2f s), peak RSS %.0f MB, attention %s (density %.4f)\n", best, t_load,
+               peak_rss_mb(), o->attn ? o->attn : "dense", dens);
+    ts_attn_schedule_free(sched);
     free(out);
     ts_arena_free(&arena);
     wan_free(m);
@@ -642,6 +655,7 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--head-dim") == 0) o.head_dim = atoi(val);
         else if (strcmp(a, "--methods") == 0) o.methods = val;
         else if (strcmp(a, "--densities") == 0) o.densities = val;
+        else if (strcmp(a, "--attn") == 0) o.attn = val;
         else {
             fprintf(stderr, "tessera-bench: unknown flag %s\n", a);
             return 2;

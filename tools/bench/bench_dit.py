@@ -5,10 +5,12 @@ Builds a WanTransformer3DModel at the real Wan2.1-T2V-1.3B config with random we
 (seeded), saves the weights and the inputs as safetensors in a scratch directory, times
 one forward in PyTorch (CPU, --threads threads, fp32), then runs `tessera-bench dit` on
 the same files with the same thread count, checks the two outputs agree, and prints the
-ratio tessera / pytorch.
+ratio tessera / pytorch. --attn runs Tessera once per attention schedule given (a file or a
+METHOD[:k=v,...] spec, as the CLIs take; "dense" first by default), each against the same
+dense PyTorch forward: what a schedule buys in time and costs in the output, side by side.
 
     .venv/bin/python tools/bench/bench_dit.py --tessera build/tools/tessera-bench \
-        --latent 5,60,52 --threads 2
+        --latent 5,60,52 --threads 2 --attn dense dense:precision=bf16 gna:window=3x7x7
 
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE slow OpenBLAS (and PyTorch) on this machine: unset
 them for the benchmark command only, e.g. `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ...`.
@@ -43,6 +45,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--workdir", default=None, help="scratch dir (default: a temp dir, removed)")
     ap.add_argument("--json", default=None, help="write the results as JSON here")
+    ap.add_argument("--attn", nargs="+", default=["dense"],
+                    help="attention schedules for Tessera (files or METHOD[:k=v,...] specs), one run each")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -93,22 +97,25 @@ def main():
     print(f"pytorch  forward: {t_torch:.3f} s", flush=True)
     del model
 
-    cmd = [a.tessera, "dit", "--model", wpath, "--inputs", ipath, "--out", opath,
-           "--threads", str(a.threads), "--repeats", str(a.repeats), "--json"]
-    res = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    sys.stderr.write(res.stderr)
-    ours = json.loads(res.stdout.strip().splitlines()[-1])
-    t_ours = ours["forward_s"]
-    out = load_file(opath)["out"]
-    rel = (torch.linalg.norm(out - ref) / torch.linalg.norm(ref)).item()
-    print(f"tessera  forward: {t_ours:.3f} s")
-    print(f"ratio tessera/pytorch: {t_ours / t_torch:.3f}   output rel-L2 vs pytorch: {rel:.2e}")
-    result = dict(config=a.config, layers=cfg["num_layers"], tokens=tokens, ctx_len=a.ctx_len,
-                  threads=a.threads, pytorch_s=t_torch, tessera_s=t_ours,
-                  ratio=t_ours / t_torch, rel_l2=rel, torch=torch.__version__)
+    results = []
+    for spec in a.attn:
+        cmd = [a.tessera, "dit", "--model", wpath, "--inputs", ipath, "--out", opath,
+               "--threads", str(a.threads), "--repeats", str(a.repeats), "--json", "--attn", spec]
+        res = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        sys.stderr.write(res.stderr)
+        ours = json.loads(res.stdout.strip().splitlines()[-1])
+        t_ours = ours["forward_s"]
+        out = load_file(opath)["out"]
+        rel = (torch.linalg.norm(out - ref) / torch.linalg.norm(ref)).item()
+        print(f"tessera  forward ({spec}, self-attention density {ours['attn_density']:.4f}): {t_ours:.3f} s")
+        print(f"ratio tessera/pytorch: {t_ours / t_torch:.3f}   output rel-L2 vs pytorch (dense): {rel:.2e}")
+        results.append(dict(config=a.config, layers=cfg["num_layers"], tokens=tokens, ctx_len=a.ctx_len,
+                            threads=a.threads, pytorch_s=t_torch, tessera_s=t_ours, attn=spec,
+                            attn_density=ours["attn_density"], ratio=t_ours / t_torch, rel_l2=rel,
+                            torch=torch.__version__))
     if a.json:
         with open(a.json, "w") as f:
-            json.dump(result, f, indent=1)
+            json.dump(results[0] if len(results) == 1 else results, f, indent=1)
     if not a.workdir:
         for p in (wpath, ipath, opath):
             os.remove(p)
