@@ -697,8 +697,8 @@ static void test_precision(ts_ctx *c) {
         "{\"rules\": [{\"method\": \"clear\", \"params\": {\"radius\": 3, \"tile\": [1, 4, 4], \"block\": 16 %s}}]}",
         "{\"rules\": [{\"method\": \"draft\", \"params\": {\"pool\": [2, 3], \"sparsity\": 0.5 %s}}]}",
         "{\"rules\": [{\"method\": \"sla\", \"params\": {\"topk\": 0.5, \"block_q\": 16, \"block_k\": 16 %s}}]}",
-        "{\"rules\": [{\"method\": \"clear\", \"params\": {\"radius\": 4, \"block\": 16 %s}},"
-        " {\"heads\": [1], \"method\": \"dense\"}, {\"heads\": [2], \"method\": \"draft\", \"params\": {\"pool\": [4, 3] %s}}]}",
+        ("{\"rules\": [{\"method\": \"clear\", \"params\": {\"radius\": 4, \"block\": 16 %s}},"
+         " {\"heads\": [1], \"method\": \"dense\"}, {\"heads\": [2], \"method\": \"draft\", \"params\": {\"pool\": [4, 3] %s}}]}"),
     };
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         double dens[2] = {0, 0};
