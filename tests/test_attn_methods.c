@@ -730,7 +730,8 @@ static void test_precision(ts_ctx *c) {
 static void test_shipped_schedules(void) {
     const char *assets = getenv("TS_ASSETS") ? getenv("TS_ASSETS") : "assets";
     const char *names[] = {"dense.json",      "draft-wan.json",  "gna-wan.json",   "clear-r16.json", "sla-turbodiffusion.json",
-                           "draft-tiny.json", "gna-tiny.json",   "clear-tiny.json", "sla-tiny.json", "paro-tiny.json"};
+                           "draft-tiny.json", "gna-tiny.json",   "clear-tiny.json", "sla-tiny.json", "paro-tiny.json",
+                           "dense-bf16.json"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char path[1024];
         snprintf(path, sizeof path, "%s/schedules/%s", assets, names[i]);

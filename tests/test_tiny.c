@@ -319,7 +319,8 @@ int main(int argc, char **argv) {
     printf("dense: %.0f %% of the prompts pass\n", 100 * rate);
     TS_CHECK(rate >= 0.8, "dense attention: %.0f %% of the prompts pass (want >= 80 %%)", 100 * rate);
     if (schedules) {
-        const char *names[] = {"draft-tiny.json", "gna-tiny.json", "clear-tiny.json", "sla-tiny.json", "paro-tiny.json"};
+        const char *names[] = {"draft-tiny.json", "gna-tiny.json", "clear-tiny.json", "sla-tiny.json", "paro-tiny.json",
+                               "dense-bf16.json"};
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
             char path[1100];
             snprintf(path, sizeof path, "%s/schedules/%s", assets, names[i]);
