@@ -490,40 +490,6 @@ static inline __attribute__((always_inline)) void s_pair512(const float *q, int6
 _Static_assert(TS_ATTN_KCHUNK / TS_ATTN_NR <= 32, "a chunk's panels must fit 32 bits");
 static inline uint32_t chunk_panels(int npc) { return (uint32_t)(((uint64_t)1 << npc) - 1u); }
 
-/* A chunk's scores, S [nq, 16 · npc] = Q · Kᵀ, over its 16-key panels: panel c (columns 16c ..
- * 16c + 15 of S) is the K panel that starts at key pk[c]. live (or NULL: all) has per half
- * tile of HR5 rows bit c set where one of its rows sees a key of panel c; a panel no row of a
- * half tile sees is not computed for it (the masked row pass reads none of those scores). A
- * tile whose halves see the same panels runs whole, else each half apart. The panels any tile
- * sees are taken two at a time, neighbours or not, so a lone panel of one block pairs with
- * the next block's. */
-static void s_chunk512(const float *q, int64_t nq, int64_t D, const float *kt, const int64_t *pk, int npc,
-                       float *S, const uint32_t *live) {
-    const uint32_t all = chunk_panels(npc);
-    uint32_t any = live ? 0u : all;
-    for (int64_t r = 0; live && r < nq; r += HR5) any |= live[r / HR5];
-    any &= all;
-    while (any) {
-        const int a = __builtin_ctz(any);
-        any &= any - 1u;
-        const int b = any ? __builtin_ctz(any) : -1;
-        if (b >= 0) any &= any - 1u;
-        const float *ka = kt + pk[a] * D, *kb = b >= 0 ? kt + pk[b] * D : ka;
-        for (int64_t r = 0; r < nq; r += MR5) {
-            const uint32_t lt = live ? live[r / HR5] : all, lu = live ? live[r / HR5 + 1] : all;
-            const int ta = (lt >> a) & 1u, tb = b >= 0 && ((lt >> b) & 1u);
-            const int ua = (lu >> a) & 1u, ub = b >= 0 && ((lu >> b) & 1u);
-            float *sr = S + r * TS_ATTN_KCHUNK;
-            if (ta == ua && tb == ub) {
-                s_pair512(q + r * D, D, ka, kb, a, b, ta, tb, MR5, sr);
-            } else {
-                s_pair512(q + r * D, D, ka, kb, a, b, ta, tb, HR5, sr);
-                s_pair512(q + (r + HR5) * D, D, ka, kb, a, b, ua, ub, HR5, sr + HR5 * TS_ATTN_KCHUNK);
-            }
-        }
-    }
-}
-
 /* acc rows i0 .. i1 − 1 of [MR5, 16·np] += P rows [MR5, n] · V panel vp (keys [n][16]; np 2:
  * and vp + vstride, the next 16 head-dim columns). i0, i1 and np are constants at every call. */
 static inline __attribute__((always_inline)) void pv_panel512(__m512 c[MR5][2], const float *P, const float *vp,
@@ -538,7 +504,7 @@ static inline __attribute__((always_inline)) void pv_panel512(__m512 c[MR5][2], 
     }
 }
 
-/* Rows i0 .. i1 − 1 of a tile += P · V over the panels in bits l (pk as s_chunk512's) of a
+/* Rows i0 .. i1 − 1 of a tile += P · V over the panels in bits l (pk as s_chunk's) of a
  * chunk of nk keys. Only the chunk's keys: its last panel may run past them (the end of the
  * keys, a padded block's end), and there V's rows are zeros but P's columns hold what S held
  * before (the AVX2 INT8 tiles, used where AVX-512 lacks VNNI, write no columns past the keys:
@@ -570,7 +536,7 @@ static inline __attribute__((always_inline)) void pv_tile512(const float *P, con
     c_store512(c, acc, D, np);
 }
 
-/* acc [nq, D] += P · V over a chunk of nk keys (pk, npc, live as s_chunk512's): each tile of
+/* acc [nq, D] += P · V over a chunk of nk keys (pk, npc, live as s_chunk's): each tile of
  * MR5 rows and 32 head-dim columns keeps its accumulators in registers over all the panels
  * its rows see, a half tile's rows alone over the panels only that half sees. */
 static void pv_chunk512(const float *P, int64_t nq, int64_t D, const float *vt, int64_t Lkp, const int64_t *pk,
@@ -947,37 +913,6 @@ static inline __attribute__((always_inline)) void s_pair_h(const uint32_t *q, in
     else if (lb) s_tile_h(q, P2, kt + kb * P2, NULL, ks + kb, NULL, 1, nr, qs, sr + 16 * b, NULL);
 }
 
-/* A chunk's scores from the fp16 panels, as s_chunk512 (pk, npc, live the same): kt the
- * head's K panels (pairs of dims), ks its keys' scales, qs the rows' */
-static void s_chunk_h(const uint32_t *q, int64_t nq, int64_t D, const uint32_t *kt, const float *ks,
-                      const int64_t *pk, int npc, const float *qs, float *S, const uint32_t *live) {
-    const int64_t P2 = D / 2;
-    const uint32_t all = chunk_panels(npc);
-    uint32_t any = live ? 0u : all;
-    for (int64_t r = 0; live && r < nq; r += HR5) any |= live[r / HR5];
-    any &= all;
-    while (any) {
-        const int a = __builtin_ctz(any);
-        any &= any - 1u;
-        const int b = any ? __builtin_ctz(any) : -1;
-        if (b >= 0) any &= any - 1u;
-        const int64_t ka = pk[a], kb = b >= 0 ? pk[b] : ka;
-        for (int64_t r = 0; r < nq; r += MR5) {
-            const uint32_t lt = live ? live[r / HR5] : all, lu = live ? live[r / HR5 + 1] : all;
-            const int ta = (lt >> a) & 1u, tb = b >= 0 && ((lt >> b) & 1u);
-            const int ua = (lu >> a) & 1u, ub = b >= 0 && ((lu >> b) & 1u);
-            float *sr = S + r * TS_ATTN_KCHUNK;
-            if (ta == ua && tb == ub) {
-                s_pair_h(q + r * P2, P2, kt, ks, ka, kb, a, b, ta, tb, MR5, qs + r, sr);
-            } else {
-                s_pair_h(q + r * P2, P2, kt, ks, ka, kb, a, b, ta, tb, HR5, qs + r, sr);
-                s_pair_h(q + (r + HR5) * P2, P2, kt, ks, ka, kb, a, b, ua, ub, HR5, qs + r + HR5,
-                         sr + HR5 * TS_ATTN_KCHUNK);
-            }
-        }
-    }
-}
-
 /* pb [ceil(n / 2)] = s [0, n) rounded to fp16, pairs of keys; a last odd key's partner is 0. */
 static void p_to_h(const float *s, int64_t n, uint32_t *pb) {
     uint16_t *ph = (uint16_t *)pb;
@@ -1045,6 +980,62 @@ static void pv_chunk_h(const uint32_t *P, int64_t nq, int64_t D, const uint32_t 
                 pv_panels_h(pr, vd, vstride, pk, l, nk, D, 1, vs, 0, MR5, ar);
                 pv_panels_h(pr, vd, vstride, pk, lt, nk, D, 1, vs, 0, HR5, ar);
                 pv_panels_h(pr, vd, vstride, pk, lu, nk, D, 1, vs, HR5, MR5, ar);
+            }
+        }
+    }
+}
+#endif
+
+#if TS_ATTN_TILE512
+/* The S tiles of rows r0 .. r0 + nr − 1 for panels a and b of a chunk (s_pair512's or, h16,
+ * s_pair_h's), the panels starting at keys ka and kb. */
+static inline __attribute__((always_inline)) void s_pair_any(int h16, const void *q, int64_t D, const void *kt,
+                                                             const float *ks, const float *qs, int64_t ka,
+                                                             int64_t kb, int a, int b, int la, int lb, int nr,
+                                                             int64_t r0, float *sr) {
+#if TS_ATTN_FP16
+    if (h16) {
+        s_pair_h((const uint32_t *)q + r0 * (D / 2), D / 2, (const uint32_t *)kt, ks, ka, kb, a, b, la, lb, nr,
+                 qs + r0, sr);
+        return;
+    }
+#else
+    (void)h16, (void)ks, (void)qs;
+#endif
+    s_pair512((const float *)q + r0 * D, D, (const float *)kt + ka * D, (const float *)kt + kb * D, a, b, la, lb, nr,
+              sr);
+}
+
+/* A chunk's scores, S [nq, 16 · npc] = Q · Kᵀ, over its 16-key panels: panel c (columns 16c ..
+ * 16c + 15 of S) is the K panel that starts at key pk[c]. live (or NULL: all) has per half
+ * tile of HR5 rows bit c set where one of its rows sees a key of panel c; a panel no row of a
+ * half tile sees is not computed for it (the masked row pass reads none of those scores). A
+ * tile whose halves see the same panels runs whole, else each half apart. The panels any tile
+ * sees are taken two at a time, neighbours or not, so a lone panel of one block pairs with
+ * the next block's. The fp32 tiles, or with h16 the fp16 ones: then q and kt are pairs of dims
+ * in fp16, ks the keys' scales and qs the rows' (unused for fp32). */
+static void s_chunk(const void *q, int64_t nq, int64_t D, const void *kt, const float *ks, const float *qs,
+                    const int64_t *pk, int npc, float *S, const uint32_t *live, int h16) {
+    const uint32_t all = chunk_panels(npc);
+    uint32_t any = live ? 0u : all;
+    for (int64_t r = 0; live && r < nq; r += HR5) any |= live[r / HR5];
+    any &= all;
+    while (any) {
+        const int a = __builtin_ctz(any);
+        any &= any - 1u;
+        const int b = any ? __builtin_ctz(any) : -1;
+        if (b >= 0) any &= any - 1u;
+        const int64_t ka = pk[a], kb = b >= 0 ? pk[b] : ka;
+        for (int64_t r = 0; r < nq; r += MR5) {
+            const uint32_t lt = live ? live[r / HR5] : all, lu = live ? live[r / HR5 + 1] : all;
+            const int ta = (lt >> a) & 1u, tb = b >= 0 && ((lt >> b) & 1u);
+            const int ua = (lu >> a) & 1u, ub = b >= 0 && ((lu >> b) & 1u);
+            float *sr = S + r * TS_ATTN_KCHUNK;
+            if (ta == ua && tb == ub) {
+                s_pair_any(h16, q, D, kt, ks, qs, ka, kb, a, b, ta, tb, MR5, r, sr);
+            } else {
+                s_pair_any(h16, q, D, kt, ks, qs, ka, kb, a, b, ta, tb, HR5, r, sr);
+                s_pair_any(h16, q, D, kt, ks, qs, ka, kb, a, b, ua, ub, HR5, r + HR5, sr + HR5 * TS_ATTN_KCHUNK);
             }
         }
     }
@@ -1271,12 +1262,9 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
         if (tk == TK_AVX512 || tk == TK_FP16)
             for (int32_t b = 0; b < nb; b++)
                 for (int64_t o = 0; o < bl[b]; o += TS_ATTN_NR) pk[(bc[b] + o) / TS_ATTN_NR] = KBLK(b) * bk + o;
-        if (tk == TK_AVX512 && !qk) s_chunk512(w->q, nq, D, w->kt, pk, npc, w->s, live);
-#if TS_ATTN_FP16
-        if (tk == TK_FP16) /* the keys' scales follow the K panels */
-            s_chunk_h((const uint32_t *)w->q, nq, D, (const uint32_t *)w->kt, w->kt + w->lkp * D / 2, pk, npc, w->qs,
-                      w->s, live);
-#endif
+        if ((tk == TK_AVX512 && !qk) || tk == TK_FP16) /* fp16: the keys' scales follow the K panels */
+            s_chunk(w->q, nq, D, w->kt, tk == TK_FP16 ? w->kt + w->lkp * D / 2 : NULL, w->qs, pk, npc, w->s, live,
+                    tk == TK_FP16);
         const int seg_s = !(tk == TK_AVX512 && !qk) && tk != TK_FP16;
 #else
         const int seg_s = 1;
