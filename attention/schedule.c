@@ -444,6 +444,12 @@ ts_status ts_attn_schedule_from_spec(ts_attn_schedule **out, const char *spec, t
     return st;
 }
 
+ts_status ts_attn_schedule_open(ts_attn_schedule **out, const char *s, ts_err *err) {
+    const size_t l = strlen(s);
+    return l > 5 && !strcmp(s + l - 5, ".json") ? ts_attn_schedule_load(out, s, err)
+                                                : ts_attn_schedule_from_spec(out, s, err);
+}
+
 void ts_attn_schedule_free(ts_attn_schedule *s) {
     if (!s) return;
     for (int i = 0; i < s->n_rules; i++) rule_free(&s->rules[i]);

@@ -68,6 +68,9 @@ ts_status ts_attn_schedule_load(ts_attn_schedule **out, const char *path, ts_err
 /* label names the source in messages. */
 ts_status ts_attn_schedule_parse(ts_attn_schedule **out, const char *json, const char *label, ts_err *err);
 ts_status ts_attn_schedule_from_spec(ts_attn_schedule **out, const char *spec, ts_err *err);
+/* A schedule file when s ends in .json, else a METHOD[:k=v,...] spec (tessera-probe's and
+ * tessera-bench's --attn). */
+ts_status ts_attn_schedule_open(ts_attn_schedule **out, const char *s, ts_err *err);
 void ts_attn_schedule_free(ts_attn_schedule *s); /* NULL is a no-op */
 int ts_attn_schedule_rules(const ts_attn_schedule *s);
 

@@ -148,9 +148,7 @@ static ts_status run_dit(ts_ctx *c, const ts_probe_opts *o, ts_err *err) {
     ts_attn_schedule *sched = NULL;
     ts_status st = TS_OK;
     if (o->attn) { /* a file when it ends in .json, else a one-method spec */
-        size_t l = strlen(o->attn);
-        st = l > 5 && !strcmp(o->attn + l - 5, ".json") ? ts_attn_schedule_load(&sched, o->attn, err)
-                                                        : ts_attn_schedule_from_spec(&sched, o->attn, err);
+        st = ts_attn_schedule_open(&sched, o->attn, err);
         if (st != TS_OK) goto done;
     }
     st = wan_load(&m, path, NULL, err);

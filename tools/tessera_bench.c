@@ -121,12 +121,7 @@ static int bench_dit(const opts *o, ts_ctx *c) {
     const wan_config *cfg = wan_model_config(m);
     int64_t F = x->shape[2], H = x->shape[3], W = x->shape[4], L = ctxt->shape[1];
     ts_attn_schedule *sched = NULL;
-    if (o->attn) {
-        const size_t l = strlen(o->attn);
-        ts_status st = l > 5 && !strcmp(o->attn + l - 5, ".json") ? ts_attn_schedule_load(&sched, o->attn, &e)
-                                                                   : ts_attn_schedule_from_spec(&sched, o->attn, &e);
-        if (st != TS_OK) return die("--attn", &e);
-    }
+    if (o->attn && ts_attn_schedule_open(&sched, o->attn, &e) != TS_OK) return die("--attn", &e);
     ts_arena arena;
     if (ts_arena_init(&arena, wan_arena_bytes(cfg, F, H, W, L)) != 0) {
         fprintf(stderr, "tessera-bench: cannot allocate the activation arena\n");
