@@ -601,21 +601,18 @@ static ts_status bf16_operands(ts_ctx *c, int64_t nq, int64_t nk, int64_t HD, co
     uint16_t *b = c->ws ? ts_workspace_get(c->ws, TS_WS_ATTN_BF16, (size_t)ne * sizeof *b)
                         : (*own = malloc((size_t)ne * sizeof *b));
     if (!b) return TS_ERR(err, TS_ERR_NOMEM, "attention: out of memory for the bf16 copies of q, k, v");
+    *ops = (ts_attn_operands){b, b + nqe, b + nqe + nke, 1};
+    const float *const src[3] = {q, k, v};
+    uint16_t *const dst[3] = {b, b + nqe, b + nqe + nke};
+    const int64_t len[3] = {nqe, nke, nke};
     enum { CH = 1 << 16 };
-    const int64_t nch = (ne + CH - 1) / CH;
     const int nt = c->n_threads > 0 ? c->n_threads : 1;
     (void)nt;
+    for (int a = 0; a < 3; a++) {
 #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < nch; i++) { /* chunks of the three arrays as one */
-        const int64_t a = i * CH, e = a + CH < ne ? a + CH : ne;
-        for (int64_t j = a; j < e;) {
-            const float *src = j < nqe ? q + j : j < nqe + nke ? k + (j - nqe) : v + (j - nqe - nke);
-            const int64_t end = j < nqe ? nqe : j < nqe + nke ? nqe + nke : ne, stop = end < e ? end : e;
-            ts_f32_to_bf16_n(src, b + j, stop - j);
-            j = stop;
-        }
+        for (int64_t i = 0; i < (len[a] + CH - 1) / CH; i++)
+            ts_f32_to_bf16_n(src[a] + i * CH, dst[a] + i * CH, len[a] - i * CH < CH ? len[a] - i * CH : CH);
     }
-    *ops = (ts_attn_operands){b, b + nqe, b + nqe + nke, 1};
     return TS_OK;
 }
 

@@ -96,20 +96,24 @@ float ts_bf16_to_f32(uint16_t h) {
     return f;
 }
 
+/* f's bits u to bf16: to nearest even, a NaN made quiet; without a branch, so that loops over
+ * it vectorise */
+static inline uint16_t bf16_of_bits(uint32_t u) {
+    const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16, nan = (u >> 16) | 0x40u;
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? nan : r);
+}
+
 uint16_t ts_f32_to_bf16(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
+    return bf16_of_bits(u);
 }
 
 void ts_f32_to_bf16_n(const float *src, uint16_t *dst, int64_t n) {
-    for (int64_t i = 0; i < n; i++) { /* ts_f32_to_bf16 without the branch */
+    for (int64_t i = 0; i < n; i++) {
         uint32_t u;
         memcpy(&u, src + i, 4);
-        const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16, nan = (u >> 16) | 0x40u;
-        dst[i] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? nan : r);
+        dst[i] = bf16_of_bits(u);
     }
 }
 
