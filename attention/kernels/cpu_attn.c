@@ -536,21 +536,6 @@ static inline __attribute__((always_inline)) void pv_tile512(const float *P, con
     c_store512(c, acc, D, np);
 }
 
-/* acc [nq, D] += P · V over a chunk of nk keys (pk, npc, live as s_chunk's): each tile of
- * MR5 rows and 32 head-dim columns keeps its accumulators in registers over all the panels
- * its rows see, a half tile's rows alone over the panels only that half sees. */
-static void pv_chunk512(const float *P, int64_t nq, int64_t D, const float *vt, int64_t Lkp, const int64_t *pk,
-                        int npc, int64_t nk, float *acc, const uint32_t *live) {
-    const uint32_t all = chunk_panels(npc);
-    for (int64_t d0 = 0; d0 < D; d0 += 32)
-        for (int64_t r = 0; r < nq; r += MR5) {
-            const uint32_t t = (live ? live[r / HR5] : all) & all, u = (live ? live[r / HR5 + 1] : all) & all;
-            const uint32_t l = t & u, lt = t & ~u, lu = u & ~t;
-            if (D - d0 > 16) pv_tile512(P + r * TS_ATTN_KCHUNK, vt, Lkp, pk, l, lt, lu, nk, D, d0, 2, acc + r * D + d0);
-            else pv_tile512(P + r * TS_ATTN_KCHUNK, vt, Lkp, pk, l, lt, lu, nk, D, d0, 1, acc + r * D + d0);
-        }
-}
-
 /* 2^(s − mx) for 16 lanes, the exponent clamped at −126: a degree-6 polynomial on the
  * fraction, 2^r applied by vscalefps. */
 static inline __attribute__((always_inline)) __m512 exp2_512(__m512 s, __m512 vmx) {
@@ -957,32 +942,15 @@ static inline __attribute__((always_inline)) void pv_panels_h(const uint32_t *P,
     }
 }
 
-/* acc [nq, D] += vsc · P (fp16 pairs of keys) · V over a chunk of nk keys, as pv_chunk512 (pk,
- * npc, live the same): per tile of MR5 rows and 32 dims, the panels both halves see, then
- * those only one half sees for that half's rows. */
-static void pv_chunk_h(const uint32_t *P, int64_t nq, int64_t D, const uint32_t *vt, int64_t Lkp, const int64_t *pk,
-                       int npc, int64_t nk, float vsc, float *acc, const uint32_t *live) {
-    const int64_t vstride = (Lkp / 2) * 16;
-    const __m512 vs = _mm512_set1_ps(vsc);
-    const uint32_t all = chunk_panels(npc);
-    for (int64_t d0 = 0; d0 < D; d0 += 32) {
-        const uint32_t *vd = vt + (d0 / 16) * vstride;
-        for (int64_t r = 0; r < nq; r += MR5) {
-            const uint32_t t = (live ? live[r / HR5] : all) & all, u = (live ? live[r / HR5 + 1] : all) & all;
-            const uint32_t l = t & u, lt = t & ~u, lu = u & ~t;
-            const uint32_t *pr = P + r * (TS_ATTN_KCHUNK / 2);
-            float *ar = acc + r * D + d0;
-            if (D - d0 > 16) {
-                pv_panels_h(pr, vd, vstride, pk, l, nk, D, 2, vs, 0, MR5, ar);
-                pv_panels_h(pr, vd, vstride, pk, lt, nk, D, 2, vs, 0, HR5, ar);
-                pv_panels_h(pr, vd, vstride, pk, lu, nk, D, 2, vs, HR5, MR5, ar);
-            } else {
-                pv_panels_h(pr, vd, vstride, pk, l, nk, D, 1, vs, 0, MR5, ar);
-                pv_panels_h(pr, vd, vstride, pk, lt, nk, D, 1, vs, 0, HR5, ar);
-                pv_panels_h(pr, vd, vstride, pk, lu, nk, D, 1, vs, HR5, MR5, ar);
-            }
-        }
-    }
+/* One tile of acc [MR5, 16·np] (rows D apart) += vs · P · V over the panels both its halves see
+ * (bits l), then those only its top half (lt) or only its bottom half (lu) sees, as pv_tile512:
+ * P and V at pr and vd as pv_panels_h takes them. */
+static inline __attribute__((always_inline)) void pv_tile_h(const uint32_t *pr, const uint32_t *vd, int64_t vstride,
+                                                            const int64_t *pk, uint32_t l, uint32_t lt, uint32_t lu,
+                                                            int64_t nk, int64_t D, int np, __m512 vs, float *ar) {
+    pv_panels_h(pr, vd, vstride, pk, l, nk, D, np, vs, 0, MR5, ar);
+    pv_panels_h(pr, vd, vstride, pk, lt, nk, D, np, vs, 0, HR5, ar);
+    pv_panels_h(pr, vd, vstride, pk, lu, nk, D, np, vs, HR5, MR5, ar);
 }
 #endif
 
@@ -1039,6 +1007,44 @@ static void s_chunk(const void *q, int64_t nq, int64_t D, const void *kt, const 
             }
         }
     }
+}
+
+/* The P·V tile of rows r .. r + MR5 − 1 and head-dim columns d0 .. d0 + 31 (pv_tile512's or,
+ * h16, pv_tile_h's on the fp16 pairs of P and V, the head's V scale vsc). */
+static inline __attribute__((always_inline)) void pv_tile_any(int h16, const void *P, int64_t r, const void *vt,
+                                                              int64_t Lkp, const int64_t *pk, uint32_t l, uint32_t lt,
+                                                              uint32_t lu, int64_t nk, int64_t D, int64_t d0,
+                                                              float vsc, float *ar) {
+#if TS_ATTN_FP16
+    if (h16) {
+        const int64_t vstride = (Lkp / 2) * 16;
+        const uint32_t *pr = (const uint32_t *)P + r * (TS_ATTN_KCHUNK / 2);
+        const uint32_t *vd = (const uint32_t *)vt + (d0 / 16) * vstride;
+        const __m512 vs = _mm512_set1_ps(vsc);
+        if (D - d0 > 16) pv_tile_h(pr, vd, vstride, pk, l, lt, lu, nk, D, 2, vs, ar);
+        else pv_tile_h(pr, vd, vstride, pk, l, lt, lu, nk, D, 1, vs, ar);
+        return;
+    }
+#else
+    (void)h16, (void)vsc;
+#endif
+    const float *pr = (const float *)P + r * TS_ATTN_KCHUNK;
+    if (D - d0 > 16) pv_tile512(pr, (const float *)vt, Lkp, pk, l, lt, lu, nk, D, d0, 2, ar);
+    else pv_tile512(pr, (const float *)vt, Lkp, pk, l, lt, lu, nk, D, d0, 1, ar);
+}
+
+/* acc [nq, D] += P · V over a chunk of nk keys (pk, npc, live as s_chunk's): each tile of
+ * MR5 rows and 32 head-dim columns keeps its accumulators in registers over all the panels
+ * its rows see, a half tile's rows alone over the panels only that half sees. h16: P and V are
+ * the fp16 path's pairs of keys, and its sums are multiplied by vsc, the head's V scale. */
+static void pv_chunk(const void *P, int64_t nq, int64_t D, const void *vt, int64_t Lkp, const int64_t *pk, int npc,
+                     int64_t nk, float vsc, float *acc, const uint32_t *live, int h16) {
+    const uint32_t all = chunk_panels(npc);
+    for (int64_t d0 = 0; d0 < D; d0 += 32)
+        for (int64_t r = 0; r < nq; r += MR5) {
+            const uint32_t t = (live ? live[r / HR5] : all) & all, u = (live ? live[r / HR5 + 1] : all) & all;
+            pv_tile_any(h16, P, r, vt, Lkp, pk, t & u, t & ~u, u & ~t, nk, D, d0, vsc, acc + r * D + d0);
+        }
 }
 #endif
 
@@ -1387,11 +1393,9 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 #undef KBLK
         /* acc [nq, D] += P · V, the chunk's panels at once (AVX-512) or a segment at a time */
 #if TS_ATTN_TILE512
-        if (tk == TK_AVX512) pv_chunk512(w->s, nq, D, vbase, w->lkp, pk, npc, nk, w->acc, live);
-#if TS_ATTN_FP16
-        if (tk == TK_FP16) /* the head's V scale follows the V panels */
-            pv_chunk_h(w->pb, nq, D, (const uint32_t *)vbase, w->lkp, pk, npc, nk, vbase[w->lkp * D / 2], w->acc, live);
-#endif
+        if (tk == TK_AVX512 || tk == TK_FP16) /* fp16: the head's V scale follows the V panels */
+            pv_chunk(tk == TK_FP16 ? (const void *)w->pb : w->s, nq, D, vbase, w->lkp, pk, npc, nk,
+                     tk == TK_FP16 ? vbase[w->lkp * D / 2] : 1.0f, w->acc, live, tk == TK_FP16);
         const int seg_pv = tk != TK_AVX512 && tk != TK_FP16;
 #else
         const int seg_pv = 1;
