@@ -68,8 +68,10 @@ ts_status ts_paro_load(ts_paro **out, const char *path, ts_err *err) {
         st = FAIL("%s: not a PARO calibration file (metadata format is '%s', want '%s')", path, fmt ? fmt : "",
                   TS_PARO_FORMAT);
     else if (!grid || sscanf(grid, "%lld,%lld,%lld%c", &g3[0], &g3[1], &g3[2], &tail) != 3 || g3[0] < 1 ||
-             g3[1] < 1 || g3[2] < 1 || g3[0] * g3[1] * g3[2] > (1LL << 30))
-        st = FAIL("%s: metadata 'grid' must be \"F,H,W\" (positive integers), got '%s'", path, grid ? grid : "");
+             g3[1] < 1 || g3[2] < 1 || g3[0] > (1LL << 30) || g3[1] > (1LL << 30) || g3[2] > (1LL << 30) ||
+             g3[0] * g3[1] > (1LL << 30) / g3[2]) /* each bounded first: the product cannot wrap */
+        st = FAIL("%s: metadata 'grid' must be \"F,H,W\" (positive integers, at most 2^30 tokens), got '%s'", path,
+                  grid ? grid : "");
     else if (!meta_int(f, "block", 16, 256, &blk) || blk % 16)
         st = FAIL("%s: metadata 'block' must be a multiple of 16 in [16, 256]", path);
     else if (!meta_int(f, "steps", 1, 100000, &steps) || !meta_int(f, "groups", 1, 100000, &groups))

@@ -933,7 +933,7 @@ static char paro_dir[64];
 
 /* A calibration for grid 2x4x6 (48 tokens), block 16 (3 blocks), 2 layers x 2 heads, 2
  * groups of a 10-step run: group 0 all blocks but (0, 2); group 1 the diagonal only. */
-static int write_calib(const char *path, int empty_row, const char *format) {
+static int write_calib(const char *path, int empty_row, const char *format, const char *grid) {
     ts_paro_desc d = {{2, 4, 6}, 16, 2, 2, 2, 10, 0.5};
     int32_t orders[4] = {0, 2, 5, 3};
     uint8_t m[2 * 4 * 9];
@@ -943,12 +943,14 @@ static int write_calib(const char *path, int empty_row, const char *format) {
                 for (int j = 0; j < 3; j++) m[((gi * 4 + lh) * 3 + i) * 3 + j] = gi == 0 ? !(i == 0 && j == 2) : i == j;
     if (empty_row) m[(1 * 4 + 3) * 9 + 3 + 1] = 0; /* group 1, layer 1, head 1, block 1 */
     ts_err e = {0};
-    if (format) { /* the file with another format string */
-        int64_t so[2] = {2, 2}, sm[5] = {2, 2, 2, 3, 1};
+    if (format) { /* the file with another format string or grid (masks for no blocks where the grid's
+                   * product wraps to 0) */
+        const int wraps = grid && strlen(grid) > 10;
+        int64_t so[2] = {2, 2}, sm[5] = {2, 2, 2, wraps ? 0 : 3, wraps ? 0 : 1};
         uint8_t bits[24] = {0};
         ts_st_item it[2] = {{"orders", ts_tensor_make(TS_DTYPE_I32, 2, so, orders)},
                             {"masks", ts_tensor_make(TS_DTYPE_U8, 5, sm, bits)}};
-        const char *meta[] = {"format", format, "grid", "2,4,6", "block", "16", "steps", "10", "groups", "2"};
+        const char *meta[] = {"format", format, "grid", grid ? grid : "2,4,6", "block", "16", "steps", "10", "groups", "2"};
         return ts_st_write(path, it, 2, meta, 5, &e) == TS_OK;
     }
     const char *meta[] = {"model", "test"};
@@ -960,7 +962,7 @@ static void test_paro_calib(ts_ctx *c) {
     if (!mkdtemp(paro_dir)) return;
     char path[128], bad[128];
     snprintf(path, sizeof path, "%s/calib.safetensors", paro_dir);
-    TS_CHECK(write_calib(path, 0, NULL), "calibration written");
+    TS_CHECK(write_calib(path, 0, NULL, NULL), "calibration written");
     ts_paro *pc = NULL;
     ts_err e = {0};
     TS_CHECK(ts_paro_load(&pc, path, &e) == TS_OK, "calibration loads: %s", e.msg);
@@ -1006,11 +1008,17 @@ static void test_paro_calib(ts_ctx *c) {
     /* malformed files */
     snprintf(bad, sizeof bad, "%s/empty_row.safetensors", paro_dir);
     pc = NULL;
-    TS_CHECK(write_calib(bad, 1, NULL) && ts_paro_load(&pc, bad, &e) == TS_ERR_FORMAT &&
+    TS_CHECK(write_calib(bad, 1, NULL, NULL) && ts_paro_load(&pc, bad, &e) == TS_ERR_FORMAT &&
              strstr(e.msg, "group 1, layer 1, head 1: query block 1 has no key block"), "empty row: %s", e.msg);
     snprintf(bad, sizeof bad, "%s/format.safetensors", paro_dir);
-    TS_CHECK(write_calib(bad, 0, "other/1") && ts_paro_load(&pc, bad, &e) == TS_ERR_FORMAT &&
+    TS_CHECK(write_calib(bad, 0, "other/1", NULL) && ts_paro_load(&pc, bad, &e) == TS_ERR_FORMAT &&
              strstr(e.msg, "not a PARO calibration file"), "format: %s", e.msg);
+    /* 2^32 x 2^32 x 1 tokens: the product wraps to 0 in 64 bits (it once passed the bound and
+     * the loader wrote past a 0-byte permutation) */
+    TS_CHECK(write_calib(bad, 0, TS_PARO_FORMAT, "4294967296,4294967296,1") &&
+             ts_paro_load(&pc, bad, &e) == TS_ERR_FORMAT && strstr(e.msg, "metadata 'grid'"), "wrapping grid: %s", e.msg);
+    TS_CHECK(write_calib(bad, 0, TS_PARO_FORMAT, "1024,1024,1025") && ts_paro_load(&pc, bad, &e) == TS_ERR_FORMAT &&
+             strstr(e.msg, "at most 2^30 tokens"), "grid over 2^30 tokens: %s", e.msg);
     TS_CHECK(ts_paro_load(&pc, "/nonexistent/p.safetensors", &e) == TS_ERR_IO, "missing: %s", e.msg);
     TS_CHECK(pc == NULL, "nothing returned on errors");
 
