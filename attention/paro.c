@@ -11,7 +11,10 @@
 #include "../src/backend.h"
 #include "../src/safetensors.h"
 
-const char *const ts_paro_order_names[TS_PARO_ORDERS] = {"FHW", "FWH", "HWF", "HFW", "WHF", "WFH"};
+const char *ts_paro_order_name(int order) {
+    static const char *const names[TS_PARO_ORDERS] = {"FHW", "FWH", "HWF", "HFW", "WHF", "WFH"};
+    return order >= 0 && order < TS_PARO_ORDERS ? names[order] : "?";
+}
 
 /* axes of each order, outermost first (0 = F, 1 = H, 2 = W) */
 static const int order_axes[TS_PARO_ORDERS][3] = {{0, 1, 2}, {0, 2, 1}, {1, 2, 0}, {1, 0, 2}, {2, 1, 0}, {2, 0, 1}};
@@ -57,6 +60,13 @@ ts_status ts_paro_load(ts_paro **out, const char *path, ts_err *err) {
     *out = NULL;
     ts_st_file *f = NULL;
     TS_TRY(ts_st_open(&f, path, err));
+    ts_status st = ts_paro_read(out, f, path, err);
+    ts_st_close(f);
+    return st;
+}
+
+ts_status ts_paro_read(ts_paro **out, const ts_st_file *f, const char *path, ts_err *err) {
+    *out = NULL;
     ts_status st = TS_OK;
     ts_paro *p = calloc(1, sizeof *p);
     const char *fmt = ts_st_meta(f, "format"), *grid = ts_st_meta(f, "grid"), *dens = ts_st_meta(f, "density");
@@ -77,8 +87,11 @@ ts_status ts_paro_load(ts_paro **out, const char *path, ts_err *err) {
     else if (!meta_int(f, "steps", 1, 100000, &steps) || !meta_int(f, "groups", 1, 100000, &groups))
         st = FAIL("%s: metadata 'steps' and 'groups' must be positive integers", path);
     const ts_tensor *to = st == TS_OK ? ts_st_find(f, "orders") : NULL, *tm = st == TS_OK ? ts_st_find(f, "masks") : NULL;
-    if (st == TS_OK && (!to || to->dtype != TS_DTYPE_I32 || to->ndim != 2))
-        st = FAIL("%s: needs an I32 tensor 'orders' [layers, heads]", path);
+    /* at least one layer and head: the masks then hold nb · nb / 8 bytes or more, which bounds
+     * the grid (and the permutations) by the file's size */
+    if (st == TS_OK && (!to || to->dtype != TS_DTYPE_I32 || to->ndim != 2 || to->shape[0] < 1 || to->shape[1] < 1 ||
+                        to->shape[0] > INT32_MAX || to->shape[1] > INT32_MAX))
+        st = FAIL("%s: needs an I32 tensor 'orders' [layers, heads] (at least one of each)", path);
     if (st == TS_OK) {
         p->d.grid[0] = g3[0], p->d.grid[1] = g3[1], p->d.grid[2] = g3[2];
         p->d.block = (int)blk, p->d.steps = (int)steps, p->d.groups = (int)groups;
@@ -124,7 +137,6 @@ ts_status ts_paro_load(ts_paro **out, const char *path, ts_err *err) {
         if (!p->perm[o]) st = TS_ERR(err, TS_ERR_NOMEM, "out of memory");
         else ts_paro_order_perm(p->d.grid, o, p->perm[o]);
     }
-    ts_st_close(f);
     if (st != TS_OK) {
         ts_paro_free(p);
         return st;

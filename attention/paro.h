@@ -32,7 +32,7 @@
 #define TS_PARO_FORMAT "tessera-paro/1"
 #define TS_PARO_ORDERS 6
 
-extern const char *const ts_paro_order_names[TS_PARO_ORDERS];
+const char *ts_paro_order_name(int order); /* "FHW" .. "WFH" (outermost first); "?" past them */
 
 /* perm[position] = token for the grid flattened in order `order` (0..5). */
 void ts_paro_order_perm(const int64_t grid[3], int order, int32_t *perm);
@@ -47,6 +47,10 @@ typedef struct ts_paro ts_paro;
 
 /* Loads and validates a calibration file. */
 ts_status ts_paro_load(ts_paro **out, const char *path, ts_err *err);
+/* The same from an open safetensors file (path names it in messages; f stays open and may be
+ * closed once this returns: nothing in *out points into it). */
+typedef struct ts_st_file ts_st_file;
+ts_status ts_paro_read(ts_paro **out, const ts_st_file *f, const char *path, ts_err *err);
 void ts_paro_free(ts_paro *p); /* NULL is a no-op */
 const ts_paro_desc *ts_paro_info(const ts_paro *p);
 int ts_paro_order(const ts_paro *p, int layer, int head);

@@ -177,6 +177,8 @@ static ts_status parse_params(const cJSON *pj, rule *r, const char *label, int r
         int ok = !strcmp(it->string, "precision"); /* every method's */
         for (int i = 0; known && known[i]; i++) ok |= strcmp(it->string, known[i]) == 0;
         if (!ok) return FAIL("%s: rule %d: method %s has no parameter '%s'", label, ri, method_names[r->m], it->string);
+        for (const cJSON *b = pj->child; b != it; b = b->next) /* known names only: a few siblings at most */
+            if (!strcmp(b->string, it->string)) return FAIL("%s: rule %d: parameter '%s' is given twice", label, ri, it->string);
         if (!strcmp(it->string, "window")) TS_TRY(parse_ivec3(it, r->window, 1, 4096, label, ri, "window", err));
         else if (!strcmp(it->string, "stride")) TS_TRY(parse_ivec3(it, r->stride, 1, 4096, label, ri, "stride", err));
         else if (!strcmp(it->string, "dilation")) TS_TRY(parse_ivec3(it, r->dilation, 1, 4096, label, ri, "dilation", err));

@@ -630,12 +630,41 @@ static void test_schedule_errors(void) {
         {"{\"rules\": [{\"method\": \"dense\", \"params\": {\"precision\": \"fp16\"}}]}", TS_ERR_FORMAT,
          "rule 1: 'precision' must be \"fp32\""},
         {"{\"rules\": [{\"method\": \"sla\", \"params\": {\"precision\": 16}}]}", TS_ERR_FORMAT, "'precision' must be"},
+        {"{\"rules\": [{\"method\": \"dense\"}, 3]}", TS_ERR_FORMAT, "rule 2 is not an object"},
+        {"{\"rules\": [{\"method\": \"gna\", \"params\": [3]}]}", TS_ERR_FORMAT, "rule 1: 'params' must be an object"},
+        {"{\"rules\": [{\"method\": \"dense\", \"attention\": \"both\"}]}", TS_ERR_FORMAT,
+         "rule 1: 'attention' must be \"self\" or \"cross\""},
+        {"{\"rules\": [{\"method\": \"gna\", \"steps\": {\"first\": 3}}]}", TS_ERR_FORMAT,
+         "rule 1: 'steps' as an object takes only \"fraction\""},
+        {"{\"rules\": [{\"method\": \"gna\", \"timesteps\": {\"above\": 1200}}]}", TS_ERR_FORMAT,
+         "rule 1: 'timesteps' as an object is {\"above\": t}"},
+        {"{\"rules\": [{\"method\": \"gna\", \"params\": {\"tile\": [1, 2048, 8]}}]}", TS_ERR_FORMAT,
+         "rule 1: 'tile' entry 2 must be an integer in [1, 1024]"},
+        {"{\"rules\": [{\"method\": \"gna\", \"params\": {\"causal\": \"yes\"}}]}", TS_ERR_FORMAT,
+         "rule 1: 'causal' must be true/false or three of them"},
+        {"{\"rules\": [{\"method\": \"sla\", \"params\": {\"block_k\": 272}}]}", TS_ERR_FORMAT,
+         "'block_k' must be a multiple of 16 in [16, 256]"},
+        {"{\"rules\": [{\"method\": \"sla\", \"params\": {\"topk\": 1.5}}]}", TS_ERR_FORMAT, "'topk' must be a number in (0, 1]"},
+        {"{\"rules\": [{\"method\": \"gna\", \"params\": {\"window\": 3, \"tile\": 8, \"window\": 5}}]}",
+         TS_ERR_FORMAT, "rule 1: parameter 'window' is given twice"},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) ts_attn_schedule_free(parse(c[i].json, c[i].st, c[i].needle));
     ts_attn_schedule *s = NULL;
     ts_err e = {0};
     TS_CHECK(ts_attn_schedule_load(&s, "/nonexistent/s.json", &e) == TS_ERR_IO && strstr(e.msg, "/nonexistent/s.json"),
              "missing file: %s", e.msg);
+    char big[64];
+    snprintf(big, sizeof big, "/tmp/ts_sched_big_%d.json", (int)getpid());
+    FILE *fb = fopen(big, "w");
+    if (fb) { /* valid JSON, padded with spaces past 1 MB */
+        fputs("{\"rules\": [{\"method\": \"dense\"}]", fb);
+        for (int i = 0; i < (1 << 20); i++) fputc(' ', fb);
+        fputs("}", fb);
+        fclose(fb);
+    }
+    TS_CHECK(fb && ts_attn_schedule_load(&s, big, &e) == TS_ERR_FORMAT && strstr(e.msg, "larger than 1 MB"),
+             "a schedule over 1 MB: %s", e.msg);
+    remove(big);
     struct { const char *spec; ts_status st; const char *needle; } sp[] = {
         {"gna:window=3x7x7,stride=1,causal=1x0x0", TS_OK, NULL},
         {"clear:radius=4.5,block=32", TS_OK, NULL},
@@ -648,6 +677,7 @@ static void test_schedule_errors(void) {
         {"nope", TS_ERR_FORMAT, "unknown method 'nope'"},
         {"clear:radius=3,precision=bf16", TS_OK, NULL},
         {"dense:precision=half", TS_ERR_FORMAT, "--attn dense:precision=half: rule 1: 'precision' must be"},
+        {"draft:sparsity=0.5,sparsity=0.8", TS_ERR_FORMAT, "rule 1: parameter 'sparsity' is given twice"},
     };
     for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) {
         ts_status st = ts_attn_schedule_from_spec(&s, sp[i].spec, &e);
@@ -831,7 +861,7 @@ static void test_paro_orders(void) {
         ts_paro_order_perm(g, o, perm);
         int seen[24] = {0}, ok = 1;
         for (int64_t i = 0; i < n; i++) ok &= perm[i] >= 0 && perm[i] < n && !seen[perm[i]]++;
-        TS_CHECK(ok, "order %s is a bijection", ts_paro_order_names[o]);
+        TS_CHECK(ok, "order %s is a bijection", ts_paro_order_name(o));
     }
     /* hand-checked positions: token = f·12 + y·4 + x */
     struct { int o, pos, tok; } c[] = {
@@ -840,7 +870,7 @@ static void test_paro_orders(void) {
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         ts_paro_order_perm(g, c[i].o, perm);
         TS_CHECK(perm[c[i].pos] == c[i].tok, "order %s: position %d holds token %d (want %d)",
-                 ts_paro_order_names[c[i].o], c[i].pos, perm[c[i].pos], c[i].tok);
+                 ts_paro_order_name(c[i].o), c[i].pos, perm[c[i].pos], c[i].tok);
     }
 }
 
@@ -1019,6 +1049,15 @@ static void test_paro_calib(ts_ctx *c) {
              ts_paro_load(&pc, bad, &e) == TS_ERR_FORMAT && strstr(e.msg, "metadata 'grid'"), "wrapping grid: %s", e.msg);
     TS_CHECK(write_calib(bad, 0, TS_PARO_FORMAT, "1024,1024,1025") && ts_paro_load(&pc, bad, &e) == TS_ERR_FORMAT &&
              strstr(e.msg, "at most 2^30 tokens"), "grid over 2^30 tokens: %s", e.msg);
+    { /* no layers: masks of no bytes fit any grid (2^30 tokens: 24 GB of permutations) */
+        int64_t so[2] = {0, 2}, sm[5] = {2, 0, 2, 1 << 26, 1 << 23};
+        ts_st_item it[2] = {{"orders", ts_tensor_make(TS_DTYPE_I32, 2, so, NULL)},
+                            {"masks", ts_tensor_make(TS_DTYPE_U8, 5, sm, NULL)}};
+        const char *meta[] = {"format", TS_PARO_FORMAT, "grid", "1024,1024,1024", "block", "16", "steps", "10",
+                              "groups", "2"};
+        TS_CHECK(ts_st_write(bad, it, 2, meta, 5, &e) == TS_OK && ts_paro_load(&pc, bad, &e) == TS_ERR_FORMAT &&
+                 strstr(e.msg, "at least one of each"), "no layers: %s", e.msg);
+    }
     TS_CHECK(ts_paro_load(&pc, "/nonexistent/p.safetensors", &e) == TS_ERR_IO, "missing: %s", e.msg);
     TS_CHECK(pc == NULL, "nothing returned on errors");
 

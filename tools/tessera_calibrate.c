@@ -288,7 +288,7 @@ int main(int argc, char **argv) {
         for (int64_t i = 0; i < LH; i++) hist[orders[i]]++, mean += cap[i] / (double)LH;
         for (int64_t i = 0; i < o.groups * LH * nb * nb; i++) on += masks[i];
         fprintf(stderr, "%s: orders:", PROG);
-        for (int k = 0; k < TS_PARO_ORDERS; k++) fprintf(stderr, " %s %d", ts_paro_order_names[k], hist[k]);
+        for (int k = 0; k < TS_PARO_ORDERS; k++) fprintf(stderr, " %s %d", ts_paro_order_name(k), hist[k]);
         fprintf(stderr, "; blocks kept %.3f (target %.3f); attention mass kept %.3f\n",
                 (double)on / (double)(o.groups * LH * nb * nb), o.density, mean);
         fprintf(stderr, "%s: wrote %s (%lld attention calls observed)\n", PROG, o.output,
