@@ -22,6 +22,37 @@ void ts_plan_store_free(ts_plan_store *s) {
     memset(s, 0, sizeof *s);
 }
 
+ts_status ts_plan_join_heads(const ts_attn_plan *p, int64_t nh, ts_attn_plan *all, ts_plan_store *st, ts_err *err) {
+    ts_plan_store_free(st);
+    const int64_t S = p[0].n_qblk;
+    int64_t used = 0;
+    double sum = 0;
+    for (int64_t i = 0; i < nh; i++) used += p[i].exact_ptr[S], sum += p[i].density;
+    if (used > INT32_MAX)
+        return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: %lld listed block pairs over %lld heads (at most 2^31 - 1): "
+                      "use larger blocks or fewer of them", (long long)used, (long long)nh);
+    st->ptr = malloc((size_t)(nh * (S + 1)) * sizeof *st->ptr);
+    st->idx = malloc((size_t)(used > 0 ? used : 1) * sizeof *st->idx);
+    st->full = malloc((size_t)(used > 0 ? used : 1));
+    if (!st->ptr || !st->idx || !st->full) {
+        ts_plan_store_free(st);
+        return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+    }
+    int64_t off = 0;
+    for (int64_t i = 0; i < nh; i++) {
+        const int32_t m = p[i].exact_ptr[S];
+        for (int64_t a = 0; a <= S; a++) st->ptr[i * (S + 1) + a] = (int32_t)(off + p[i].exact_ptr[a]);
+        memcpy(st->idx + off, p[i].exact_idx, (size_t)m * sizeof *st->idx);
+        memcpy(st->full + off, p[i].exact_full, (size_t)m);
+        off += m;
+    }
+    *all = p[0];
+    all->exact_ptr = st->ptr, all->exact_idx = st->idx, all->exact_full = st->full, all->exact_per_head = 1;
+    all->h1 = p[0].h0 + nh;
+    all->density = sum / (double)nh;
+    return TS_OK;
+}
+
 /* The tile order's length with tiles and the text before the image starting on multiples of
  * pad (1: none), writing it to perm when perm is not NULL; inside a tile, sub-tiles of sub
  * (NULL: the tile) in row-major order. */

@@ -46,6 +46,11 @@ ts_status ts_plan_tile_perm_padded(const ts_mask *mask, int64_t n, const int til
 ts_status ts_plan_tile_perm_sub(const ts_mask *mask, int64_t n, const int tile[3], const int sub[3], int64_t blk,
                                 int32_t *perm, ts_err *err);
 
+/* Joins the one-head plans p[0 .. nh) of heads p[0].h0 onwards (the same blocks, order and
+ * kernel length; lists differ) into *all: a list per head (exact_per_head), in st (freed
+ * first), the density their mean. The lists' total length must fit in int32. */
+ts_status ts_plan_join_heads(const ts_attn_plan *p, int64_t nh, ts_attn_plan *all, ts_plan_store *st, ts_err *err);
+
 /* Fills p's block list from its mask and permutation: for each query block, every key block
  * holding an allowed pair (text keys are allowed for every query, text queries allow every
  * key), flagged full when every pair is allowed, with the element mask of each partial block

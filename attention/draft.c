@@ -15,6 +15,7 @@
 #include "../src/backend.h"
 
 #define DRAFT_PF 4 /* pooling: rows asked for ahead */
+#define TS_DRAFT_MAX_REGIONS 4096 /* 2 x 128 MiB of map per head planned at once */
 
 int64_t ts_draft_perm(const int64_t g[3], const int pool[2], int32_t **perm) {
     const int64_t T = g[0], Hl = g[1], Wl = g[2], ph = pool[0], pw = pool[1];
@@ -65,6 +66,12 @@ ts_status ts_draft_plan(const int64_t g[3], int64_t H, int64_t D, int64_t h, con
     int64_t n_kern = ts_draft_perm(g, dp->pool, &st->perm);
     if (n_kern < 0) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
     const int64_t S = n_kern / blk;
+    if (S > TS_DRAFT_MAX_REGIONS) { /* the map and its sorted copy are S x S doubles per head */
+        ts_plan_store_free(st);
+        return TS_ERR(err, TS_ERR_INVALID_ARG, "draft: pool %dx%d makes %lld regions on this %lldx%lldx%lld grid (at "
+                      "most %d): use a larger pool", dp->pool[0], dp->pool[1], (long long)S, (long long)g[0],
+                      (long long)g[1], (long long)g[2], TS_DRAFT_MAX_REGIONS);
+    }
     double *pq = calloc((size_t)(S * D), sizeof *pq), *pk = calloc((size_t)(S * D), sizeof *pk);
     double *A = malloc((size_t)(S * (S > D ? S : D)) * sizeof *A), *sorted = malloc((size_t)(S * S) * sizeof *sorted);
     int64_t *cnt = calloc((size_t)S, sizeof *cnt);
@@ -163,8 +170,6 @@ ts_status ts_draft_attention(ts_ctx *c, const int64_t g[3], int64_t n, int64_t H
     ts_attn_plan *p = malloc((size_t)nh * sizeof *p);
     ts_status *rc = malloc((size_t)nh * sizeof *rc);
     ts_err *errs = calloc((size_t)nh, sizeof *errs);
-    int32_t *ptr = NULL, *idx = NULL;
-    uint8_t *full = NULL;
     if (!st || !p || !rc || !errs) {
         free(st), free(p), free(rc), free(errs);
         return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
@@ -174,46 +179,20 @@ ts_status ts_draft_attention(ts_ctx *c, const int64_t g[3], int64_t n, int64_t H
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int64_t i = 0; i < nh; i++) rc[i] = ts_draft_plan(g, H, D, h0 + i, dp, q, k, &p[i], &st[i], &errs[i]);
     ts_status out_rc = TS_OK;
-    int64_t used = 0;
-    double sum = 0;
-    for (int64_t i = 0; i < nh; i++) {
-        if (rc[i] != TS_OK) {
-            *err = errs[i];
-            out_rc = rc[i];
-            break;
-        }
-        used += p[i].exact_ptr[p[i].n_qblk];
-        sum += p[i].density;
-    }
+    for (int64_t i = 0; i < nh && out_rc == TS_OK; i++)
+        if (rc[i] != TS_OK) *err = errs[i], out_rc = rc[i];
+    ts_plan_store js = {0};
+    ts_attn_plan all;
+    if (out_rc == TS_OK) out_rc = ts_plan_join_heads(p, nh, &all, &js, err);
     if (out_rc == TS_OK) {
-        const int64_t S = p[0].n_qblk;
-        ptr = malloc((size_t)(nh * (S + 1)) * sizeof *ptr);
-        idx = malloc((size_t)(used > 0 ? used : 1) * sizeof *idx);
-        full = malloc((size_t)(used > 0 ? used : 1));
-        if (!ptr || !idx || !full) {
-            out_rc = TS_ERR(err, TS_ERR_NOMEM, "out of memory");
-        } else {
-            int64_t off = 0;
-            for (int64_t i = 0; i < nh; i++) {
-                const int32_t m = p[i].exact_ptr[S];
-                for (int64_t a = 0; a <= S; a++) ptr[i * (S + 1) + a] = (int32_t)(off + p[i].exact_ptr[a]);
-                memcpy(idx + off, p[i].exact_idx, (size_t)m * sizeof *idx);
-                memcpy(full + off, p[i].exact_full, (size_t)m);
-                off += m;
-            }
-            ts_attn_plan all = p[0];
-            all.exact_ptr = ptr, all.exact_idx = idx, all.exact_full = full, all.exact_per_head = 1;
-            all.h0 = h0, all.h1 = h1;
-            all.density = sum / (double)nh;
-            const ts_attn_operands ops = kop ? *kop : (ts_attn_operands){q, k, v, 0};
-            all.in_bf16 = ops.bf16;
-            ts_status s = c->backend->attn(c, &all, ops.q, ops.k, ops.v, out);
-            if (s != TS_OK) out_rc = TS_ERR(err, s, "attention kernel failed (%s)", ts_status_str(s));
-        }
+        const ts_attn_operands ops = kop ? *kop : (ts_attn_operands){q, k, v, 0};
+        all.in_bf16 = ops.bf16;
+        ts_status s = c->backend->attn(c, &all, ops.q, ops.k, ops.v, out);
+        if (s != TS_OK) out_rc = TS_ERR(err, s, "attention kernel failed (%s)", ts_status_str(s));
+        else if (density) *density = all.density;
     }
-    free(ptr), free(idx), free(full);
+    ts_plan_store_free(&js);
     for (int64_t i = 0; i < nh; i++) ts_plan_store_free(&st[i]);
     free(st), free(p), free(rc), free(errs);
-    if (out_rc == TS_OK && density) *density = sum / (double)nh;
     return out_rc;
 }

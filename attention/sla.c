@@ -16,6 +16,7 @@
 
 #include "../src/backend.h"
 #include "../src/cpu/cpu_internal.h"
+#include "../src/cpu/vmath.h"
 
 ts_status ts_sla_plan(int64_t n, int64_t H, int64_t D, int64_t h, const ts_sla_params *sp, const float *q,
                       const float *k, ts_attn_plan *p, ts_plan_store *st, ts_err *err) {
@@ -88,57 +89,80 @@ ts_status ts_sla_plan(int64_t n, int64_t H, int64_t D, int64_t h, const ts_sla_p
 
 /* Row-wise softmax over D of x (row stride ld) into y [n, D]. */
 static void feature_map(const float *x, int64_t ld, int64_t n, int64_t D, float *y) {
-#pragma omp parallel for if (n >= 256)
     for (int64_t t = 0; t < n; t++) {
         const float *r = x + t * ld;
-        float *o = y + t * D, mx = -INFINITY;
+        float *o = y + t * D, mx = -INFINITY, sum = 0.0f;
+#pragma omp simd reduction(max : mx)
         for (int64_t d = 0; d < D; d++) mx = r[d] > mx ? r[d] : mx;
-        double sum = 0;
-        for (int64_t d = 0; d < D; d++) sum += (o[d] = expf(r[d] - mx));
-        float inv = (float)(1.0 / sum);
+#pragma omp simd reduction(+ : sum)
+        for (int64_t d = 0; d < D; d++) sum += (o[d] = ts_expf(r[d] - mx));
+        const float inv = 1.0f / sum;
+#pragma omp simd
         for (int64_t d = 0; d < D; d++) o[d] *= inv;
     }
 }
 
+/* A thread's room for one head's linear branch. */
+typedef struct lin_scratch {
+    float *fq, *fk, *ol, *pr, *kv, *ks, *kvc, *ksc;
+    uint8_t *sel;
+} lin_scratch;
+
+static void lin_scratch_free(lin_scratch *w) {
+    free(w->fq), free(w->fk), free(w->ol), free(w->pr), free(w->kv), free(w->ks), free(w->kvc), free(w->ksc);
+    free(w->sel);
+    memset(w, 0, sizeof *w);
+}
+
+static int lin_scratch_alloc(lin_scratch *w, int64_t n, int64_t D, int64_t parts, int64_t nkb) {
+    w->fq = malloc((size_t)(n * D) * 4), w->fk = malloc((size_t)(n * D) * 4);
+    w->ol = malloc((size_t)(n * D) * 4), w->pr = malloc((size_t)(n * D) * 4);
+    w->kv = malloc((size_t)(parts * D * D) * 4), w->ks = malloc((size_t)(parts * D) * 4);
+    w->kvc = malloc((size_t)(D * D) * 4), w->ksc = malloc((size_t)D * 4), w->sel = malloc((size_t)nkb);
+    if (w->fq && w->fk && w->ol && w->pr && w->kv && w->ks && w->kvc && w->ksc && w->sel) return 1;
+    lin_scratch_free(w);
+    return 0;
+}
+
 /* out[:, h] += proj_l(o_l) for one head; the linear branch over all keys or, per query block,
- * over the key blocks the plan did not select. */
-static ts_status linear_branch(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_t h, const ts_attn_plan *p,
-                               int complement, const float *q, const float *k, const float *v, const float *pw,
-                               const float *pb, float *out, ts_err *err) {
+ * over the key blocks the plan did not select: the sums over all keys less those over the
+ * selected blocks (or the unselected blocks' added up, where they are fewer), so a query block
+ * costs its list's length in D x D sums, not the number of key blocks. */
+static void linear_branch(int64_t n, int64_t H, int64_t D, int64_t h, const ts_attn_plan *p, int complement,
+                          const float *q, const float *k, const float *v, const float *pw, const float *pb, float *out,
+                          lin_scratch *w) {
     const int64_t HD = H * D, bq = p->blk_q, bk = p->blk_k, nq = p->n_qblk, nkb = p->n_kblk;
-    float *fq = malloc((size_t)(n * D) * 4), *fk = malloc((size_t)(n * D) * 4), *ol = malloc((size_t)(n * D) * 4);
-    float *pr = malloc((size_t)(n * D) * 4);
-    int64_t parts = complement ? nkb : 1;
-    float *kv = malloc((size_t)(parts * D * D) * 4), *ks = calloc((size_t)(parts * D), 4);
-    float *kvc = malloc((size_t)(D * D) * 4), *ksc = malloc((size_t)D * 4);
-    if (!fq || !fk || !ol || !pr || !kv || !ks || !kvc || !ksc) {
-        free(fq), free(fk), free(ol), free(pr), free(kv), free(ks), free(kvc), free(ksc);
-        return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
-    }
-    ts_cpu_blas_threads(c);
+    const int64_t parts = complement ? 1 + nkb : 1; /* all keys, then each key block */
+    float *fq = w->fq, *fk = w->fk, *ol = w->ol, *pr = w->pr, *kv = w->kv, *ks = w->ks, *kvc = w->kvc, *ksc = w->ksc;
     feature_map(q + h * D, HD, n, D, fq);
     feature_map(k + h * D, HD, n, D, fk);
-    /* Σ φ(k) vᵀ and Σ φ(k): over all keys, or per key block */
+    /* Σ φ(k) vᵀ and Σ φ(k): over all keys, and for the complement per key block */
+    memset(ks, 0, (size_t)(parts * D) * 4);
     for (int64_t b = 0; b < parts; b++) {
-        int64_t k0 = complement ? b * bk : 0, k1 = complement ? (k0 + bk < n ? k0 + bk : n) : n;
+        int64_t k0 = b ? (b - 1) * bk : 0, k1 = b ? (k0 + bk < n ? k0 + bk : n) : n;
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)D, (int)(k1 - k0), 1.0f, fk + k0 * D, (int)D,
                     v + k0 * HD + h * D, (int)HD, 0.0f, kv + b * D * D, (int)D);
         for (int64_t t = k0; t < k1; t++)
+#pragma omp simd
             for (int64_t d = 0; d < D; d++) ks[b * D + d] += fk[t * D + d];
     }
     for (int64_t a = 0; a < nq; a++) {
         int64_t q0 = a * bq, qn = q0 + bq < n ? bq : n - q0;
         const float *KV = kv, *KS = ks;
-        if (complement) { /* total minus the selected blocks */
-            memset(kvc, 0, (size_t)(D * D) * 4), memset(ksc, 0, (size_t)D * 4);
-            int32_t li = p->exact_ptr[a];
+        if (complement) {
+            const int32_t l0 = p->exact_ptr[a], l1 = p->exact_ptr[a + 1];
+            const int minus = 2 * (int64_t)(l1 - l0) <= nkb; /* fewer selected: the total less them */
+            memset(w->sel, 0, (size_t)nkb);
+            for (int32_t li = l0; li < l1; li++) w->sel[p->exact_idx[li]] = 1;
+            if (minus) memcpy(kvc, kv, (size_t)(D * D) * 4), memcpy(ksc, ks, (size_t)D * 4);
+            else memset(kvc, 0, (size_t)(D * D) * 4), memset(ksc, 0, (size_t)D * 4);
+            const float sg = minus ? -1.0f : 1.0f;
             for (int64_t b = 0; b < nkb; b++) {
-                if (li < p->exact_ptr[a + 1] && p->exact_idx[li] == b) {
-                    li++;
-                    continue;
-                }
-                for (int64_t i = 0; i < D * D; i++) kvc[i] += kv[b * D * D + i];
-                for (int64_t d = 0; d < D; d++) ksc[d] += ks[b * D + d];
+                if (w->sel[b] != minus) continue;
+                const float *kb = kv + (1 + b) * D * D, *sb = ks + (1 + b) * D;
+#pragma omp simd
+                for (int64_t i = 0; i < D * D; i++) kvc[i] += sg * kb[i];
+                for (int64_t d = 0; d < D; d++) ksc[d] += sg * sb[d];
             }
             KV = kvc, KS = ksc;
         }
@@ -156,28 +180,71 @@ static ts_status linear_branch(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64
                 (int)D);
     for (int64_t t = 0; t < n; t++)
         for (int64_t d = 0; d < D; d++) out[t * HD + h * D + d] += pr[t * D + d] + (pb ? pb[d] : 0.0f);
-    free(fq), free(fk), free(ol), free(pr), free(kv), free(ks), free(kvc), free(ksc);
-    return TS_OK;
+}
+
+/* The linear branch of heads h0 .. h0 + nh (plans p): a head per thread with one-thread
+ * sgemms where there are heads enough, else one head at a time on the BLAS threads. */
+static ts_status linear_heads(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_t h0, int64_t nh,
+                              const ts_attn_plan *p, int complement, const float *q, const float *k, const float *v,
+                              const float *pw, const float *pb, float *out, ts_err *err) {
+    const int nt = c->n_threads > 0 ? c->n_threads : 1, par = nh >= nt && nt > 1;
+    const int64_t nkb = p[0].n_kblk, parts = complement ? 1 + nkb : 1;
+    int oom = 0;
+    if (par) openblas_set_num_threads(1);
+    else ts_cpu_blas_threads(c);
+#pragma omp parallel num_threads(par ? nt : 1)
+    {
+        lin_scratch w = {0};
+        const int ok = lin_scratch_alloc(&w, n, D, parts, nkb);
+        if (!ok) {
+#pragma omp atomic write
+            oom = 1;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t i = 0; i < nh; i++)
+            if (ok) linear_branch(n, H, D, h0 + i, &p[i], complement, q, k, v, pw, pb, out, &w);
+        lin_scratch_free(&w);
+    }
+    ts_cpu_blas_threads(c);
+    return oom ? TS_ERR(err, TS_ERR_NOMEM, "sla: out of memory for the linear branch") : TS_OK;
 }
 
 ts_status ts_sla_attention(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_t h0, int64_t h1,
                            const ts_sla_params *sp, const float *q, const float *k, const float *v,
                            const ts_attn_operands *kop, const float *proj_w, const float *proj_b, float *out,
                            double *density, ts_err *err) {
-    const ts_attn_operands ops = kop ? *kop : (ts_attn_operands){q, k, v, 0};
-    double sum = 0;
-    ts_plan_store st = {0};
-    for (int64_t h = h0; h < h1; h++) {
-        ts_attn_plan p;
-        TS_TRY(ts_sla_plan(n, H, D, h, sp, q, k, &p, &st, err));
-        p.in_bf16 = ops.bf16;
-        ts_status s = c->backend->attn(c, &p, ops.q, ops.k, ops.v, out);
-        if (s == TS_OK && proj_w) s = linear_branch(c, n, H, D, h, &p, sp->complement, q, k, v, proj_w, proj_b, out, err);
-        else if (s != TS_OK) s = TS_ERR(err, s, "attention kernel failed (%s)", ts_status_str(s));
-        sum += p.density;
-        ts_plan_store_free(&st);
-        if (s != TS_OK) return s;
+    if (h0 < 0 || h1 > H || h0 >= h1)
+        return TS_ERR(err, TS_ERR_INVALID_ARG, "sla: heads [%lld, %lld) of %lld", (long long)h0, (long long)h1,
+                      (long long)H);
+    /* as DraftAttention's: the heads' plans in parallel, one kernel call for all of them */
+    const int64_t nh = h1 - h0;
+    ts_plan_store *st = calloc((size_t)nh, sizeof *st), js = {0};
+    ts_attn_plan *p = malloc((size_t)nh * sizeof *p), all;
+    ts_status *rc = malloc((size_t)nh * sizeof *rc);
+    ts_err *errs = calloc((size_t)nh, sizeof *errs);
+    if (!st || !p || !rc || !errs) {
+        free(st), free(p), free(rc), free(errs);
+        return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
     }
-    if (density) *density = sum / (double)(h1 - h0);
-    return TS_OK;
+    const int nt = c->n_threads > 0 ? c->n_threads : 1;
+    (void)nt;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (int64_t i = 0; i < nh; i++) rc[i] = ts_sla_plan(n, H, D, h0 + i, sp, q, k, &p[i], &st[i], &errs[i]);
+    ts_status out_rc = TS_OK;
+    for (int64_t i = 0; i < nh && out_rc == TS_OK; i++)
+        if (rc[i] != TS_OK) *err = errs[i], out_rc = rc[i];
+    if (out_rc == TS_OK) out_rc = ts_plan_join_heads(p, nh, &all, &js, err);
+    if (out_rc == TS_OK) {
+        const ts_attn_operands ops = kop ? *kop : (ts_attn_operands){q, k, v, 0};
+        all.in_bf16 = ops.bf16;
+        ts_status s = c->backend->attn(c, &all, ops.q, ops.k, ops.v, out);
+        if (s != TS_OK) out_rc = TS_ERR(err, s, "attention kernel failed (%s)", ts_status_str(s));
+    }
+    if (out_rc == TS_OK && proj_w)
+        out_rc = linear_heads(c, n, H, D, h0, nh, p, sp->complement, q, k, v, proj_w, proj_b, out, err);
+    if (out_rc == TS_OK && density) *density = all.density;
+    ts_plan_store_free(&js);
+    for (int64_t i = 0; i < nh; i++) ts_plan_store_free(&st[i]);
+    free(st), free(p), free(rc), free(errs);
+    return out_rc;
 }

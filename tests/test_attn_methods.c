@@ -462,6 +462,16 @@ static void test_draft(ts_ctx *c) {
     ts_test_compare("draft, heads [1, 2) vs float64 executor", out, heads, n * HD, 1e-5, NULL);
     TS_CHECK(ts_draft_attention(c, g, n, H, D, 1, 1, &dp, q, k, v, NULL, out, &dens, &e) == TS_ERR_INVALID_ARG,
              "draft with no heads is refused");
+    { /* 1 x 1 regions on 65 x 64 tokens: 4,160 regions, over the 4,096 whose maps are planned */
+        const int64_t gb[3] = {1, 65, 64}, nb = 65 * 64;
+        const ts_draft_params d1 = {{1, 1}, 0.5};
+        float *qb = malloc((size_t)nb * 16 * 4), *ob = malloc((size_t)nb * 16 * 4);
+        ts_test_randn(qb, nb * 16, 51, 1.0f);
+        TS_CHECK(ts_draft_attention(c, gb, nb, 1, 16, 0, 1, &d1, qb, qb, qb, NULL, ob, NULL, &e) == TS_ERR_INVALID_ARG &&
+                     strstr(e.msg, "pool 1x1 makes 4160 regions on this 1x65x64 grid (at most 4096)"),
+                 "too many regions: %s", e.msg);
+        free(qb), free(ob);
+    }
     free(heads);
     /* the selection equals the reference's operations (tools/golden/make_draft.py) */
     ts_st_file *fx = NULL;
@@ -570,6 +580,78 @@ static void test_sla(ts_ctx *c) {
         ts_plan_store_free(&st);
     }
     ts_test_compare("sla without proj_l = top-k block-sparse", out, sparse, n * H * D, 1e-5, NULL);
+    /* heads [1, H) alone: head 0's columns untouched, the others as in the call over all heads */
+    {
+        float *part = malloc((size_t)(n * H * D) * 4);
+        sp.complement = 0;
+        TS_CHECK(ts_sla_attention(c, n, H, D, 0, H, &sp, q->data, k->data, v->data, NULL, pw->data, pb->data, out,
+                                  NULL, &e) == TS_OK, "sla: %s", e.msg);
+        for (int64_t i = 0; i < n * H * D; i++) part[i] = 7.0f;
+        TS_CHECK(ts_sla_attention(c, n, H, D, 1, H, &sp, q->data, k->data, v->data, NULL, pw->data, pb->data, part,
+                                  NULL, &e) == TS_OK, "sla heads [1, H): %s", e.msg);
+        int bad = 0;
+        for (int64_t t = 0; t < n; t++)
+            for (int64_t i = 0; i < H * D; i++) bad += part[t * H * D + i] != (i < D ? 7.0f : out[t * H * D + i]);
+        TS_CHECK(bad == 0, "sla heads [1, H): %d values differ from the call over all heads", bad);
+        TS_CHECK(ts_sla_attention(c, n, H, D, 1, 1, &sp, q->data, k->data, v->data, NULL, NULL, NULL, part, NULL, &e) ==
+                     TS_ERR_INVALID_ARG, "sla with no heads is refused");
+        free(part);
+    }
+    /* the paper's variant in float64 from the plan's selection, with most blocks selected (the
+     * kernel adds the unselected blocks' sums) and with few (the total less the selected):
+     * o = sparse + proj_l(Σ φ(q)·φ(k) v / (1e-5 + Σ φ(q)·φ(k)) over the unselected keys) */
+    for (int many = 0; many < 2; many++) {
+        ts_sla_params sc = {many ? 0.7 : 0.2, 64, 32, 1};
+        TS_CHECK(ts_sla_attention(c, n, H, D, 0, H, &sc, q->data, k->data, v->data, NULL, pw->data, pb->data, out,
+                                  NULL, &e) == TS_OK, "sla complement: %s", e.msg);
+        const float *Q = q->data, *K = k->data, *V = v->data, *W = pw->data, *B = pb->data;
+        double *fq = malloc((size_t)D * 8), *fk = malloc((size_t)(n * D) * 8), *num = malloc((size_t)D * 8);
+        for (int64_t h = 0; h < H; h++) {
+            ts_attn_plan p;
+            ts_plan_store st = {0};
+            ts_sla_plan(n, H, D, h, &sc, Q, K, &p, &st, &e);
+            ts_attn_ref(&p, Q, K, V, sparse);
+            for (int64_t j = 0; j < n; j++) { /* φ: softmax over the head dim */
+                double mx = -INFINITY, sum = 0;
+                for (int64_t d = 0; d < D; d++) mx = fmax(mx, K[(j * H + h) * D + d]);
+                for (int64_t d = 0; d < D; d++) sum += fk[j * D + d] = exp(K[(j * H + h) * D + d] - mx);
+                for (int64_t d = 0; d < D; d++) fk[j * D + d] /= sum;
+            }
+            int off = 0;
+            for (int64_t t = 0; t < n; t++) {
+                const int64_t a = t / p.blk_q;
+                double mx = -INFINITY, sum = 0, den = 1e-5;
+                for (int64_t d = 0; d < D; d++) mx = fmax(mx, Q[(t * H + h) * D + d]);
+                for (int64_t d = 0; d < D; d++) sum += fq[d] = exp(Q[(t * H + h) * D + d] - mx);
+                for (int64_t d = 0; d < D; d++) fq[d] /= sum, num[d] = 0;
+                for (int64_t j = 0; j < n; j++) {
+                    int selected = 0;
+                    for (int32_t li = p.exact_ptr[a]; li < p.exact_ptr[a + 1]; li++) selected |= p.exact_idx[li] == j / p.blk_k;
+                    if (selected) continue;
+                    double w = 0;
+                    for (int64_t d = 0; d < D; d++) w += fq[d] * fk[j * D + d];
+                    den += w;
+                    for (int64_t d = 0; d < D; d++) num[d] += w * V[(j * H + h) * D + d];
+                }
+                for (int64_t o = 0; o < D; o++) {
+                    double y = B[o];
+                    for (int64_t d = 0; d < D; d++) y += W[o * D + d] * (num[d] / den);
+                    const int64_t i = (t * H + h) * D + o;
+                    sparse[i] += (float)y;
+                    off += fabs(out[i] - sparse[i]) > 1e-4 * (1.0 + fabs(sparse[i]));
+                }
+            }
+            TS_CHECK(off == 0, "sla complement, topk %g, head %lld: %d values off the float64 sum", sc.topk,
+                     (long long)h, off);
+            if (many) {
+                int sel_n = 0;
+                for (int64_t a = 0; a < p.n_qblk; a++) sel_n += 2 * (p.exact_ptr[a + 1] - p.exact_ptr[a]) > p.n_kblk;
+                TS_CHECK(sel_n == p.n_qblk, "topk 0.7 selects most blocks (%d of %d query blocks)", sel_n, p.n_qblk);
+            }
+            ts_plan_store_free(&st);
+        }
+        free(fq), free(fk), free(num);
+    }
     /* through a schedule, with the projection on the site */
     ts_attn_schedule *s = NULL;
     ts_attn_schedule_from_spec(&s, "sla:topk=0.3,block_q=64,block_k=32", &e);

@@ -14,7 +14,7 @@
  *
  *   tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]
  *                      [--methods dense,dense-bf16,dense-bf16-dots,dense-bf16-fp16,gna,gna-tiled,clear,draft,paro,paro-fp32,
- *                                 METHOD@bf16]
+ *                                 sla,sla-paper,METHOD@bf16]
  *                      [--densities 0.5,0.2,0.1,0.05] [--json]
  *       self-attention over the T·H·W token grid (random q, k, v): the sgemm rate of the same
  *       run (and which of OpenBLAS's kernels ran it), dense, and each method set for each
@@ -25,7 +25,9 @@
  *       says which); dense-bf16-dots / dense-bf16-fp16: the same on the AVX512-BF16 dots or
  *       the AVX512-FP16 products, where built. METHOD@bf16 (dense@bf16, gna@bf16, clear@bf16,
  *       draft@bf16, paro-fp32@bf16, ...): the method's spec with precision=bf16, the route a
- *       schedule takes (bf16 copies of q, k, v made in the call). --paired
+ *       schedule takes (bf16 copies of q, k, v made in the call). sla / sla-paper: SLA with a
+ *       random proj_l, its linear branch over all keys (TurboDiffusion's) or over the blocks
+ *       not selected (the paper's); the density is the sparse branch's. --paired
  *       (for machines whose speed drifts from one second to the next): the sgemm is timed in
  *       turn with dense, and dense again in turn with every other method, best of each; ratios
  *       come from those pairs.
@@ -81,7 +83,7 @@ static void usage(FILE *f) {
                "[--threads N] [--repeats N] [--json] [--half-cache (vae)] [--attn SCHEDULE (dit)]\n"
                "       tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]\n"
                "                          [--methods dense,dense-bf16,dense-bf16-dots,dense-bf16-fp16,gna,gna-tiled,clear,draft,paro,\n"
-               "                                     paro-fp32; METHOD@bf16: with precision=bf16]\n"
+               "                                     paro-fp32,sla,sla-paper; METHOD@bf16: with precision=bf16]\n"
                "                          [--densities 0.5,0.2,0.1,0.05] [--paired] [--json]\n"
                "       tessera-bench isa [--repeats N]\n");
 }
@@ -285,6 +287,10 @@ static int spec_for(const char *m, double d, const int64_t g[3], int64_t H, char
         return snprintf(buf, n, "clear:radius=%.2f,tile=1x8x8,block=64", sqrt(area / M_PI)), 1;
     }
     if (!strcmp(m, "draft")) return snprintf(buf, n, "draft:pool=8x16,sparsity=%.3f", 1.0 - d), 1;
+    /* SLA with a random proj_l (bench_attn): its linear branch over all keys (TurboDiffusion)
+     * or over the unselected blocks (the paper) */
+    if (!strcmp(m, "sla")) return snprintf(buf, n, "sla:topk=%.3f", d), 1;
+    if (!strcmp(m, "sla-paper")) return snprintf(buf, n, "sla:topk=%.3f,variant=complement", d), 1;
     return 0;
 }
 
@@ -441,6 +447,10 @@ static int bench_attn(const opts *o, ts_ctx *c) {
         printf("%-8s %-44s %9s %9s %8s %8s %8s %9s\n", "method", "spec", "time_s", "GFLOP/s", "speedup", "density",
                "blocks", "rel_err");
     ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {g[0], g[1], g[2]}, 500.0f, NULL, NULL};
+    float *proj = malloc((size_t)(D * D + D) * 4); /* SLA's proj_l [D, D] and bias [D], random */
+    if (!proj) return fprintf(stderr, "tessera-bench: out of memory\n"), 1;
+    ts_rng_normal(&c->rng, proj, D * D + D);
+    for (int64_t i = 0; i < D * D + D; i++) proj[i] *= (float)(1.0 / sqrt((double)D));
     char methods[256], dens[256];
     snprintf(methods, sizeof methods, "%s", o->methods ? o->methods : "dense,gna,clear,draft");
     snprintf(dens, sizeof dens, "%s", o->densities ? o->densities : "0.5,0.2,0.1,0.05");
@@ -463,6 +473,8 @@ static int bench_attn(const opts *o, ts_ctx *c) {
             ts_attn_schedule *s = NULL;
             ts_err e = {0};
             if (ts_attn_schedule_from_spec(&s, spec, &e) != TS_OK) return die(spec, &e);
+            const int sla = !strncmp(spec, "sla:", 4);
+            site.lin_w = sla ? proj : NULL, site.lin_b = sla ? proj + D * D : NULL;
             double best = 1e30, density = 1, blocks = 1, pair_best = 1e30;
             const int is_dense = !strcmp(m, "dense");
             float *dst = is_dense ? ref : out;
@@ -499,7 +511,7 @@ static int bench_attn(const opts *o, ts_ctx *c) {
             print_attn_row(o, c, N, g, H, D, &row);
         }
     }
-    free(q), free(k), free(v), free(ref), free(out), free(sa), free(sb), free(sc);
+    free(q), free(k), free(v), free(ref), free(out), free(sa), free(sb), free(sc), free(proj);
     return 0;
 }
 

@@ -53,7 +53,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=2, help="SDPA and Tessera's dense timed in turn, best of each")
-    ap.add_argument("--methods", default="dense,gna,clear,draft",
+    ap.add_argument("--methods", default="dense,gna,clear,draft,sla,paro",
                     help="dense first; dense-bf16 (and dense-bf16-dots, dense-bf16-fp16, dense@bf16) and "
                          "METHOD@bf16 (precision=bf16) also time SDPA in bf16, their peer")
     ap.add_argument("--densities", default="0.5,0.2,0.1,0.05")
