@@ -57,6 +57,7 @@ struct ts_attn_schedule {
     rule *rules;
     int n_rules;
     int warned_no_proj; /* SLA without proj_l said once */
+    char notes[512];    /* ts_attn_schedule_notes: lines, "\n" after each */
     cached *cache;
     int n_cache, cap_cache;
     ts_attn_record *rec;
@@ -479,6 +480,14 @@ double ts_attn_schedule_mean_block_density(const ts_attn_schedule *s) {
     return sum / s->n_rec;
 }
 void ts_attn_schedule_clear_records(ts_attn_schedule *s) { s->n_rec = 0; }
+const char *ts_attn_schedule_notes(const ts_attn_schedule *s) { return s && s->notes[0] ? s->notes : NULL; }
+
+/* A note for ts_attn_schedule_notes (dropped when there is no room left) and the logger. */
+static void note(ts_ctx *c, ts_attn_schedule *s, const char *msg) {
+    ts_log(c, TS_LOG_WARN, "%s", msg);
+    const size_t used = strlen(s->notes), len = strlen(msg);
+    if (used + len + 2 <= sizeof s->notes) memcpy(s->notes + used, msg, len), memcpy(s->notes + used + len, "\n", 2);
+}
 
 /* ------------------------------------------------------------------ matching and running */
 
@@ -631,8 +640,8 @@ static ts_status run_heads(ts_ctx *c, ts_attn_schedule *s, int ri, const ts_attn
     if (m == M_SLA) {
         ts_sla_params sp = {r->topk, r->block_q, r->block_k, r->complement};
         if (!site->lin_w && !s->warned_no_proj) {
-            ts_log(c, TS_LOG_WARN, "sla: this model has no proj_l weights (an SLA fine-tuned checkpoint has "
-                                   "them): running plain top-k block-sparse attention, no linear branch");
+            note(c, s, "sla: this model has no proj_l weights (an SLA fine-tuned checkpoint has them): running plain "
+                       "top-k block-sparse attention, no linear branch");
             s->warned_no_proj = 1;
         }
         return ts_sla_attention(c, nq, heads, head_dim, h0, h1, &sp, q, k, v, kop, site->lin_w, site->lin_b, out, d,

@@ -89,6 +89,10 @@ const ts_attn_record *ts_attn_schedule_record(const ts_attn_schedule *s, int i);
 double ts_attn_schedule_mean_density(const ts_attn_schedule *s);
 double ts_attn_schedule_mean_block_density(const ts_attn_schedule *s);
 void ts_attn_schedule_clear_records(ts_attn_schedule *s);
+/* What the calls so far did that the user should know of (e.g. SLA without its proj_l
+ * weights runs as plain top-k block-sparse attention), a line each, or NULL: each is said
+ * once per schedule (and to the context's logger as a warning). */
+const char *ts_attn_schedule_notes(const ts_attn_schedule *s);
 
 /* Called with every self-attention call's q and k ([n, heads·head_dim]) before it runs
  * (the PARO calibration tool records attention maps through it). NULL: none. */

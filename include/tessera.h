@@ -118,6 +118,9 @@ typedef struct tessera_output {
     double *attn_density;     /* [n_steps][attn_layers]: fraction of the self-attention
                                * scores computed (1 = dense), averaged over the guidance passes */
     double attn_mean;         /* mean of attn_density */
+    char *notes;              /* what the run did that the user should know of, a line each
+                               * ("\n" after each), or NULL: e.g. an SLA schedule on a model
+                               * without SLA's proj_l weights ran plain top-k block-sparse */
 } tessera_output;
 
 typedef struct tessera tessera;

@@ -389,6 +389,8 @@ tessera_status tessera_generate(tessera *t, const tessera_params *p, tessera_pro
         o->sample_s = now_s() - t0;
     }
     if (st == TS_OK) st = collect_density(o, sched, (int)wan_model_config(t->p.dit)->layers, &e);
+    if (st == TS_OK && ts_attn_schedule_notes(sched) && !(o->notes = strdup(ts_attn_schedule_notes(sched))))
+        st = TS_ERR(&e, TS_ERR_NOMEM, "out of memory");
     ts_attn_schedule_free(sched);
     if (st == TS_OK) {
         double t0 = now_s();
@@ -411,6 +413,7 @@ tessera_status tessera_generate(tessera *t, const tessera_params *p, tessera_pro
 void tessera_output_free(tessera_output *o) {
     if (!o) return;
     free(o->attn_density);
+    free(o->notes);
     free(o->rgb);
     free(o->step_s);
     free(o);

@@ -87,6 +87,11 @@ echo '{"rules": []}' > "$tmp/sched.json"
 # an --attn method runs and reports its density
 out=$("$t2v" -m "$m" -p "x" $small --video-frames 5 -s 1 --attn gna:window=1x3x3,tile=1x2x2,block=16 -o "$tmp/g.mp4" --json 2>/dev/null)
 printf '%s' "$out" | grep -q '"attn_mean_density": 0.375000' && ok || ko "--attn gna density: $out"
+printf '%s' "$out" | grep -q '"notes": \[\]}' && ok || ko "gna: no notes: $out"
+# SLA on a model without its proj_l weights says so (stderr, --json), once
+out=$("$t2v" -m "$m" -p "x" $small --video-frames 5 -s 1 --attn sla:topk=0.5,block_q=16,block_k=16 -o "$tmp/sla.mp4" --json 2>"$tmp/sla.err")
+printf '%s' "$out" | grep -q '"notes": \["sla: this model has no proj_l weights' && ok || ko "sla notes in --json: $out"
+[ "$(grep -c 'note: sla: this model has no proj_l weights' "$tmp/sla.err")" = 1 ] && ok || ko "sla note on stderr: $(cat "$tmp/sla.err")"
 "$t2i" --show-metadata "$tmp/g.mp4" | grep -q "Attention schedule: gna:window=1x3x3,tile=1x2x2,block=16, Attention density: 0.3750" \
     && ok || ko "--attn not in the metadata"
 # a method in bf16 runs and is recorded

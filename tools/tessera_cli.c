@@ -327,6 +327,12 @@ int main(int argc, char **argv) {
     }
     if (rc == 0) {
         if (note[0]) fprintf(stderr, "%s: note: %s\n", PROG, note);
+        for (const char *s = out->notes; s && *s;) { /* the run's notes, a line each */
+            const char *nl = strchr(s, '\n');
+            const int len = nl ? (int)(nl - s) : (int)strlen(s);
+            fprintf(stderr, "%s: note: %.*s\n", PROG, len, s);
+            s += len + (nl != NULL);
+        }
         double step_avg = out->n_steps ? out->sample_s / out->n_steps : 0;
         if (o.verbose && (o.p.attn || o.p.attn_schedule))
             for (int i = 0; i < out->n_steps; i++) {
@@ -364,6 +370,16 @@ int main(int argc, char **argv) {
                 for (int l = 0; l < out->attn_layers; l++)
                     printf("%s%.6f", l ? ", " : "", out->attn_density[i * out->attn_layers + l]);
                 printf("]");
+            }
+            printf("], \"notes\": [");
+            for (const char *s = out->notes, *sep = ""; s && *s; sep = ", ") {
+                const char *nl = strchr(s, '\n');
+                const size_t len = nl ? (size_t)(nl - s) : strlen(s);
+                char *line = strndup(s, len);
+                printf("%s", sep);
+                json_str(stdout, line ? line : "");
+                free(line);
+                s += len + (nl != NULL);
             }
             printf("]}\n");
         }
