@@ -498,6 +498,28 @@ static int in_ranges(const range *r, int n, int64_t v) {
     return 0;
 }
 
+ts_status ts_attn_schedule_check(const ts_attn_schedule *s, int layers, int64_t heads, const int64_t grid[3],
+                                 ts_err *err) {
+    for (int i = 0; s && i < s->n_rules; i++) {
+        const rule *r = &s->rules[i];
+        if (r->m != M_PARO) continue;
+        const ts_paro_desc *d = ts_paro_info(r->paro);
+        if (d->grid[0] != grid[0] || d->grid[1] != grid[1] || d->grid[2] != grid[2])
+            return TS_ERR(err, TS_ERR_SHAPE, "attention schedule: rule %d: %s was calibrated for a %lldx%lldx%lld token "
+                          "grid; this video's is %lldx%lldx%lld: calibrate for this size (tessera-calibrate)", i + 1,
+                          r->calibration, (long long)d->grid[0], (long long)d->grid[1], (long long)d->grid[2],
+                          (long long)grid[0], (long long)grid[1], (long long)grid[2]);
+        if (d->heads != heads)
+            return TS_ERR(err, TS_ERR_SHAPE, "attention schedule: rule %d: %s covers %d heads; this model has %lld", i + 1,
+                          r->calibration, d->heads, (long long)heads);
+        for (int l = d->layers; l < layers; l++)
+            if (in_ranges(r->layers, r->n_layers, l))
+                return TS_ERR(err, TS_ERR_SHAPE, "attention schedule: rule %d: %s covers %d layers; the rule reaches "
+                              "layer %d of this model's %d", i + 1, r->calibration, d->layers, l, layers);
+    }
+    return TS_OK;
+}
+
 /* The rule index for head h at this site, or -1 (dense). */
 static int match(const ts_attn_schedule *s, const ts_attn_site *site, int64_t h) {
     int best = -1;

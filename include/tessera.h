@@ -133,7 +133,8 @@ void tessera_close(tessera *t); /* NULL is a no-op */
 /* A short model name for metadata (the checkpoint directory's or file's base name). */
 const char *tessera_model_name(const tessera *t);
 /* Every check tessera_generate makes before heavy work: sizes, frames, steps, scales,
- * prompt encoding, the attention schedule (loaded and validated). */
+ * prompt encoding, the attention schedule (loaded and validated; with t, also against the
+ * model and the video size, e.g. a PARO calibration's grid, heads and layers). t may be NULL. */
 tessera_status tessera_check(const tessera *t, const tessera_params *p, tessera_error *err);
 tessera_status tessera_generate(tessera *t, const tessera_params *p, tessera_progress_fn progress,
                                 void *user, tessera_output **out, tessera_error *err);

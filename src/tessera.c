@@ -227,7 +227,6 @@ static ts_status open_schedule(const tessera_params *p, ts_attn_schedule **out, 
 }
 
 tessera_status tessera_check(const tessera *t, const tessera_params *p, tessera_error *err) {
-    (void)t;
     ts_err e = {0};
     if (!p->prompt) return fail_msg(err, TESSERA_ERR_INVALID_ARG, "no prompt");
     if (p->width > 8192 || p->height > 8192 || p->frames > 1021)
@@ -256,6 +255,15 @@ tessera_status tessera_check(const tessera *t, const tessera_params *p, tessera_
         return fail_msg(err, TESSERA_ERR_INVALID_ARG, "give an attention schedule file or an --attn method, not both");
     ts_attn_schedule *sched = NULL;
     if (open_schedule(p, &sched, &e) != TS_OK) return fail(err, &e);
+    if (t) { /* the model's blocks, heads and the video's token grid: a calibration made for another fails here */
+        const wan_config *cfg = wan_model_config(t->p.dit);
+        const int64_t grid[3] = {shape[1] / cfg->patch[0], shape[2] / cfg->patch[1], shape[3] / cfg->patch[2]};
+        ts_status st = ts_attn_schedule_check(sched, (int)cfg->layers, cfg->heads, grid, &e);
+        if (st != TS_OK) {
+            ts_attn_schedule_free(sched);
+            return fail(err, &e);
+        }
+    }
     ts_attn_schedule_free(sched);
     return TESSERA_OK;
 }

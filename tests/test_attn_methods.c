@@ -1153,7 +1153,24 @@ static void test_paro_calib(ts_ctx *c) {
     }
     ts_attn_schedule *s = NULL;
     TS_CHECK(ts_attn_schedule_load(&s, sched, &e) == TS_OK, "paro schedule with a relative file: %s", e.msg);
-    if (s) {
+    if (s) { /* the checks before a run: the calibration's grid, heads and layers against the model's */
+        const int64_t g246[3] = {2, 4, 6}, g248[3] = {2, 4, 8};
+        TS_CHECK(ts_attn_schedule_check(s, 2, 2, g246, &e) == TS_OK, "paro check, the calibration's model: %s", e.msg);
+        TS_CHECK(ts_attn_schedule_check(s, 2, 2, g248, &e) == TS_ERR_SHAPE &&
+                     strstr(e.msg, "rule 1: ") && strstr(e.msg, "calibrated for a 2x4x6 token grid; this video's is 2x4x8"),
+                 "paro check, another grid: %s", e.msg);
+        TS_CHECK(ts_attn_schedule_check(s, 2, 3, g246, &e) == TS_ERR_SHAPE && strstr(e.msg, "rule 1: ") &&
+                     strstr(e.msg, "covers 2 heads; this model has 3"), "paro check, heads: %s", e.msg);
+        TS_CHECK(ts_attn_schedule_check(s, 4, 2, g246, &e) == TS_ERR_SHAPE &&
+                     strstr(e.msg, "covers 2 layers; the rule reaches layer 2 of this model's 4"), "paro check, layers: %s",
+                 e.msg);
+        ts_attn_schedule *s2 = NULL; /* a rule over layers 0-1 only fits a deeper model */
+        char js[320];
+        snprintf(js, sizeof js, "{\"rules\": [{\"layers\": [\"0-1\"], \"method\": \"paro\", \"params\": "
+                 "{\"calibration\": \"%s\"}}]}", path);
+        TS_CHECK(ts_attn_schedule_parse(&s2, js, "layers01", &e) == TS_OK &&
+                     ts_attn_schedule_check(s2, 4, 2, g246, &e) == TS_OK, "paro check, layers 0-1 of 4: %s", e.msg);
+        ts_attn_schedule_free(s2);
         double dd = density_at(c, s, site, 2);
         TS_CHECK(fabs(dd - 8.0 / 9.0) < 1e-12, "scheduled paro at step 2: density %g", dd);
         ts_attn_schedule_free(s);

@@ -41,6 +41,10 @@ printf '%s' "$out" | grep -q '"attn_density": \[\[1\.000000, 0\.[0-9]*\]' && ok 
 check "other size" 1 "calibrated for a 2x6x8 token grid" "$t2v" -m "$m" -p x -W 64 -H 96 --video-frames 5 --steps 2 \
     --quiet --attn "paro:calibration=$tmp/c.safetensors" -o "$tmp/x.mp4"
 [ -e "$tmp/x.mp4" ] && ko "a failed render left its file" || ok
+# a schedule whose paro rule starts late fails before any work, naming the rule
+printf '{"rules": [{"method": "paro", "params": {"calibration": "c.safetensors"}}, {"steps": {"fraction": [0, 0.5]}, "method": "dense"}]}' > "$tmp/late.json"
+check "other size, late rule" 1 "rule 1: .*calibrated for a 2x6x8 token grid; this video's is 2x6x4" "$t2v" -m "$m" \
+    -p x -W 64 -H 96 --video-frames 5 --steps 2 --attn-schedule "$tmp/late.json" -o "$tmp/x.mp4"
 check "no output" 2 "no output: give -o FILE" "$cal" -m "$m" -p x
 check "no prompts" 2 "no prompts" "$cal" -m "$m" -o "$tmp/n.safetensors"
 check "density" 2 "--density must be in (0, 1]" "$cal" -m "$m" -p x -o "$tmp/n.safetensors" --density 0
