@@ -152,7 +152,14 @@ typedef struct ts_attn_plan {
     ts_mask mask;
     int64_t h0, h1;       /* heads [h0, h1) run; h1 == 0: all heads */
     double density;       /* fraction of the nq x nk scores computed (1 for dense) */
-    const int32_t *lin_ptr, *lin_idx; /* linear complement (SLA), NULL: none */
+    /* optional linear branch (SLA): each query row t adds proj_l(o_l), with φ a softmax over the
+     * head dim, o_l = Σ_j φ(q_t)·φ(k_j) v_j / (1e-5 + Σ_j φ(q_t)·φ(k_j)) over every key j
+     * (lin_all, TurboDiffusion's variant) or over the keys of the blocks t's query block does
+     * not list (the paper's), and proj_l(x) = lin_w x + lin_b (lin_w [D, D] row-major by
+     * output, lin_b [D] or NULL), on the plan's operands. NULL lin_w: none. The executor runs
+     * it; kernels refuse such plans (SLA adds the branch itself: sla.c). */
+    const float *lin_w, *lin_b;
+    int lin_all;
     ts_quant quant;
     int32_t quant_rows;   /* TS_QUANT_INT8_QK: query rows per scale (0: TS_QUANT_ROWS) */
     int in_bf16;          /* q, k, v are bf16 (uint16_t) instead of fp32; out stays fp32 */

@@ -8,13 +8,22 @@
  * do), multiply by V. Rows with no computed key give zeros; heads outside the range are
  * not written. With TS_QUANT_INT8_QK the scores come from the int8 Q and K the plan
  * defines (ts_quant_i8_group over the same groups), the dot in integers. bf16 operands
- * (plan.in_bf16) are widened to fp32 first. Slow by design:
+ * (plan.in_bf16) are widened to fp32 first. A plan's linear branch (SLA: lin_w) is added
+ * to each row from its definition in plan.h, φ(k) found once per head. Slow by design:
  * every kernel is tested against it.
  */
 #include <math.h>
 #include <stdlib.h>
 
 #include "plan.h"
+
+/* y = softmax(x) over n values, in double. */
+static void softmax_d(const float *x, int64_t n, double *y) {
+    double mx = -INFINITY, sum = 0;
+    for (int64_t d = 0; d < n; d++) mx = x[d] > mx ? x[d] : mx;
+    for (int64_t d = 0; d < n; d++) sum += y[d] = exp(x[d] - mx);
+    for (int64_t d = 0; d < n; d++) y[d] /= sum;
+}
 
 static int ref_f32(const ts_attn_plan *p, const float *q, const float *k, const float *v, float *out) {
     const int64_t H = p->heads, D = p->head_dim, HD = H * D;
@@ -31,8 +40,14 @@ static int ref_f32(const ts_attn_plan *p, const float *q, const float *k, const 
     float *qs = quant ? malloc((size_t)Nq * sizeof(float)) : NULL;
     float *ks = quant ? malloc((size_t)Nk * sizeof(float)) : NULL;
     const float **rows = quant ? malloc((size_t)(Nq > Nk ? Nq : Nk) * sizeof(*rows)) : NULL;
-    if (!s || !use || !o || (quant && (!q8 || !k8 || !qs || !ks || !rows))) {
+    /* the linear branch: φ(k) of one head [Nk, D], φ(q) of a row, its sums, which keys it takes */
+    const int lin = p->lin_w != NULL;
+    double *fk = lin ? malloc((size_t)(Nk * D) * sizeof(double)) : NULL, *fq = lin ? malloc((size_t)D * sizeof(double)) : NULL;
+    double *num = lin ? malloc((size_t)D * sizeof(double)) : NULL;
+    unsigned char *listed = lin ? malloc((size_t)Nk) : NULL;
+    if (!s || !use || !o || (quant && (!q8 || !k8 || !qs || !ks || !rows)) || (lin && (!fk || !fq || !num || !listed))) {
         free(s), free(use), free(o), free(q8), free(k8), free(qs), free(ks), free(rows);
+        free(fk), free(fq), free(num), free(listed);
         return -1;
     }
     const int64_t h0 = p->h1 > 0 ? p->h0 : 0, h1 = p->h1 > 0 ? p->h1 : H;
@@ -58,6 +73,11 @@ static int ref_f32(const ts_attn_plan *p, const float *q, const float *k, const 
             float sc = ts_quant_i8_group(rows, n, D, k8 + j0 * D);
             for (int64_t i = 0; i < n; i++) ks[j0 + i] = sc;
         }
+        for (int64_t j = 0; lin && j < Nk; j++) { /* φ(k_j): a softmax over the head dim */
+            const int64_t kt = p->perm ? p->perm[j] : j;
+            if (kt < 0) continue;
+            softmax_d(k + kt * HD + h * D, D, fk + j * D);
+        }
         for (int64_t r = 0; r < Nq; r++) {
             int64_t qb = r / p->blk_q;
             for (int64_t j = 0; j < Nk; j++) use[j] = p->exact_ptr ? 0 : 1;
@@ -68,6 +88,8 @@ static int ref_f32(const ts_attn_plan *p, const float *q, const float *k, const 
                     for (int64_t j = k0; j < k0 + p->blk_k && j < Nk; j++) use[j] = 1;
                 }
             }
+            if (lin)
+                for (int64_t j = 0; j < Nk; j++) listed[j] = use[j];
             int64_t qt = p->perm ? p->perm[r] : r;
             if (qt < 0) continue; /* a padding row */
             for (int64_t j = 0; j < Nk && p->perm; j++)
@@ -101,11 +123,32 @@ static int ref_f32(const ts_attn_plan *p, const float *q, const float *k, const 
                 const float *vr = v + kt * HD + h * D;
                 for (int64_t d = 0; d < D; d++) o[d] += e * vr[d];
             }
+            for (int64_t d = 0; d < D; d++) o[d] = sum > 0 ? o[d] / sum : 0.0;
+            if (lin) { /* o += proj_l(o_l) */
+                double den = 1e-5;
+                softmax_d(qr, D, fq);
+                for (int64_t d = 0; d < D; d++) num[d] = 0;
+                for (int64_t j = 0; j < Nk; j++) {
+                    const int64_t kt = p->perm ? p->perm[j] : j;
+                    if (kt < 0 || (!p->lin_all && listed[j])) continue;
+                    double w = 0;
+                    for (int64_t d = 0; d < D; d++) w += fq[d] * fk[j * D + d];
+                    den += w;
+                    const float *vr = v + kt * HD + h * D;
+                    for (int64_t d = 0; d < D; d++) num[d] += w * vr[d];
+                }
+                for (int64_t e = 0; e < D; e++) {
+                    double y = p->lin_b ? p->lin_b[e] : 0.0;
+                    for (int64_t d = 0; d < D; d++) y += (double)p->lin_w[e * D + d] * (num[d] / den);
+                    o[e] += y;
+                }
+            }
             float *dst = out + qt * HD + h * D;
-            for (int64_t d = 0; d < D; d++) dst[d] = sum > 0 ? (float)(o[d] / sum) : 0.0f;
+            for (int64_t d = 0; d < D; d++) dst[d] = (float)o[d];
         }
     }
     free(s), free(use), free(o), free(q8), free(k8), free(qs), free(ks), free(rows);
+    free(fk), free(fq), free(num), free(listed);
     return 0;
 }
 

@@ -597,60 +597,35 @@ static void test_sla(ts_ctx *c) {
                      TS_ERR_INVALID_ARG, "sla with no heads is refused");
         free(part);
     }
-    /* the paper's variant in float64 from the plan's selection, with most blocks selected (the
-     * kernel adds the unselected blocks' sums) and with few (the total less the selected):
-     * o = sparse + proj_l(Σ φ(q)·φ(k) v / (1e-5 + Σ φ(q)·φ(k)) over the unselected keys) */
-    for (int many = 0; many < 2; many++) {
-        ts_sla_params sc = {many ? 0.7 : 0.2, 64, 32, 1};
+    /* against the float64 executor running each head's plan with its linear branch (plan.lin_w):
+     * TurboDiffusion's variant, and the paper's with most blocks selected (the kernel adds the
+     * unselected blocks' sums) and with few (the total less the selected) */
+    const struct { double topk; int complement; } lv[] = {{0.3, 0}, {0.7, 1}, {0.2, 1}};
+    for (int vi = 0; vi < 3; vi++) {
+        ts_sla_params sc = {lv[vi].topk, 64, 32, lv[vi].complement};
         TS_CHECK(ts_sla_attention(c, n, H, D, 0, H, &sc, q->data, k->data, v->data, NULL, pw->data, pb->data, out,
-                                  NULL, &e) == TS_OK, "sla complement: %s", e.msg);
-        const float *Q = q->data, *K = k->data, *V = v->data, *W = pw->data, *B = pb->data;
-        double *fq = malloc((size_t)D * 8), *fk = malloc((size_t)(n * D) * 8), *num = malloc((size_t)D * 8);
+                                  NULL, &e) == TS_OK, "sla: %s", e.msg);
+        int most = 1;
         for (int64_t h = 0; h < H; h++) {
             ts_attn_plan p;
             ts_plan_store st = {0};
-            ts_sla_plan(n, H, D, h, &sc, Q, K, &p, &st, &e);
-            ts_attn_ref(&p, Q, K, V, sparse);
-            for (int64_t j = 0; j < n; j++) { /* φ: softmax over the head dim */
-                double mx = -INFINITY, sum = 0;
-                for (int64_t d = 0; d < D; d++) mx = fmax(mx, K[(j * H + h) * D + d]);
-                for (int64_t d = 0; d < D; d++) sum += fk[j * D + d] = exp(K[(j * H + h) * D + d] - mx);
-                for (int64_t d = 0; d < D; d++) fk[j * D + d] /= sum;
-            }
-            int off = 0;
-            for (int64_t t = 0; t < n; t++) {
-                const int64_t a = t / p.blk_q;
-                double mx = -INFINITY, sum = 0, den = 1e-5;
-                for (int64_t d = 0; d < D; d++) mx = fmax(mx, Q[(t * H + h) * D + d]);
-                for (int64_t d = 0; d < D; d++) sum += fq[d] = exp(Q[(t * H + h) * D + d] - mx);
-                for (int64_t d = 0; d < D; d++) fq[d] /= sum, num[d] = 0;
-                for (int64_t j = 0; j < n; j++) {
-                    int selected = 0;
-                    for (int32_t li = p.exact_ptr[a]; li < p.exact_ptr[a + 1]; li++) selected |= p.exact_idx[li] == j / p.blk_k;
-                    if (selected) continue;
-                    double w = 0;
-                    for (int64_t d = 0; d < D; d++) w += fq[d] * fk[j * D + d];
-                    den += w;
-                    for (int64_t d = 0; d < D; d++) num[d] += w * V[(j * H + h) * D + d];
-                }
-                for (int64_t o = 0; o < D; o++) {
-                    double y = B[o];
-                    for (int64_t d = 0; d < D; d++) y += W[o * D + d] * (num[d] / den);
-                    const int64_t i = (t * H + h) * D + o;
-                    sparse[i] += (float)y;
-                    off += fabs(out[i] - sparse[i]) > 1e-4 * (1.0 + fabs(sparse[i]));
-                }
-            }
-            TS_CHECK(off == 0, "sla complement, topk %g, head %lld: %d values off the float64 sum", sc.topk,
-                     (long long)h, off);
-            if (many) {
-                int sel_n = 0;
-                for (int64_t a = 0; a < p.n_qblk; a++) sel_n += 2 * (p.exact_ptr[a + 1] - p.exact_ptr[a]) > p.n_kblk;
-                TS_CHECK(sel_n == p.n_qblk, "topk 0.7 selects most blocks (%d of %d query blocks)", sel_n, p.n_qblk);
-            }
+            ts_sla_plan(n, H, D, h, &sc, q->data, k->data, &p, &st, &e);
+            p.lin_w = pw->data, p.lin_b = pb->data, p.lin_all = !sc.complement;
+            TS_CHECK(ts_attn_ref(&p, q->data, k->data, v->data, sparse) == 0, "ref");
+            for (int64_t a2 = 0; a2 < p.n_qblk; a2++) most &= 2 * (p.exact_ptr[a2 + 1] - p.exact_ptr[a2]) > p.n_kblk;
             ts_plan_store_free(&st);
         }
-        free(fq), free(fk), free(num);
+        char what[96];
+        snprintf(what, sizeof what, "sla %s, topk %g, vs the executor's linear branch",
+                 sc.complement ? "complement" : "all keys", sc.topk);
+        ts_test_compare(what, out, sparse, n * H * D, 1e-5, NULL);
+        if (sc.complement) TS_CHECK(most == (sc.topk > 0.5), "topk %g: most blocks selected: %d", sc.topk, most);
+    }
+    { /* a kernel does not run a linear branch: it refuses the plan rather than drop it */
+        ts_attn_plan p = ts_attn_plan_dense(n, n, H, D, 64, 32);
+        p.lin_w = pw->data;
+        TS_CHECK(c->backend->attn(c, &p, q->data, k->data, v->data, out) == TS_ERR_UNSUPPORTED,
+                 "the kernel refuses a plan with a linear branch");
     }
     /* through a schedule, with the projection on the site */
     ts_attn_schedule *s = NULL;

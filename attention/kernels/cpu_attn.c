@@ -1536,7 +1536,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     if (p->perm && p->nq != p->nk) return TS_ERR_INVALID_ARG;
     if (p->n_kern && (!p->perm || p->n_kern < p->nq || !p->exact_ptr)) return TS_ERR_INVALID_ARG;
     if (p->exact_per_head && !p->exact_ptr) return TS_ERR_INVALID_ARG;
-    if (p->lin_ptr || (p->quant != TS_QUANT_NONE && p->quant != TS_QUANT_INT8_QK)) return TS_ERR_UNSUPPORTED;
+    if (p->lin_w || (p->quant != TS_QUANT_NONE && p->quant != TS_QUANT_INT8_QK)) return TS_ERR_UNSUPPORTED;
     if (p->quant == TS_QUANT_INT8_QK && (p->blk_q > TS_ATTN_MAXQ || p->quant_rows < 0)) return TS_ERR_INVALID_ARG;
     const int64_t h0 = p->h1 > 0 ? p->h0 : 0, h1 = p->h1 > 0 ? p->h1 : p->heads;
     if (h0 < 0 || h1 > p->heads || h0 >= h1) return TS_ERR_INVALID_ARG;
