@@ -868,8 +868,23 @@ static void test_schedule_matching(ts_ctx *c) {
     site.timestep = 500.0f, site.layer = 3, site.step = 7;
     double half = density_at(c, s, site, 2);
     TS_CHECK(fabs(half - (1.0 + sparse) / 2) < 1e-12, "rule 5: head 1 dense, head 0 gna: density %g", half);
-    site.kind = TS_ATTN_CROSS;
-    TS_CHECK(ts_attn_schedule_n_records(s) == 1, "records so far");
+    /* cross-attention (text keys) at a site where rule 1 (gna) matches self-attention: dense,
+     * the same bits as no schedule, and not recorded */
+    site.kind = TS_ATTN_CROSS, site.layer = 1, site.step = 5;
+    {
+        const int64_t nq = 128, nk = 20, HD = 2 * 8;
+        float *xq = malloc((size_t)(nq * HD) * 4), *xk = malloc((size_t)(nk * HD) * 4), *xv = malloc((size_t)(nk * HD) * 4);
+        float *o1 = malloc((size_t)(nq * HD) * 4), *o2 = malloc((size_t)(nq * HD) * 4);
+        ts_test_randn(xq, nq * HD, 61, 1.0f), ts_test_randn(xk, nk * HD, 62, 1.0f), ts_test_randn(xv, nk * HD, 63, 1.0f);
+        ts_err e = {0};
+        ts_attn_schedule_clear_records(s);
+        TS_CHECK(ts_attention(c, s, &site, nq, nk, 2, 8, xq, xk, xv, o1, &e) == TS_OK &&
+                     ts_attention(c, NULL, &site, nq, nk, 2, 8, xq, xk, xv, o2, &e) == TS_OK,
+                 "cross-attention: %s", e.msg);
+        TS_CHECK(!memcmp(o1, o2, (size_t)(nq * HD) * 4), "cross-attention under self-attention rules runs dense");
+        TS_CHECK(ts_attn_schedule_n_records(s) == 0, "cross-attention calls are not recorded");
+        free(xq), free(xk), free(xv), free(o1), free(o2);
+    }
     ts_attn_schedule_free(s);
 }
 
