@@ -2,11 +2,13 @@
  * tessera_bench.c — benchmark driver (a tool, not a test).
  *
  *   tessera-bench dit --model W.safetensors --inputs in.safetensors [--out out.safetensors]
- *                     [--threads N] [--repeats N] [--json] [--attn SCHEDULE]
+ *                     [--threads N] [--repeats N] [--json] [--attn SCHEDULE] [--step S/N]
  *       one Wan DiT forward on inputs x [1,C,F,H,W], t [1], context [1,L,D]; prints the
  *       best time over the repeats (and the output, for checking against PyTorch). --attn: an
- *       attention schedule file (.json) or a METHOD[:k=v,...] spec, as the CLIs take (a call
- *       at step 0 of 1); its mean self-attention density goes in the report.
+ *       attention schedule file (.json) or a METHOD[:k=v,...] spec, as the CLIs take, for the
+ *       forward of denoising step S of N (--step, default 0/1: a schedule's rules on steps see
+ *       that; its rules on timesteps see the inputs' t); its mean self-attention density goes
+ *       in the report (1: the schedule ran dense there).
  *   tessera-bench vae --model W.safetensors --inputs in.safetensors [--threads N] [--json]
  *                     [--half-cache]
  *       Wan-VAE decode of latents [1,16,t,h,w] (frames streamed and dropped); prints the
@@ -81,6 +83,7 @@ static double peak_rss_mb(void) {
 static void usage(FILE *f) {
     fprintf(f, "usage: tessera-bench dit|vae --model FILE --inputs FILE [--out FILE] "
                "[--threads N] [--repeats N] [--json] [--half-cache (vae)] [--attn SCHEDULE (dit)]\n"
+               "                          [--step S/N (dit: the denoising step the forward is, for the schedule)]\n"
                "       tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]\n"
                "                          [--methods dense,dense-bf16,dense-bf16-dots,dense-bf16-fp16,gna,gna-tiled,clear,draft,paro,\n"
                "                                     paro-fp32,sla,sla-paper; METHOD@bf16: with precision=bf16]\n"
@@ -93,6 +96,7 @@ typedef struct opts {
     int threads, repeats, json, half_cache, paired;
     const char *grid, *methods, *densities;
     const char *attn; /* dit: a schedule file (.json) or a METHOD[:k=v,...] spec */
+    int step, n_steps; /* dit: the denoising step the forward stands for (--step S/N) */
     int heads, head_dim;
 } opts;
 
@@ -137,7 +141,7 @@ static int bench_dit(const opts *o, ts_ctx *c) {
     for (int r = 0; r < o->repeats; r++) {
         if (sched) ts_attn_schedule_clear_records(sched);
         t0 = now_s();
-        if (wan_forward(c, m, sched, 0, 1, x->data, F, H, W, ((float *)t->data)[0], ctxt->data, L,
+        if (wan_forward(c, m, sched, o->step, o->n_steps, x->data, F, H, W, ((float *)t->data)[0], ctxt->data, L,
                         out, NULL, NULL, &e) != TS_OK)
             return die("forward", &e);
         double dt = now_s() - t0;
@@ -623,7 +627,7 @@ static int bench_isa(const opts *o) {
 int main(int argc, char **argv) {
     ts_tool_blas_core(argv);
     opts o = {0};
-    o.repeats = 1;
+    o.repeats = 1, o.n_steps = 1;
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -663,7 +667,14 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--methods") == 0) o.methods = val;
         else if (strcmp(a, "--densities") == 0) o.densities = val;
         else if (strcmp(a, "--attn") == 0) o.attn = val;
-        else {
+        else if (strcmp(a, "--step") == 0) {
+            char tail;
+            if (sscanf(val, "%d/%d%c", &o.step, &o.n_steps, &tail) != 2 || o.n_steps < 1 || o.step < 0 ||
+                o.step >= o.n_steps) {
+                fprintf(stderr, "tessera-bench: --step takes S/N with 0 <= S < N (got '%s')\n", val);
+                return 2;
+            }
+        } else {
             fprintf(stderr, "tessera-bench: unknown flag %s\n", a);
             return 2;
         }

@@ -47,6 +47,8 @@ def main():
     ap.add_argument("--json", default=None, help="write the results as JSON here")
     ap.add_argument("--attn", nargs="+", default=["dense"],
                     help="attention schedules for Tessera (files or METHOD[:k=v,...] specs), one run each")
+    ap.add_argument("--step", default="0/1",
+                    help="S/N: the denoising step the forward stands for, for the schedules' step rules")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -100,7 +102,8 @@ def main():
     results = []
     for spec in a.attn:
         cmd = [a.tessera, "dit", "--model", wpath, "--inputs", ipath, "--out", opath,
-               "--threads", str(a.threads), "--repeats", str(a.repeats), "--json", "--attn", spec]
+               "--threads", str(a.threads), "--repeats", str(a.repeats), "--json", "--attn", spec,
+               "--step", a.step]
         res = subprocess.run(cmd, check=True, capture_output=True, text=True)
         sys.stderr.write(res.stderr)
         ours = json.loads(res.stdout.strip().splitlines()[-1])
