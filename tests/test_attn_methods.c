@@ -1003,6 +1003,28 @@ static void bf16_case(ts_ctx *c, ts_attn_plan *p, int64_t H, int64_t D, const ch
     free(o16), free(o32), free(ref);
 }
 
+/* DraftAttention's and SLA's plans (each head's joined into one, as their calls run them) on
+ * bf16 Q, K, V against the executor: padded edge regions (draft), ragged blocks (SLA). */
+static void test_bf16_dynamic(ts_ctx *c) {
+    const int64_t g[3] = {2, 9, 13}, n = 2 * 9 * 13, H = 2, D = 16;
+    float *q = malloc((size_t)(n * H * D) * 4), *k = malloc((size_t)(n * H * D) * 4);
+    ts_test_randn(q, n * H * D, 81, 1.0f), ts_test_randn(k, n * H * D, 82, 1.0f);
+    ts_attn_plan hp[2], all;
+    ts_plan_store st[2] = {{0}}, js = {0};
+    ts_err e = {0};
+    const ts_draft_params dp = {{4, 3}, 0.6};
+    for (int h = 0; h < 2; h++) TS_CHECK(ts_draft_plan(g, H, D, h, &dp, q, k, &hp[h], &st[h], &e) == TS_OK, "%s", e.msg);
+    TS_CHECK(ts_plan_join_heads(hp, 2, &all, &js, &e) == TS_OK, "%s", e.msg);
+    bf16_case(c, &all, H, D, "bf16 draft 2x9x13, regions 4x3, 2 heads");
+    const ts_sla_params sp = {0.4, 32, 16, 0};
+    for (int h = 0; h < 2; h++) TS_CHECK(ts_sla_plan(n, H, D, h, &sp, q, k, &hp[h], &st[h], &e) == TS_OK, "%s", e.msg);
+    TS_CHECK(ts_plan_join_heads(hp, 2, &all, &js, &e) == TS_OK, "%s", e.msg);
+    bf16_case(c, &all, H, D, "bf16 sla 234 tokens, blocks 32x16, 2 heads");
+    for (int h = 0; h < 2; h++) ts_plan_store_free(&st[h]);
+    ts_plan_store_free(&js);
+    free(q), free(k);
+}
+
 static void test_paro_kernel(ts_ctx *c) {
     ts_attn_plan p = ts_attn_plan_dense(77, 77, 2, 24, 32, 16); /* D 24: the dot's scalar tail */
     quant_case(c, &p, 2, 24, "int8 dense 77 tokens, D 24, q block 32");
@@ -1364,6 +1386,7 @@ int main(void) {
     test_block_density(&c);
     test_paro_orders();
     test_paro_kernel(&c);
+    test_bf16_dynamic(&c);
     { /* the plans and the INT8 kernel again with a workspace that starts full of NaN bytes
        * and is reused from plan to plan (as the library's handle keeps one) */
         ts_workspace ws = {0};
