@@ -83,11 +83,23 @@ ts_status ts_paro_write(const char *path, const ts_paro_desc *d, const int32_t *
  * block bins under all six orders. Finishing picks, per layer and head, the order whose
  * summed map puts the most mass in its top density·nb² blocks (the most block-concentrated
  * map; ties go to the lower code), then per group keeps that order's top density·nb² blocks
- * (plus each empty row's heaviest block, so no query block is left without keys). */
+ * (plus each empty row's heaviest block, so no query block is left without keys).
+ *
+ * The maps of every group under every order take G·L·H·6·nb² doubles (45 GB for Wan2.1 1.3B
+ * at 480p and 81 frames in blocks of 64), so the work can be split in two passes over the same
+ * prompts: TS_PARO_CALIB_ORDERS keeps the maps summed over the groups (L·H·6·nb²) and finishes
+ * with the orders alone; TS_PARO_CALIB_MASKS, given those orders, keeps each group's map under
+ * its head's order (G·L·H·nb²) and finishes with the masks. The two give what one
+ * TS_PARO_CALIB_ONE_PASS gives (the sums' order aside). */
 typedef struct ts_paro_calib ts_paro_calib;
+typedef enum ts_paro_calib_mode { TS_PARO_CALIB_ONE_PASS = 0, TS_PARO_CALIB_ORDERS, TS_PARO_CALIB_MASKS } ts_paro_calib_mode;
 
+/* orders: [L·H], for TS_PARO_CALIB_MASKS only (else NULL). */
 ts_status ts_paro_calib_new(ts_paro_calib **out, const int64_t grid[3], int block, int layers, int heads,
-                            int groups, int row_stride, ts_err *err);
+                            int groups, int row_stride, ts_paro_calib_mode mode, const int32_t *orders, ts_err *err);
+/* Bytes of maps a calibrator of this geometry and mode keeps. */
+int64_t ts_paro_calib_bytes(const int64_t grid[3], int block, int layers, int heads, int groups,
+                            ts_paro_calib_mode mode);
 void ts_paro_calib_free(ts_paro_calib *c); /* NULL is a no-op */
 /* A ts_attn_observer (user = the calibrator); a call it cannot use (another grid, layer or
  * head count) makes ts_paro_calib_status fail. */
@@ -96,7 +108,8 @@ void ts_paro_calib_observe(void *user, const struct ts_attn_site *site, int64_t 
 ts_status ts_paro_calib_status(const ts_paro_calib *c, ts_err *err);
 int64_t ts_paro_calib_calls(const ts_paro_calib *c);
 /* orders [L·H], masks [G·L·H·nb·nb] (0/1), captured [L·H] (may be NULL): the fraction of the
- * attention mass the chosen blocks hold, averaged over groups. */
+ * attention mass the chosen blocks hold, averaged over groups. TS_PARO_CALIB_ORDERS: orders
+ * only (masks and captured NULL); TS_PARO_CALIB_MASKS: orders are the given ones. */
 ts_status ts_paro_calib_finish(const ts_paro_calib *c, double density, int32_t *orders, uint8_t *masks,
                                double *captured, ts_err *err);
 

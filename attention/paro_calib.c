@@ -16,33 +16,54 @@
 struct ts_paro_calib {
     int64_t grid[3], n, nb;
     int block, layers, heads, groups, row_stride;
+    ts_paro_calib_mode mode;
+    int n_grp, n_ord;             /* the maps kept: per group or summed (1), per order or the head's (1) */
+    int32_t *fixed;               /* TS_PARO_CALIB_MASKS: [L·H] the heads' orders */
     int32_t *blk[TS_PARO_ORDERS]; /* [n]: token -> its block under each order */
-    double *acc;                  /* [G][L][H][6][nb][nb] */
+    double *acc;                  /* [n_grp][L][H][n_ord][nb][nb] */
     int64_t *rows;                /* [G]: query rows summed per (layer, head) in that group */
     int64_t calls;
     ts_status st;
     char msg[256];
 };
 
-#define ACC(c, g, l, h, o) ((c)->acc + ((((int64_t)(g) * (c)->layers + (l)) * (c)->heads + (h)) * TS_PARO_ORDERS + (o)) * (c)->nb * (c)->nb)
+/* The map of stored group g, layer l, head h, stored order slot o. */
+#define ACC(c, g, l, h, o) ((c)->acc + ((((int64_t)(g) * (c)->layers + (l)) * (c)->heads + (h)) * (c)->n_ord + (o)) * (c)->nb * (c)->nb)
+
+int64_t ts_paro_calib_bytes(const int64_t grid[3], int block, int layers, int heads, int groups,
+                            ts_paro_calib_mode mode) {
+    const int64_t nb = (grid[0] * grid[1] * grid[2] + block - 1) / block;
+    const int64_t g = mode == TS_PARO_CALIB_ORDERS ? 1 : groups, o = mode == TS_PARO_CALIB_MASKS ? 1 : TS_PARO_ORDERS;
+    return g * layers * heads * o * nb * nb * (int64_t)sizeof(double);
+}
 
 ts_status ts_paro_calib_new(ts_paro_calib **out, const int64_t grid[3], int block, int layers, int heads,
-                            int groups, int row_stride, ts_err *err) {
+                            int groups, int row_stride, ts_paro_calib_mode mode, const int32_t *orders, ts_err *err) {
     *out = NULL;
-    if (grid[0] < 1 || grid[1] < 1 || grid[2] < 1 || block < 16 || block > 256 || block % 16 || layers < 1 ||
-        heads < 1 || groups < 1 || row_stride < 1)
+    if (grid[0] < 1 || grid[1] < 1 || grid[2] < 1 || grid[0] > (1 << 20) || grid[1] > (1 << 20) ||
+        grid[2] > (1 << 20) || grid[0] * grid[1] * grid[2] > (1 << 30) || block < 16 || block > 256 || block % 16 ||
+        layers < 1 || heads < 1 || groups < 1 || row_stride < 1)
         return TS_ERR(err, TS_ERR_INVALID_ARG, "paro calibration: bad geometry (block a multiple of 16 in [16, 256], "
-                      "positive layers, heads, groups and row stride)");
+                      "positive layers, heads, groups and row stride, at most 2^30 tokens)");
+    if ((mode == TS_PARO_CALIB_MASKS) != (orders != NULL))
+        return TS_ERR(err, TS_ERR_INVALID_ARG, "paro calibration: the masks pass takes the heads' orders, the others none");
+    for (int64_t i = 0; orders && i < (int64_t)layers * heads; i++)
+        if (orders[i] < 0 || orders[i] >= TS_PARO_ORDERS)
+            return TS_ERR(err, TS_ERR_INVALID_ARG, "paro calibration: order %d is not 0..5", orders[i]);
     ts_paro_calib *c = calloc(1, sizeof *c);
     if (!c) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
     memcpy(c->grid, grid, sizeof c->grid);
     c->n = grid[0] * grid[1] * grid[2];
     c->nb = (c->n + block - 1) / block;
     c->block = block, c->layers = layers, c->heads = heads, c->groups = groups, c->row_stride = row_stride;
-    size_t na = (size_t)groups * layers * heads * TS_PARO_ORDERS * (size_t)(c->nb * c->nb);
+    c->mode = mode;
+    c->n_grp = mode == TS_PARO_CALIB_ORDERS ? 1 : groups, c->n_ord = mode == TS_PARO_CALIB_MASKS ? 1 : TS_PARO_ORDERS;
+    size_t na = (size_t)ts_paro_calib_bytes(grid, block, layers, heads, groups, mode) / sizeof(double);
     c->acc = calloc(na, sizeof(double));
+    if (orders && (c->fixed = malloc((size_t)layers * heads * sizeof *c->fixed)))
+        memcpy(c->fixed, orders, (size_t)layers * heads * sizeof *c->fixed);
     c->rows = calloc((size_t)groups, sizeof(int64_t));
-    int ok = c->acc && c->rows;
+    int ok = c->acc && c->rows && (!orders || c->fixed);
     int32_t *perm = ok ? malloc((size_t)c->n * sizeof(int32_t)) : NULL;
     ok = ok && perm;
     for (int o = 0; ok && o < TS_PARO_ORDERS; o++) {
@@ -63,7 +84,7 @@ ts_status ts_paro_calib_new(ts_paro_calib **out, const int64_t grid[3], int bloc
 void ts_paro_calib_free(ts_paro_calib *c) {
     if (!c) return;
     for (int o = 0; o < TS_PARO_ORDERS; o++) free(c->blk[o]);
-    free(c->acc), free(c->rows);
+    free(c->acc), free(c->rows), free(c->fixed);
     free(c);
 }
 
@@ -114,7 +135,7 @@ void ts_paro_calib_observe(void *user, const struct ts_attn_site *site, int64_t 
         float *S = scratch + (size_t)tid * (size_t)(QCHUNK * (n + D)), *Q = S + QCHUNK * n;
 #pragma omp for schedule(static, 1)
         for (int64_t h = 0; h < H; h++) {
-            double *bins = ACC(c, grp, site->layer, h, 0);
+            double *bins = ACC(c, c->n_grp == 1 ? 0 : grp, site->layer, h, 0);
             for (int64_t t = 0; t < chunks; t++) {
                 int64_t r0 = t * QCHUNK, nr = nrows - r0 < QCHUNK ? nrows - r0 : QCHUNK;
                 for (int64_t r = 0; r < nr; r++)
@@ -128,8 +149,9 @@ void ts_paro_calib_observe(void *user, const struct ts_attn_site *site, int64_t 
                     for (int64_t j = 0; j < n; j++) sum += (s[j] = expf(s[j] - mx));
                     const float inv = (float)(1.0 / sum);
                     const int64_t i = (r0 + r) * stride;
-                    for (int o = 0; o < TS_PARO_ORDERS; o++) {
-                        double *row = bins + (int64_t)o * nb * nb + (int64_t)c->blk[o][i] * nb;
+                    for (int oi = 0; oi < c->n_ord; oi++) { /* every order, or the head's */
+                        const int o = c->fixed ? c->fixed[site->layer * c->heads + h] : oi;
+                        double *row = bins + (int64_t)oi * nb * nb + (int64_t)c->blk[o][i] * nb;
                         const int32_t *bj = c->blk[o];
                         for (int64_t j = 0; j < n; j++) row[bj[j]] += s[j] * inv;
                     }
@@ -179,6 +201,8 @@ ts_status ts_paro_calib_finish(const ts_paro_calib *c, double density, int32_t *
     if (!(density > 0 && density <= 1))
         return TS_ERR(err, TS_ERR_INVALID_ARG, "paro calibration: density must be in (0, 1]");
     if (!c->calls) return TS_ERR(err, TS_ERR_INVALID_ARG, "paro calibration: no attention call was observed");
+    if (c->mode == TS_PARO_CALIB_ORDERS && (masks || captured))
+        return TS_ERR(err, TS_ERR_INVALID_ARG, "paro calibration: the orders pass gives orders only");
     const int64_t nb = c->nb, nn = nb * nb;
     int64_t kk = (int64_t)llround(density * (double)nn);
     if (kk < 1) kk = 1;
@@ -190,23 +214,29 @@ ts_status ts_paro_calib_finish(const ts_paro_calib *c, double density, int32_t *
     }
     for (int l = 0; l < c->layers; l++)
         for (int h = 0; h < c->heads; h++) {
-            int best = 0;
-            double best_mass = -1;
-            for (int o = 0; o < TS_PARO_ORDERS; o++) {
-                memset(sum, 0, (size_t)nn * sizeof *sum);
-                for (int g = 0; g < c->groups; g++)
-                    for (int64_t i = 0; i < nn; i++) sum[i] += ACC(c, g, l, h, o)[i];
-                double m = top_blocks(sum, nb, kk, e, NULL);
-                if (m > best_mass * (1 + 1e-12)) best = o, best_mass = m;
+            int best = 0; /* the order, and its slot in the maps */
+            if (c->fixed) {
+                best = c->fixed[l * c->heads + h];
+            } else {
+                double best_mass = -1;
+                for (int o = 0; o < TS_PARO_ORDERS; o++) {
+                    memset(sum, 0, (size_t)nn * sizeof *sum);
+                    for (int g = 0; g < c->n_grp; g++)
+                        for (int64_t i = 0; i < nn; i++) sum[i] += ACC(c, g, l, h, o)[i];
+                    double m = top_blocks(sum, nb, kk, e, NULL);
+                    if (m > best_mass * (1 + 1e-12)) best = o, best_mass = m;
+                }
             }
             orders[l * c->heads + h] = best;
+            if (!masks) continue;
+            const int slot = c->fixed ? 0 : best;
             memset(sum, 0, (size_t)nn * sizeof *sum);
             for (int g = 0; g < c->groups; g++)
-                for (int64_t i = 0; i < nn; i++) sum[i] += ACC(c, g, l, h, best)[i];
+                for (int64_t i = 0; i < nn; i++) sum[i] += ACC(c, g, l, h, slot)[i];
             double cap = 0;
             for (int g = 0; g < c->groups; g++) {
                 /* a group no step fell into takes the map of all groups */
-                const double *m = c->rows[g] ? ACC(c, g, l, h, best) : sum;
+                const double *m = c->rows[g] ? ACC(c, g, l, h, slot) : sum;
                 uint8_t *sel = masks + (((int64_t)g * c->layers + l) * c->heads + h) * nn;
                 double total = 0;
                 for (int64_t i = 0; i < nn; i++) total += m[i];

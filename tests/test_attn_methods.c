@@ -1153,6 +1153,20 @@ static void test_paro_calib(ts_ctx *c) {
                  strstr(e.msg, "at least one of each"), "no layers: %s", e.msg);
     }
     TS_CHECK(ts_paro_load(&pc, "/nonexistent/p.safetensors", &e) == TS_ERR_IO, "missing: %s", e.msg);
+    { /* the calibrator's maps: all six orders per group, summed over groups, or per group under given orders */
+        const int64_t g246[3] = {2, 4, 6}; /* 3 blocks of 16 */
+        TS_CHECK(ts_paro_calib_bytes(g246, 16, 2, 2, 2, TS_PARO_CALIB_ONE_PASS) == 2 * 2 * 2 * 6 * 9 * 8 &&
+                     ts_paro_calib_bytes(g246, 16, 2, 2, 2, TS_PARO_CALIB_ORDERS) == 2 * 2 * 6 * 9 * 8 &&
+                     ts_paro_calib_bytes(g246, 16, 2, 2, 2, TS_PARO_CALIB_MASKS) == 2 * 2 * 2 * 9 * 8,
+                 "calibration map sizes");
+        ts_paro_calib *cb = NULL;
+        const int32_t ord[4] = {0, 1, 6, 2};
+        TS_CHECK(ts_paro_calib_new(&cb, g246, 16, 2, 2, 2, 1, TS_PARO_CALIB_MASKS, NULL, &e) == TS_ERR_INVALID_ARG &&
+                     ts_paro_calib_new(&cb, g246, 16, 2, 2, 2, 1, TS_PARO_CALIB_ORDERS, ord, &e) == TS_ERR_INVALID_ARG &&
+                     ts_paro_calib_new(&cb, g246, 16, 2, 2, 2, 1, TS_PARO_CALIB_MASKS, ord, &e) == TS_ERR_INVALID_ARG &&
+                     strstr(e.msg, "order 6 is not 0..5") && !cb,
+                 "calibrator arguments: %s", e.msg);
+    }
     TS_CHECK(pc == NULL, "nothing returned on errors");
 
     /* the schedule: a file name relative to the schedule's directory, --attn, quant=none */

@@ -13,7 +13,7 @@ tmp=$(mktemp -d /tmp/ts_paro_cli_XXXXXX)
 size="-W 128 -H 96 --video-frames 5 --steps 4 --cfg-scale 5"
 
 help=$("$cal" --help)
-for f in --model --output --prompt --prompts --steps --groups --density --block --row-stride --threads; do
+for f in --model --output --prompt --prompts --steps --groups --density --block --row-stride --passes --threads; do
     printf '%s' "$help" | grep -q -- "$f" && ok || ko "--help lacks $f"
 done
 
@@ -26,6 +26,11 @@ grep -q "2 prompts, 2x6x8 tokens (6 blocks of 16), 2 layers x 2 heads, 4 steps i
 grep -q "orders: FHW [0-9]* FWH" "$tmp/err" && ok || ko "calibrate orders line: $(cat "$tmp/err")"
 "$cal" -m "$m" --prompts "$tmp/prompts.txt" $size --block 16 --density 0.4 -o "$tmp/c2.safetensors" --quiet
 cmp -s "$tmp/c.safetensors" "$tmp/c2.safetensors" && ok || ko "calibration is not deterministic"
+# two passes (the orders from the group-summed maps, then each group's map under them) give the same file
+"$cal" -m "$m" --prompts "$tmp/prompts.txt" $size --block 16 --density 0.4 -o "$tmp/c3.safetensors" --passes 2 2>"$tmp/err"
+grep -q "two passes over the prompts" "$tmp/err" && grep -q "pass 2/2, prompt 2/2, step 4/4" "$tmp/err" && ok ||
+    ko "two passes: $(cat "$tmp/err")"
+cmp -s "$tmp/c.safetensors" "$tmp/c3.safetensors" && ok || ko "two passes give another calibration"
 
 out=$("$t2v" -m "$m" -p "a red circle" $size -s 3 --attn "paro:calibration=$tmp/c.safetensors" -o "$tmp/v.mp4" --json 2>"$tmp/err")
 rc=$?
@@ -49,6 +54,7 @@ check "no output" 2 "no output: give -o FILE" "$cal" -m "$m" -p x
 check "no prompts" 2 "no prompts" "$cal" -m "$m" -o "$tmp/n.safetensors"
 check "density" 2 "--density must be in (0, 1]" "$cal" -m "$m" -p x -o "$tmp/n.safetensors" --density 0
 check "block" 2 "--block must be a multiple of 16" "$cal" -m "$m" -p x -o "$tmp/n.safetensors" --block 20
+check "passes" 2 "--passes must be 0, 1 or 2" "$cal" -m "$m" -p x -o "$tmp/n.safetensors" --passes 3
 check "groups" 2 "--groups cannot exceed --steps" "$cal" -m "$m" -p x -o "$tmp/n.safetensors" --steps 2 --groups 3
 check "prompts file" 2 "cannot open the prompts file" "$cal" -m "$m" --prompts "$tmp/none.txt" -o "$tmp/n.safetensors"
 check "model" 1 "nomodel: not a directory" "$cal" -m "$tmp/nomodel" -p x -o "$tmp/n.safetensors"

@@ -21,6 +21,7 @@
 
 #define PROG "tessera-calibrate"
 #define MAX_PROMPTS 256
+#define ONE_PASS_GIB 4 /* --passes 0: one pass when its maps fit in this */
 
 typedef struct opts {
     const char *model, *output, *negative, *prompts_file;
@@ -28,7 +29,7 @@ typedef struct opts {
     int n_prompts;
     ts_wan_params p;
     long long seed;
-    int groups, block, row_stride, threads, quiet;
+    int groups, block, row_stride, threads, quiet, passes;
     double density;
 } opts;
 
@@ -57,11 +58,15 @@ static void usage(FILE *f) {
             "      --density X             target fraction of key blocks per head, (0, 1] (default: 0.5)\n"
             "      --block N               block size in tokens, a multiple of 16 in [16, 256] (default: 64)\n"
             "      --row-stride N          use every N-th query row for the maps (default: 1)\n"
+            "      --passes N              1: every group's map under all six orders at once; 2: the prompts\n"
+            "                              twice, the orders from maps summed over the groups, then each\n"
+            "                              group's map under its head's order (about a sixth of the memory);\n"
+            "                              0: 1 when its maps fit in %d GiB, else 2 (default: 0)\n"
             "  -t, --threads N             CPU threads, <= 0 = all cores (default: 0)\n"
             "      --quiet                 no progress lines\n"
             "  -h, --help / --version\n",
             PROG, MAX_PROMPTS, (long long)d.width, (long long)d.height, (long long)d.frames, d.steps,
-            (double)d.cfg_scale, d.flow_shift);
+            (double)d.cfg_scale, d.flow_shift, ONE_PASS_GIB);
 }
 
 static int bad(const char *fmt, const char *a, const char *b) {
@@ -168,6 +173,9 @@ static int parse(int argc, char **argv, opts *o) {
         } else if (!strcmp(a, "--row-stride")) {
             if (!to_int(v, 1, 1 << 20, &n)) return bad("--row-stride must be a positive integer, got '%s'%s", v, "");
             o->row_stride = (int)n;
+        } else if (!strcmp(a, "--passes")) {
+            if (!to_int(v, 0, 2, &n)) return bad("--passes must be 0, 1 or 2, got '%s'%s", v, "");
+            o->passes = (int)n;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (!to_int(v, -1024, 1024, &n)) return bad("--threads must be an integer, got '%s'%s", v, "");
             o->threads = (int)n;
@@ -189,6 +197,7 @@ static int parse(int argc, char **argv, opts *o) {
 typedef struct progress {
     int quiet, prompt, n_prompts;
     double t0;
+    int pass, passes;
 } progress;
 
 static double now_s(void) {
@@ -200,7 +209,10 @@ static double now_s(void) {
 static void on_step(void *user, int step, int n_steps, const float *x) {
     (void)x;
     progress *pr = user;
-    if (!pr->quiet)
+    if (!pr->quiet && pr->passes > 1)
+        fprintf(stderr, "%s: pass %d/%d, prompt %d/%d, step %d/%d (%.1f s)\n", PROG, pr->pass, pr->passes,
+                pr->prompt + 1, pr->n_prompts, step + 1, n_steps, now_s() - pr->t0);
+    else if (!pr->quiet)
         fprintf(stderr, "%s: prompt %d/%d, step %d/%d (%.1f s)\n", PROG, pr->prompt + 1, pr->n_prompts, step + 1,
                 n_steps, now_s() - pr->t0);
 }
@@ -233,11 +245,14 @@ int main(int argc, char **argv) {
     int64_t s[4];
     if (ts_wan_latent_shape(&o.p, s, &e) != TS_OK) return ts_wan_pipeline_close(&pl), fail(&e);
     const int64_t grid[3] = {s[1] / cfg->patch[0], s[2] / cfg->patch[1], s[3] / cfg->patch[2]};
+    const int64_t LH = cfg->layers * cfg->heads;
+    const int64_t one_pass = ts_paro_calib_bytes(grid, o.block, (int)cfg->layers, (int)cfg->heads, o.groups,
+                                                 TS_PARO_CALIB_ONE_PASS);
+    const int passes = o.passes ? o.passes : one_pass <= ((int64_t)ONE_PASS_GIB << 30) ? 1 : 2;
     ts_paro_calib *cal = NULL;
     ts_attn_schedule *sched = NULL;
-    ts_status st = ts_paro_calib_new(&cal, grid, o.block, (int)cfg->layers, (int)cfg->heads, o.groups, o.row_stride, &e);
-    if (st == TS_OK) st = ts_attn_schedule_from_spec(&sched, "dense", &e);
-    if (st == TS_OK) ts_attn_schedule_set_observer(sched, ts_paro_calib_observe, cal);
+    int32_t *orders = malloc((size_t)LH * sizeof(int32_t));
+    ts_status st = orders ? ts_attn_schedule_from_spec(&sched, "dense", &e) : TS_ERR(&e, TS_ERR_NOMEM, "out of memory");
     o.p.sched = sched;
     o.p.text_len = ts_wan_text_len(&pl, o.p.text_len);
     const int64_t L = o.p.text_len, n_lat = s[0] * s[1] * s[2] * s[3];
@@ -245,25 +260,42 @@ int main(int argc, char **argv) {
     float *lat = malloc((size_t)n_lat * sizeof(float));
     if (st == TS_OK && (!pe || !ne || !lat)) st = TS_ERR(&e, TS_ERR_NOMEM, "out of memory");
     const int guided = o.p.cfg_scale != 1.0f;
-    progress pr = {o.quiet, 0, o.n_prompts, now_s()};
+    progress pr = {o.quiet, 0, o.n_prompts, now_s(), 1, passes};
     if (st == TS_OK && !o.quiet)
         fprintf(stderr, "%s: %d prompts, %lldx%lldx%lld tokens (%lld blocks of %d), %d layers x %lld heads, %d steps in %d groups\n",
                 PROG, o.n_prompts, (long long)grid[0], (long long)grid[1], (long long)grid[2],
                 (long long)((grid[0] * grid[1] * grid[2] + o.block - 1) / o.block), o.block, (int)cfg->layers,
                 (long long)cfg->heads, o.p.steps, o.groups);
+    if (st == TS_OK && !o.quiet && passes == 2)
+        fprintf(stderr, "%s: two passes over the prompts (the maps of one would take %.1f MiB; these %.1f and %.1f MiB)\n",
+                PROG, (double)one_pass / (1 << 20),
+                (double)ts_paro_calib_bytes(grid, o.block, (int)cfg->layers, (int)cfg->heads, o.groups,
+                                            TS_PARO_CALIB_ORDERS) / (1 << 20),
+                (double)ts_paro_calib_bytes(grid, o.block, (int)cfg->layers, (int)cfg->heads, o.groups,
+                                            TS_PARO_CALIB_MASKS) / (1 << 20));
     if (st == TS_OK && guided) st = ts_wan_encode_prompt(&c, &pl, o.negative, L, ne, NULL, &e);
-    for (int i = 0; i < o.n_prompts && st == TS_OK; i++) {
-        pr.prompt = i;
-        o.p.seed = (uint64_t)(o.seed + i);
-        st = ts_wan_encode_prompt(&c, &pl, o.prompts[i], L, pe, NULL, &e);
-        if (st == TS_OK) st = ts_wan_generate(&c, &pl, &o.p, pe, L, guided ? ne : NULL, L, NULL, lat, on_step, &pr, &e);
-        if (st == TS_OK) st = ts_paro_calib_status(cal, &e);
+    for (int pass = 1; pass <= passes && st == TS_OK; pass++) {
+        /* one pass, or the orders and then the masks */
+        const ts_paro_calib_mode mode = passes == 1 ? TS_PARO_CALIB_ONE_PASS : pass == 1 ? TS_PARO_CALIB_ORDERS
+                                                                                         : TS_PARO_CALIB_MASKS;
+        ts_paro_calib_free(cal), cal = NULL;
+        st = ts_paro_calib_new(&cal, grid, o.block, (int)cfg->layers, (int)cfg->heads, o.groups, o.row_stride, mode,
+                               mode == TS_PARO_CALIB_MASKS ? orders : NULL, &e);
+        if (st == TS_OK) ts_attn_schedule_set_observer(sched, ts_paro_calib_observe, cal);
+        pr.pass = pass;
+        for (int i = 0; i < o.n_prompts && st == TS_OK; i++) {
+            pr.prompt = i;
+            o.p.seed = (uint64_t)(o.seed + i);
+            st = ts_wan_encode_prompt(&c, &pl, o.prompts[i], L, pe, NULL, &e);
+            if (st == TS_OK) st = ts_wan_generate(&c, &pl, &o.p, pe, L, guided ? ne : NULL, L, NULL, lat, on_step, &pr, &e);
+            if (st == TS_OK) st = ts_paro_calib_status(cal, &e);
+        }
+        if (st == TS_OK && mode == TS_PARO_CALIB_ORDERS) st = ts_paro_calib_finish(cal, o.density, orders, NULL, NULL, &e);
     }
-    const int64_t LH = cfg->layers * cfg->heads, nb = (grid[0] * grid[1] * grid[2] + o.block - 1) / o.block;
-    int32_t *orders = st == TS_OK ? malloc((size_t)LH * sizeof(int32_t)) : NULL;
+    const int64_t nb = (grid[0] * grid[1] * grid[2] + o.block - 1) / o.block;
     uint8_t *masks = st == TS_OK ? malloc((size_t)(o.groups * LH * nb * nb)) : NULL;
     double *cap = st == TS_OK ? malloc((size_t)LH * sizeof(double)) : NULL;
-    if (st == TS_OK && (!orders || !masks || !cap)) st = TS_ERR(&e, TS_ERR_NOMEM, "out of memory");
+    if (st == TS_OK && (!masks || !cap)) st = TS_ERR(&e, TS_ERR_NOMEM, "out of memory");
     if (st == TS_OK) st = ts_paro_calib_finish(cal, o.density, orders, masks, cap, &e);
     if (st == TS_OK) {
         ts_paro_desc d = {{grid[0], grid[1], grid[2]}, o.block, o.groups, (int)cfg->layers, (int)cfg->heads, o.p.steps,
