@@ -1,7 +1,10 @@
 /* attention.c — schedule → plan → backend; see attention.h. */
 #include "attention.h"
 
+#include <stdlib.h>
+
 #include "../src/backend.h"
+#include "build.h"
 #include "schedule_internal.h"
 
 ts_status ts_attention(ts_ctx *c, ts_attn_schedule *sched, const ts_attn_site *site,
@@ -17,4 +20,40 @@ ts_status ts_attention(ts_ctx *c, ts_attn_schedule *sched, const ts_attn_site *s
     ts_status s = c->backend->attn(c, &plan, q, k, v, out);
     if (s != TS_OK) return TS_ERR(err, s, "attention kernel failed (%s)", ts_status_str(s));
     return TS_OK;
+}
+
+void ts_head_plans_free(ts_head_plans *hp) {
+    for (int64_t i = 0; hp->st && i < hp->nh; i++) ts_plan_store_free(&hp->st[i]);
+    free(hp->st), free(hp->p);
+    hp->st = NULL, hp->p = NULL, hp->nh = 0;
+}
+
+ts_status ts_plan_heads_run(ts_ctx *c, int64_t h0, int64_t nh, ts_head_plan_fn fn, const void *user, const float *q,
+                            const float *k, const ts_attn_operands *ops, float *out, ts_head_plans *hp, ts_err *err) {
+    *hp = (ts_head_plans){nh, malloc((size_t)nh * sizeof *hp->p), calloc((size_t)nh, sizeof *hp->st), 0};
+    ts_status *rc = malloc((size_t)nh * sizeof *rc);
+    ts_err *errs = calloc((size_t)nh, sizeof *errs);
+    if (!hp->p || !hp->st || !rc || !errs) {
+        free(rc), free(errs);
+        return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+    }
+    const int nt = c->n_threads > 0 ? c->n_threads : 1;
+    (void)nt;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (int64_t i = 0; i < nh; i++) rc[i] = fn(user, h0 + i, q, k, &hp->p[i], &hp->st[i], &errs[i]);
+    ts_status st = TS_OK;
+    for (int64_t i = 0; i < nh && st == TS_OK; i++)
+        if (rc[i] != TS_OK) *err = errs[i], st = rc[i];
+    free(rc), free(errs);
+    ts_plan_store js = {0};
+    ts_attn_plan all;
+    if (st == TS_OK) st = ts_plan_join_heads(hp->p, nh, &all, &js, err);
+    if (st == TS_OK) {
+        all.in_bf16 = ops->bf16;
+        hp->density = all.density;
+        ts_status s = c->backend->attn(c, &all, ops->q, ops->k, ops->v, out);
+        if (s != TS_OK) st = TS_ERR(err, s, "attention kernel failed (%s)", ts_status_str(s));
+    }
+    ts_plan_store_free(&js);
+    return st;
 }

@@ -43,7 +43,8 @@ ts_status ts_plan_join_heads(const ts_attn_plan *p, int64_t nh, ts_attn_plan *al
         const int32_t m = p[i].exact_ptr[S];
         for (int64_t a = 0; a <= S; a++) st->ptr[i * (S + 1) + a] = (int32_t)(off + p[i].exact_ptr[a]);
         memcpy(st->idx + off, p[i].exact_idx, (size_t)m * sizeof *st->idx);
-        memcpy(st->full + off, p[i].exact_full, (size_t)m);
+        if (p[i].exact_full) memcpy(st->full + off, p[i].exact_full, (size_t)m);
+        else memset(st->full + off, 1, (size_t)m);
         off += m;
     }
     *all = p[0];

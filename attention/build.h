@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "../src/ctx.h"
 #include "../src/status.h"
 #include "plan.h"
 
@@ -47,9 +48,29 @@ ts_status ts_plan_tile_perm_sub(const ts_mask *mask, int64_t n, const int tile[3
                                 int32_t *perm, ts_err *err);
 
 /* Joins the one-head plans p[0 .. nh) of heads p[0].h0 onwards (the same blocks, order and
- * kernel length; lists differ) into *all: a list per head (exact_per_head), in st (freed
- * first), the density their mean. The lists' total length must fit in int32. */
+ * kernel length; lists differ; exact_full NULL: all full) into *all: a list per head
+ * (exact_per_head), in st (freed first), the density their mean. The lists' total length
+ * must fit in int32. */
 ts_status ts_plan_join_heads(const ts_attn_plan *p, int64_t nh, ts_attn_plan *all, ts_plan_store *st, ts_err *err);
+
+/* A method's plan of head h from q, k [n, H·D] (its arrays in st): what ts_plan_heads_run builds. */
+typedef ts_status (*ts_head_plan_fn)(const void *user, int64_t h, const float *q, const float *k, ts_attn_plan *p,
+                                     ts_plan_store *st, ts_err *err);
+typedef struct ts_head_plans {
+    int64_t nh;
+    ts_attn_plan *p;   /* [nh] each head's plan, */
+    ts_plan_store *st; /* [nh] and its arrays */
+    double density;    /* their mean */
+} ts_head_plans;
+
+/* A dynamic method's call (DraftAttention, SLA): the plans of heads [h0, h0 + nh) built in
+ * parallel (each is serial work), joined into one plan with a list per head (the same
+ * kernel order for all) and run in one kernel call on ops, which lays out K and V once for
+ * all heads instead of once a head. The heads' plans stay in *hp for what the method does
+ * next (SLA's linear branch); ts_head_plans_free frees them, on errors too. */
+ts_status ts_plan_heads_run(ts_ctx *c, int64_t h0, int64_t nh, ts_head_plan_fn fn, const void *user, const float *q,
+                            const float *k, const ts_attn_operands *ops, float *out, ts_head_plans *hp, ts_err *err);
+void ts_head_plans_free(ts_head_plans *hp);
 
 /* Fills p's block list from its mask and permutation: for each query block, every key block
  * holding an allowed pair (text keys are allowed for every query, text queries allow every

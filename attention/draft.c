@@ -15,7 +15,7 @@
 #include "../src/backend.h"
 
 #define DRAFT_PF 4 /* pooling: rows asked for ahead */
-#define TS_DRAFT_MAX_REGIONS 4096 /* 2 x 128 MiB of map per head planned at once */
+#define TS_DRAFT_MAX_REGIONS 4096 /* 2 x 128 MiB of map per head, a head per thread */
 
 int64_t ts_draft_perm(const int64_t g[3], const int pool[2], int32_t **perm) {
     const int64_t T = g[0], Hl = g[1], Wl = g[2], ph = pool[0], pw = pool[1];
@@ -153,6 +153,18 @@ done:
     return rc;
 }
 
+typedef struct draft_head {
+    const int64_t *g;
+    int64_t H, D;
+    const ts_draft_params *dp;
+} draft_head;
+
+static ts_status draft_plan_head(const void *user, int64_t h, const float *q, const float *k, ts_attn_plan *p,
+                                 ts_plan_store *st, ts_err *err) {
+    const draft_head *d = user;
+    return ts_draft_plan(d->g, d->H, d->D, h, d->dp, q, k, p, st, err);
+}
+
 ts_status ts_draft_attention(ts_ctx *c, const int64_t g[3], int64_t n, int64_t H, int64_t D, int64_t h0,
                              int64_t h1, const ts_draft_params *dp, const float *q, const float *k,
                              const float *v, const ts_attn_operands *kop, float *out, double *density, ts_err *err) {
@@ -162,37 +174,11 @@ ts_status ts_draft_attention(ts_ctx *c, const int64_t g[3], int64_t n, int64_t H
     if (h0 < 0 || h1 > H || h0 >= h1)
         return TS_ERR(err, TS_ERR_INVALID_ARG, "draft: heads [%lld, %lld) of %lld", (long long)h0, (long long)h1,
                       (long long)H);
-    /* the heads' plans are built in parallel (each is serial work), then joined into one plan
-     * with a list per head (the same kernel order for all) and run in one kernel call, which
-     * lays out K and V once into one buffer for all heads instead of once per call */
-    const int64_t nh = h1 - h0;
-    ts_plan_store *st = calloc((size_t)nh, sizeof *st);
-    ts_attn_plan *p = malloc((size_t)nh * sizeof *p);
-    ts_status *rc = malloc((size_t)nh * sizeof *rc);
-    ts_err *errs = calloc((size_t)nh, sizeof *errs);
-    if (!st || !p || !rc || !errs) {
-        free(st), free(p), free(rc), free(errs);
-        return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
-    }
-    const int nt = c->n_threads > 0 ? c->n_threads : 1;
-    (void)nt;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-    for (int64_t i = 0; i < nh; i++) rc[i] = ts_draft_plan(g, H, D, h0 + i, dp, q, k, &p[i], &st[i], &errs[i]);
-    ts_status out_rc = TS_OK;
-    for (int64_t i = 0; i < nh && out_rc == TS_OK; i++)
-        if (rc[i] != TS_OK) *err = errs[i], out_rc = rc[i];
-    ts_plan_store js = {0};
-    ts_attn_plan all;
-    if (out_rc == TS_OK) out_rc = ts_plan_join_heads(p, nh, &all, &js, err);
-    if (out_rc == TS_OK) {
-        const ts_attn_operands ops = kop ? *kop : (ts_attn_operands){q, k, v, 0};
-        all.in_bf16 = ops.bf16;
-        ts_status s = c->backend->attn(c, &all, ops.q, ops.k, ops.v, out);
-        if (s != TS_OK) out_rc = TS_ERR(err, s, "attention kernel failed (%s)", ts_status_str(s));
-        else if (density) *density = all.density;
-    }
-    ts_plan_store_free(&js);
-    for (int64_t i = 0; i < nh; i++) ts_plan_store_free(&st[i]);
-    free(st), free(p), free(rc), free(errs);
-    return out_rc;
+    const ts_attn_operands ops = kop ? *kop : (ts_attn_operands){q, k, v, 0};
+    const draft_head dh = {g, H, D, dp};
+    ts_head_plans hp;
+    ts_status st = ts_plan_heads_run(c, h0, h1 - h0, draft_plan_head, &dh, q, k, &ops, out, &hp, err);
+    if (st == TS_OK && density) *density = hp.density;
+    ts_head_plans_free(&hp);
+    return st;
 }

@@ -97,7 +97,7 @@ typedef enum ts_paro_calib_mode { TS_PARO_CALIB_ONE_PASS = 0, TS_PARO_CALIB_ORDE
 /* orders: [L·H], for TS_PARO_CALIB_MASKS only (else NULL). */
 ts_status ts_paro_calib_new(ts_paro_calib **out, const int64_t grid[3], int block, int layers, int heads,
                             int groups, int row_stride, ts_paro_calib_mode mode, const int32_t *orders, ts_err *err);
-/* Bytes of maps a calibrator of this geometry and mode keeps. */
+/* Bytes of maps a calibrator of this geometry and mode keeps (INT64_MAX past that). */
 int64_t ts_paro_calib_bytes(const int64_t grid[3], int block, int layers, int heads, int groups,
                             ts_paro_calib_mode mode);
 void ts_paro_calib_free(ts_paro_calib *c); /* NULL is a no-op */

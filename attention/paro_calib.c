@@ -33,8 +33,12 @@ struct ts_paro_calib {
 int64_t ts_paro_calib_bytes(const int64_t grid[3], int block, int layers, int heads, int groups,
                             ts_paro_calib_mode mode) {
     const int64_t nb = (grid[0] * grid[1] * grid[2] + block - 1) / block;
-    const int64_t g = mode == TS_PARO_CALIB_ORDERS ? 1 : groups, o = mode == TS_PARO_CALIB_MASKS ? 1 : TS_PARO_ORDERS;
-    return g * layers * heads * o * nb * nb * (int64_t)sizeof(double);
+    const int64_t f[6] = {mode == TS_PARO_CALIB_ORDERS ? 1 : groups, layers, heads,
+                          mode == TS_PARO_CALIB_MASKS ? 1 : TS_PARO_ORDERS, nb, nb};
+    int64_t b = (int64_t)sizeof(double);
+    for (int i = 0; i < 6; i++)
+        if (__builtin_mul_overflow(b, f[i], &b)) return INT64_MAX; /* past any machine */
+    return b;
 }
 
 ts_status ts_paro_calib_new(ts_paro_calib **out, const int64_t grid[3], int block, int layers, int heads,
@@ -58,8 +62,9 @@ ts_status ts_paro_calib_new(ts_paro_calib **out, const int64_t grid[3], int bloc
     c->block = block, c->layers = layers, c->heads = heads, c->groups = groups, c->row_stride = row_stride;
     c->mode = mode;
     c->n_grp = mode == TS_PARO_CALIB_ORDERS ? 1 : groups, c->n_ord = mode == TS_PARO_CALIB_MASKS ? 1 : TS_PARO_ORDERS;
-    size_t na = (size_t)ts_paro_calib_bytes(grid, block, layers, heads, groups, mode) / sizeof(double);
-    c->acc = calloc(na, sizeof(double));
+    const int64_t bytes = ts_paro_calib_bytes(grid, block, layers, heads, groups, mode);
+    size_t na = (size_t)(bytes / (int64_t)sizeof(double));
+    c->acc = bytes < INT64_MAX && (uint64_t)bytes <= SIZE_MAX ? calloc(na, sizeof(double)) : NULL;
     if (orders && (c->fixed = malloc((size_t)layers * heads * sizeof *c->fixed)))
         memcpy(c->fixed, orders, (size_t)layers * heads * sizeof *c->fixed);
     c->rows = calloc((size_t)groups, sizeof(int64_t));

@@ -157,7 +157,8 @@ typedef struct ts_attn_plan {
      * (lin_all, TurboDiffusion's variant) or over the keys of the blocks t's query block does
      * not list (the paper's), and proj_l(x) = lin_w x + lin_b (lin_w [D, D] row-major by
      * output, lin_b [D] or NULL), on the plan's operands. NULL lin_w: none. The executor runs
-     * it; kernels refuse such plans (SLA adds the branch itself: sla.c). */
+     * it; kernels refuse such plans (SLA adds the branch itself: sla.c, on the fp32 q, k, v
+     * whatever the kernel's operands). */
     const float *lin_w, *lin_b;
     int lin_all;
     ts_quant quant;

@@ -165,6 +165,14 @@ static const char *const draft_params[] = {"pool", "sparsity", NULL};
 static const char *const sla_params[] = {"topk", "block_q", "block_k", "variant", NULL};
 static const char *const paro_params[] = {"calibration", "quant", NULL};
 
+/* 1 when an earlier member of obj has its name (the callers refuse unknown names first, so a
+ * few members at most come before it). */
+static int given_before(const cJSON *obj, const cJSON *it) {
+    for (const cJSON *b = obj->child; b != it; b = b->next)
+        if (!strcmp(b->string, it->string)) return 1;
+    return 0;
+}
+
 static ts_status parse_params(const cJSON *pj, rule *r, const char *label, int ri, const char *base, ts_err *err) {
     if (r->m == M_PARO && !cJSON_GetObjectItemCaseSensitive(pj, "calibration"))
         return FAIL("%s: rule %d: method paro needs 'calibration' (a file made by tessera-calibrate)", label, ri);
@@ -178,8 +186,7 @@ static ts_status parse_params(const cJSON *pj, rule *r, const char *label, int r
         int ok = !strcmp(it->string, "precision"); /* every method's */
         for (int i = 0; known && known[i]; i++) ok |= strcmp(it->string, known[i]) == 0;
         if (!ok) return FAIL("%s: rule %d: method %s has no parameter '%s'", label, ri, method_names[r->m], it->string);
-        for (const cJSON *b = pj->child; b != it; b = b->next) /* known names only: a few siblings at most */
-            if (!strcmp(b->string, it->string)) return FAIL("%s: rule %d: parameter '%s' is given twice", label, ri, it->string);
+        if (given_before(pj, it)) return FAIL("%s: rule %d: parameter '%s' is given twice", label, ri, it->string);
         if (!strcmp(it->string, "window")) TS_TRY(parse_ivec3(it, r->window, 1, 4096, label, ri, "window", err));
         else if (!strcmp(it->string, "stride")) TS_TRY(parse_ivec3(it, r->stride, 1, 4096, label, ri, "stride", err));
         else if (!strcmp(it->string, "dilation")) TS_TRY(parse_ivec3(it, r->dilation, 1, 4096, label, ri, "dilation", err));
@@ -265,6 +272,7 @@ static ts_status parse_rule(const cJSON *j, rule *r, const char *label, int ri, 
         int ok = 0;
         for (int i = 0; fields[i]; i++) ok |= strcmp(it->string, fields[i]) == 0;
         if (!ok) return FAIL("%s: rule %d: unknown field '%s'", label, ri, it->string);
+        if (given_before(j, it)) return FAIL("%s: rule %d: '%s' is given twice", label, ri, it->string);
     }
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "method");
     if (!cJSON_IsString(m)) return FAIL("%s: rule %d: 'method' is missing (dense, gna, clear, draft, sla, paro)", label, ri);
@@ -323,6 +331,7 @@ static ts_status parse_in(ts_attn_schedule **out, const char *json, const char *
     cJSON_ArrayForEach(it, top) {
         if (st == TS_OK && strcmp(it->string, "rules") && strcmp(it->string, "comment") && strcmp(it->string, "version"))
             st = FAIL("%s: unknown top-level field '%s' (rules, comment, version)", label, it->string);
+        else if (st == TS_OK && given_before(top, it)) st = FAIL("%s: '%s' is given twice", label, it->string);
     }
     if (st == TS_OK && !cJSON_IsArray(rules)) st = FAIL("%s: 'rules' must be a list of rules", label);
     ts_attn_schedule *s = st == TS_OK ? calloc(1, sizeof *s) : NULL;

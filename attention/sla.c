@@ -87,8 +87,10 @@ ts_status ts_sla_plan(int64_t n, int64_t H, int64_t D, int64_t h, const ts_sla_p
     return TS_OK;
 }
 
-/* Row-wise softmax over D of x (row stride ld) into y [n, D]. */
-static void feature_map(const float *x, int64_t ld, int64_t n, int64_t D, float *y) {
+/* Row-wise softmax over D of x (row stride ld) into y [n, D], on nt threads. */
+static void feature_map(const float *x, int64_t ld, int64_t n, int64_t D, float *y, int nt) {
+    (void)nt;
+#pragma omp parallel for num_threads(nt) if (nt > 1 && n >= 256)
     for (int64_t t = 0; t < n; t++) {
         const float *r = x + t * ld;
         float *o = y + t * D, mx = -INFINITY, sum = 0.0f;
@@ -130,21 +132,31 @@ static int lin_scratch_alloc(lin_scratch *w, int64_t n, int64_t D, int64_t parts
  * costs its list's length in D x D sums, not the number of key blocks. */
 static void linear_branch(int64_t n, int64_t H, int64_t D, int64_t h, const ts_attn_plan *p, int complement,
                           const float *q, const float *k, const float *v, const float *pw, const float *pb, float *out,
-                          lin_scratch *w) {
+                          lin_scratch *w, int nt) {
     const int64_t HD = H * D, bq = p->blk_q, bk = p->blk_k, nq = p->n_qblk, nkb = p->n_kblk;
     const int64_t parts = complement ? 1 + nkb : 1; /* all keys, then each key block */
     float *fq = w->fq, *fk = w->fk, *ol = w->ol, *pr = w->pr, *kv = w->kv, *ks = w->ks, *kvc = w->kvc, *ksc = w->ksc;
-    feature_map(q + h * D, HD, n, D, fq);
-    feature_map(k + h * D, HD, n, D, fk);
-    /* Σ φ(k) vᵀ and Σ φ(k): over all keys, and for the complement per key block */
+    feature_map(q + h * D, HD, n, D, fq, nt);
+    feature_map(k + h * D, HD, n, D, fk, nt);
+    /* Σ φ(k) vᵀ and Σ φ(k): over all keys (slot 0), and for the complement per key block (slot
+     * 1 + b), the total then the sum of the blocks' (so that less the selected ones, or the
+     * unselected ones added up, sum the same terms) */
     memset(ks, 0, (size_t)(parts * D) * 4);
-    for (int64_t b = 0; b < parts; b++) {
+    for (int64_t b = complement ? 1 : 0; b < parts; b++) {
         int64_t k0 = b ? (b - 1) * bk : 0, k1 = b ? (k0 + bk < n ? k0 + bk : n) : n;
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)D, (int)(k1 - k0), 1.0f, fk + k0 * D, (int)D,
                     v + k0 * HD + h * D, (int)HD, 0.0f, kv + b * D * D, (int)D);
         for (int64_t t = k0; t < k1; t++)
 #pragma omp simd
             for (int64_t d = 0; d < D; d++) ks[b * D + d] += fk[t * D + d];
+    }
+    if (complement) {
+        memset(kv, 0, (size_t)(D * D) * 4);
+        for (int64_t b = 1; b < parts; b++) {
+#pragma omp simd
+            for (int64_t i = 0; i < D * D; i++) kv[i] += kv[b * D * D + i];
+            for (int64_t d = 0; d < D; d++) ks[d] += ks[b * D + d];
+        }
     }
     for (int64_t a = 0; a < nq; a++) {
         int64_t q0 = a * bq, qn = q0 + bq < n ? bq : n - q0;
@@ -182,17 +194,19 @@ static void linear_branch(int64_t n, int64_t H, int64_t D, int64_t h, const ts_a
         for (int64_t d = 0; d < D; d++) out[t * HD + h * D + d] += pr[t * D + d] + (pb ? pb[d] : 0.0f);
 }
 
-/* The linear branch of heads h0 .. h0 + nh (plans p): a head per thread with one-thread
- * sgemms where there are heads enough, else one head at a time on the BLAS threads. */
+/* The linear branch of heads h0 .. h0 + nh (plans p): a head per thread (up to nh threads)
+ * with one-thread sgemms, or one head on all the threads. Each thread keeps its own scratch:
+ * 4·n·D floats, and for the paper's variant (1 + key blocks)·D² more (about 100 MB at 480p
+ * and 81 frames, 230 MB at 720p). */
 static ts_status linear_heads(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_t h0, int64_t nh,
                               const ts_attn_plan *p, int complement, const float *q, const float *k, const float *v,
                               const float *pw, const float *pb, float *out, ts_err *err) {
-    const int nt = c->n_threads > 0 ? c->n_threads : 1, par = nh >= nt && nt > 1;
+    const int nt = c->n_threads > 0 ? c->n_threads : 1, par = nh >= 2 && nt > 1;
     const int64_t nkb = p[0].n_kblk, parts = complement ? 1 + nkb : 1;
     int oom = 0;
     if (par) openblas_set_num_threads(1);
     else ts_cpu_blas_threads(c);
-#pragma omp parallel num_threads(par ? nt : 1)
+#pragma omp parallel num_threads(par ? (nh < nt ? (int)nh : nt) : 1)
     {
         lin_scratch w = {0};
         const int ok = lin_scratch_alloc(&w, n, D, parts, nkb);
@@ -202,11 +216,22 @@ static ts_status linear_heads(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_
         }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t i = 0; i < nh; i++)
-            if (ok) linear_branch(n, H, D, h0 + i, &p[i], complement, q, k, v, pw, pb, out, &w);
+            if (ok) linear_branch(n, H, D, h0 + i, &p[i], complement, q, k, v, pw, pb, out, &w, par ? 1 : nt);
         lin_scratch_free(&w);
     }
     ts_cpu_blas_threads(c);
     return oom ? TS_ERR(err, TS_ERR_NOMEM, "sla: out of memory for the linear branch") : TS_OK;
+}
+
+typedef struct sla_head {
+    int64_t n, H, D;
+    const ts_sla_params *sp;
+} sla_head;
+
+static ts_status sla_plan_head(const void *user, int64_t h, const float *q, const float *k, ts_attn_plan *p,
+                               ts_plan_store *st, ts_err *err) {
+    const sla_head *s = user;
+    return ts_sla_plan(s->n, s->H, s->D, h, s->sp, q, k, p, st, err);
 }
 
 ts_status ts_sla_attention(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_t h0, int64_t h1,
@@ -216,35 +241,13 @@ ts_status ts_sla_attention(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_t h
     if (h0 < 0 || h1 > H || h0 >= h1)
         return TS_ERR(err, TS_ERR_INVALID_ARG, "sla: heads [%lld, %lld) of %lld", (long long)h0, (long long)h1,
                       (long long)H);
-    /* as DraftAttention's: the heads' plans in parallel, one kernel call for all of them */
-    const int64_t nh = h1 - h0;
-    ts_plan_store *st = calloc((size_t)nh, sizeof *st), js = {0};
-    ts_attn_plan *p = malloc((size_t)nh * sizeof *p), all;
-    ts_status *rc = malloc((size_t)nh * sizeof *rc);
-    ts_err *errs = calloc((size_t)nh, sizeof *errs);
-    if (!st || !p || !rc || !errs) {
-        free(st), free(p), free(rc), free(errs);
-        return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
-    }
-    const int nt = c->n_threads > 0 ? c->n_threads : 1;
-    (void)nt;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-    for (int64_t i = 0; i < nh; i++) rc[i] = ts_sla_plan(n, H, D, h0 + i, sp, q, k, &p[i], &st[i], &errs[i]);
-    ts_status out_rc = TS_OK;
-    for (int64_t i = 0; i < nh && out_rc == TS_OK; i++)
-        if (rc[i] != TS_OK) *err = errs[i], out_rc = rc[i];
-    if (out_rc == TS_OK) out_rc = ts_plan_join_heads(p, nh, &all, &js, err);
-    if (out_rc == TS_OK) {
-        const ts_attn_operands ops = kop ? *kop : (ts_attn_operands){q, k, v, 0};
-        all.in_bf16 = ops.bf16;
-        ts_status s = c->backend->attn(c, &all, ops.q, ops.k, ops.v, out);
-        if (s != TS_OK) out_rc = TS_ERR(err, s, "attention kernel failed (%s)", ts_status_str(s));
-    }
-    if (out_rc == TS_OK && proj_w)
-        out_rc = linear_heads(c, n, H, D, h0, nh, p, sp->complement, q, k, v, proj_w, proj_b, out, err);
-    if (out_rc == TS_OK && density) *density = all.density;
-    ts_plan_store_free(&js);
-    for (int64_t i = 0; i < nh; i++) ts_plan_store_free(&st[i]);
-    free(st), free(p), free(rc), free(errs);
-    return out_rc;
+    const ts_attn_operands ops = kop ? *kop : (ts_attn_operands){q, k, v, 0};
+    const sla_head sh = {n, H, D, sp};
+    ts_head_plans hp;
+    ts_status st = ts_plan_heads_run(c, h0, h1 - h0, sla_plan_head, &sh, q, k, &ops, out, &hp, err);
+    if (st == TS_OK && proj_w)
+        st = linear_heads(c, n, H, D, h0, hp.nh, hp.p, sp->complement, q, k, v, proj_w, proj_b, out, err);
+    if (st == TS_OK && density) *density = hp.density;
+    ts_head_plans_free(&hp);
+    return st;
 }

@@ -600,10 +600,14 @@ static void test_sla(ts_ctx *c) {
     /* against the float64 executor running each head's plan with its linear branch (plan.lin_w):
      * TurboDiffusion's variant, and the paper's with most blocks selected (the kernel adds the
      * unselected blocks' sums) and with few (the total less the selected) */
-    const struct { double topk; int complement; } lv[] = {{0.3, 0}, {0.7, 1}, {0.2, 1}};
-    for (int vi = 0; vi < 3; vi++) {
+    const struct { double topk; int complement, threads; } lv[] = {{0.3, 0, 0}, {0.7, 1, 0}, {0.2, 1, 0},
+                                                                   {0.3, 0, 1}, {0.2, 1, 1}, {0.2, 1, 3}};
+    for (int vi = 0; vi < 6; vi++) {
+        /* the context's threads, then one (a head at a time) and three (a head per thread, one idle) */
         ts_sla_params sc = {lv[vi].topk, 64, 32, lv[vi].complement};
-        TS_CHECK(ts_sla_attention(c, n, H, D, 0, H, &sc, q->data, k->data, v->data, NULL, pw->data, pb->data, out,
+        ts_ctx ct = *c;
+        if (lv[vi].threads) ct.n_threads = lv[vi].threads;
+        TS_CHECK(ts_sla_attention(&ct, n, H, D, 0, H, &sc, q->data, k->data, v->data, NULL, pw->data, pb->data, out,
                                   NULL, &e) == TS_OK, "sla: %s", e.msg);
         int most = 1;
         for (int64_t h = 0; h < H; h++) {
@@ -616,8 +620,8 @@ static void test_sla(ts_ctx *c) {
             ts_plan_store_free(&st);
         }
         char what[96];
-        snprintf(what, sizeof what, "sla %s, topk %g, vs the executor's linear branch",
-                 sc.complement ? "complement" : "all keys", sc.topk);
+        snprintf(what, sizeof what, "sla %s, topk %g, %d threads, vs the executor's linear branch",
+                 sc.complement ? "complement" : "all keys", sc.topk, ct.n_threads);
         ts_test_compare(what, out, sparse, n * H * D, 1e-5, NULL);
         if (sc.complement) TS_CHECK(most == (sc.topk > 0.5), "topk %g: most blocks selected: %d", sc.topk, most);
     }
@@ -704,6 +708,9 @@ static void test_schedule_errors(void) {
         {"{\"rules\": [{\"method\": \"sla\", \"params\": {\"topk\": 1.5}}]}", TS_ERR_FORMAT, "'topk' must be a number in (0, 1]"},
         {"{\"rules\": [{\"method\": \"gna\", \"params\": {\"window\": 3, \"tile\": 8, \"window\": 5}}]}",
          TS_ERR_FORMAT, "rule 1: parameter 'window' is given twice"},
+        {"{\"rules\": [{\"method\": \"dense\"}, {\"layers\": [1], \"method\": \"gna\", \"layers\": [2]}]}", TS_ERR_FORMAT,
+         "rule 2: 'layers' is given twice"},
+        {"{\"rules\": [{\"method\": \"dense\"}], \"rules\": []}", TS_ERR_FORMAT, "'rules' is given twice"},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) ts_attn_schedule_free(parse(c[i].json, c[i].st, c[i].needle));
     ts_attn_schedule *s = NULL;

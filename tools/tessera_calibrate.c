@@ -60,7 +60,7 @@ static void usage(FILE *f) {
             "      --row-stride N          use every N-th query row for the maps (default: 1)\n"
             "      --passes N              1: every group's map under all six orders at once; 2: the prompts\n"
             "                              twice, the orders from maps summed over the groups, then each\n"
-            "                              group's map under its head's order (about a sixth of the memory);\n"
+            "                              group's map under its head's order (1/groups and 1/6 of the maps);\n"
             "                              0: 1 when its maps fit in %d GiB, else 2 (default: 0)\n"
             "  -t, --threads N             CPU threads, <= 0 = all cores (default: 0)\n"
             "      --quiet                 no progress lines\n"

@@ -21,7 +21,7 @@ static volatile unsigned fuzz_sink;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ts_st_file *f = NULL;
-    ts_err err;
+    ts_err err = {0};
     if (ts_st_open_mem(&f, data, size, "fuzz", &err) != TS_OK) {
         if (strlen(err.msg) == 0) __builtin_trap(); /* every rejection must say why */
         return 0;
@@ -34,6 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     (void)ts_st_meta(f, "format");
     ts_paro *p = NULL;
+    err.msg[0] = 0;
     if (ts_paro_read(&p, f, "fuzz", &err) != TS_OK) {
         if (p || strlen(err.msg) == 0) __builtin_trap();
     } else {
