@@ -16,7 +16,7 @@
  *
  *   tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]
  *                      [--methods dense,dense-bf16,dense-bf16-dots,dense-bf16-fp16,gna,gna-tiled,clear,draft,paro,paro-fp32,
- *                                 sla,sla-paper,METHOD@bf16]
+ *                                 sla,sla-paper,sla-sparse,METHOD@bf16]
  *                      [--densities 0.5,0.2,0.1,0.05] [--json]
  *       self-attention over the T·H·W token grid (random q, k, v): the sgemm rate of the same
  *       run (and which of OpenBLAS's kernels ran it), dense, and each method set for each
@@ -29,7 +29,8 @@
  *       draft@bf16, paro-fp32@bf16, ...): the method's spec with precision=bf16, the route a
  *       schedule takes (bf16 copies of q, k, v made in the call). sla / sla-paper: SLA with a
  *       random proj_l, its linear branch over all keys (TurboDiffusion's) or over the blocks
- *       not selected (the paper's); the density is the sparse branch's. --paired
+ *       not selected (the paper's); the density is the sparse branch's; sla-sparse: without
+ *       proj_l (a model not trained for SLA), plain top-k block-sparse attention. --paired
  *       (for machines whose speed drifts from one second to the next): the sgemm is timed in
  *       turn with dense, and dense again in turn with every other method, best of each; ratios
  *       come from those pairs.
@@ -86,7 +87,7 @@ static void usage(FILE *f) {
                "                          [--step S/N (dit: the denoising step the forward is, for the schedule)]\n"
                "       tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]\n"
                "                          [--methods dense,dense-bf16,dense-bf16-dots,dense-bf16-fp16,gna,gna-tiled,clear,draft,paro,\n"
-               "                                     paro-fp32,sla,sla-paper; METHOD@bf16: with precision=bf16]\n"
+               "                                     paro-fp32,sla,sla-paper,sla-sparse; METHOD@bf16: with precision=bf16]\n"
                "                          [--densities 0.5,0.2,0.1,0.05] [--paired] [--json]\n"
                "       tessera-bench isa [--repeats N]\n");
 }
@@ -293,7 +294,7 @@ static int spec_for(const char *m, double d, const int64_t g[3], int64_t H, char
     if (!strcmp(m, "draft")) return snprintf(buf, n, "draft:pool=8x16,sparsity=%.3f", 1.0 - d), 1;
     /* SLA with a random proj_l (bench_attn): its linear branch over all keys (TurboDiffusion)
      * or over the unselected blocks (the paper) */
-    if (!strcmp(m, "sla")) return snprintf(buf, n, "sla:topk=%.3f", d), 1;
+    if (!strcmp(m, "sla") || !strcmp(m, "sla-sparse")) return snprintf(buf, n, "sla:topk=%.3f", d), 1;
     if (!strcmp(m, "sla-paper")) return snprintf(buf, n, "sla:topk=%.3f,variant=complement", d), 1;
     return 0;
 }
@@ -477,7 +478,7 @@ static int bench_attn(const opts *o, ts_ctx *c) {
             ts_attn_schedule *s = NULL;
             ts_err e = {0};
             if (ts_attn_schedule_from_spec(&s, spec, &e) != TS_OK) return die(spec, &e);
-            const int sla = !strncmp(spec, "sla:", 4);
+            const int sla = !strncmp(spec, "sla:", 4) && strcmp(m, "sla-sparse"); /* sla-sparse: no proj_l */
             site.lin_w = sla ? proj : NULL, site.lin_b = sla ? proj + D * D : NULL;
             double best = 1e30, density = 1, blocks = 1, pair_best = 1e30;
             const int is_dense = !strcmp(m, "dense");
