@@ -608,6 +608,10 @@ static __attribute__((noinline)) float exp2_row512_masked(float *s, int64_t n, f
     for (int64_t j = 0; j < n; j += 16) {
         const __mmask16 t = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
         const __mmask16 m = (__mmask16)(okw[j >> 6] >> (j & 63)) & t;
+        if (!m) { /* a panel this row does not see: zeros, no exp */
+            _mm512_mask_storeu_ps(s + j, t, _mm512_setzero_ps());
+            continue;
+        }
         const __m512 p = _mm512_maskz_mov_ps(m, exp2_512(_mm512_maskz_loadu_ps(m, s + j), vmx));
         _mm512_mask_storeu_ps(s + j, t, p);
         acc = _mm512_add_ps(acc, p);
