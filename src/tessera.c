@@ -427,20 +427,42 @@ void tessera_output_free(tessera_output *o) {
     free(o);
 }
 
+/* ", Attention density by step and layer: a b ...; c d ..." (three decimals, steps apart by
+ * "; ") for a run with a schedule; "" without one. malloc'd. */
+static char *density_table(const tessera_params *p, const tessera_output *o) {
+    const int on = o && o->attn_density && (p->attn || p->attn_schedule);
+    const int64_t n = on ? (int64_t)o->n_steps * o->attn_layers : 0;
+    const char *head = ", Attention density by step and layer:";
+    char *s = malloc(strlen(head) + (size_t)n * 8 + 1), *e = s;
+    if (!s) return NULL;
+    *s = 0;
+    if (!n) return s;
+    e += sprintf(e, "%s", head);
+    for (int i = 0; i < o->n_steps; i++)
+        for (int l = 0; l < o->attn_layers; l++) {
+            double d = o->attn_density[(int64_t)i * o->attn_layers + l];
+            e += sprintf(e, "%s%.3f", l ? " " : i ? "; " : " ", d >= 0 && d <= 1 ? d : 1.0);
+        }
+    return s;
+}
+
 char *tessera_format_parameters(const tessera *t, const tessera_params *p, const tessera_output *o) {
     const char *neg = p->negative_prompt ? p->negative_prompt : "";
     const char *sched = p->attn_schedule ? p->attn_schedule : p->attn ? p->attn : "dense";
     long long seed = o ? (long long)o->seed : (long long)p->seed;
     double density = o ? o->attn_mean : 1.0;
+    char *table = density_table(p, o);
+    if (!table) return NULL;
     const char *fmt = "%s\nNegative prompt: %s\nSteps: %d, Sampler: %s, CFG scale: %g, Seed: %lld, Size: %dx%d, "
-                      "Model: %s, Frames: %d, Flow shift: %g, Attention schedule: %s, Attention density: %.4f, "
+                      "Model: %s, Frames: %d, Flow shift: %g, Attention schedule: %s, Attention density: %.4f%s, "
                       "Version: Tessera %s";
 #define ARGS p->prompt, neg, p->steps, tessera_sampler_name(p->sampler), (double)p->cfg_scale, seed, p->width, \
-             p->height, t ? t->name : "unknown", p->frames, p->flow_shift, sched, density, tessera_version()
+             p->height, t ? t->name : "unknown", p->frames, p->flow_shift, sched, density, table, tessera_version()
     int n = snprintf(NULL, 0, fmt, ARGS);
     char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
     if (s) snprintf(s, (size_t)n + 1, fmt, ARGS);
 #undef ARGS
+    free(table);
     return s;
 }
 

@@ -102,6 +102,10 @@ printf '%s' "$out" | grep -q '"attn_mean_density": 0.375000' && ok || ko "--attn
 printf '{"rules": [{"method": "gna", "params": {"window": [1, 3, 3], "tile": [1, 2, 2], "block": 16}}, {"layers": [1], "method": "dense"}]}' > "$tmp/sched2.json"
 out=$("$t2v" -m "$m" -p "x" $small --video-frames 5 -s 1 --attn-schedule "$tmp/sched2.json" -o "$tmp/g2.mp4" --json 2>/dev/null)
 printf '%s' "$out" | grep -q '"attn_density": \[\[0.375000, 1.000000\]' && ok || ko "schedule: layer 0 gna, layer 1 dense: $out"
+"$t2i" --show-metadata "$tmp/g2.mp4" | grep -q "Attention density: 0.6875, Attention density by step and layer: 0.375 1.000; 0.375 1.000; 0.375 1.000; 0.375 1.000, Version: Tessera" \
+    && ok || ko "density by step and layer not in the metadata: $("$t2i" --show-metadata "$tmp/g2.mp4")"
+"$t2i" --show-metadata "$tmp/r.png" | grep -q "Attention schedule: dense, Attention density: 1.0000, Version: Tessera" && ok ||
+    ko "no schedule, no density table: $("$t2i" --show-metadata "$tmp/r.png")"
 
 # --- a model directory's own defaults (tessera.json): size, frames and steps when no flag gives them
 mkdir -p "$tmp/mdl"
