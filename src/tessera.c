@@ -427,22 +427,32 @@ void tessera_output_free(tessera_output *o) {
     free(o);
 }
 
+#define TS_META_DENSITIES 4096 /* past this many steps x layers, each step's mean over the layers */
+
 /* ", Attention density by step and layer: a b ...; c d ..." (three decimals, steps apart by
- * "; ") for a run with a schedule; "" without one. malloc'd. */
+ * "; ") for a run with a schedule, or where that is over TS_META_DENSITIES values (a long run
+ * of a deep model; a .mov comment holds 64 KiB) ", Attention density by step: a; c; ..."
+ * (each step's mean over the layers); "" without a schedule. malloc'd. */
 static char *density_table(const tessera_params *p, const tessera_output *o) {
-    const int on = o && o->attn_density && (p->attn || p->attn_schedule);
+    const int on = o && o->attn_density && (p->attn || p->attn_schedule) && o->n_steps > 0 && o->attn_layers > 0;
     const int64_t n = on ? (int64_t)o->n_steps * o->attn_layers : 0;
-    const char *head = ", Attention density by step and layer:";
-    char *s = malloc(strlen(head) + (size_t)n * 8 + 1), *e = s;
+    const int per_step = n > TS_META_DENSITIES;
+    const char *head = per_step ? ", Attention density by step:" : ", Attention density by step and layer:";
+    char *s = malloc(strlen(head) + (size_t)(per_step ? o->n_steps : n) * 8 + 1), *e = s;
     if (!s) return NULL;
     *s = 0;
     if (!n) return s;
     e += sprintf(e, "%s", head);
-    for (int i = 0; i < o->n_steps; i++)
+    for (int i = 0; i < o->n_steps; i++) {
+        double mean = 0;
         for (int l = 0; l < o->attn_layers; l++) {
             double d = o->attn_density[(int64_t)i * o->attn_layers + l];
-            e += sprintf(e, "%s%.3f", l ? " " : i ? "; " : " ", d >= 0 && d <= 1 ? d : 1.0);
+            d = d > 0 ? (d < 1 ? d : 1.0) : 0.0; /* a fraction: 6 characters */
+            if (!per_step) e += sprintf(e, "%s%.3f", l ? " " : i ? "; " : " ", d);
+            mean += d / o->attn_layers;
         }
+        if (per_step) e += sprintf(e, "%s%.3f", i ? "; " : " ", mean > 0 ? (mean < 1 ? mean : 1.0) : 0.0);
+    }
     return s;
 }
 

@@ -163,7 +163,36 @@ static void test_blas_core(void) {
     free(was);
 }
 
+/* The parameters text's density table: per step and layer, or per step past 4,096 values. */
+static void test_density_metadata(void) {
+    tessera_params p;
+    memset(&p, 0, sizeof p);
+    p.prompt = "x", p.steps = 2, p.width = 16, p.height = 16, p.frames = 1, p.flow_shift = 3, p.attn = "gna";
+    double dd[4] = {0.5, 1.0, 0.25, -0.0};
+    tessera_output o;
+    memset(&o, 0, sizeof o);
+    o.n_steps = 2, o.attn_layers = 2, o.attn_density = dd, o.attn_mean = 0.4375;
+    char *s = tessera_format_parameters(NULL, &p, &o);
+    TS_CHECK(s && strstr(s, "Attention density: 0.4375, Attention density by step and layer: 0.500 1.000; 0.250 "
+                            "0.000, Version"), "table by step and layer: %s", s ? s : "(null)");
+    free(s);
+    enum { STEPS = 2049, LAYERS = 2 }; /* 4,098 values: each step's mean */
+    double *big = malloc(STEPS * LAYERS * sizeof *big);
+    for (int i = 0; i < STEPS * LAYERS; i++) big[i] = i % 2 ? 0.25 : 0.75;
+    o.n_steps = STEPS, o.attn_density = big;
+    s = tessera_format_parameters(NULL, &p, &o);
+    int steps = 0;
+    for (const char *c = s ? strstr(s, "Attention density by step: ") : NULL; c && (c = strstr(c, "0.500")); c += 5) steps++;
+    TS_CHECK(s && !strstr(s, "by step and layer") && steps == STEPS, "per step past 4,096 values: %d steps", steps);
+    free(s), free(big);
+    p.attn = NULL; /* no schedule: no table */
+    s = tessera_format_parameters(NULL, &p, &o);
+    TS_CHECK(s && strstr(s, "Attention density: 0.4375, Version"), "no schedule: %s", s ? s : "(null)");
+    free(s);
+}
+
 int main(void) {
+    test_density_metadata();
     test_dtype_conversions();
     test_tensor();
     test_arena();

@@ -478,7 +478,7 @@ static int bench_attn(const opts *o, ts_ctx *c) {
             ts_attn_schedule *s = NULL;
             ts_err e = {0};
             if (ts_attn_schedule_from_spec(&s, spec, &e) != TS_OK) return die(spec, &e);
-            const int sla = !strncmp(spec, "sla:", 4) && strcmp(m, "sla-sparse"); /* sla-sparse: no proj_l */
+            const int sla = !strncmp(spec, "sla:", 4) && strncmp(m, "sla-sparse", 10); /* sla-sparse(@bf16): no proj_l */
             site.lin_w = sla ? proj : NULL, site.lin_b = sla ? proj + D * D : NULL;
             double best = 1e30, density = 1, blocks = 1, pair_best = 1e30;
             const int is_dense = !strcmp(m, "dense");
