@@ -404,7 +404,9 @@ ts_status wan_forward(ts_ctx *c, const wan_model *m, ts_attn_schedule *sched, in
         return TS_ERR(err, TS_ERR_SHAPE, "Wan DiT: latent %lldx%lldx%lld is not a multiple of the patch %dx%dx%d",
                       (long long)F, (long long)H, (long long)W, pt, ph, pw);
     if (L <= 0) return TS_ERR(err, TS_ERR_SHAPE, "Wan DiT: empty text context");
-    const int64_t f = F / pt, h = H / ph, w = W / pw, N = f * h * w;
+    int64_t tg[3];
+    wan_token_grid(cfg, F, H, W, tg);
+    const int64_t f = tg[0], h = tg[1], w = tg[2], N = f * h * w;
     const int64_t D = cfg->dim, C = cfg->in_ch, pp = (int64_t)pt * ph * pw, FF = cfg->ffn_dim;
     ts_arena *a = c->arena;
     if (!a) return TS_ERR(err, TS_ERR_INVALID_ARG, "Wan DiT: context has no arena");

@@ -57,6 +57,12 @@ void wan_free(wan_model *m); /* NULL is a no-op */
 int64_t wan_tensor_count(const wan_model *m);
 const ts_tensor *wan_tensor_at(const wan_model *m, int64_t i);
 
+/* The token grid of a latent of F x H x W (frames, rows, columns): each divided by the patch.
+ * The self-attention calls' site grid, which schedules and PARO calibrations are made for. */
+static inline void wan_token_grid(const wan_config *c, int64_t F, int64_t H, int64_t W, int64_t g[3]) {
+    g[0] = F / c->patch[0], g[1] = H / c->patch[1], g[2] = W / c->patch[2];
+}
+
 /* Activation arena bytes one forward needs at latent size F x H x W with L text tokens. */
 size_t wan_arena_bytes(const wan_config *cfg, int64_t F, int64_t H, int64_t W, int64_t L);
 

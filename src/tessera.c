@@ -257,7 +257,8 @@ tessera_status tessera_check(const tessera *t, const tessera_params *p, tessera_
     if (open_schedule(p, &sched, &e) != TS_OK) return fail(err, &e);
     if (t) { /* the model's blocks, heads and the video's token grid: a calibration made for another fails here */
         const wan_config *cfg = wan_model_config(t->p.dit);
-        const int64_t grid[3] = {shape[1] / cfg->patch[0], shape[2] / cfg->patch[1], shape[3] / cfg->patch[2]};
+        int64_t grid[3];
+        wan_token_grid(cfg, shape[1], shape[2], shape[3], grid);
         ts_status st = ts_attn_schedule_check(sched, (int)cfg->layers, cfg->heads, grid, &e);
         if (st != TS_OK) {
             ts_attn_schedule_free(sched);

@@ -244,7 +244,8 @@ int main(int argc, char **argv) {
     const wan_config *cfg = wan_model_config(pl.dit);
     int64_t s[4];
     if (ts_wan_latent_shape(&o.p, s, &e) != TS_OK) return ts_wan_pipeline_close(&pl), fail(&e);
-    const int64_t grid[3] = {s[1] / cfg->patch[0], s[2] / cfg->patch[1], s[3] / cfg->patch[2]};
+    int64_t grid[3];
+    wan_token_grid(cfg, s[1], s[2], s[3], grid);
     const int64_t LH = cfg->layers * cfg->heads;
     const int64_t one_pass = ts_paro_calib_bytes(grid, o.block, (int)cfg->layers, (int)cfg->heads, o.groups,
                                                  TS_PARO_CALIB_ONE_PASS);
