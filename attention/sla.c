@@ -11,6 +11,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,10 +88,8 @@ ts_status ts_sla_plan(int64_t n, int64_t H, int64_t D, int64_t h, const ts_sla_p
     return TS_OK;
 }
 
-/* Row-wise softmax over D of x (row stride ld) into y [n, D], on nt threads. */
-static void feature_map(const float *x, int64_t ld, int64_t n, int64_t D, float *y, int nt) {
-    (void)nt;
-#pragma omp parallel for num_threads(nt) if (nt > 1 && n >= 256)
+/* Row-wise softmax over D of n rows of x (row stride ld) into y [n, D]. */
+static void feature_map(const float *x, int64_t ld, int64_t n, int64_t D, float *y) {
     for (int64_t t = 0; t < n; t++) {
         const float *r = x + t * ld;
         float *o = y + t * D, mx = -INFINITY, sum = 0.0f;
@@ -104,122 +103,157 @@ static void feature_map(const float *x, int64_t ld, int64_t n, int64_t D, float 
     }
 }
 
-/* A thread's room for one head's linear branch. */
-typedef struct lin_scratch {
-    float *fq, *fk, *ol, *pr, *kv, *ks, *kvc, *ksc;
-    uint8_t *sel;
-} lin_scratch;
+/* Rows per sgemm in the all-keys variant's linear branch (then a block's). */
+#define TS_SLA_LIN_ROWS 256
 
-static void lin_scratch_free(lin_scratch *w) {
-    free(w->fq), free(w->fk), free(w->ol), free(w->pr), free(w->kv), free(w->ks), free(w->kvc), free(w->ksc);
-    free(w->sel);
+/* A thread's room: one block's features and outputs (rows x D each), a D x D sum and its
+ * D-vector, and the selected-block flags. */
+typedef struct lin_room {
+    float *f, *o, *pr, *kv, *ks;
+    uint8_t *sel;
+} lin_room;
+
+static void lin_room_free(lin_room *w) {
+    free(w->f), free(w->o), free(w->pr), free(w->kv), free(w->ks), free(w->sel);
     memset(w, 0, sizeof *w);
 }
 
-static int lin_scratch_alloc(lin_scratch *w, int64_t n, int64_t D, int64_t parts, int64_t nkb) {
-    w->fq = malloc((size_t)(n * D) * 4), w->fk = malloc((size_t)(n * D) * 4);
-    w->ol = malloc((size_t)(n * D) * 4), w->pr = malloc((size_t)(n * D) * 4);
-    w->kv = malloc((size_t)(parts * D * D) * 4), w->ks = malloc((size_t)(parts * D) * 4);
-    w->kvc = malloc((size_t)(D * D) * 4), w->ksc = malloc((size_t)D * 4), w->sel = malloc((size_t)nkb);
-    if (w->fq && w->fk && w->ol && w->pr && w->kv && w->ks && w->kvc && w->ksc && w->sel) return 1;
-    lin_scratch_free(w);
+static int lin_room_alloc(lin_room *w, int64_t rows, int64_t D, int64_t nkb) {
+    w->f = malloc((size_t)(rows * D) * 4), w->o = malloc((size_t)(rows * D) * 4);
+    w->pr = malloc((size_t)(rows * D) * 4), w->kv = malloc((size_t)(D * D) * 4);
+    w->ks = malloc((size_t)D * 4), w->sel = malloc((size_t)nkb);
+    if (w->f && w->o && w->pr && w->kv && w->ks && w->sel) return 1;
+    lin_room_free(w);
     return 0;
 }
 
-/* out[:, h] += proj_l(o_l) for one head; the linear branch over all keys or, per query block,
- * over the key blocks the plan did not select: the sums over all keys less those over the
- * selected blocks (or the unselected blocks' added up, where they are fewer), so a query block
- * costs its list's length in D x D sums, not the number of key blocks. */
-static void linear_branch(int64_t n, int64_t H, int64_t D, int64_t h, const ts_attn_plan *p, int complement,
-                          const float *q, const float *k, const float *v, const float *pw, const float *pb, float *out,
-                          lin_scratch *w, int nt) {
-    const int64_t HD = H * D, bq = p->blk_q, bk = p->blk_k, nq = p->n_qblk, nkb = p->n_kblk;
-    const int64_t parts = complement ? 1 + nkb : 1; /* all keys, then each key block */
-    float *fq = w->fq, *fk = w->fk, *ol = w->ol, *pr = w->pr, *kv = w->kv, *ks = w->ks, *kvc = w->kvc, *ksc = w->ksc;
-    feature_map(q + h * D, HD, n, D, fq, nt);
-    feature_map(k + h * D, HD, n, D, fk, nt);
-    /* Σ φ(k) vᵀ and Σ φ(k): over all keys (slot 0), and for the complement per key block (slot
-     * 1 + b), the total then the sum of the blocks' (so that less the selected ones, or the
-     * unselected ones added up, sum the same terms) */
-    memset(ks, 0, (size_t)(parts * D) * 4);
-    for (int64_t b = complement ? 1 : 0; b < parts; b++) {
-        int64_t k0 = b ? (b - 1) * bk : 0, k1 = b ? (k0 + bk < n ? k0 + bk : n) : n;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)D, (int)(k1 - k0), 1.0f, fk + k0 * D, (int)D,
-                    v + k0 * HD + h * D, (int)HD, 0.0f, kv + b * D * D, (int)D);
-        for (int64_t t = k0; t < k1; t++)
+/* Σ φ(k) vᵀ and Σ φ(k) over keys k0 .. k1 of head h, into (beta 0) or onto (beta 1) kv, ks. */
+static void key_sums(int64_t k0, int64_t k1, int64_t HD, int64_t D, int64_t h, const float *k, const float *v,
+                     float beta, float *kv, float *ks, float *f) {
+    feature_map(k + k0 * HD + h * D, HD, k1 - k0, D, f);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)D, (int)(k1 - k0), 1.0f, f, (int)D,
+                v + k0 * HD + h * D, (int)HD, beta, kv, (int)D);
+    if (beta == 0.0f) memset(ks, 0, (size_t)D * 4);
+    for (int64_t t = 0; t < k1 - k0; t++)
 #pragma omp simd
-            for (int64_t d = 0; d < D; d++) ks[b * D + d] += fk[t * D + d];
-    }
-    if (complement) {
-        memset(kv, 0, (size_t)(D * D) * 4);
-        for (int64_t b = 1; b < parts; b++) {
-#pragma omp simd
-            for (int64_t i = 0; i < D * D; i++) kv[i] += kv[b * D * D + i];
-            for (int64_t d = 0; d < D; d++) ks[d] += ks[b * D + d];
-        }
-    }
-    for (int64_t a = 0; a < nq; a++) {
-        int64_t q0 = a * bq, qn = q0 + bq < n ? bq : n - q0;
-        const float *KV = kv, *KS = ks;
-        if (complement) {
-            const int32_t l0 = p->exact_ptr[a], l1 = p->exact_ptr[a + 1];
-            const int minus = 2 * (int64_t)(l1 - l0) <= nkb; /* fewer selected: the total less them */
-            memset(w->sel, 0, (size_t)nkb);
-            for (int32_t li = l0; li < l1; li++) w->sel[p->exact_idx[li]] = 1;
-            if (minus) memcpy(kvc, kv, (size_t)(D * D) * 4), memcpy(ksc, ks, (size_t)D * 4);
-            else memset(kvc, 0, (size_t)(D * D) * 4), memset(ksc, 0, (size_t)D * 4);
-            const float sg = minus ? -1.0f : 1.0f;
-            for (int64_t b = 0; b < nkb; b++) {
-                if (w->sel[b] != minus) continue;
-                const float *kb = kv + (1 + b) * D * D, *sb = ks + (1 + b) * D;
-#pragma omp simd
-                for (int64_t i = 0; i < D * D; i++) kvc[i] += sg * kb[i];
-                for (int64_t d = 0; d < D; d++) ksc[d] += sg * sb[d];
-            }
-            KV = kvc, KS = ksc;
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)qn, (int)D, (int)D, 1.0f, fq + q0 * D, (int)D, KV,
-                    (int)D, 0.0f, ol + q0 * D, (int)D);
-        for (int64_t t = q0; t < q0 + qn; t++) {
-            double den = 1e-5;
-            for (int64_t d = 0; d < D; d++) den += (double)fq[t * D + d] * KS[d];
-            float inv = (float)(1.0 / den);
-            for (int64_t d = 0; d < D; d++) ol[t * D + d] *= inv;
-        }
-    }
-    /* proj_l, then into the output */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)D, (int)D, 1.0f, ol, (int)D, pw, (int)D, 0.0f, pr,
-                (int)D);
-    for (int64_t t = 0; t < n; t++)
-        for (int64_t d = 0; d < D; d++) out[t * HD + h * D + d] += pr[t * D + d] + (pb ? pb[d] : 0.0f);
+        for (int64_t d = 0; d < D; d++) ks[d] += f[t * D + d];
 }
 
-/* The linear branch of heads h0 .. h0 + nh (plans p): a head per thread (up to nh threads)
- * with one-thread sgemms, or one head on all the threads. Each thread keeps its own scratch:
- * 4·n·D floats, and for the paper's variant (1 + key blocks)·D² more (about 100 MB at 480p
- * and 81 frames, 230 MB at 720p). */
+/* out[q0 .. q0 + qn, h] += proj_l(φ(q) KV / (φ(q)·KS + 1e-5)) for one query block. */
+static void query_block(int64_t q0, int64_t qn, int64_t HD, int64_t D, int64_t h, const float *q, const float *KV,
+                        const float *KS, const float *pw, const float *pb, float *out, lin_room *w) {
+    feature_map(q + q0 * HD + h * D, HD, qn, D, w->f);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)qn, (int)D, (int)D, 1.0f, w->f, (int)D, KV, (int)D,
+                0.0f, w->o, (int)D);
+    for (int64_t t = 0; t < qn; t++) {
+        double den = 1e-5;
+#pragma omp simd reduction(+ : den)
+        for (int64_t d = 0; d < D; d++) den += (double)w->f[t * D + d] * (double)KS[d];
+        const float inv = (float)(1.0 / den);
+#pragma omp simd
+        for (int64_t d = 0; d < D; d++) w->o[t * D + d] *= inv;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qn, (int)D, (int)D, 1.0f, w->o, (int)D, pw, (int)D,
+                0.0f, w->pr, (int)D);
+    for (int64_t t = 0; t < qn; t++) {
+        float *y = out + (q0 + t) * HD + h * D;
+        const float *r = w->pr + t * D;
+#pragma omp simd
+        for (int64_t d = 0; d < D; d++) y[d] += r[d] + (pb ? pb[d] : 0.0f);
+    }
+}
+
+/* The linear branch of heads h0 .. h0 + nh (plans p), o += proj_l(o_l), over all keys or, per
+ * query block, over the key blocks the plan did not select. A head at a time on all the
+ * threads, with one-thread sgemms over blocks: the key sums by key block (kept per block for
+ * the complement, one partial per thread otherwise), then the query blocks, each from its
+ * features to the output, so no n x D intermediate exists and any number of heads fills the
+ * threads. The complement's sums for a query block are the total less the selected blocks'
+ * (or the unselected blocks' added up, where they are fewer): its list's length in D x D
+ * sums, not the number of key blocks. Memory: (1 + key blocks)·D² floats for the complement
+ * (33 MB at 480p and 81 frames), and per thread 3 blocks of rows x D plus D² (the all-keys
+ * variant keeps D² per thread as its partial). */
 static ts_status linear_heads(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_t h0, int64_t nh,
                               const ts_attn_plan *p, int complement, const float *q, const float *k, const float *v,
                               const float *pw, const float *pb, float *out, ts_err *err) {
-    const int nt = c->n_threads > 0 ? c->n_threads : 1, par = nh >= 2 && nt > 1;
-    const int64_t nkb = p[0].n_kblk, parts = complement ? 1 + nkb : 1;
-    int oom = 0;
-    if (par) openblas_set_num_threads(1);
-    else ts_cpu_blas_threads(c);
-#pragma omp parallel num_threads(par ? (nh < nt ? (int)nh : nt) : 1)
+    const int nt = c->n_threads > 0 ? c->n_threads : 1;
+    const int64_t HD = H * D, bq = p[0].blk_q, bk = p[0].blk_k, nkb = p[0].n_kblk;
+    /* the all-keys variant works in chunks of blocks (one sum, fewer and larger sgemms) */
+    const int64_t ck = complement ? bk : (TS_SLA_LIN_ROWS + bk - 1) / bk * bk, nck = (n + ck - 1) / ck;
+    const int64_t cq = complement ? bq : (TS_SLA_LIN_ROWS + bq - 1) / bq * bq, nqc = (n + cq - 1) / cq;
+    const int64_t rows = cq > ck ? cq : ck, DD = D * D;
+    /* shared sums: slot 0 the total, then (complement) one per key block, or one per thread */
+    const int64_t slots = complement ? 1 + nkb : 1 + nt;
+    float *kv = malloc((size_t)(slots * DD) * 4), *ks = malloc((size_t)(slots * D) * 4);
+    int oom = !kv || !ks;
+    openblas_set_num_threads(1);
+#pragma omp parallel num_threads(nt) if (!oom && nt > 1)
     {
-        lin_scratch w = {0};
-        const int ok = lin_scratch_alloc(&w, n, D, parts, nkb);
-        if (!ok) {
+        lin_room w = {0};
+        if (!oom && !lin_room_alloc(&w, rows, D, nkb)) {
 #pragma omp atomic write
             oom = 1;
         }
+#pragma omp barrier
+        const int me = omp_get_thread_num(), team = omp_get_num_threads();
+        for (int64_t i = 0; i < nh && !oom; i++) {
+            const int64_t h = h0 + i;
+            if (complement) {
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t i = 0; i < nh; i++)
-            if (ok) linear_branch(n, H, D, h0 + i, &p[i], complement, q, k, v, pw, pb, out, &w, par ? 1 : nt);
-        lin_scratch_free(&w);
+                for (int64_t b = 0; b < nkb; b++)
+                    key_sums(b * bk, (b + 1) * bk < n ? (b + 1) * bk : n, HD, D, h, k, v, 0.0f, kv + (1 + b) * DD,
+                             ks + (1 + b) * D, w.f);
+            } else {
+                /* thread me's partial in slot 1 + me over its share of the key blocks */
+                float *pkv = kv + (1 + me) * DD, *pks = ks + (1 + me) * D;
+                float beta = 0.0f;
+                const int64_t t0 = me * nck / team * ck, t1 = (me + 1) * nck / team * ck;
+                for (int64_t t = t0; t < t1 && t < n; t += ck, beta = 1.0f)
+                    key_sums(t, t + ck < n ? t + ck : n, HD, D, h, k, v, beta, pkv, pks, w.f);
+                if (beta == 0.0f) memset(pkv, 0, (size_t)DD * 4), memset(pks, 0, (size_t)D * 4);
+#pragma omp barrier
+            }
+            /* the total, slot 0: the per-block (or per-thread) sums added up, split over D² */
+            const int64_t parts = complement ? nkb : team;
+#pragma omp for schedule(static)
+            for (int64_t j = 0; j < D + 1; j++) {
+                float *dst = j < D ? kv + j * D : ks;
+                const float *src = j < D ? kv + DD + j * D : ks + D;
+                const int64_t step = j < D ? DD : D;
+                memcpy(dst, src, (size_t)D * 4);
+                for (int64_t b = 1; b < parts; b++)
+#pragma omp simd
+                    for (int64_t d = 0; d < D; d++) dst[d] += src[b * step + d];
+            }
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t a = 0; a < nqc; a++) {
+                const int64_t q0 = a * cq, qn = q0 + cq < n ? cq : n - q0;
+                const float *KV = kv, *KS = ks;
+                if (complement) {
+                    const int32_t l0 = p[i].exact_ptr[a], l1 = p[i].exact_ptr[a + 1];
+                    const int minus = 2 * (int64_t)(l1 - l0) <= nkb; /* fewer selected: the total less them */
+                    memset(w.sel, 0, (size_t)nkb);
+                    for (int32_t li = l0; li < l1; li++) w.sel[p[i].exact_idx[li]] = 1;
+                    if (minus) memcpy(w.kv, kv, (size_t)DD * 4), memcpy(w.ks, ks, (size_t)D * 4);
+                    else memset(w.kv, 0, (size_t)DD * 4), memset(w.ks, 0, (size_t)D * 4);
+                    const float sg = minus ? -1.0f : 1.0f;
+                    for (int64_t b = 0; b < nkb; b++) {
+                        if (w.sel[b] != minus) continue;
+                        const float *kb = kv + (1 + b) * DD, *sb = ks + (1 + b) * D;
+#pragma omp simd
+                        for (int64_t e = 0; e < DD; e++) w.kv[e] += sg * kb[e];
+#pragma omp simd
+                        for (int64_t d = 0; d < D; d++) w.ks[d] += sg * sb[d];
+                    }
+                    KV = w.kv, KS = w.ks;
+                }
+                query_block(q0, qn, HD, D, h, q, KV, KS, pw, pb, out, &w);
+            }
+        }
+        lin_room_free(&w);
     }
     ts_cpu_blas_threads(c);
+    free(kv), free(ks);
     return oom ? TS_ERR(err, TS_ERR_NOMEM, "sla: out of memory for the linear branch") : TS_OK;
 }
 

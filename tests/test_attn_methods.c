@@ -601,9 +601,11 @@ static void test_sla(ts_ctx *c) {
      * TurboDiffusion's variant, and the paper's with most blocks selected (the kernel adds the
      * unselected blocks' sums) and with few (the total less the selected) */
     const struct { double topk; int complement, threads; } lv[] = {{0.3, 0, 0}, {0.7, 1, 0}, {0.2, 1, 0},
-                                                                   {0.3, 0, 1}, {0.2, 1, 1}, {0.2, 1, 3}};
-    for (int vi = 0; vi < 6; vi++) {
-        /* the context's threads, then one (a head at a time) and three (a head per thread, one idle) */
+                                                                   {0.3, 0, 1}, {0.2, 1, 1}, {0.2, 1, 3},
+                                                                   {0.3, 0, 3}};
+    for (int vi = 0; vi < (int)(sizeof lv / sizeof lv[0]); vi++) {
+        /* the context's threads, then one and three (the all-keys variant's 300 keys are two
+         * chunks of rows: one thread sums none) */
         ts_sla_params sc = {lv[vi].topk, 64, 32, lv[vi].complement};
         ts_ctx ct = *c;
         if (lv[vi].threads) ct.n_threads = lv[vi].threads;
