@@ -32,3 +32,50 @@ double ts_attn_plan_block_density(const ts_attn_plan *p) {
     }
     return pairs / ((double)nl * (double)p->n_qblk * (double)p->n_kblk);
 }
+
+/* Tiles of n tokens' block b (blocks of blk, the last one ragged) along one side. */
+static int64_t side_tiles(int64_t n, int64_t blk, int64_t b, int64_t t) {
+    const int64_t len = (b + 1) * blk <= n ? blk : n - b * blk;
+    return (len + t - 1) / t;
+}
+
+/* Live TS_ATTN_TILE_Q x TS_ATTN_TILE_K tiles of a partial block's bits (rows x keys). */
+static int64_t bit_tiles(const uint64_t *bits, int64_t rows, int64_t keys, int64_t words) {
+    int64_t live = 0;
+    for (int64_t r0 = 0; r0 < rows; r0 += TS_ATTN_TILE_Q)
+        for (int64_t k0 = 0; k0 < keys; k0 += TS_ATTN_TILE_K) {
+            int any = 0;
+            for (int64_t r = r0; r < r0 + TS_ATTN_TILE_Q && r < rows && !any; r++)
+                for (int64_t j = k0; j < k0 + TS_ATTN_TILE_K && j < keys && !any; j++)
+                    any = (int)((bits[r * words + j / 64] >> (j % 64)) & 1u);
+            live += any;
+        }
+    return live;
+}
+
+double ts_attn_plan_tile_density(const ts_attn_plan *p) {
+    if (!p->exact_ptr || p->n_qblk <= 0 || p->n_kblk <= 0) return 1.0;
+    const int64_t h0 = p->h1 > 0 ? p->h0 : 0, h1 = p->h1 > 0 ? p->h1 : p->heads;
+    const int64_t nl = p->exact_per_head ? h1 - h0 : 1, bq = p->blk_q, bk = p->blk_k;
+    const int64_t lq = p->n_kern ? p->n_kern : p->nq, lk = p->n_kern ? p->n_kern : p->nk;
+    const int64_t words = (bk + 63) / 64;
+    double live = 0, all = 0;
+    for (int64_t a = 0; a < p->n_qblk; a++) all += (double)side_tiles(lq, bq, a, TS_ATTN_TILE_Q);
+    double kt = 0;
+    for (int64_t b = 0; b < p->n_kblk; b++) kt += (double)side_tiles(lk, bk, b, TS_ATTN_TILE_K);
+    all *= kt * (double)nl;
+    for (int64_t h = h0; h < h0 + nl; h++) {
+        const int32_t *ptr = ts_attn_plan_ptr(p, h);
+        for (int64_t a = 0; a < p->n_qblk; a++) {
+            const int64_t rows = (a + 1) * bq <= lq ? bq : lq - a * bq;
+            for (int32_t e = ptr[a]; e < ptr[a + 1]; e++) {
+                const int64_t b = p->exact_idx[e], keys = (b + 1) * bk <= lk ? bk : lk - b * bk;
+                if (p->exact_full && !p->exact_full[e] && p->exact_bits && p->exact_bits_off)
+                    live += (double)bit_tiles(p->exact_bits + p->exact_bits_off[e], rows, keys, words);
+                else
+                    live += (double)(side_tiles(lq, bq, a, TS_ATTN_TILE_Q) * side_tiles(lk, bk, b, TS_ATTN_TILE_K));
+            }
+        }
+    }
+    return live / all;
+}

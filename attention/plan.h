@@ -217,6 +217,15 @@ ts_attn_plan ts_attn_plan_dense(int64_t nq, int64_t nk, int64_t heads, int64_t h
  * the window's geometry. */
 double ts_attn_plan_block_density(const ts_attn_plan *p);
 
+/* The fraction of the plan's 4-query x 16-key tiles (kernel order, ragged tails rounded up,
+ * over the heads it runs) that hold an allowed score: the finest unit the AVX-512 kernel skips
+ * (8-row register tiles run as 4-row halves, 16-key panels), so at dense's rate per tile its
+ * speedup is at most 1 / this. Between density and block density. Full blocks count every
+ * tile, and so does a partial block without the builder's bits (an upper bound there). */
+#define TS_ATTN_TILE_Q 4
+#define TS_ATTN_TILE_K 16
+double ts_attn_plan_tile_density(const ts_attn_plan *p);
+
 /* Float64 reference executor: materialises the scores of each head, applies
  * exactly what the plan says, softmax in double. Slow, obvious; every kernel is
  * tested against it. Returns 0, or -1 on allocation failure. */

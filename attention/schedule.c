@@ -51,6 +51,7 @@ typedef struct cached {
     int64_t n, grid[3];
     ts_attn_plan plan;
     ts_plan_store store;
+    double tile_density; /* ts_attn_plan_tile_density, once per shape */
 } cached;
 
 struct ts_attn_schedule {
@@ -488,6 +489,13 @@ double ts_attn_schedule_mean_block_density(const ts_attn_schedule *s) {
     for (int i = 0; i < s->n_rec; i++) sum += s->rec[i].block_density;
     return sum / s->n_rec;
 }
+
+double ts_attn_schedule_mean_tile_density(const ts_attn_schedule *s) {
+    if (!s || !s->n_rec) return 1.0;
+    double sum = 0;
+    for (int i = 0; i < s->n_rec; i++) sum += s->rec[i].tile_density;
+    return sum / s->n_rec;
+}
 void ts_attn_schedule_clear_records(ts_attn_schedule *s) { s->n_rec = 0; }
 const char *ts_attn_schedule_notes(const ts_attn_schedule *s) { return s && s->notes[0] ? s->notes : NULL; }
 
@@ -552,13 +560,13 @@ static int match(const ts_attn_schedule *s, const ts_attn_site *site, int64_t h)
     return best;
 }
 
-/* The static plan of rule ri for an n-token grid, built once and cached. */
-static ts_status plan_for(ts_attn_schedule *s, int ri, const ts_attn_site *site, int64_t n, const ts_attn_plan **out,
+/* The static plan of rule ri for an n-token grid (with its tile density), built once and cached. */
+static ts_status plan_for(ts_attn_schedule *s, int ri, const ts_attn_site *site, int64_t n, const cached **out,
                           ts_err *err) {
     for (int i = 0; i < s->n_cache; i++) {
         const cached *c = &s->cache[i];
         if (c->rule == ri && c->n == n && !memcmp(c->grid, site->grid, sizeof c->grid)) {
-            *out = &c->plan;
+            *out = c;
             return TS_OK;
         }
     }
@@ -618,20 +626,21 @@ static ts_status plan_for(ts_attn_schedule *s, int ri, const ts_attn_site *site,
         return st;
     }
     c->plan = p;
+    c->tile_density = ts_attn_plan_tile_density(&p);
     s->n_cache++;
-    *out = &c->plan;
+    *out = c;
     return TS_OK;
 }
 
 static ts_status record(ts_attn_schedule *s, const ts_attn_site *site, double density, double block_density,
-                        ts_err *err) {
+                        double tile_density, ts_err *err) {
     if (s->n_rec == s->cap_rec) {
         int cap = s->cap_rec ? 2 * s->cap_rec : 64;
         ts_attn_record *nr = realloc(s->rec, (size_t)cap * sizeof *nr);
         if (!nr) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
         s->rec = nr, s->cap_rec = cap;
     }
-    s->rec[s->n_rec++] = (ts_attn_record){site->layer, site->step, density, block_density};
+    s->rec[s->n_rec++] = (ts_attn_record){site->layer, site->step, density, block_density, tile_density};
     return TS_OK;
 }
 
@@ -658,16 +667,17 @@ static ts_status bf16_operands(ts_ctx *c, int64_t nq, int64_t nk, int64_t HD, co
     return TS_OK;
 }
 
-/* Heads [h0, h1) by rule r (NULL: dense); *d, *bd: their density and block density (-1: *d). */
+/* Heads [h0, h1) by rule r (NULL: dense); *d, *bd, *td: their density, block density and tile
+ * density (-1: *d). */
 static ts_status run_heads(ts_ctx *c, ts_attn_schedule *s, int ri, const ts_attn_site *site, int64_t nq, int64_t nk,
                            int64_t heads, int64_t head_dim, int64_t h0, int64_t h1, const float *q, const float *k,
                            const float *v, const ts_attn_operands *kop, float *out, double *d, double *bd,
-                           ts_err *err) {
+                           double *td, ts_err *err) {
     const rule *r = ri >= 0 ? &s->rules[ri] : NULL;
     const method m = r ? r->m : M_DENSE;
     if (m != M_DENSE && nq != nk)
         return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: method %s is for self-attention", method_names[m]);
-    *d = 1, *bd = -1;
+    *d = 1, *bd = -1, *td = -1;
     if (m == M_SLA) {
         ts_sla_params sp = {r->topk, r->block_q, r->block_k, r->complement};
         if (!site->lin_w && !s->warned_no_proj) {
@@ -685,12 +695,14 @@ static ts_status run_heads(ts_ctx *c, ts_attn_schedule *s, int ri, const ts_attn
         return ts_draft_attention(c, site->grid, nq, heads, head_dim, h0, h1, &dp, q, k, v, kop, out, d, err);
     }
     ts_attn_plan p;
+    double tile = 1;
     if (m == M_DENSE) {
         p = ts_attn_plan_dense(nq, nk, heads, head_dim, TS_ATTN_BLK_Q, TS_ATTN_BLK_K);
     } else { /* a static plan, built once per shape */
-        const ts_attn_plan *cp = NULL;
+        const cached *cp = NULL;
         TS_TRY(plan_for(s, ri, site, nq, &cp, err));
-        p = *cp;
+        p = cp->plan;
+        tile = cp->tile_density;
         p.heads = heads, p.head_dim = head_dim;
         p.scale = (float)(1.0 / sqrt((double)head_dim));
     }
@@ -701,13 +713,14 @@ static ts_status run_heads(ts_ctx *c, ts_attn_schedule *s, int ri, const ts_attn
     if (st != TS_OK) return TS_ERR(err, st, "attention kernel failed (%s)", ts_status_str(st));
     *d = p.density;
     *bd = ts_attn_plan_block_density(&p);
+    *td = tile;
     return TS_OK;
 }
 
 ts_status ts_attn_schedule_run(ts_ctx *c, ts_attn_schedule *s, const ts_attn_site *site, int64_t nq, int64_t nk,
                                int64_t heads, int64_t head_dim, const float *q, const float *k, const float *v,
                                float *out, ts_err *err) {
-    double density = 0, bdensity = 0;
+    double density = 0, bdensity = 0, tdensity = 0;
     if (s->observer && site->kind == TS_ATTN_SELF) s->observer(s->observer_user, site, nq, heads, head_dim, q, k);
     ts_attn_operands bf = {0}; /* made by the first head range that runs in bf16 */
     void *own = NULL;
@@ -718,15 +731,16 @@ ts_status ts_attn_schedule_run(ts_ctx *c, ts_attn_schedule *s, const ts_attn_sit
         while (h1 < heads && match(s, site, h1) == ri) h1++;
         const int bf16 = ri >= 0 && s->rules[ri].bf16;
         if (bf16 && !bf.q) st = bf16_operands(c, nq, nk, heads * head_dim, q, k, v, &bf, &own, err);
-        double d = 1, bd = -1;
+        double d = 1, bd = -1, td = -1;
         if (st == TS_OK)
             st = run_heads(c, s, ri, site, nq, nk, heads, head_dim, h0, h1, q, k, v, bf16 ? &bf : NULL, out, &d, &bd,
-                           err);
+                           &td, err);
         density += d * (double)(h1 - h0) / (double)heads;
         bdensity += (bd >= 0 ? bd : d) * (double)(h1 - h0) / (double)heads;
+        tdensity += (td >= 0 ? td : bd >= 0 ? bd : d) * (double)(h1 - h0) / (double)heads;
         h0 = h1;
     }
     free(own);
-    if (st == TS_OK && site->kind == TS_ATTN_SELF) st = record(s, site, density, bdensity, err);
+    if (st == TS_OK && site->kind == TS_ATTN_SELF) st = record(s, site, density, bdensity, tdensity, err);
     return st;
 }

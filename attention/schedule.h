@@ -80,20 +80,22 @@ ts_status ts_attn_schedule_check(const ts_attn_schedule *s, int layers, int64_t 
                                  ts_err *err);
 int ts_attn_schedule_rules(const ts_attn_schedule *s);
 
-/* Density records of the self-attention calls so far: layer, step, fraction of scores, and
- * fraction of (query block, key block) pairs the kernel ran (ts_attn_plan_block_density). For
- * SLA and PARO, whose blocks are whole, the two are the same; DraftAttention's block density is
- * recorded as its density too, the real tokens' pairs: its region blocks carry padding at the
- * grid's edges, which the kernel skips (a padded block runs as a shorter one). */
+/* Density records of the self-attention calls so far: layer, step, fraction of scores,
+ * fraction of (query block, key block) pairs the kernel ran (ts_attn_plan_block_density), and
+ * of 4-query x 16-key tiles holding a score (ts_attn_plan_tile_density). For SLA and PARO,
+ * whose blocks are whole, the three are the same; DraftAttention's block and tile densities
+ * are recorded as its density too, the real tokens' pairs: its region blocks carry padding at
+ * the grid's edges, which the kernel skips (a padded block runs as a shorter one). */
 typedef struct ts_attn_record {
     int layer, step;
-    double density, block_density;
+    double density, block_density, tile_density;
 } ts_attn_record;
 int ts_attn_schedule_n_records(const ts_attn_schedule *s);
 const ts_attn_record *ts_attn_schedule_record(const ts_attn_schedule *s, int i);
 /* Mean density over the records (1 when there are none). */
 double ts_attn_schedule_mean_density(const ts_attn_schedule *s);
 double ts_attn_schedule_mean_block_density(const ts_attn_schedule *s);
+double ts_attn_schedule_mean_tile_density(const ts_attn_schedule *s);
 void ts_attn_schedule_clear_records(ts_attn_schedule *s);
 /* What the calls so far did that the user should know of (e.g. SLA without its proj_l
  * weights runs as plain top-k block-sparse attention), a line each, or NULL: each is said

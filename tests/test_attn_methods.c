@@ -913,13 +913,32 @@ static void test_block_density(ts_ctx *c) {
         TS_CHECK(r && r->block_density == 100.0 / 256.0, "gna 3x3 on 32x32: block density %g, want 100/256",
                  r ? r->block_density : -1.0);
         TS_CHECK(ts_attn_schedule_mean_block_density(s) == 100.0 / 256.0, "mean block density");
+        /* tiles: GNA lays 8x8 tiles out as 4x4 sub-tiles, so 4 queries are a sub-tile's row and
+         * 16 keys a sub-tile. A row's window (3 rows) reaches the sub-tile above or below from
+         * the sub-tile's first or last row, except at the grid's edge: per 4 rows 5, 6, ..., 6, 5
+         * sub-tile rows, 46 in all; 4 columns' windows reach 3 sub-tile columns, 2 at the edges:
+         * 22. 46 x 22 of 256 x 64 tiles. */
+        TS_CHECK(r && r->tile_density == 46.0 * 22.0 / (256.0 * 64.0), "gna 3x3 on 32x32: tile density %g, want %g",
+                 r ? r->tile_density : -1.0, 46.0 * 22.0 / (256.0 * 64.0));
+        TS_CHECK(ts_attn_schedule_mean_tile_density(s) == r->tile_density, "mean tile density");
+        ts_attn_schedule_free(s);
+    }
+    TS_CHECK(ts_attn_schedule_from_spec(&s, "sla:topk=0.25", &e) == TS_OK, "%s", e.msg);
+    if (s) { /* whole blocks: the three densities are one */
+        ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 16, 16}, 500.0f, NULL, NULL};
+        density_at(c, s, site, 2);
+        const ts_attn_record *r = ts_attn_schedule_record(s, 0);
+        TS_CHECK(r && r->density == 0.25 && r->block_density == 0.25 && r->tile_density == 0.25,
+                 "sla topk 0.25: densities %g, %g, %g", r ? r->density : -1, r ? r->block_density : -1,
+                 r ? r->tile_density : -1);
         ts_attn_schedule_free(s);
     }
     TS_CHECK(ts_attn_schedule_from_spec(&s, "dense", &e) == TS_OK, "%s", e.msg);
     if (s) {
         ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 8, 12}, 500.0f, NULL, NULL};
         density_at(c, s, site, 2);
-        TS_CHECK(ts_attn_schedule_mean_block_density(s) == 1.0, "dense: block density 1");
+        TS_CHECK(ts_attn_schedule_mean_block_density(s) == 1.0 && ts_attn_schedule_mean_tile_density(s) == 1.0,
+                 "dense: block and tile density 1");
         ts_attn_schedule_free(s);
     }
     /* two heads with their own lists over 2 query blocks x 4 key blocks: 3 and 5 pairs */
@@ -931,6 +950,25 @@ static void test_block_density(ts_ctx *c) {
     TS_CHECK(ts_attn_plan_block_density(&p) == 5.0 / 8.0, "per-head lists, head 1: %g", ts_attn_plan_block_density(&p));
     p.exact_ptr = ptr, p.exact_per_head = 0, p.h0 = p.h1 = 0;
     TS_CHECK(ts_attn_plan_block_density(&p) == 3.0 / 8.0, "one list for all heads: %g", ts_attn_plan_block_density(&p));
+    /* tiles: a full block counts all its own (4 x 1 per 16 x 16 block: entry 0); a partial block
+     * its bits' tiles: entry 1 (query block 1, key block 1) allows query 5 key 3 and query 6
+     * key 20 (past the block's 16 keys: no tile holds it), entry 2 (key block 2) query 15 key 15 */
+    static const uint8_t full[8] = {1, 0, 0, 1, 1, 1, 1, 1};
+    uint64_t bits[48] = {0};
+    static const int64_t off[8] = {0, 0, 16, 0, 0, 0, 0, 0};
+    bits[5] = 1u << 3, bits[6] = 1u << 20, bits[16 + 15] = 1u << 15;
+    p.exact_full = full, p.exact_bits = bits, p.exact_bits_off = off;
+    TS_CHECK(ts_attn_plan_tile_density(&p) == (4.0 + 1 + 1) / (8 * 4), "tiles, one list: %g, want 6/32",
+             ts_attn_plan_tile_density(&p));
+    p.exact_bits = NULL; /* partial blocks without bits: all their tiles */
+    TS_CHECK(ts_attn_plan_tile_density(&p) == 12.0 / 32, "tiles, no bits: %g, want 12/32", ts_attn_plan_tile_density(&p));
+    /* ragged tails round up: 30 queries (blocks of 16 and 14 rows: 4 tiles each) x 56 keys (the
+     * last block 8 keys: 1 tile); head 1's list, all full: 4 key blocks for query block 0, the
+     * last one for query block 1, 4 x 4 + 4 x 1 of 8 x 4 tiles */
+    p.nq = 30, p.nk = 56, p.exact_per_head = 1, p.exact_ptr = ptr + 3, p.h0 = 1, p.h1 = 2;
+    TS_CHECK(ts_attn_plan_tile_density(&p) == 20.0 / 32, "tiles, ragged: %g, want 20/32", ts_attn_plan_tile_density(&p));
+    p.exact_ptr = NULL;
+    TS_CHECK(ts_attn_plan_tile_density(&p) == 1.0, "tiles, dense: %g", ts_attn_plan_tile_density(&p));
 }
 
 /* ------------------------------------------------------------------ PARO */

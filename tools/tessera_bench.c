@@ -21,8 +21,10 @@
  *       self-attention over the T·H·W token grid (random q, k, v): the sgemm rate of the same
  *       run (and which of OpenBLAS's kernels ran it), dense, and each method set for each
  *       target density; time, effective GFLOP/s (4·N²·D·heads·density), speedup vs dense,
- *       achieved density (and the fraction of blocks the kernel ran, above it where blocks are
- *       partly masked), rel-L2 error vs dense. dense-bf16: the dense plan on the same q, k, v
+ *       achieved density, the fraction of 4-query x 16-key tiles and of blocks the kernel ran
+ *       (tiles, the finest unit the AVX-512 kernel skips: a bound of 1 / tiles on the speedup
+ *       at dense's rate per tile; both above density where blocks are partly masked), rel-L2
+ *       error vs dense. dense-bf16: the dense plan on the same q, k, v
  *       rounded to bf16, on the path the backend takes for bf16 operands on this CPU (the spec
  *       says which); dense-bf16-dots / dense-bf16-fp16: the same on the AVX512-BF16 dots or
  *       the AVX512-FP16 products, where built. METHOD@bf16 (dense@bf16, gna@bf16, clear@bf16,
@@ -341,7 +343,7 @@ static double rel_l2(const float *x, const float *ref, int64_t n) {
  * speedup and err < 0: not measured (no "dense" ran before this method). */
 typedef struct attn_row {
     const char *method, *spec;
-    double target, time_s, speedup, density, err, sgemm_gf, blocks;
+    double target, time_s, speedup, density, err, sgemm_gf, blocks, tiles;
 } attn_row;
 
 static void print_attn_row(const opts *o, const ts_ctx *c, int64_t N, const int64_t g[3], int64_t H, int64_t D,
@@ -350,9 +352,10 @@ static void print_attn_row(const opts *o, const ts_ctx *c, int64_t N, const int6
     if (o->json) {
         printf("{\"kind\": \"attn\", \"method\": \"%s\", \"spec\": \"%s\", \"target_density\": %.3f, "
                "\"tokens\": %lld, \"grid\": [%lld, %lld, %lld], \"heads\": %lld, \"head_dim\": %lld, "
-               "\"threads\": %d, \"time_s\": %.5f, \"gflops\": %.2f, \"density\": %.5f, \"block_density\": %.5f",
+               "\"threads\": %d, \"time_s\": %.5f, \"gflops\": %.2f, \"density\": %.5f, \"block_density\": %.5f, "
+               "\"tile_density\": %.5f",
                r->method, r->spec, r->target, (long long)N, (long long)g[0], (long long)g[1], (long long)g[2],
-               (long long)H, (long long)D, c->n_threads, r->time_s, gf, r->density, r->blocks);
+               (long long)H, (long long)D, c->n_threads, r->time_s, gf, r->density, r->blocks, r->tiles);
         if (r->speedup >= 0) printf(", \"speedup\": %.3f, \"rel_err\": %.3e", r->speedup, r->err);
         else printf(", \"speedup\": null, \"rel_err\": null");
         if (r->sgemm_gf >= 0) printf(", \"sgemm_gflops\": %.2f", r->sgemm_gf);
@@ -360,8 +363,8 @@ static void print_attn_row(const opts *o, const ts_ctx *c, int64_t N, const int6
     } else {
         char sp[16] = "-", er[16] = "-";
         if (r->speedup >= 0) snprintf(sp, sizeof sp, "%.2f", r->speedup), snprintf(er, sizeof er, "%.2e", r->err);
-        printf("%-8s %-44s %9.4f %9.1f %8s %8.4f %8.4f %9s\n", r->method, r->spec, r->time_s, gf, sp, r->density,
-               r->blocks, er);
+        printf("%-8s %-44s %9.4f %9.1f %8s %8.4f %8.4f %8.4f %9s\n", r->method, r->spec, r->time_s, gf, sp,
+               r->density, r->tiles, r->blocks, er);
     }
     fflush(stdout);
 }
@@ -413,7 +416,7 @@ static int bench_dense_bf16(const opts *o, ts_ctx *c, const char *m, int64_t N, 
                                                  : "dense, bf16 q/k/v, sgemm";
     const attn_row row = {m, how, 1.0, best, t_dense > 0 ? t_dense / best : -1, 1.0,
                           t_dense > 0 ? rel_l2(out, ref, n) : -1, o->paired ? 2.0 * S * S * (double)S / sg * 1e-9 : 0.0,
-                          1.0};
+                          1.0, 1.0};
     print_attn_row(o, c, N, g, H, D, &row);
     return 0;
 }
@@ -449,8 +452,8 @@ static int bench_attn(const opts *o, ts_ctx *c) {
         print_sgemm(o, c, S, sg_best);
     }
     if (!o->json)
-        printf("%-8s %-44s %9s %9s %8s %8s %8s %9s\n", "method", "spec", "time_s", "GFLOP/s", "speedup", "density",
-               "blocks", "rel_err");
+        printf("%-8s %-44s %9s %9s %8s %8s %8s %8s %9s\n", "method", "spec", "time_s", "GFLOP/s", "speedup",
+               "density", "tiles", "blocks", "rel_err");
     ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {g[0], g[1], g[2]}, 500.0f, NULL, NULL};
     float *proj = malloc((size_t)(D * D + D) * 4); /* SLA's proj_l [D, D] and bias [D], random */
     if (!proj) return fprintf(stderr, "tessera-bench: out of memory\n"), 1;
@@ -480,7 +483,7 @@ static int bench_attn(const opts *o, ts_ctx *c) {
             if (ts_attn_schedule_from_spec(&s, spec, &e) != TS_OK) return die(spec, &e);
             const int sla = !strncmp(spec, "sla:", 4) && strncmp(m, "sla-sparse", 10); /* sla-sparse(@bf16): no proj_l */
             site.lin_w = sla ? proj : NULL, site.lin_b = sla ? proj + D * D : NULL;
-            double best = 1e30, density = 1, blocks = 1, pair_best = 1e30;
+            double best = 1e30, density = 1, blocks = 1, tiles = 1, pair_best = 1e30;
             const int is_dense = !strcmp(m, "dense");
             float *dst = is_dense ? ref : out;
             for (int r = 0; r < o->repeats + 1; r++) { /* the first run builds static plans */
@@ -500,6 +503,7 @@ static int bench_attn(const opts *o, ts_ctx *c) {
                 if (r > 0 && dt < best) best = dt;
                 density = ts_attn_schedule_mean_density(s);
                 blocks = ts_attn_schedule_mean_block_density(s);
+                tiles = ts_attn_schedule_mean_tile_density(s);
             }
             if (o->paired && is_dense) print_sgemm(o, c, S, sg_best);
             ts_attn_schedule_free(s);
@@ -512,7 +516,7 @@ static int bench_attn(const opts *o, ts_ctx *c) {
             if (is_dense) t_dense = best;
             const attn_row row = {m, spec, target, best,
                                   t_dense > 0 ? (pair_best < 1e30 ? pair_best : t_dense) / best : -1, density,
-                                  t_dense > 0 ? rel_l2(dst, ref, N * HD) : -1, -1, blocks};
+                                  t_dense > 0 ? rel_l2(dst, ref, N * HD) : -1, -1, blocks, tiles};
             print_attn_row(o, c, N, g, H, D, &row);
         }
     }
