@@ -27,6 +27,12 @@ typedef struct ts_attn_site {
     float timestep;  /* the model timestep (0..1000), for rules on timesteps */
     /* the layer's SLA projection (proj_l: weight [D, D], bias [D], fp32), or NULL */
     const float *lin_w, *lin_b;
+    /* A self-attention call whose grid holds fewer tokens than the call has text tokens too:
+     * the image is tokens [img0, img0 + T·H·W), the text the rest (0: text after the image, as
+     * HunyuanVideo has it; FLUX and CogVideoX put it first). GNA and CLEAR apply their text
+     * rules; DraftAttention and PARO run text query and key blocks dense and plan the image;
+     * SLA plans the whole sequence, text included. */
+    int64_t img0;
 } ts_attn_site;
 
 typedef struct ts_attn_schedule ts_attn_schedule; /* schedule.h */

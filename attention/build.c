@@ -325,3 +325,54 @@ ts_status ts_plan_build_masked(ts_attn_plan *p, ts_plan_store *st, ts_err *err) 
     p->density = allowed / ((double)n * (double)n);
     return TS_OK;
 }
+
+ts_status ts_plan_add_text(const ts_attn_plan *img, int64_t n, int64_t img0, ts_attn_plan *out, ts_plan_store *st,
+                           ts_err *err) {
+    ts_plan_store_free(st);
+    const int64_t G = img->nq, blk = img->blk_q, L = img->n_kern ? img->n_kern : G;
+    if (img->blk_k != blk || img->nk != G || !img->exact_ptr || img->exact_per_head || img->exact_bits)
+        return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: text tokens need a one-list plan of square blocks");
+    if (img0 < 0 || img0 + G > n)
+        return TS_ERR(err, TS_ERR_SHAPE, "attention: an image of %lld tokens from token %lld does not fit in %lld",
+                      (long long)G, (long long)img0, (long long)n);
+    const int64_t nib = img->n_qblk, ntb = (n - G + blk - 1) / blk, nb = nib + ntb, len = nb * blk;
+    const int64_t n_img = img->exact_ptr[nib], total = n_img + nib * ntb + ntb * nb;
+    if (total > INT32_MAX || len > INT32_MAX)
+        return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: %lld text tokens make a plan too large",
+                      (long long)(n - G));
+    st->perm = malloc((size_t)len * sizeof *st->perm);
+    st->ptr = malloc((size_t)(nb + 1) * sizeof *st->ptr);
+    st->idx = malloc((size_t)(total ? total : 1) * sizeof *st->idx);
+    st->full = malloc((size_t)(total ? total : 1));
+    if (!st->perm || !st->ptr || !st->idx || !st->full) {
+        ts_plan_store_free(st);
+        return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
+    }
+    int64_t i = 0;
+    for (; i < L; i++) {
+        const int32_t tok = img->perm ? img->perm[i] : (int32_t)i;
+        st->perm[i] = tok < 0 ? -1 : (int32_t)(img0 + tok);
+    }
+    for (; i < nib * blk; i++) st->perm[i] = -1;
+    for (int64_t t = 0; t < n; t++)
+        if (t < img0 || t >= img0 + G) st->perm[i++] = (int32_t)t;
+    for (; i < len; i++) st->perm[i] = -1;
+    int64_t e = 0;
+    for (int64_t a = 0; a < nb; a++) {
+        st->ptr[a] = (int32_t)e;
+        if (a < nib)
+            for (int32_t li = img->exact_ptr[a]; li < img->exact_ptr[a + 1]; li++, e++)
+                st->idx[e] = img->exact_idx[li], st->full[e] = img->exact_full ? img->exact_full[li] : 1;
+        for (int64_t b = a < nib ? nib : 0; b < nb; b++, e++) st->idx[e] = (int32_t)b, st->full[e] = 1;
+    }
+    st->ptr[nb] = (int32_t)e;
+    *out = *img;
+    out->nq = out->nk = n;
+    out->perm = st->perm, out->n_kern = len;
+    out->n_qblk = out->n_kblk = (int32_t)nb;
+    out->exact_ptr = st->ptr, out->exact_idx = st->idx, out->exact_full = st->full;
+    out->mask.kind = TS_MASK_NONE;
+    out->density = (img->density * (double)G * (double)G + ((double)n * (double)n - (double)G * (double)G)) /
+                   ((double)n * (double)n);
+    return TS_OK;
+}

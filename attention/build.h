@@ -53,6 +53,18 @@ ts_status ts_plan_tile_perm_sub(const ts_mask *mask, int64_t n, const int tile[3
  * must fit in int32. */
 ts_status ts_plan_join_heads(const ts_attn_plan *p, int64_t nh, ts_attn_plan *all, ts_plan_store *st, ts_err *err);
 
+/* Extends a one-list plan over an image alone (G = img->nq tokens, token i the image's i-th;
+ * square blocks; kernel order img->perm of img->n_kern slots, or the identity) to a call of n
+ * tokens whose image is [img0, img0 + G) and the rest text, kept dense both ways as
+ * DraftAttention and PARO do (shared/docs/attention-methods.md): the kernel order is the
+ * image's, padded to a whole block, then the text tokens in order in blocks (the last padded);
+ * each image query block lists its image blocks as before and every text block, each text
+ * query block every block. Image entries keep their flags, text ones are full. The density
+ * counts every pair with a text token. Plans with precomputed element bits are refused. The
+ * arrays go to st (freed first). */
+ts_status ts_plan_add_text(const ts_attn_plan *img, int64_t n, int64_t img0, ts_attn_plan *out, ts_plan_store *st,
+                           ts_err *err);
+
 /* A method's plan of head h from q, k [n, H·D] (its arrays in st): what ts_plan_heads_run builds. */
 typedef ts_status (*ts_head_plan_fn)(const void *user, int64_t h, const float *q, const float *k, ts_attn_plan *p,
                                      ts_plan_store *st, ts_err *err);

@@ -155,27 +155,36 @@ done:
 
 typedef struct draft_head {
     const int64_t *g;
-    int64_t H, D;
+    int64_t n, img0, H, D;
     const ts_draft_params *dp;
 } draft_head;
 
+/* With text tokens: the image's plan from its own tokens, then the text blocks added. */
 static ts_status draft_plan_head(const void *user, int64_t h, const float *q, const float *k, ts_attn_plan *p,
                                  ts_plan_store *st, ts_err *err) {
     const draft_head *d = user;
-    return ts_draft_plan(d->g, d->H, d->D, h, d->dp, q, k, p, st, err);
+    if (d->n == d->g[0] * d->g[1] * d->g[2]) return ts_draft_plan(d->g, d->H, d->D, h, d->dp, q, k, p, st, err);
+    const int64_t off = d->img0 * d->H * d->D;
+    ts_attn_plan img;
+    ts_plan_store is = {0};
+    ts_status rc = ts_draft_plan(d->g, d->H, d->D, h, d->dp, q + off, k + off, &img, &is, err);
+    if (rc == TS_OK) rc = ts_plan_add_text(&img, d->n, d->img0, p, st, err);
+    ts_plan_store_free(&is);
+    return rc;
 }
 
-ts_status ts_draft_attention(ts_ctx *c, const int64_t g[3], int64_t n, int64_t H, int64_t D, int64_t h0,
-                             int64_t h1, const ts_draft_params *dp, const float *q, const float *k,
+ts_status ts_draft_attention(ts_ctx *c, const int64_t g[3], int64_t n, int64_t img0, int64_t H, int64_t D,
+                             int64_t h0, int64_t h1, const ts_draft_params *dp, const float *q, const float *k,
                              const float *v, const ts_attn_operands *kop, float *out, double *density, ts_err *err) {
-    if (g[0] * g[1] * g[2] != n || n <= 0)
-        return TS_ERR(err, TS_ERR_SHAPE, "draft: needs the token grid (got %lldx%lldx%lld for %lld tokens)",
-                      (long long)g[0], (long long)g[1], (long long)g[2], (long long)n);
+    const int64_t G = g[0] * g[1] * g[2];
+    if (g[0] <= 0 || g[1] <= 0 || g[2] <= 0 || img0 < 0 || img0 + G > n)
+        return TS_ERR(err, TS_ERR_SHAPE, "draft: needs the token grid (got %lldx%lldx%lld from token %lld for %lld "
+                      "tokens)", (long long)g[0], (long long)g[1], (long long)g[2], (long long)img0, (long long)n);
     if (h0 < 0 || h1 > H || h0 >= h1)
         return TS_ERR(err, TS_ERR_INVALID_ARG, "draft: heads [%lld, %lld) of %lld", (long long)h0, (long long)h1,
                       (long long)H);
     const ts_attn_operands ops = kop ? *kop : (ts_attn_operands){q, k, v, 0};
-    const draft_head dh = {g, H, D, dp};
+    const draft_head dh = {g, n, img0, H, D, dp};
     ts_head_plans hp;
     ts_status st = ts_plan_heads_run(c, h0, h1 - h0, draft_plan_head, &dh, q, k, &ops, out, &hp, err);
     if (st == TS_OK && density) *density = hp.density;

@@ -36,11 +36,13 @@ int64_t ts_draft_perm(const int64_t grid[3], const int pool[2], int32_t **perm);
 ts_status ts_draft_plan(const int64_t grid[3], int64_t H, int64_t D, int64_t h, const ts_draft_params *dp,
                         const float *q, const float *k, ts_attn_plan *p, ts_plan_store *st, ts_err *err);
 
-/* Runs heads [h0, h1) of one self-attention call, planned from q, k; the kernel runs on kop
- * (NULL: q, k, v). *density (may be NULL) gets the mean fraction of scores computed over
- * those heads. */
-ts_status ts_draft_attention(ts_ctx *c, const int64_t grid[3], int64_t n, int64_t H, int64_t D, int64_t h0,
-                             int64_t h1, const ts_draft_params *dp, const float *q, const float *k,
+/* Runs heads [h0, h1) of one self-attention call of n tokens, planned from q, k; the kernel
+ * runs on kop (NULL: q, k, v). The grid's tokens are [img0, img0 + T·H·W); any others are
+ * text, whose query and key blocks run dense (ts_plan_add_text), as the reference sets text
+ * rows and columns of the block mask. *density (may be NULL) gets the mean fraction of scores
+ * computed over those heads. */
+ts_status ts_draft_attention(ts_ctx *c, const int64_t grid[3], int64_t n, int64_t img0, int64_t H, int64_t D,
+                             int64_t h0, int64_t h1, const ts_draft_params *dp, const float *q, const float *k,
                              const float *v, const ts_attn_operands *kop, float *out, double *density, ts_err *err);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "../src/backend.h"
 #include "../src/safetensors.h"
+#include "build.h"
 
 const char *ts_paro_order_name(int order) {
     static const char *const names[TS_PARO_ORDERS] = {"FHW", "FWH", "HWF", "HFW", "WHF", "WFH"};
@@ -217,11 +218,14 @@ ts_status ts_paro_attention(ts_ctx *c, ts_paro *p, const ts_attn_site *site, int
                             int64_t h0, int64_t h1, ts_quant quant, const float *q, const float *k, const float *v,
                             const ts_attn_operands *kop, float *out, double *density, ts_err *err) {
     const int64_t *g = site->grid;
-    if (g[0] != p->d.grid[0] || g[1] != p->d.grid[1] || g[2] != p->d.grid[2] || n != p->n)
+    if (g[0] != p->d.grid[0] || g[1] != p->d.grid[1] || g[2] != p->d.grid[2] || n < p->n)
         return TS_ERR(err, TS_ERR_SHAPE, "paro: %s was calibrated for a %lldx%lldx%lld token grid; this call has "
                       "%lldx%lldx%lld (%lld tokens): calibrate for this size (tessera-calibrate)", p->path,
                       (long long)p->d.grid[0], (long long)p->d.grid[1], (long long)p->d.grid[2], (long long)g[0],
                       (long long)g[1], (long long)g[2], (long long)n);
+    if (site->img0 < 0 || site->img0 + p->n > n)
+        return TS_ERR(err, TS_ERR_SHAPE, "paro: the image's %lld tokens from token %lld do not fit in %lld",
+                      (long long)p->n, (long long)site->img0, (long long)n);
     if (site->layer < 0 || site->layer >= p->d.layers || H != p->d.heads)
         return TS_ERR(err, TS_ERR_SHAPE, "paro: %s covers %d layers x %d heads; this call is layer %d of a model "
                       "with %lld heads", p->path, p->d.layers, p->d.heads, site->layer, (long long)H);
@@ -229,10 +233,16 @@ ts_status ts_paro_attention(ts_ctx *c, ts_paro *p, const ts_attn_site *site, int
     const ts_attn_operands ops = kop ? *kop : (ts_attn_operands){q, k, v, 0};
     double dsum = 0;
     for (int64_t h = h0; h < h1; h++) {
-        ts_attn_plan pl;
+        ts_attn_plan pl, tx;
+        ts_plan_store ts = {0}; /* with text tokens: the image's plan with dense text blocks */
         TS_TRY(ts_paro_plan(p, grp, site->layer, (int)h, H, D, quant, &pl, err));
+        if (n > p->n) {
+            TS_TRY(ts_plan_add_text(&pl, n, site->img0, &tx, &ts, err));
+            pl = tx;
+        }
         pl.in_bf16 = ops.bf16;
         ts_status st = c->backend->attn(c, &pl, ops.q, ops.k, ops.v, out);
+        ts_plan_store_free(&ts);
         if (st != TS_OK) return TS_ERR(err, st, "paro: attention kernel failed (%s)", ts_status_str(st));
         dsum += pl.density;
     }

@@ -99,7 +99,11 @@ void ts_paro_calib_observe(void *user, const struct ts_attn_site *site, int64_t 
                            const float *q, const float *k) {
     ts_paro_calib *c = user;
     if (c->st != TS_OK) return;
-    const int64_t *g = site->grid;
+    const int64_t *g = site->grid, G = g[0] * g[1] * g[2];
+    if (G > 0 && n > G && site->img0 >= 0 && site->img0 + G <= n) { /* text tokens too: the image's maps */
+        q += site->img0 * H * D, k += site->img0 * H * D;
+        n = G;
+    }
     if (g[0] != c->grid[0] || g[1] != c->grid[1] || g[2] != c->grid[2] || n != c->n || H != c->heads ||
         site->layer < 0 || site->layer >= c->layers) {
         c->st = TS_ERR_SHAPE;

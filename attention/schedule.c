@@ -48,7 +48,7 @@ typedef struct rule {
 
 typedef struct cached {
     int rule;
-    int64_t n, grid[3];
+    int64_t n, grid[3], img0;
     ts_attn_plan plan;
     ts_plan_store store;
     double tile_density; /* ts_attn_plan_tile_density, once per shape */
@@ -565,16 +565,17 @@ static ts_status plan_for(ts_attn_schedule *s, int ri, const ts_attn_site *site,
                           ts_err *err) {
     for (int i = 0; i < s->n_cache; i++) {
         const cached *c = &s->cache[i];
-        if (c->rule == ri && c->n == n && !memcmp(c->grid, site->grid, sizeof c->grid)) {
+        if (c->rule == ri && c->n == n && c->img0 == site->img0 && !memcmp(c->grid, site->grid, sizeof c->grid)) {
             *out = c;
             return TS_OK;
         }
     }
     const rule *r = &s->rules[ri];
     const int64_t *g = site->grid;
-    if (g[0] * g[1] * g[2] != n || n <= 0)
-        return TS_ERR(err, TS_ERR_SHAPE, "attention: method %s needs the token grid (got %lldx%lldx%lld for %lld tokens)",
-                      method_names[r->m], (long long)g[0], (long long)g[1], (long long)g[2], (long long)n);
+    if (g[0] <= 0 || g[1] <= 0 || g[2] <= 0 || site->img0 < 0 || site->img0 + g[0] * g[1] * g[2] > n)
+        return TS_ERR(err, TS_ERR_SHAPE, "attention: method %s needs the token grid (got %lldx%lldx%lld from token %lld "
+                      "for %lld tokens)", method_names[r->m], (long long)g[0], (long long)g[1], (long long)g[2],
+                      (long long)site->img0, (long long)n);
     if (s->n_cache == s->cap_cache) {
         int cap = s->cap_cache ? 2 * s->cap_cache : 8;
         cached *nc = realloc(s->cache, (size_t)cap * sizeof *nc);
@@ -583,12 +584,12 @@ static ts_status plan_for(ts_attn_schedule *s, int ri, const ts_attn_site *site,
     }
     cached *c = &s->cache[s->n_cache];
     memset(c, 0, sizeof *c);
-    c->rule = ri, c->n = n;
+    c->rule = ri, c->n = n, c->img0 = site->img0;
     memcpy(c->grid, g, sizeof c->grid);
     ts_attn_plan p = ts_attn_plan_dense(n, n, 1, 1, r->block, r->block);
     p.mask.kind = r->m == M_GNA ? TS_MASK_NA : TS_MASK_CLEAR;
     memcpy(p.mask.grid, g, sizeof p.mask.grid);
-    p.mask.img0 = 0;
+    p.mask.img0 = site->img0;
     p.mask.radius = r->radius;
     for (int i = 0; i < 3; i++) { /* clamp the window geometry to the grid */
         int64_t L = g[i];
@@ -692,7 +693,8 @@ static ts_status run_heads(ts_ctx *c, ts_attn_schedule *s, int ri, const ts_attn
         return ts_paro_attention(c, r->paro, site, nq, heads, head_dim, h0, h1, r->quant, q, k, v, kop, out, d, err);
     if (m == M_DRAFT) {
         ts_draft_params dp = {{r->pool[0], r->pool[1]}, r->sparsity};
-        return ts_draft_attention(c, site->grid, nq, heads, head_dim, h0, h1, &dp, q, k, v, kop, out, d, err);
+        return ts_draft_attention(c, site->grid, nq, site->img0, heads, head_dim, h0, h1, &dp, q, k, v, kop, out, d,
+                                  err);
     }
     ts_attn_plan p;
     double tile = 1;

@@ -467,7 +467,7 @@ ts_status wan_forward(ts_ctx *c, const wan_model *m, ts_attn_schedule *sched, in
 
     rope_tables(cfg, f, h, w, cs, sn);
     const int64_t NH = cfg->heads, Dh = cfg->head_dim;
-    ts_attn_site site = {TS_ATTN_SELF, 0, step, n_steps, {f, h, w}, t, NULL, NULL};
+    ts_attn_site site = {TS_ATTN_SELF, 0, step, n_steps, {f, h, w}, t, NULL, NULL, 0};
 
     for (int64_t l = 0; l < cfg->layers; l++) {
         const wan_block *b = &wt->blocks[l];

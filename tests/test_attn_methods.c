@@ -311,7 +311,7 @@ static void kernel_vs_ref(ts_ctx *c, ts_attn_plan *p, int64_t H, int64_t D, int6
         for (int64_t i = 0; i < n * HD; i++) out[i] = 7.0f;
         ts_status st = ts_test_attn_run(c, path, p, q, k, v, out);
         if (st == TS_ERR_UNSUPPORTED) continue;
-        char w2[160];
+        char w2[256];
         snprintf(w2, sizeof w2, "%s %s", what, ts_test_attn_path_name[path]);
         TS_CHECK(st == TS_OK, "%s: kernel ran", w2);
         ts_test_compare(w2, out, ref, n * HD, 1e-5, NULL);
@@ -452,22 +452,22 @@ static void test_draft(ts_ctx *c) {
     /* ts_draft_attention runs the heads' plans joined into one (a list per head) */
     double dens = 0;
     for (int64_t i = 0; i < n * HD; i++) out[i] = 7.0f;
-    TS_CHECK(ts_draft_attention(c, g, n, H, D, 0, H, &dp, q, k, v, NULL, out, &dens, &e) == TS_OK, "draft: %s", e.msg);
+    TS_CHECK(ts_draft_attention(c, g, n, 0, H, D, 0, H, &dp, q, k, v, NULL, out, &dens, &e) == TS_OK, "draft: %s", e.msg);
     ts_test_compare("draft, heads [0, 2) in one call vs float64 executor", out, heads, n * HD, 1e-5, NULL);
     TS_CHECK(dens > 0 && dens < 1, "draft density %g", dens);
     for (int64_t i = 0; i < n * HD; i++) out[i] = 7.0f;
     for (int64_t t = 0; t < n; t++)
         for (int64_t d = 0; d < D; d++) heads[t * HD + d] = 7.0f; /* head 0 not run: untouched */
-    TS_CHECK(ts_draft_attention(c, g, n, H, D, 1, H, &dp, q, k, v, NULL, out, &dens, &e) == TS_OK, "draft: %s", e.msg);
+    TS_CHECK(ts_draft_attention(c, g, n, 0, H, D, 1, H, &dp, q, k, v, NULL, out, &dens, &e) == TS_OK, "draft: %s", e.msg);
     ts_test_compare("draft, heads [1, 2) vs float64 executor", out, heads, n * HD, 1e-5, NULL);
-    TS_CHECK(ts_draft_attention(c, g, n, H, D, 1, 1, &dp, q, k, v, NULL, out, &dens, &e) == TS_ERR_INVALID_ARG,
+    TS_CHECK(ts_draft_attention(c, g, n, 0, H, D, 1, 1, &dp, q, k, v, NULL, out, &dens, &e) == TS_ERR_INVALID_ARG,
              "draft with no heads is refused");
     { /* 1 x 1 regions on 65 x 64 tokens: 4,160 regions, over the 4,096 whose maps are planned */
         const int64_t gb[3] = {1, 65, 64}, nb = 65 * 64;
         const ts_draft_params d1 = {{1, 1}, 0.5};
         float *qb = malloc((size_t)nb * 16 * 4), *ob = malloc((size_t)nb * 16 * 4);
         ts_test_randn(qb, nb * 16, 51, 1.0f);
-        TS_CHECK(ts_draft_attention(c, gb, nb, 1, 16, 0, 1, &d1, qb, qb, qb, NULL, ob, NULL, &e) == TS_ERR_INVALID_ARG &&
+        TS_CHECK(ts_draft_attention(c, gb, nb, 0, 1, 16, 0, 1, &d1, qb, qb, qb, NULL, ob, NULL, &e) == TS_ERR_INVALID_ARG &&
                      strstr(e.msg, "pool 1x1 makes 4160 regions on this 1x65x64 grid (at most 4096)"),
                  "too many regions: %s", e.msg);
         free(qb), free(ob);
@@ -506,7 +506,7 @@ static void test_draft(ts_ctx *c) {
     ts_attn_plan dense = ts_attn_plan_dense(n, n, H, D, 64, 64);
     ts_attn_ref(&dense, q, k, v, ref);
     dp.sparsity = 0;
-    TS_CHECK(ts_draft_attention(c, g, n, H, D, 0, H, &dp, q, k, v, NULL, out, &dens, &e) == TS_OK, "draft: %s", e.msg);
+    TS_CHECK(ts_draft_attention(c, g, n, 0, H, D, 0, H, &dp, q, k, v, NULL, out, &dens, &e) == TS_OK, "draft: %s", e.msg);
     ts_test_compare("draft at sparsity 0 vs dense", out, ref, n * HD, 1e-5, NULL);
     TS_CHECK(fabs(dens - 1.0) < 1e-12, "density at sparsity 0: %g", dens);
     free(q), free(k), free(v), free(out), free(ref);
@@ -524,7 +524,7 @@ static void test_draft(ts_ctx *c) {
             if ((t / 8) / 4 == (u / 8) / 4 && (t % 8) / 4 == (u % 8) / 4)
                 for (int64_t d = 0; d < D2; d++) want[t * D2 + d] += v2[u * D2 + d] / 16.0f;
     ts_draft_params dp2 = {{4, 4}, 13.0 / 16.0};
-    TS_CHECK(ts_draft_attention(c, g2, n2, H2, D2, 0, 1, &dp2, q2, q2, v2, NULL, o2, &dens, &e) == TS_OK, "draft: %s", e.msg);
+    TS_CHECK(ts_draft_attention(c, g2, n2, 0, H2, D2, 0, 1, &dp2, q2, q2, v2, NULL, o2, &dens, &e) == TS_OK, "draft: %s", e.msg);
     ts_test_compare("draft diagonal: region means", o2, want, n2 * D2, 1e-5, NULL);
     TS_CHECK(fabs(dens - 4.0 * 16 * 16 / (64.0 * 64)) < 1e-12, "diagonal density %g", dens);
     free(q2), free(v2), free(o2), free(want);
@@ -636,7 +636,7 @@ static void test_sla(ts_ctx *c) {
     /* through a schedule, with the projection on the site */
     ts_attn_schedule *s = NULL;
     ts_attn_schedule_from_spec(&s, "sla:topk=0.3,block_q=64,block_k=32", &e);
-    ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 1, n}, 500.0f, pw->data, pb->data};
+    ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 1, n}, 500.0f, pw->data, pb->data, 0};
     TS_CHECK(s && ts_attention(c, s, &site, n, n, H, D, q->data, k->data, v->data, out, &e) == TS_OK, "sla schedule: %s", e.msg);
     ts_test_compare("sla through a schedule vs the reference", out, ts_st_find(f, "out_all")->data, n * H * D, 1e-4, NULL);
     ts_attn_schedule_free(s);
@@ -763,7 +763,7 @@ static void test_schedule_errors(void) {
  * in fp32. */
 static void test_precision(ts_ctx *c) {
     const int64_t n = 192, nk_x = 40, H = 3, D = 64, HD = H * D, ne = n * HD;
-    ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {2, 8, 12}, 500.0f, NULL, NULL};
+    ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {2, 8, 12}, 500.0f, NULL, NULL, 0};
     float *q = malloc((size_t)ne * 4), *k = malloc((size_t)ne * 4), *v = malloc((size_t)ne * 4);
     float *ob = malloc((size_t)ne * 4), *of = malloc((size_t)ne * 4), *od = malloc((size_t)ne * 4);
     uint16_t *b = malloc((size_t)(3 * ne) * 2);
@@ -861,7 +861,7 @@ static void test_schedule_matching(ts_ctx *c) {
         " {\"layers\": [\"2-3\"], \"steps\": [\"7-8\"], \"heads\": [1], \"method\": \"dense\"}"
         "]}", TS_OK, NULL);
     if (!s) return;
-    ts_attn_site site = {TS_ATTN_SELF, 1, 5, 10, {2, 8, 8}, 500.0f, NULL, NULL};
+    ts_attn_site site = {TS_ATTN_SELF, 1, 5, 10, {2, 8, 8}, 500.0f, NULL, NULL, 0};
     double sparse = density_at(c, s, site, 2);
     TS_CHECK(sparse > 0 && sparse < 0.5, "rule 1 (gna) at layer 1 step 5: density %g", sparse);
     site.layer = 6;
@@ -906,7 +906,7 @@ static void test_block_density(ts_ctx *c) {
     ts_err e = {0};
     TS_CHECK(ts_attn_schedule_from_spec(&s, "gna:window=1x3x3,tile=1x8x8,block=64", &e) == TS_OK, "%s", e.msg);
     if (s) {
-        ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 32, 32}, 500.0f, NULL, NULL};
+        ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 32, 32}, 500.0f, NULL, NULL, 0};
         double d = density_at(c, s, site, 2);
         const ts_attn_record *r = ts_attn_schedule_record(s, 0);
         TS_CHECK(fabs(d - 9.0 / 1024.0) < 1e-12, "gna 3x3 on 32x32: density %g, want 9/1024", d);
@@ -925,7 +925,7 @@ static void test_block_density(ts_ctx *c) {
     }
     TS_CHECK(ts_attn_schedule_from_spec(&s, "sla:topk=0.25", &e) == TS_OK, "%s", e.msg);
     if (s) { /* whole blocks: the three densities are one */
-        ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 16, 16}, 500.0f, NULL, NULL};
+        ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 16, 16}, 500.0f, NULL, NULL, 0};
         density_at(c, s, site, 2);
         const ts_attn_record *r = ts_attn_schedule_record(s, 0);
         TS_CHECK(r && r->density == 0.25 && r->block_density == 0.25 && r->tile_density == 0.25,
@@ -935,7 +935,7 @@ static void test_block_density(ts_ctx *c) {
     }
     TS_CHECK(ts_attn_schedule_from_spec(&s, "dense", &e) == TS_OK, "%s", e.msg);
     if (s) {
-        ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 8, 12}, 500.0f, NULL, NULL};
+        ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 8, 12}, 500.0f, NULL, NULL, 0};
         density_at(c, s, site, 2);
         TS_CHECK(ts_attn_schedule_mean_block_density(s) == 1.0 && ts_attn_schedule_mean_tile_density(s) == 1.0,
                  "dense: block and tile density 1");
@@ -1072,6 +1072,175 @@ static void test_bf16_dynamic(ts_ctx *c) {
     free(q), free(k);
 }
 
+/* ------------------------------------------------------------ text tokens */
+
+/* Float64 attention of every head under its own mask (allow [H, n, n]: query i sees key j). */
+static void naive_masked(const float *q, const float *k, const float *v, int64_t n, int64_t H, int64_t D,
+                         const uint8_t *allow, float *out) {
+    const int64_t HD = H * D;
+    const double sc = 1.0 / sqrt((double)D);
+    double *s = malloc((size_t)n * sizeof *s), *o = malloc((size_t)D * sizeof *o);
+    for (int64_t h = 0; h < H; h++)
+        for (int64_t i = 0; i < n; i++) {
+            const uint8_t *al = allow + (h * n + i) * n;
+            double mx = -INFINITY, sum = 0;
+            for (int64_t j = 0; j < n; j++) {
+                if (!al[j]) continue;
+                double acc = 0;
+                for (int64_t d = 0; d < D; d++) acc += (double)q[i * HD + h * D + d] * k[j * HD + h * D + d];
+                s[j] = acc * sc;
+                mx = s[j] > mx ? s[j] : mx;
+            }
+            for (int64_t d = 0; d < D; d++) o[d] = 0;
+            for (int64_t j = 0; j < n; j++) {
+                if (!al[j]) continue;
+                const double e = exp(s[j] - mx);
+                sum += e;
+                for (int64_t d = 0; d < D; d++) o[d] += e * v[j * HD + h * D + d];
+            }
+            for (int64_t d = 0; d < D; d++) out[i * HD + h * D + d] = (float)(o[d] / sum);
+        }
+    free(s), free(o);
+}
+
+/* Marks in allow [n, n] the pairs a one-list plan without an element mask runs, its tokens
+ * shifted by off (an image plan placed at token off of a longer call). */
+static void plan_pairs(const ts_attn_plan *p, int64_t off, int64_t n, uint8_t *allow) {
+    const int64_t L = p->n_kern ? p->n_kern : p->nq, bq = p->blk_q, bk = p->blk_k;
+    for (int64_t a = 0; a < p->n_qblk; a++)
+        for (int32_t e = p->exact_ptr[a]; e < p->exact_ptr[a + 1]; e++) {
+            const int64_t b = p->exact_idx[e];
+            for (int64_t i = a * bq; i < (a + 1) * bq && i < L; i++) {
+                const int64_t ti = p->perm ? p->perm[i] : i;
+                for (int64_t j = b * bk; j < (b + 1) * bk && j < L && ti >= 0; j++) {
+                    const int64_t tj = p->perm ? p->perm[j] : j;
+                    if (tj >= 0) allow[(ti + off) * n + tj + off] = 1;
+                }
+            }
+        }
+}
+
+/* Every pair with a text token (outside [img0, img0 + G)) allowed, in each head's mask. */
+static void text_pairs(int64_t n, int64_t H, int64_t img0, int64_t G, uint8_t *allow) {
+    for (int64_t h = 0; h < H; h++)
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < n; j++)
+                if (i < img0 || i >= img0 + G || j < img0 || j >= img0 + G) allow[(h * n + i) * n + j] = 1;
+}
+
+/* Self-attention with text tokens beside the image, as joint-attention models have them (text
+ * after the image, before it, and on both sides): GNA and CLEAR through a schedule against the
+ * executor applying their masks' text rules; DraftAttention against float64 attention under
+ * the mask it should run (text rows and columns dense, image pairs those of its plan of the
+ * image alone) and its density; the plans with text blocks on every kernel path, fp32, bf16
+ * and INT8 (ragged image blocks padded). */
+static void test_text_tokens(ts_ctx *c) {
+    const int64_t g[3] = {2, 5, 7}, G = 70, H = 2, D = 16, HD = H * D;
+    const int64_t cases[3][2] = {{0, 13}, {13, 13}, {9, 13}}; /* img0, text tokens */
+    ts_err e = {0};
+    for (int ci = 0; ci < 3; ci++) {
+        const int64_t img0 = cases[ci][0], n = G + cases[ci][1];
+        float *q = malloc((size_t)(n * HD) * 4), *k = malloc((size_t)(n * HD) * 4), *v = malloc((size_t)(n * HD) * 4);
+        float *out = malloc((size_t)(n * HD) * 4), *ref = malloc((size_t)(n * HD) * 4);
+        uint8_t *allow = calloc((size_t)(H * n * n), 1);
+        ts_test_randn(q, n * HD, 91 + (uint64_t)ci, 1.5f), ts_test_randn(k, n * HD, 94 + (uint64_t)ci, 1.0f);
+        ts_test_randn(v, n * HD, 97 + (uint64_t)ci, 1.0f);
+        char what[160];
+        /* GNA and CLEAR through a schedule vs the executor on the mask alone */
+        const char *specs[2] = {"gna:window=1x3x5,tile=1x4x4,block=16", "clear:radius=2.5,tile=1x4x4,block=16"};
+        for (int m = 0; m < 2; m++) {
+            ts_attn_schedule *s = NULL;
+            TS_CHECK(ts_attn_schedule_from_spec(&s, specs[m], &e) == TS_OK, "%s", e.msg);
+            ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {g[0], g[1], g[2]}, 500.0f, NULL, NULL, img0};
+            for (int64_t i = 0; i < n * HD; i++) out[i] = ref[i] = 7.0f;
+            TS_CHECK(s && ts_attention(c, s, &site, n, n, H, D, q, k, v, out, &e) == TS_OK, "%s: %s", specs[m], e.msg);
+            ts_attn_plan p = ts_attn_plan_dense(n, n, H, D, 16, 16);
+            p.mask.kind = m == 0 ? TS_MASK_NA : TS_MASK_CLEAR;
+            memcpy(p.mask.grid, g, sizeof p.mask.grid);
+            p.mask.img0 = img0, p.mask.radius = 2.5;
+            for (int d = 0; d < 3; d++) p.mask.window[d] = d == 0 ? 1 : d == 1 ? 3 : 5, p.mask.stride[d] = 1, p.mask.dilation[d] = 1;
+            TS_CHECK(ts_attn_ref(&p, q, k, v, ref) == 0, "ref");
+            snprintf(what, sizeof what, "%s, image at %lld of %lld tokens, vs the executor", specs[m], (long long)img0,
+                     (long long)n);
+            ts_test_compare(what, out, ref, n * HD, 1e-5, NULL);
+            const ts_attn_record *r = s ? ts_attn_schedule_record(s, 0) : NULL;
+            double cnt = 0;
+            for (int64_t i = 0; i < n; i++)
+                for (int64_t j = 0; j < n; j++) cnt += ts_mask_allows(&p.mask, i, j);
+            TS_CHECK(r && fabs(r->density - cnt / ((double)n * n)) < 1e-12, "%s: density %g, counted %g", what,
+                     r ? r->density : -1, cnt / ((double)n * n));
+            ts_attn_schedule_free(s);
+        }
+        /* DraftAttention: the mask it should run, from its plans of the image alone */
+        const ts_draft_params dp = {{2, 4}, 0.7};
+        double want = 0;
+        for (int64_t h = 0; h < H; h++) {
+            ts_attn_plan ip;
+            ts_plan_store is = {0};
+            TS_CHECK(ts_draft_plan(g, H, D, h, &dp, q + img0 * HD, k + img0 * HD, &ip, &is, &e) == TS_OK, "%s", e.msg);
+            plan_pairs(&ip, img0, n, allow + h * n * n);
+            ts_plan_store_free(&is);
+        }
+        text_pairs(n, H, img0, G, allow);
+        for (int64_t i = 0; i < H * n * n; i++) want += allow[i];
+        want /= (double)(H * n * n);
+        naive_masked(q, k, v, n, H, D, allow, ref);
+        double dens = 0;
+        TS_CHECK(ts_draft_attention(c, g, n, img0, H, D, 0, H, &dp, q, k, v, NULL, out, &dens, &e) == TS_OK,
+                 "draft with text: %s", e.msg);
+        snprintf(what, sizeof what, "draft, image at %lld of %lld tokens, vs float64 attention under its mask",
+                 (long long)img0, (long long)n);
+        ts_test_compare(what, out, ref, n * HD, 1e-5, NULL);
+        TS_CHECK(fabs(dens - want) < 1e-12, "%s: density %g, counted %g", what, dens, want);
+        { /* through a schedule: the site's img0 reaches it */
+            ts_attn_schedule *s = NULL;
+            ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {g[0], g[1], g[2]}, 500.0f, NULL, NULL, img0};
+            TS_CHECK(ts_attn_schedule_from_spec(&s, "draft:pool=2x4,sparsity=0.7", &e) == TS_OK, "%s", e.msg);
+            TS_CHECK(s && ts_attention(c, s, &site, n, n, H, D, q, k, v, ref, &e) == TS_OK, "draft schedule: %s", e.msg);
+            int same = 1;
+            for (int64_t i = 0; i < n * HD; i++) same &= out[i] == ref[i];
+            TS_CHECK(same, "draft through a schedule, image at %lld: not the direct call's output", (long long)img0);
+            ts_attn_schedule_free(s);
+        }
+        /* the plan with text blocks on every kernel path, fp32 and bf16 */
+        ts_attn_plan ip, tp;
+        ts_plan_store is = {0}, tst = {0};
+        TS_CHECK(ts_draft_plan(g, H, D, 1, &dp, q + img0 * HD, k + img0 * HD, &ip, &is, &e) == TS_OK, "%s", e.msg);
+        TS_CHECK(ts_plan_add_text(&ip, n, img0, &tp, &tst, &e) == TS_OK, "%s", e.msg);
+        snprintf(what, sizeof what, "draft plan with %lld text tokens, image at %lld", (long long)(n - G),
+                 (long long)img0);
+        kernel_vs_ref(c, &tp, H, D, 1, 2, what);
+        tp.h0 = tp.h1 = 0; /* bf16_case compares every head */
+        bf16_case(c, &tp, H, D, what);
+        ts_plan_store_free(&is), ts_plan_store_free(&tst);
+        free(q), free(k), free(v), free(out), free(ref), free(allow);
+    }
+    { /* INT8 Q·Kᵀ: a permuted plan of 50 image tokens in blocks of 16 (the last of 2, padded
+       * before the text blocks) and 11 text tokens around it */
+        enum { N = 50, B = 16, NB = 4 };
+        int32_t perm[N], ptr[NB + 1], idx[2 * NB];
+        const int64_t g2[3] = {2, 5, 5};
+        ts_paro_order_perm(g2, 4, perm);
+        for (int i = 0; i < NB; i++) ptr[i] = 2 * i, idx[2 * i] = i, idx[2 * i + 1] = (i + 1) % NB;
+        ptr[NB] = 2 * NB;
+        ts_attn_plan p = ts_attn_plan_dense(N, N, 3, 32, B, B), tp;
+        p.perm = perm, p.exact_ptr = ptr, p.exact_idx = idx, p.quant = TS_QUANT_INT8_QK;
+        ts_plan_store tst = {0};
+        TS_CHECK(ts_plan_add_text(&p, N + 11, 4, &tp, &tst, &e) == TS_OK, "%s", e.msg);
+        TS_CHECK(tp.n_kern == 5 * B && tp.n_qblk == 5, "50 + 11 tokens: %lld slots, %d blocks (want 80, 5)",
+                 (long long)tp.n_kern, tp.n_qblk);
+        quant_case(c, &tp, 3, 32, "int8 permuted sparse 50 tokens, 11 text tokens");
+        bf16_case(c, &tp, 3, 32, "bf16 int8 permuted sparse 50 tokens, 11 text tokens");
+        ts_plan_store_free(&tst);
+        /* an image that does not fit, and a plan with element bits, are refused */
+        TS_CHECK(ts_plan_add_text(&p, N + 3, 4, &tp, &tst, &e) == TS_ERR_SHAPE && strstr(e.msg, "does not fit"),
+                 "image past the call: %s", e.msg);
+        uint64_t bits[1] = {1};
+        p.exact_bits = bits;
+        TS_CHECK(ts_plan_add_text(&p, N + 11, 4, &tp, &tst, &e) == TS_ERR_INVALID_ARG, "a plan with bits: %s", e.msg);
+    }
+}
+
 static void test_paro_kernel(ts_ctx *c) {
     ts_attn_plan p = ts_attn_plan_dense(77, 77, 2, 24, 32, 16); /* D 24: the dot's scalar tail */
     quant_case(c, &p, 2, 24, "int8 dense 77 tokens, D 24, q block 32");
@@ -1152,7 +1321,7 @@ static void test_paro_calib(ts_ctx *c) {
     float *q = malloc(n * HD * 4), *k = malloc(n * HD * 4), *v = malloc(n * HD * 4);
     float *out = malloc(n * HD * 4), *ref = malloc(n * HD * 4);
     ts_test_randn(q, n * HD, 41, 1.5f), ts_test_randn(k, n * HD, 42, 1.0f), ts_test_randn(v, n * HD, 43, 1.0f);
-    ts_attn_site site = {TS_ATTN_SELF, 1, 7, 10, {2, 4, 6}, 300.0f, NULL, NULL};
+    ts_attn_site site = {TS_ATTN_SELF, 1, 7, 10, {2, 4, 6}, 300.0f, NULL, NULL, 0};
     double dens = 0;
     TS_CHECK(ts_paro_attention(c, pc, &site, n, H, D, 0, H, TS_QUANT_INT8_QK, q, k, v, NULL, out, &dens, &e) == TS_OK,
              "paro attention: %s", e.msg);
@@ -1168,6 +1337,61 @@ static void test_paro_calib(ts_ctx *c) {
     site.step = 2; /* group 0: 8 of 9 blocks */
     TS_CHECK(ts_paro_attention(c, pc, &site, n, H, D, 0, H, TS_QUANT_NONE, q, k, v, NULL, out, &dens, &e) == TS_OK &&
              fabs(dens - 8.0 / 9.0) < 1e-12, "group 0 density %g", dens);
+    { /* 3 text tokens before the image and 5 after: text rows and columns dense, the image's pairs
+       * the calibration's (group 0: every block pair but (0, 2) in the head's order, WFH and HFW) */
+        const int64_t img0 = 3, nt = n + 8;
+        float *qt = malloc((size_t)(nt * HD) * 4), *kt = malloc((size_t)(nt * HD) * 4);
+        float *vt = malloc((size_t)(nt * HD) * 4), *ot = malloc((size_t)(nt * HD) * 4), *rt = malloc((size_t)(nt * HD) * 4);
+        uint8_t *allow = calloc((size_t)(H * nt * nt), 1);
+        ts_test_randn(qt, nt * HD, 44, 1.5f), ts_test_randn(kt, nt * HD, 45, 1.0f), ts_test_randn(vt, nt * HD, 46, 1.0f);
+        int32_t pos[48];
+        for (int h = 0; h < 2; h++) {
+            ts_paro_order_perm(g, h == 0 ? 5 : 3, perm);
+            for (int i = 0; i < 48; i++) pos[perm[i]] = i;
+            for (int i = 0; i < 48; i++)
+                for (int j = 0; j < 48; j++)
+                    allow[(h * nt + img0 + i) * nt + img0 + j] = !(pos[i] / 16 == 0 && pos[j] / 16 == 2);
+        }
+        text_pairs(nt, H, img0, n, allow);
+        double want = 0;
+        for (int64_t i = 0; i < H * nt * nt; i++) want += allow[i];
+        want /= (double)(H * nt * nt);
+        naive_masked(qt, kt, vt, nt, H, D, allow, rt);
+        ts_attn_site ts = site;
+        ts.img0 = img0;
+        TS_CHECK(ts_paro_attention(c, pc, &ts, nt, H, D, 0, H, TS_QUANT_NONE, qt, kt, vt, NULL, ot, &dens, &e) == TS_OK,
+                 "paro with text: %s", e.msg);
+        ts_test_compare("paro with text tokens around the image vs float64 attention under its mask", ot, rt, nt * HD,
+                        1e-5, NULL);
+        TS_CHECK(fabs(dens - want) < 1e-12, "paro with text: density %g, counted %g", dens, want);
+        ts.img0 = 9; /* the image past the call's end */
+        TS_CHECK(ts_paro_attention(c, pc, &ts, nt, H, D, 0, H, TS_QUANT_NONE, qt, kt, vt, NULL, ot, &dens, &e) ==
+                         TS_ERR_SHAPE && strstr(e.msg, "do not fit"), "paro image past the end: %s", e.msg);
+        /* the calibrator observes the image's tokens of a call with text: the same file as from
+         * the image alone */
+        const int64_t g246[3] = {2, 4, 6};
+        int32_t o1[4], o2[4];
+        uint8_t m1[2 * 4 * 9], m2[2 * 4 * 9];
+        ts_paro_calib *c1 = NULL, *c2 = NULL;
+        TS_CHECK(ts_paro_calib_new(&c1, g246, 16, 2, 2, 2, 1, TS_PARO_CALIB_ONE_PASS, NULL, &e) == TS_OK &&
+                     ts_paro_calib_new(&c2, g246, 16, 2, 2, 2, 1, TS_PARO_CALIB_ONE_PASS, NULL, &e) == TS_OK,
+                 "calibrators: %s", e.msg);
+        if (c1 && c2) {
+            ts.img0 = img0;
+            for (int l = 0; l < 2; l++) {
+                ts.layer = l;
+                ts_paro_calib_observe(c1, &ts, nt, H, D, qt, kt);
+                ts_paro_calib_observe(c2, &ts, n, H, D, qt + img0 * HD, kt + img0 * HD);
+            }
+            TS_CHECK(ts_paro_calib_finish(c1, 0.5, o1, m1, NULL, &e) == TS_OK &&
+                         ts_paro_calib_finish(c2, 0.5, o2, m2, NULL, &e) == TS_OK,
+                     "calibrate with text: %s", e.msg);
+            TS_CHECK(!memcmp(o1, o2, sizeof o1) && !memcmp(m1, m2, sizeof m1),
+                     "calibrating a call with text tokens: not the image's orders and masks");
+        }
+        ts_paro_calib_free(c1), ts_paro_calib_free(c2);
+        free(qt), free(kt), free(vt), free(ot), free(rt), free(allow);
+    }
     ts_attn_site other = site;
     other.grid[2] = 8;
     TS_CHECK(ts_paro_attention(c, pc, &other, 64, H, D, 0, H, TS_QUANT_NONE, q, k, v, NULL, out, &dens, &e) == TS_ERR_SHAPE &&
@@ -1448,6 +1672,7 @@ int main(void) {
     test_paro_orders();
     test_paro_kernel(&c);
     test_bf16_dynamic(&c);
+    test_text_tokens(&c);
     { /* the plans and the INT8 kernel again with a workspace that starts full of NaN bytes
        * and is reused from plan to plan (as the library's handle keeps one) */
         ts_workspace ws = {0};
