@@ -88,10 +88,17 @@ ts_status ts_sla_plan(int64_t n, int64_t H, int64_t D, int64_t h, const ts_sla_p
     return TS_OK;
 }
 
-/* Row-wise softmax over D of n rows of x (row stride ld) into y [n, D]. */
-static void feature_map(const float *x, int64_t ld, int64_t n, int64_t D, float *y) {
+/* Rows asked for ahead: a head's rows sit H·D apart, past a 4 KiB page for 12 heads of 128,
+ * where the hardware's prefetch does not follow them (TS_PREFETCH_LINES). */
+#define SLA_PF 4
+
+/* Row-wise softmax over D of n rows of x (row stride ld) into y [n, D]; the rows of also
+ * (the same stride, or NULL), which the caller reads next, are asked for along the way. */
+static void feature_map(const float *x, int64_t ld, int64_t n, int64_t D, float *y, const float *also) {
     for (int64_t t = 0; t < n; t++) {
         const float *r = x + t * ld;
+        if (t + SLA_PF < n) TS_PREFETCH_LINES(r + SLA_PF * ld, D * sizeof(float), 0);
+        if (also) TS_PREFETCH_LINES(also + t * ld, D * sizeof(float), 0);
         float *o = y + t * D, mx = -INFINITY, sum = 0.0f;
 #pragma omp simd reduction(max : mx)
         for (int64_t d = 0; d < D; d++) mx = r[d] > mx ? r[d] : mx;
@@ -130,7 +137,7 @@ static int lin_room_alloc(lin_room *w, int64_t rows, int64_t D, int64_t nkb) {
 /* Σ φ(k) vᵀ and Σ φ(k) over keys k0 .. k1 of head h, into (beta 0) or onto (beta 1) kv, ks. */
 static void key_sums(int64_t k0, int64_t k1, int64_t HD, int64_t D, int64_t h, const float *k, const float *v,
                      float beta, float *kv, float *ks, float *f) {
-    feature_map(k + k0 * HD + h * D, HD, k1 - k0, D, f);
+    feature_map(k + k0 * HD + h * D, HD, k1 - k0, D, f, v + k0 * HD + h * D);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)D, (int)(k1 - k0), 1.0f, f, (int)D,
                 v + k0 * HD + h * D, (int)HD, beta, kv, (int)D);
     if (beta == 0.0f) memset(ks, 0, (size_t)D * 4);
@@ -142,7 +149,7 @@ static void key_sums(int64_t k0, int64_t k1, int64_t HD, int64_t D, int64_t h, c
 /* out[q0 .. q0 + qn, h] += proj_l(φ(q) KV / (φ(q)·KS + 1e-5)) for one query block. */
 static void query_block(int64_t q0, int64_t qn, int64_t HD, int64_t D, int64_t h, const float *q, const float *KV,
                         const float *KS, const float *pw, const float *pb, float *out, lin_room *w) {
-    feature_map(q + q0 * HD + h * D, HD, qn, D, w->f);
+    feature_map(q + q0 * HD + h * D, HD, qn, D, w->f, out + q0 * HD + h * D);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)qn, (int)D, (int)D, 1.0f, w->f, (int)D, KV, (int)D,
                 0.0f, w->o, (int)D);
     for (int64_t t = 0; t < qn; t++) {
