@@ -1072,6 +1072,20 @@ static void test_bf16_dynamic(ts_ctx *c) {
     free(q), free(k);
 }
 
+/* A permuted block-sparse plan of 50 tokens (the 2x5x5 grid in order WHF), blocks of 16 (the
+ * last of 2), each query block listing itself and the next; 3 heads of 32. Its arrays are the
+ * caller's. */
+enum { PP_N = 50, PP_B = 16, PP_NB = 4 };
+static ts_attn_plan permuted_plan(int32_t perm[PP_N], int32_t ptr[PP_NB + 1], int32_t idx[2 * PP_NB]) {
+    const int64_t g[3] = {2, 5, 5};
+    ts_paro_order_perm(g, 4, perm);
+    for (int i = 0; i < PP_NB; i++) ptr[i] = 2 * i, idx[2 * i] = i, idx[2 * i + 1] = (i + 1) % PP_NB;
+    ptr[PP_NB] = 2 * PP_NB;
+    ts_attn_plan p = ts_attn_plan_dense(PP_N, PP_N, 3, 32, PP_B, PP_B);
+    p.perm = perm, p.exact_ptr = ptr, p.exact_idx = idx;
+    return p;
+}
+
 /* ------------------------------------------------------------ text tokens */
 
 /* Float64 attention of every head under its own mask (allow [H, n, n]: query i sees key j). */
@@ -1158,7 +1172,10 @@ static void test_text_tokens(ts_ctx *c) {
             p.mask.kind = m == 0 ? TS_MASK_NA : TS_MASK_CLEAR;
             memcpy(p.mask.grid, g, sizeof p.mask.grid);
             p.mask.img0 = img0, p.mask.radius = 2.5;
-            for (int d = 0; d < 3; d++) p.mask.window[d] = d == 0 ? 1 : d == 1 ? 3 : 5, p.mask.stride[d] = 1, p.mask.dilation[d] = 1;
+            for (int d = 0; d < 3; d++) {
+                p.mask.window[d] = d == 0 ? 1 : d == 1 ? 3 : 5;
+                p.mask.stride[d] = p.mask.dilation[d] = 1;
+            }
             TS_CHECK(ts_attn_ref(&p, q, k, v, ref) == 0, "ref");
             snprintf(what, sizeof what, "%s, image at %lld of %lld tokens, vs the executor", specs[m], (long long)img0,
                      (long long)n);
@@ -1217,27 +1234,23 @@ static void test_text_tokens(ts_ctx *c) {
     }
     { /* INT8 Q·Kᵀ: a permuted plan of 50 image tokens in blocks of 16 (the last of 2, padded
        * before the text blocks) and 11 text tokens around it */
-        enum { N = 50, B = 16, NB = 4 };
-        int32_t perm[N], ptr[NB + 1], idx[2 * NB];
-        const int64_t g2[3] = {2, 5, 5};
-        ts_paro_order_perm(g2, 4, perm);
-        for (int i = 0; i < NB; i++) ptr[i] = 2 * i, idx[2 * i] = i, idx[2 * i + 1] = (i + 1) % NB;
-        ptr[NB] = 2 * NB;
-        ts_attn_plan p = ts_attn_plan_dense(N, N, 3, 32, B, B), tp;
-        p.perm = perm, p.exact_ptr = ptr, p.exact_idx = idx, p.quant = TS_QUANT_INT8_QK;
+        int32_t perm[PP_N], ptr[PP_NB + 1], idx[2 * PP_NB];
+        ts_attn_plan p = permuted_plan(perm, ptr, idx), tp;
+        p.quant = TS_QUANT_INT8_QK;
         ts_plan_store tst = {0};
-        TS_CHECK(ts_plan_add_text(&p, N + 11, 4, &tp, &tst, &e) == TS_OK, "%s", e.msg);
-        TS_CHECK(tp.n_kern == 5 * B && tp.n_qblk == 5, "50 + 11 tokens: %lld slots, %d blocks (want 80, 5)",
+        TS_CHECK(ts_plan_add_text(&p, PP_N + 11, 4, &tp, &tst, &e) == TS_OK, "%s", e.msg);
+        TS_CHECK(tp.n_kern == 5 * PP_B && tp.n_qblk == 5, "50 + 11 tokens: %lld slots, %d blocks (want 80, 5)",
                  (long long)tp.n_kern, tp.n_qblk);
         quant_case(c, &tp, 3, 32, "int8 permuted sparse 50 tokens, 11 text tokens");
         bf16_case(c, &tp, 3, 32, "bf16 int8 permuted sparse 50 tokens, 11 text tokens");
         ts_plan_store_free(&tst);
         /* an image that does not fit, and a plan with element bits, are refused */
-        TS_CHECK(ts_plan_add_text(&p, N + 3, 4, &tp, &tst, &e) == TS_ERR_SHAPE && strstr(e.msg, "does not fit"),
+        TS_CHECK(ts_plan_add_text(&p, PP_N + 3, 4, &tp, &tst, &e) == TS_ERR_SHAPE && strstr(e.msg, "does not fit"),
                  "image past the call: %s", e.msg);
         uint64_t bits[1] = {1};
         p.exact_bits = bits;
-        TS_CHECK(ts_plan_add_text(&p, N + 11, 4, &tp, &tst, &e) == TS_ERR_INVALID_ARG, "a plan with bits: %s", e.msg);
+        TS_CHECK(ts_plan_add_text(&p, PP_N + 11, 4, &tp, &tst, &e) == TS_ERR_INVALID_ARG, "a plan with bits: %s",
+                 e.msg);
     }
 }
 
@@ -1250,14 +1263,8 @@ static void test_paro_kernel(ts_ctx *c) {
     p.quant_rows = 8;
     quant_case(c, &p, 2, 64, "int8 dense 77 tokens, D 64, 8 rows per scale");
     /* a permuted block-sparse plan with a ragged last block */
-    enum { N = 50, B = 16, NB = 4 };
-    int32_t perm[N], ptr[NB + 1], idx[2 * NB];
-    const int64_t g[3] = {2, 5, 5};
-    ts_paro_order_perm(g, 4, perm);
-    for (int i = 0; i < NB; i++) ptr[i] = 2 * i, idx[2 * i] = i, idx[2 * i + 1] = (i + 1) % NB;
-    ptr[NB] = 2 * NB;
-    p = ts_attn_plan_dense(N, N, 3, 32, B, B);
-    p.perm = perm, p.exact_ptr = ptr, p.exact_idx = idx;
+    int32_t perm[PP_N], ptr[PP_NB + 1], idx[2 * PP_NB];
+    p = permuted_plan(perm, ptr, idx);
     quant_case(c, &p, 3, 32, "int8 permuted sparse 50 tokens");
     /* the same plans with bf16 Q, K, V */
     bf16_case(c, &p, 3, 32, "bf16 int8 permuted sparse 50 tokens");
