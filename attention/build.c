@@ -330,8 +330,12 @@ ts_status ts_plan_add_text(const ts_attn_plan *img, int64_t n, int64_t img0, ts_
                            ts_err *err) {
     ts_plan_store_free(st);
     const int64_t G = img->nq, blk = img->blk_q, L = img->n_kern ? img->n_kern : G;
-    if (img->blk_k != blk || img->nk != G || !img->exact_ptr || img->exact_per_head || img->exact_bits)
-        return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: text tokens need a one-list plan of square blocks");
+    const char *why = img->blk_k != blk || img->nk != G ? "a self-attention plan of square blocks"
+                      : !img->exact_ptr || img->exact_per_head  ? "a block list shared by the heads"
+                      : img->exact_bits || img->mask.kind != TS_MASK_NONE
+                          ? "no element mask (GNA and CLEAR take text through their masks' img0)"
+                          : NULL;
+    if (why) return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: adding text tokens needs %s", why);
     if (img0 < 0 || img0 + G > n)
         return TS_ERR(err, TS_ERR_SHAPE, "attention: an image of %lld tokens from token %lld does not fit in %lld",
                       (long long)G, (long long)img0, (long long)n);
@@ -371,7 +375,6 @@ ts_status ts_plan_add_text(const ts_attn_plan *img, int64_t n, int64_t img0, ts_
     out->perm = st->perm, out->n_kern = len;
     out->n_qblk = out->n_kblk = (int32_t)nb;
     out->exact_ptr = st->ptr, out->exact_idx = st->idx, out->exact_full = st->full;
-    out->mask.kind = TS_MASK_NONE;
     out->density = (img->density * (double)G * (double)G + ((double)n * (double)n - (double)G * (double)G)) /
                    ((double)n * (double)n);
     return TS_OK;

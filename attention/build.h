@@ -60,8 +60,8 @@ ts_status ts_plan_join_heads(const ts_attn_plan *p, int64_t nh, ts_attn_plan *al
  * image's, padded to a whole block, then the text tokens in order in blocks (the last padded);
  * each image query block lists its image blocks as before and every text block, each text
  * query block every block. Image entries keep their flags, text ones are full. The density
- * counts every pair with a text token. Plans with precomputed element bits are refused. The
- * arrays go to st (freed first). */
+ * counts every pair with a text token. Plans with an element mask are refused (GNA and CLEAR
+ * take text through the mask's img0). The arrays go to st (freed first). */
 ts_status ts_plan_add_text(const ts_attn_plan *img, int64_t n, int64_t img0, ts_attn_plan *out, ts_plan_store *st,
                            ts_err *err);
 

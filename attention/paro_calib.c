@@ -100,7 +100,13 @@ void ts_paro_calib_observe(void *user, const struct ts_attn_site *site, int64_t 
     ts_paro_calib *c = user;
     if (c->st != TS_OK) return;
     const int64_t *g = site->grid, G = g[0] * g[1] * g[2];
-    if (G > 0 && n > G && site->img0 >= 0 && site->img0 + G <= n) { /* text tokens too: the image's maps */
+    if (G > 0 && n > G) { /* text tokens too: the image's maps */
+        if (site->img0 < 0 || site->img0 + G > n) {
+            c->st = TS_ERR_SHAPE;
+            snprintf(c->msg, sizeof c->msg, "paro calibration: the image's %lld tokens from token %lld do not fit in "
+                     "the call's %lld", (long long)G, (long long)site->img0, (long long)n);
+            return;
+        }
         q += site->img0 * H * D, k += site->img0 * H * D;
         n = G;
     }

@@ -217,11 +217,13 @@ ts_attn_plan ts_attn_plan_dense(int64_t nq, int64_t nk, int64_t heads, int64_t h
  * the window's geometry. */
 double ts_attn_plan_block_density(const ts_attn_plan *p);
 
-/* The fraction of the plan's 4-query x 16-key tiles (kernel order, ragged tails rounded up,
- * over the heads it runs) that hold an allowed score: the finest unit the AVX-512 kernel skips
- * (8-row register tiles run as 4-row halves, 16-key panels), so at dense's rate per tile its
- * speedup is at most 1 / this. Between density and block density. Full blocks count every
- * tile, and so does a partial block without the builder's bits (an upper bound there). */
+/* The 4-query x 16-key tiles (in kernel order) the plan runs that hold an allowed score, over
+ * the heads it runs, as a fraction of the tiles dense attention runs (the tokens in blocks of
+ * the same sizes, ragged tails rounded up): the finest unit the AVX-512 kernel skips (8-row
+ * register tiles run as 4-row halves, 16-key panels), so at dense's rate per tile its speedup
+ * is at most 1 / this. A full block counts its tiles over the slots holding tokens (the kernel
+ * runs a block with padding at its end shortened), and so does a partial block without the
+ * builder's bits (an upper bound there); a partial block with bits counts the tiles with a bit. */
 #define TS_ATTN_TILE_Q 4
 #define TS_ATTN_TILE_K 16
 double ts_attn_plan_tile_density(const ts_attn_plan *p);

@@ -4,8 +4,10 @@
  * Reference: thu-ml/SLA sparse_linear_attention/{utils.py get_block_map, core.py
  * SparseLinearAttention.forward}, TurboDiffusion turbodiffusion/SLA/core.py (read for the
  * semantics, not translated). The block scores are tiny (nQ x nK per head), computed in
- * double; the sparse branch is the shared block-sparse kernel; the linear branch is two
- * GEMMs per head (the complement variant keeps per-key-block partial sums).
+ * double; the sparse branch is the shared block-sparse kernel; the linear branch runs a
+ * head at a time on all the threads: Σ φ(k)vᵀ by key block (kept per block for the
+ * complement variant) or by chunk of rows, then each query chunk's two products (see
+ * linear_heads).
  */
 #include "sla.h"
 
@@ -93,12 +95,14 @@ ts_status ts_sla_plan(int64_t n, int64_t H, int64_t D, int64_t h, const ts_sla_p
 #define SLA_PF 4
 
 /* Row-wise softmax over D of n rows of x (row stride ld) into y [n, D]; the rows of also
- * (the same stride, or NULL), which the caller reads next, are asked for along the way. */
-static void feature_map(const float *x, int64_t ld, int64_t n, int64_t D, float *y, const float *also) {
+ * (the same stride, or NULL), which the caller reads (also_rw 1: and writes) next, are asked
+ * for along the way. */
+static void feature_map(const float *x, int64_t ld, int64_t n, int64_t D, float *y, const float *also, int also_rw) {
     for (int64_t t = 0; t < n; t++) {
         const float *r = x + t * ld;
         if (t + SLA_PF < n) TS_PREFETCH_LINES(r + SLA_PF * ld, D * sizeof(float), 0);
-        if (also) TS_PREFETCH_LINES(also + t * ld, D * sizeof(float), 0);
+        if (also && also_rw) TS_PREFETCH_LINES(also + t * ld, D * sizeof(float), 1);
+        else if (also) TS_PREFETCH_LINES(also + t * ld, D * sizeof(float), 0);
         float *o = y + t * D, mx = -INFINITY, sum = 0.0f;
 #pragma omp simd reduction(max : mx)
         for (int64_t d = 0; d < D; d++) mx = r[d] > mx ? r[d] : mx;
@@ -137,7 +141,7 @@ static int lin_room_alloc(lin_room *w, int64_t rows, int64_t D, int64_t nkb) {
 /* Σ φ(k) vᵀ and Σ φ(k) over keys k0 .. k1 of head h, into (beta 0) or onto (beta 1) kv, ks. */
 static void key_sums(int64_t k0, int64_t k1, int64_t HD, int64_t D, int64_t h, const float *k, const float *v,
                      float beta, float *kv, float *ks, float *f) {
-    feature_map(k + k0 * HD + h * D, HD, k1 - k0, D, f, v + k0 * HD + h * D);
+    feature_map(k + k0 * HD + h * D, HD, k1 - k0, D, f, v + k0 * HD + h * D, 0);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)D, (int)(k1 - k0), 1.0f, f, (int)D,
                 v + k0 * HD + h * D, (int)HD, beta, kv, (int)D);
     if (beta == 0.0f) memset(ks, 0, (size_t)D * 4);
@@ -149,7 +153,7 @@ static void key_sums(int64_t k0, int64_t k1, int64_t HD, int64_t D, int64_t h, c
 /* out[q0 .. q0 + qn, h] += proj_l(φ(q) KV / (φ(q)·KS + 1e-5)) for one query block. */
 static void query_block(int64_t q0, int64_t qn, int64_t HD, int64_t D, int64_t h, const float *q, const float *KV,
                         const float *KS, const float *pw, const float *pb, float *out, lin_room *w) {
-    feature_map(q + q0 * HD + h * D, HD, qn, D, w->f, out + q0 * HD + h * D);
+    feature_map(q + q0 * HD + h * D, HD, qn, D, w->f, out + q0 * HD + h * D, 1);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)qn, (int)D, (int)D, 1.0f, w->f, (int)D, KV, (int)D,
                 0.0f, w->o, (int)D);
     for (int64_t t = 0; t < qn; t++) {
@@ -197,7 +201,7 @@ static ts_status linear_heads(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_
 #pragma omp parallel num_threads(nt) if (!oom && nt > 1)
     {
         lin_room w = {0};
-        if (!oom && !lin_room_alloc(&w, rows, D, nkb)) {
+        if (!lin_room_alloc(&w, rows, D, nkb)) { /* oom is read only after the barrier */
 #pragma omp atomic write
             oom = 1;
         }

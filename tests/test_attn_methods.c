@@ -969,6 +969,37 @@ static void test_block_density(ts_ctx *c) {
     TS_CHECK(ts_attn_plan_tile_density(&p) == 20.0 / 32, "tiles, ragged: %g, want 20/32", ts_attn_plan_tile_density(&p));
     p.exact_ptr = NULL;
     TS_CHECK(ts_attn_plan_tile_density(&p) == 1.0, "tiles, dense: %g", ts_attn_plan_tile_density(&p));
+    /* a padded layout (Wan 480p's 30 x 52 frames in 8 x 8 tiles, 4 x 4 sub-tiles: edge tiles
+     * padded to whole blocks) against a count from the mask: a listed tile of the kernel order
+     * is live when a real query and a real key in it are allowed; dense runs the 1,560 tokens
+     * in blocks of 64 without padding */
+    ts_mask m = {0};
+    m.kind = TS_MASK_NA, m.grid[0] = 1, m.grid[1] = 30, m.grid[2] = 52;
+    for (int d = 0; d < 3; d++) m.window[d] = d ? 17 : 1, m.stride[d] = m.dilation[d] = 1; /* full blocks too */
+    const int tile[3] = {1, 8, 8};
+    ts_attn_plan pp;
+    ts_plan_store ps = {0};
+    if (build_and_check(&pp, &ps, &m, 1560, tile, 64, 2, "gna 17x17 on 30x52, padded")) {
+        const int64_t L = pp.n_kern;
+        double live = 0;
+        for (int32_t a = 0; a < pp.n_qblk; a++)
+            for (int32_t li = pp.exact_ptr[a]; li < pp.exact_ptr[a + 1]; li++)
+                for (int64_t i0 = (int64_t)a * 64; i0 < (a + 1) * 64 && i0 < L; i0 += 4)
+                    for (int64_t j0 = (int64_t)pp.exact_idx[li] * 64; j0 < (pp.exact_idx[li] + 1) * 64 && j0 < L; j0 += 16) {
+                        int any = 0;
+                        for (int64_t i = i0; i < i0 + 4 && !any; i++)
+                            for (int64_t j = j0; j < j0 + 16 && !any; j++)
+                                any = pp.perm[i] >= 0 && pp.perm[j] >= 0 && ts_mask_allows(&m, pp.perm[i], pp.perm[j]);
+                        live += any;
+                    }
+        /* dense: 1,560 = 24 x 64 + 24 tokens, 24 blocks of 16 row tiles and one of 6, of 4 key
+         * tiles and one of 2 */
+        const double all = 24 * 16 + 6, kt = 24 * 4 + 2;
+        TS_CHECK(L > 1560 && fabs(ts_attn_plan_tile_density(&pp) - live / (all * kt)) < 1e-12,
+                 "gna 17x17 on 30x52, padded to %lld slots: tile density %g, counted %g", (long long)L,
+                 ts_attn_plan_tile_density(&pp), live / (all * kt));
+    }
+    ts_plan_store_free(&ps);
 }
 
 /* ------------------------------------------------------------------ PARO */
@@ -1241,6 +1272,13 @@ static void test_text_tokens(ts_ctx *c) {
         TS_CHECK(ts_plan_add_text(&p, PP_N + 11, 4, &tp, &tst, &e) == TS_OK, "%s", e.msg);
         TS_CHECK(tp.n_kern == 5 * PP_B && tp.n_qblk == 5, "50 + 11 tokens: %lld slots, %d blocks (want 80, 5)",
                  (long long)tp.n_kern, tp.n_qblk);
+        int lists = 1; /* image query blocks: their own two blocks, then text block 4; text: all */
+        for (int a = 0; a < 5; a++)
+            for (int32_t li = tp.exact_ptr[a]; li < tp.exact_ptr[a + 1]; li++) {
+                const int32_t r = li - tp.exact_ptr[a];
+                lists &= tp.exact_idx[li] == (a < 4 ? (r < 2 ? idx[2 * a + r] : 4) : r) && tp.exact_full[li];
+            }
+        TS_CHECK(lists && tp.exact_ptr[4] == 12 && tp.exact_ptr[5] == 17, "text blocks in the lists");
         quant_case(c, &tp, 3, 32, "int8 permuted sparse 50 tokens, 11 text tokens");
         bf16_case(c, &tp, 3, 32, "bf16 int8 permuted sparse 50 tokens, 11 text tokens");
         ts_plan_store_free(&tst);
@@ -1249,8 +1287,11 @@ static void test_text_tokens(ts_ctx *c) {
                  "image past the call: %s", e.msg);
         uint64_t bits[1] = {1};
         p.exact_bits = bits;
-        TS_CHECK(ts_plan_add_text(&p, PP_N + 11, 4, &tp, &tst, &e) == TS_ERR_INVALID_ARG, "a plan with bits: %s",
-                 e.msg);
+        TS_CHECK(ts_plan_add_text(&p, PP_N + 11, 4, &tp, &tst, &e) == TS_ERR_INVALID_ARG && strstr(e.msg, "element mask"),
+                 "a plan with bits: %s", e.msg);
+        p.exact_bits = NULL, p.mask.kind = TS_MASK_CLEAR; /* a mask evaluated per element */
+        TS_CHECK(ts_plan_add_text(&p, PP_N + 11, 4, &tp, &tst, &e) == TS_ERR_INVALID_ARG && strstr(e.msg, "element mask"),
+                 "a plan with a mask: %s", e.msg);
     }
 }
 
@@ -1395,6 +1436,10 @@ static void test_paro_calib(ts_ctx *c) {
                      "calibrate with text: %s", e.msg);
             TS_CHECK(!memcmp(o1, o2, sizeof o1) && !memcmp(m1, m2, sizeof m1),
                      "calibrating a call with text tokens: not the image's orders and masks");
+            ts.img0 = 9; /* the image past the call's end */
+            ts_paro_calib_observe(c1, &ts, nt, H, D, qt, kt);
+            TS_CHECK(ts_paro_calib_status(c1, &e) == TS_ERR_SHAPE && strstr(e.msg, "from token 9 do not fit"),
+                     "calibrating an image past the call: %s", e.msg);
         }
         ts_paro_calib_free(c1), ts_paro_calib_free(c2);
         free(qt), free(kt), free(vt), free(ot), free(rt), free(allow);
