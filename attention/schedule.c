@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -476,25 +477,21 @@ int ts_attn_schedule_n_records(const ts_attn_schedule *s) { return s->n_rec; }
 const ts_attn_record *ts_attn_schedule_record(const ts_attn_schedule *s, int i) {
     return i >= 0 && i < s->n_rec ? &s->rec[i] : NULL;
 }
+/* The mean over the records of the double at byte offset off of a record (1 without any). */
+static double mean_record(const ts_attn_schedule *s, size_t off) {
+    if (!s || !s->n_rec) return 1.0;
+    double sum = 0;
+    for (int i = 0; i < s->n_rec; i++) sum += *(const double *)((const char *)&s->rec[i] + off);
+    return sum / s->n_rec;
+}
 double ts_attn_schedule_mean_density(const ts_attn_schedule *s) {
-    if (!s || !s->n_rec) return 1.0;
-    double sum = 0;
-    for (int i = 0; i < s->n_rec; i++) sum += s->rec[i].density;
-    return sum / s->n_rec;
+    return mean_record(s, offsetof(ts_attn_record, density));
 }
-
 double ts_attn_schedule_mean_block_density(const ts_attn_schedule *s) {
-    if (!s || !s->n_rec) return 1.0;
-    double sum = 0;
-    for (int i = 0; i < s->n_rec; i++) sum += s->rec[i].block_density;
-    return sum / s->n_rec;
+    return mean_record(s, offsetof(ts_attn_record, block_density));
 }
-
 double ts_attn_schedule_mean_tile_density(const ts_attn_schedule *s) {
-    if (!s || !s->n_rec) return 1.0;
-    double sum = 0;
-    for (int i = 0; i < s->n_rec; i++) sum += s->rec[i].tile_density;
-    return sum / s->n_rec;
+    return mean_record(s, offsetof(ts_attn_record, tile_density));
 }
 void ts_attn_schedule_clear_records(ts_attn_schedule *s) { s->n_rec = 0; }
 const char *ts_attn_schedule_notes(const ts_attn_schedule *s) { return s && s->notes[0] ? s->notes : NULL; }
