@@ -644,6 +644,37 @@ static void test_sla(ts_ctx *c) {
     ts_st_close(f);
 }
 
+/* SLA's top-k ranks by score and breaks ties toward the lower block index, as the
+ * reference's sort does: every key block holds the same integer rows (their centred means
+ * are exactly zero) but block 6, which adds 1 to dim 0 where every query is positive, so each
+ * query block takes block 6 and then blocks 0 and 1 of the seven tied ones. */
+static void test_sla_ties(void) {
+    enum { n = 256, H = 2, D = 16, B = 32 };
+    float *q = malloc(sizeof(float) * n * H * D), *k = malloc(sizeof(float) * n * H * D), base[B * H * D];
+    ts_test_randn(q, n * H * D, 31, 1.0f);
+    ts_test_randn(base, B * H * D, 32, 1.5f);
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t i = 0; i < H * D; i++) {
+            k[t * H * D + i] = roundf(base[(t % B) * H * D + i]) + (t / B == 6 && i % D == 0);
+            if (i % D == 0) q[t * H * D + i] = 3.0f + 0.5f * q[t * H * D + i];
+        }
+    ts_sla_params sp = {3.0 / 8.0, B, B, 0};
+    int bad = 0;
+    for (int64_t h = 0; h < H; h++) {
+        ts_attn_plan p;
+        ts_plan_store st = {0};
+        ts_err e = {0};
+        TS_CHECK(ts_sla_plan(n, H, D, h, &sp, q, k, &p, &st, &e) == TS_OK, "sla plan: %s", e.msg);
+        for (int32_t a = 0; a < p.n_qblk; a++) {
+            const int32_t *ix = p.exact_idx + p.exact_ptr[a];
+            bad += p.exact_ptr[a + 1] - p.exact_ptr[a] != 3 || ix[0] != 0 || ix[1] != 1 || ix[2] != 6;
+        }
+        ts_plan_store_free(&st);
+    }
+    TS_CHECK(bad == 0, "sla top-k with ties: %d query blocks did not take blocks 0, 1 and 6", bad);
+    free(q), free(k);
+}
+
 /* ------------------------------------------------------------------ schedule */
 
 static ts_attn_schedule *parse(const char *json, ts_status want, const char *needle) {
@@ -1716,6 +1747,7 @@ int main(void) {
     test_padded_full();
     test_draft(&c);
     test_sla(&c);
+    test_sla_ties();
     test_schedule_errors();
     test_shipped_schedules();
     test_schedule_matching(&c);
