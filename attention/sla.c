@@ -6,7 +6,7 @@
  * semantics, not translated). The block scores are tiny (nQ x nK per head), computed in
  * double; the sparse branch is the shared block-sparse kernel; the linear branch runs a
  * head at a time on all the threads: Σ φ(k)vᵀ by key block (kept per block for the
- * complement variant) or by chunk of rows, then each query chunk's two products (see
+ * complement variant) or by chunk of rows, then each query chunk's products (see
  * linear_heads).
  */
 #include "sla.h"
@@ -155,8 +155,8 @@ static void feature_map(const float *x, int64_t ld, int64_t n, int64_t D, float 
 /* Rows per sgemm in the all-keys variant's linear branch (then a block's). */
 #define TS_SLA_LIN_ROWS 256
 
-/* A thread's room: one block's features and outputs (rows x D each), a D x D sum and its
- * D-vector, and the selected-block flags. */
+/* A thread's room: one block's features and outputs (rows x D each); for the complement also
+ * its projected outputs, a D x D sum and its D-vector, and the selected-block flags. */
 typedef struct lin_room {
     float *f, *o, *pr, *kv, *ks;
     uint8_t *sel;
@@ -167,11 +167,13 @@ static void lin_room_free(lin_room *w) {
     memset(w, 0, sizeof *w);
 }
 
-static int lin_room_alloc(lin_room *w, int64_t rows, int64_t D, int64_t nkb) {
+static int lin_room_alloc(lin_room *w, int64_t rows, int64_t D, int64_t nkb, int complement) {
     w->f = malloc((size_t)(rows * D) * 4), w->o = malloc((size_t)(rows * D) * 4);
-    w->pr = malloc((size_t)(rows * D) * 4), w->kv = malloc((size_t)(D * D) * 4);
-    w->ks = malloc((size_t)D * 4), w->sel = malloc((size_t)nkb);
-    if (w->f && w->o && w->pr && w->kv && w->ks && w->sel) return 1;
+    if (complement) { /* the rest: the complement's own sums and its projection's output */
+        w->pr = malloc((size_t)(rows * D) * 4), w->kv = malloc((size_t)(D * D) * 4);
+        w->ks = malloc((size_t)D * 4), w->sel = malloc((size_t)nkb);
+    }
+    if (w->f && w->o && (!complement || (w->pr && w->kv && w->ks && w->sel))) return 1;
     lin_room_free(w);
     return 0;
 }
@@ -188,7 +190,9 @@ static void key_sums(int64_t k0, int64_t k1, int64_t HD, int64_t D, int64_t h, c
         for (int64_t d = 0; d < D; d++) ks[d] += f[t * D + d];
 }
 
-/* out[q0 .. q0 + qn, h] += proj_l(φ(q) KV / (φ(q)·KS + 1e-5)) for one query block. */
+/* out[q0 .. q0 + qn, h] += proj_l(φ(q) KV / (φ(q)·KS + 1e-5)) for one query block; with pw
+ * NULL, KV already holds the projection's weights (KV·Wᵀ: the projection is linear and the
+ * row's scale commutes with it) and only the bias pb is added. */
 static void query_block(int64_t q0, int64_t qn, int64_t HD, int64_t D, int64_t h, const float *q, const float *KV,
                         const float *KS, const float *pw, const float *pb, float *out, lin_room *w) {
     feature_map(q + q0 * HD + h * D, HD, qn, D, w->f, out + q0 * HD + h * D, 1);
@@ -202,11 +206,15 @@ static void query_block(int64_t q0, int64_t qn, int64_t HD, int64_t D, int64_t h
 #pragma omp simd
         for (int64_t d = 0; d < D; d++) w->o[t * D + d] *= inv;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qn, (int)D, (int)D, 1.0f, w->o, (int)D, pw, (int)D,
-                0.0f, w->pr, (int)D);
+    const float *res = w->o;
+    if (pw) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qn, (int)D, (int)D, 1.0f, w->o, (int)D, pw, (int)D,
+                    0.0f, w->pr, (int)D);
+        res = w->pr;
+    }
     for (int64_t t = 0; t < qn; t++) {
         float *y = out + (q0 + t) * HD + h * D;
-        const float *r = w->pr + t * D;
+        const float *r = res + t * D;
 #pragma omp simd
         for (int64_t d = 0; d < D; d++) y[d] += r[d] + (pb ? pb[d] : 0.0f);
     }
@@ -219,9 +227,11 @@ static void query_block(int64_t q0, int64_t qn, int64_t HD, int64_t D, int64_t h
  * features to the output, so no n x D intermediate exists and any number of heads fills the
  * threads. The complement's sums for a query block are the total less the selected blocks'
  * (or the unselected blocks' added up, where they are fewer): its list's length in D x D
- * sums, not the number of key blocks. Memory: (1 + key blocks)·D² floats for the complement
- * (33 MB at 480p and 81 frames), and per thread 3 blocks of rows x D plus D² (the all-keys
- * variant keeps D² per thread as its partial). */
+ * sums, not the number of key blocks. Over all keys the sums are one for every query, so
+ * proj_l's weights are multiplied into them once a head (KV·Wᵀ) and a query chunk runs one
+ * product, φ(q)·(KV·Wᵀ), instead of two. Memory: (1 + key blocks)·D² floats for the
+ * complement (33 MB at 480p and 81 frames), and per thread 3 blocks of rows x D plus D²;
+ * over all keys D² per thread as its partial, and per thread 2 blocks of rows x D. */
 static ts_status linear_heads(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_t h0, int64_t nh,
                               const ts_attn_plan *p, int complement, const float *q, const float *k, const float *v,
                               const float *pw, const float *pb, float *out, ts_err *err) {
@@ -234,12 +244,13 @@ static ts_status linear_heads(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_
     /* shared sums: slot 0 the total, then (complement) one per key block, or one per thread */
     const int64_t slots = complement ? 1 + nkb : 1 + nt;
     float *kv = malloc((size_t)(slots * DD) * 4), *ks = malloc((size_t)(slots * D) * 4);
-    int oom = !kv || !ks;
+    float *kvw = complement ? NULL : malloc((size_t)DD * 4); /* all keys: the total times Wᵀ */
+    int oom = !kv || !ks || (!complement && !kvw);
     openblas_set_num_threads(1);
 #pragma omp parallel num_threads(nt) if (!oom && nt > 1)
     {
         lin_room w = {0};
-        if (!lin_room_alloc(&w, rows, D, nkb)) { /* oom is read only after the barrier */
+        if (!lin_room_alloc(&w, rows, D, nkb, complement)) { /* oom is read only after the barrier */
 #pragma omp atomic write
             oom = 1;
         }
@@ -274,10 +285,17 @@ static ts_status linear_heads(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_
 #pragma omp simd
                     for (int64_t d = 0; d < D; d++) dst[d] += src[b * step + d];
             }
+            /* all keys: one sum for every query, so the projection's weights go into it once
+             * (D³ multiply-adds a head) instead of into every query row (n·D²) */
+            if (!complement) {
+#pragma omp single
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)D, (int)D, (int)D, 1.0f, kv, (int)D, pw,
+                            (int)D, 0.0f, kvw, (int)D);
+            }
 #pragma omp for schedule(dynamic, 1)
             for (int64_t a = 0; a < nqc; a++) {
                 const int64_t q0 = a * cq, qn = q0 + cq < n ? cq : n - q0;
-                const float *KV = kv, *KS = ks;
+                const float *KV = complement ? kv : kvw, *KS = ks;
                 if (complement) {
                     const int32_t l0 = p[i].exact_ptr[a], l1 = p[i].exact_ptr[a + 1];
                     const int minus = 2 * (int64_t)(l1 - l0) <= nkb; /* fewer selected: the total less them */
@@ -296,13 +314,13 @@ static ts_status linear_heads(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_
                     }
                     KV = w.kv, KS = w.ks;
                 }
-                query_block(q0, qn, HD, D, h, q, KV, KS, pw, pb, out, &w);
+                query_block(q0, qn, HD, D, h, q, KV, KS, complement ? pw : NULL, pb, out, &w);
             }
         }
         lin_room_free(&w);
     }
     ts_cpu_blas_threads(c);
-    free(kv), free(ks);
+    free(kv), free(ks), free(kvw);
     return oom ? TS_ERR(err, TS_ERR_NOMEM, "sla: out of memory for the linear branch") : TS_OK;
 }
 
