@@ -9,7 +9,10 @@ which also measures the sgemm rate of the run, and prints one table with
   every method's time, effective GFLOP/s, speedup vs Tessera dense, achieved density (with
   0.8 / density, the issue's target), the fraction of 4-query x 16-key tiles the kernel ran
   (1 / tiles: the speedup at dense's rate per tile, the most a kernel that skips in those
-  units reaches) and of blocks.
+  units reaches) and of blocks, and the bound: 1 / tiles, or for SLA with its linear branch
+  1 / (tiles + that branch's FLOPs as a share of dense's: D / n over all keys, whose two
+  products over the rows are 4·n·D² against dense's 4·n²·D, and 1.5·D / n for the paper's
+  variant, which runs three).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python tools/bench/bench_attn.py \
         --tessera build/tools/tessera-bench --grids 4,32,32 16,32,32 21,30,52 --threads 2
@@ -28,6 +31,11 @@ import argparse
 import json
 import subprocess
 import time
+
+# SLA's linear branch (tessera-bench runs it with a random proj_l) as a share of dense's FLOPs,
+# in units of head_dim / tokens: over all keys φ(K)ᵀV and φ(Q)·(KV·Wᵀ), 2·n·D² each; the
+# paper's variant also projects every row (6·n·D²). Dense: 4·n²·D.
+LINEAR_SHARE = {"sla": 1.0, "sla-paper": 1.5}
 
 import torch
 import torch.nn.functional as F
@@ -108,7 +116,7 @@ def main():
             print(f"tessera {d16['method']} ({d16['spec']}): {d16['time_s']:.3f} s, {d16['gflops']:.1f} GFLOP/s = "
                   f"{d16['gflops'] / sg16:.2f} of fp32 sgemm, {ts16 / d16['time_s']:.2f}x SDPA bf16")
         print(f"{'method':8} {'spec':44} {'time_s':>8} {'GFLOP/s':>8} {'vs dense':>8} {'vs SDPA':>8} {'density':>8} "
-              f"{'0.8/dens':>8} {'tiles':>8} {'1/tiles':>8} {'blocks':>8} {'0.8/blks':>8}")
+              f"{'0.8/dens':>8} {'tiles':>8} {'1/tiles':>8} {'blocks':>8} {'0.8/blks':>8} {'bound':>8}")
         for r in recs:
             if r["kind"] != "attn":
                 continue
@@ -116,13 +124,15 @@ def main():
             peer = ts16 if in16 else ts  # bf16 against SDPA in bf16
             r.setdefault("block_density", r["density"])  # a tessera-bench older than the blocks column
             r.setdefault("tile_density", r["block_density"])  # or the tiles column
+            lin = LINEAR_SHARE.get(r["method"].split("@")[0], 0.0) * a.head_dim / n
             r.update(sdpa_s=peer, sdpa_dtype="bf16" if in16 else "fp32",
-                     sgemm_gflops=max(sgemm, r.get("sgemm_gflops", 0.0)), vs_sdpa=peer / r["time_s"])
+                     sgemm_gflops=max(sgemm, r.get("sgemm_gflops", 0.0)), vs_sdpa=peer / r["time_s"],
+                     bound=1 / (r["tile_density"] + lin))
             rows.append(r)
             print(f"{r['method']:8} {r['spec']:44} {r['time_s']:8.3f} {r['gflops']:8.1f} {r['speedup']:8.2f} "
                   f"{r['vs_sdpa']:8.2f} {r['density']:8.4f} {0.8 / r['density']:8.2f} {r['tile_density']:8.4f} "
                   f"{1 / r['tile_density']:8.2f} {r['block_density']:8.4f} "
-                  f"{0.8 / r['block_density']:8.2f}")
+                  f"{0.8 / r['block_density']:8.2f} {r['bound']:8.2f}")
     if a.json:
         with open(a.json, "w") as f:
             for r in rows:
