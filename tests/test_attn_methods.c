@@ -675,6 +675,61 @@ static void test_sla_ties(void) {
     free(q), free(k);
 }
 
+/* SLA's top-k against a full sort, with many ties: q and k in {-1, 0, 1}, so every block
+ * mean, centred mean and block score is exact in double and equal scores are common. For each
+ * query block the list must be the first kc blocks by (higher score, lower index), ascending. */
+static void test_sla_topk_sorted(void) {
+    enum { n = 512, D = 8, B = 32, NB = n / B };
+    float *q = malloc(sizeof(float) * n * D), *k = malloc(sizeof(float) * n * D);
+    ts_test_randn(q, n * D, 41, 1.0f), ts_test_randn(k, n * D, 42, 1.0f);
+    for (int64_t i = 0; i < n * D; i++) q[i] = q[i] > 0.5f ? 1.0f : q[i] < -0.5f ? -1.0f : 0.0f;
+    for (int64_t i = 0; i < n * D; i++) k[i] = k[i] > 0.5f ? 1.0f : k[i] < -0.5f ? -1.0f : 0.0f;
+    double pq[NB][D] = {{0}}, pk[NB][D] = {{0}}, km[D] = {0};
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t d = 0; d < D; d++) {
+            pq[t / B][d] += q[t * D + d] / B, pk[t / B][d] += k[t * D + d] / B;
+            km[d] += k[t * D + d] / n;
+        }
+    const double topks[] = {1.0 / NB, 0.25, 0.5, 13.0 / NB, 1.0};
+    int bad = 0, ties = 0;
+    for (int ti = 0; ti < (int)(sizeof topks / sizeof topks[0]); ti++) {
+        ts_sla_params sp = {topks[ti], B, B, 0};
+        ts_attn_plan p;
+        ts_plan_store st = {0};
+        ts_err e = {0};
+        TS_CHECK(ts_sla_plan(n, 1, D, 0, &sp, q, k, &p, &st, &e) == TS_OK, "sla plan: %s", e.msg);
+        const int kc = (int)(topks[ti] * NB);
+        for (int a = 0; a < NB; a++) {
+            double sc[NB];
+            int ord[NB];
+            for (int b = 0; b < NB; b++) {
+                sc[b] = 0, ord[b] = b;
+                for (int d = 0; d < D; d++) sc[b] += pq[a][d] * (pk[b][d] - km[d]);
+            }
+            for (int i = 1; i < NB; i++) /* insertion sort: higher score first, ties to the lower index */
+                for (int j = i; j > 0; j--) {
+                    const int x = ord[j], y = ord[j - 1];
+                    if (!(sc[x] > sc[y] || (sc[x] == sc[y] && x < y))) break;
+                    ord[j] = y, ord[j - 1] = x;
+                }
+            if (kc < NB) ties += sc[ord[kc - 1]] == sc[ord[kc]];
+            char want[NB] = {0};
+            for (int r = 0; r < kc; r++) want[ord[r]] = 1;
+            int got = p.exact_ptr[a + 1] - p.exact_ptr[a], prev = -1;
+            bad += got != kc;
+            for (int32_t li = p.exact_ptr[a]; li < p.exact_ptr[a + 1]; li++) {
+                const int b = p.exact_idx[li];
+                bad += !want[b] || b <= prev;
+                prev = b;
+            }
+        }
+        ts_plan_store_free(&st);
+    }
+    TS_CHECK(bad == 0, "sla top-k: %d differences from a full sort", bad);
+    TS_CHECK(ties > 0, "sla top-k test: no tie at the cut (the case it is for)");
+    free(q), free(k);
+}
+
 /* ------------------------------------------------------------------ schedule */
 
 static ts_attn_schedule *parse(const char *json, ts_status want, const char *needle) {
@@ -1748,6 +1803,7 @@ int main(void) {
     test_draft(&c);
     test_sla(&c);
     test_sla_ties();
+    test_sla_topk_sorted();
     test_schedule_errors();
     test_shipped_schedules();
     test_schedule_matching(&c);
