@@ -32,13 +32,13 @@ import json
 import subprocess
 import time
 
+import torch
+import torch.nn.functional as F
+
 # SLA's linear branch (tessera-bench runs it with a random proj_l) as a share of dense's FLOPs,
 # in units of head_dim / tokens: over all keys φ(K)ᵀV and φ(Q)·(KV·Wᵀ), 2·n·D² each; the
 # paper's variant also projects every row (6·n·D²). Dense: 4·n²·D.
 LINEAR_SHARE = {"sla": 1.0, "sla-paper": 1.5}
-
-import torch
-import torch.nn.functional as F
 
 
 def sdpa_time(n, heads, d, repeats, dtype=torch.float32):
