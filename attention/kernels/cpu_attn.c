@@ -132,6 +132,9 @@ typedef struct attn_scratch {
     uint64_t *okw;  /* AVX-512, a chunk with partial blocks: each row's allowed keys as bits,
                      * [rows][TS_ATTN_OKW] */
     uint32_t *live; /* ... and per half tile of HR5 rows, the 16-key panels any of its rows sees */
+    _Atomic unsigned char *pst; /* panels packed by the tasks (ready_panels): this head's state
+                                 * per 16-key panel, PANEL_*; NULL: packed before the tasks */
+    float *pbase;               /* ... and where they go (kt, writable) */
 } attn_scratch;
 
 /* The quantised K of one head: k16 [Lk, D] in kernel order, ks [n_kblk]; with AVX2 (even D,
@@ -1142,6 +1145,41 @@ static void pf_panels(pf_list *f, const attn_scratch *w, const qk_head *qk, int6
     }
 }
 
+enum { PANEL_TODO, PANEL_BUSY, PANEL_READY };
+
+#if TS_ATTN_TILE
+/* The panels of the task's listed key blocks (list NULL: all n_list blocks), packed where no
+ * task has yet (claimed PANEL_BUSY first; the other thread skips those) and then waited for:
+ * each panel is packed once, by the first task that needs it, which finds it in its cache when
+ * it reads it next. A local window's neighbouring tasks, the same thread's, reuse it there. */
+static void ready_panels(const ts_attn_plan *p, const void *k, const void *v, int64_t h, int64_t Lk,
+                         const int32_t *list, int32_t n_list, int quant, const attn_scratch *w) {
+    const int64_t bk = p->blk_k;
+    for (int pass = 0; pass < 2; pass++)
+        for (int32_t li = 0; li < n_list; li++) {
+            const int64_t j0 = (int64_t)(list ? list[li] : li) * bk, j1 = j0 + bk < Lk ? j0 + bk : Lk;
+            for (int64_t pi = j0 / TS_ATTN_NR; pi * TS_ATTN_NR < j1; pi++) {
+                _Atomic unsigned char *st = &w->pst[pi];
+                if (atomic_load_explicit(st, memory_order_acquire) == PANEL_READY) continue;
+                if (pass == 1) { /* another task's, still being packed */
+                    while (atomic_load_explicit(st, memory_order_acquire) != PANEL_READY) _mm_pause();
+                    continue;
+                }
+                unsigned char todo = PANEL_TODO;
+                if (!atomic_compare_exchange_strong_explicit(st, &todo, PANEL_BUSY, memory_order_acquire,
+                                                             memory_order_acquire))
+                    continue;
+#if TS_ATTN_BFDOT
+                if (w->tk == TK_BF16) head_panels_bf(p, k, v, h, Lk, w->lkp, pi, (uint32_t *)w->pbase);
+                else
+#endif
+                    head_panels(p, k, v, h, Lk, w->lkp, pi, !quant, w->pbase);
+                atomic_store_explicit(st, PANEL_READY, memory_order_release);
+            }
+        }
+}
+#endif
+
 static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const void *v,
                       float *out, int64_t h, int32_t qb, const qk_head *qk, attn_scratch *w) {
     const int64_t H = p->heads, D = p->head_dim, HD = H * D;
@@ -1210,6 +1248,9 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
     const int32_t *ptr = p->exact_ptr ? ts_attn_plan_ptr(p, h) : NULL;
     const int32_t n_list = ptr ? ptr[qb + 1] - ptr[qb] : p->n_kblk;
     const int32_t *list = ptr ? p->exact_idx + ptr[qb] : NULL;
+#if TS_ATTN_TILE
+    if (w->pst) ready_panels(p, k, v, h, Lk, list, n_list, qk != NULL, w);
+#endif
     for (int32_t li = 0; li < n_list;) {
         /* a chunk: the next listed key blocks, at most TS_ATTN_KCHUNK keys, consecutive or not,
          * in segments of consecutive blocks (a run of the panels each, at columns col of S).
@@ -1559,6 +1600,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     int16_t *k16 = NULL, *kpk = NULL, *kreal = NULL;
     qk_head *qkh = NULL;
     struct run_next *next = NULL;
+    _Atomic unsigned char *pst = NULL; /* the tiled paths' panel states (ready_panels) */
     scratch = big_buf(c, TS_WS_ATTN_SCRATCH, per * (size_t)nt * sizeof(float));
     if (!scratch) return TS_ERR_NOMEM;
     /* INT8_QK: every head's K quantised once, per key block in kernel order */
@@ -1607,8 +1649,9 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
         }
     }
     /* A permuted (or bf16) plan gathers each head's K and V into kernel order once, instead
-     * of once per visiting query block, and so does the register-tiled path (into panels);
-     * then the group's query blocks run in parallel. The tiled path takes heads in groups
+     * of once per visiting query block, and so does the register-tiled path (into panels,
+     * each packed by the first task that needs it: ready_panels); the group's query blocks
+     * run in parallel. The tiled path takes heads in groups
      * big enough to give every thread several tasks, and a head of its own where the group's
      * panels stay within TS_ATTN_GROUP_BYTES (else as many as the first rule gives, one head
      * when a head has many query blocks, so the copy stays at one head's K and V). */
@@ -1628,6 +1671,19 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
         rc = TS_ERR_NOMEM;
         goto done;
     }
+    /* The tiled paths' panels are packed by the tasks that first need them (ready_panels),
+     * except fp16's, whose V scale needs all of a head's V first. Packed in a pass of their own
+     * before the tasks, they were out of cache by the time a task read them: at 4,096 tokens
+     * and ~10 % the pass took ~12 % of the call. */
+#if TS_ATTN_TILE
+    if (tile && tk != TK_FP16) {
+        pst = malloc((size_t)(g * (Lkp / TS_ATTN_NR)));
+        if (!pst) {
+            rc = TS_ERR_NOMEM;
+            goto done;
+        }
+    }
+#endif
     /* Padding keys are masked; where a block's padding is all at its end (DraftAttention's
      * edge regions) and there is no element mask, the block runs as a full one, shortened. A
      * masked plan's full blocks have their padding at their end (plan.h): they run shortened,
@@ -1697,22 +1753,9 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
                 }
             } else
 #endif
-#if TS_ATTN_BFDOT
-            if (tk == TK_BF16) {
-                const int64_t np = Lkp / TS_ATTN_NR;
-#pragma omp parallel for num_threads(nt) schedule(static)
-                for (int64_t t = 0; t < gn * np; t++)
-                    head_panels_bf(p, k, v, h0 + hh0 + t / np, Lk, Lkp, t % np, (uint32_t *)(kvh + (t / np) * per_head));
-            } else
-#endif
-#if TS_ATTN_TILE
-            if (tile) {
-                const int64_t np = Lkp / TS_ATTN_NR;
-#pragma omp parallel for num_threads(nt) schedule(static)
-                for (int64_t t = 0; t < gn * np; t++)
-                    head_panels(p, k, v, h0 + hh0 + t / np, Lk, Lkp, t % np, !quant, kvh + (t / np) * per_head);
-            } else
-#endif
+            if (pst) /* the tasks pack the panels (ready_panels) */
+                memset((void *)pst, PANEL_TODO, (size_t)(gn * (Lkp / TS_ATTN_NR)));
+            else
 #pragma omp parallel for num_threads(nt) schedule(static)
             for (int64_t t = 0; t < gn * Lkp; t++) {
                 const int64_t gi = t / Lkp, j = t % Lkp, h = h0 + hh0 + gi;
@@ -1753,8 +1796,10 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
                     const int64_t end = n_t * (r + 1) / nt;
                     for (int64_t t; (t = atomic_fetch_add_explicit(&next[r].t, 1, memory_order_relaxed)) < end;) {
                         const int64_t gi = t / p->n_qblk, qb = t % p->n_qblk;
-                        const float *base = kvh + gi * per_head;
+                        float *base = kvh + gi * per_head;
                         w.kt = tile ? base : NULL;
+                        w.pst = pst ? pst + gi * (Lkp / TS_ATTN_NR) : NULL;
+                        w.pbase = base;
                         w.kh = tile ? NULL : base;
                         w.vh = base + Lkp * D;
                         attn_task(p, q, k, v, out, h0 + hh0 + gi, (int32_t)qb, quant ? &qkh[hh0 + gi] : NULL, &w);
@@ -1775,7 +1820,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     ts_cpu_blas_threads(c);
 done:
     if (!c->ws) free(scratch), free(k16), free(kpk), free(kvh); /* big_buf's */
-    free(ks), free(qkh), free(ktmp), free(kreal), free(next);
+    free(ks), free(qkh), free(ktmp), free(kreal), free(next), free((void *)pst);
     return rc;
 }
 
