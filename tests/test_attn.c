@@ -209,6 +209,59 @@ static void run_padded(ts_ctx *c, int64_t H, int64_t D, int32_t B) {
     free(q), free(k), free(v), free(out), free(ref), free(perm), free(ptr), free(idx), free(full), free(hasp);
 }
 
+/* The tiled paths' panels are packed by the first task that needs them, the other threads
+ * waiting for a panel being packed. One head (so every thread's tasks share its panels), many
+ * threads on few cores (so they interleave every which way), a workspace of NaN bytes at
+ * every round (a panel read before it is packed gives NaN): each path's output must be the
+ * one-thread output bit for bit, round after round. Dense lists (every first task needs every
+ * panel) and lists of every other block. */
+static void test_panel_race(void) {
+    enum { N = 1024, D = 64, B = 64, ROUNDS = 12 };
+    float *q = malloc((size_t)(N * D) * 4), *k = malloc((size_t)(N * D) * 4), *v = malloc((size_t)(N * D) * 4);
+    uint16_t *qb = malloc((size_t)(N * D) * 2), *kb = malloc((size_t)(N * D) * 2), *vb = malloc((size_t)(N * D) * 2);
+    float *one = malloc((size_t)(N * D) * 4), *out = malloc((size_t)(N * D) * 4);
+    ts_test_randn(q, N * D, 31, 1.0f), ts_test_randn(k, N * D, 32, 1.0f), ts_test_randn(v, N * D, 33, 1.0f);
+    for (int64_t i = 0; i < N * D; i++) qb[i] = ts_f32_to_bf16(q[i]), kb[i] = ts_f32_to_bf16(k[i]), vb[i] = ts_f32_to_bf16(v[i]);
+    const int32_t nb = N / B;
+    int32_t ptr[N / B + 1], idx[N / B * (N / B / 2)];
+    int32_t n = 0;
+    for (int32_t i = 0; i < nb; i++) {
+        ptr[i] = n;
+        for (int32_t b = i % 2; b < nb; b += 2) idx[n++] = b;
+    }
+    ptr[nb] = n;
+    for (int bf16 = 0; bf16 < 2; bf16++)
+        for (int sparse = 0; sparse < 2; sparse++) {
+            ts_attn_plan p = ts_attn_plan_dense(N, N, 1, D, B, B);
+            p.in_bf16 = bf16;
+            if (sparse) p.exact_ptr = ptr, p.exact_idx = idx;
+            const void *qx = bf16 ? (const void *)qb : q, *kx = bf16 ? (const void *)kb : k, *vx = bf16 ? (const void *)vb : v;
+            for (int path = 0; path < TS_TEST_ATTN_PATHS; path++) {
+                ts_ctx c1;
+                ts_ctx_init(&c1, 1);
+                c1.n_threads = 1;
+                if (ts_test_attn_run(&c1, path, &p, qx, kx, vx, one) == TS_ERR_UNSUPPORTED) continue;
+                int64_t bad = 0;
+                for (int r = 0; r < ROUNDS; r++) {
+                    ts_workspace ws = {0};
+                    ts_test_dirty_workspace(&ws, 4u << 20);
+                    ts_ctx cn;
+                    ts_ctx_init(&cn, 1);
+                    cn.n_threads = 3 + r % 6; /* 3 .. 8 */
+                    cn.ws = &ws;
+                    memset(out, 0xff, (size_t)(N * D) * 4);
+                    TS_CHECK(ts_test_attn_run(&cn, path, &p, qx, kx, vx, out) == TS_OK, "kernel ran");
+                    bad += memcmp(out, one, (size_t)(N * D) * 4) != 0;
+                    ts_workspace_free(&ws);
+                }
+                TS_CHECK(bad == 0, "panel race, %s, %s lists, %s: %lld of %d rounds on 3-8 threads differ from one thread",
+                         bf16 ? "bf16" : "fp32", sparse ? "every other block's" : "dense", ts_test_attn_path_name[path],
+                         (long long)bad, ROUNDS);
+            }
+        }
+    free(q), free(k), free(v), free(qb), free(kb), free(vb), free(one), free(out);
+}
+
 static void run_all(ts_ctx *cp);
 
 int main(void) {
@@ -228,6 +281,7 @@ int main(void) {
                                                                              : "fp32 tiles, widened");
     }
     test_entry_point(&c);
+    test_panel_race();
     run_all(&c);
     /* again on 3 threads (the first run has OpenMP's default): the heads fall into other
      * groups for the K/V layout and the query blocks go to threads in another order */
