@@ -1148,10 +1148,11 @@ static void pf_panels(pf_list *f, const attn_scratch *w, const qk_head *qk, int6
 enum { PANEL_TODO, PANEL_BUSY, PANEL_READY };
 
 #if TS_ATTN_TILE
-/* The panels of the task's listed key blocks (list NULL: all n_list blocks), packed where no
- * task has yet (claimed PANEL_BUSY first; the other thread skips those) and then waited for:
- * each panel is packed once, by the first task that needs it, which finds it in its cache when
- * it reads it next. A local window's neighbouring tasks, the same thread's, reuse it there. */
+/* The panels of the task's listed key blocks (list NULL: all n_list blocks): each is packed
+ * once, by the first task that needs it (claimed PANEL_BUSY first), which finds it in its
+ * cache when it reads it next; a local window's neighbouring tasks, the same thread's, reuse
+ * it there. A task that finds a panel claimed by another thread packs its other panels first
+ * and then waits for that one. */
 static void ready_panels(const ts_attn_plan *p, const void *k, const void *v, int64_t h, int64_t Lk,
                          const int32_t *list, int32_t n_list, int quant, const attn_scratch *w) {
     const int64_t bk = p->blk_k;
@@ -1651,10 +1652,10 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     /* A permuted (or bf16) plan gathers each head's K and V into kernel order once, instead
      * of once per visiting query block, and so does the register-tiled path (into panels,
      * each packed by the first task that needs it: ready_panels); the group's query blocks
-     * run in parallel. The tiled path takes heads in groups
-     * big enough to give every thread several tasks, and a head of its own where the group's
-     * panels stay within TS_ATTN_GROUP_BYTES (else as many as the first rule gives, one head
-     * when a head has many query blocks, so the copy stays at one head's K and V). */
+     * run in parallel. The tiled path takes heads in groups big enough to give every thread
+     * several tasks, and a head of its own where the group's panels stay within
+     * TS_ATTN_GROUP_BYTES (else as many as the first rule gives, one head when a head has many
+     * query blocks, so the copy stays at one head's K and V). */
     const int gather = p->perm || p->in_bf16 || tile;
     const int64_t Lkp = tile ? (Lk + TS_ATTN_NR - 1) / TS_ATTN_NR * TS_ATTN_NR : Lk;
     const int64_t hbytes = 2 * Lkp * D * (TK_DOTS(tk) ? 2 : 4); /* one head's K and V panels */
