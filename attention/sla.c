@@ -16,9 +16,6 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
 
 #include "../src/backend.h"
 #include "../src/cpu/cpu_internal.h"
@@ -149,7 +146,7 @@ static void feature_map(const float *x, int64_t ld, int64_t n, int64_t D, float 
         else if (also) TS_PREFETCH_LINES(also + t * ld, D * sizeof(float), 0);
         float *o = y + t * D, mx = -INFINITY, sum = 0.0f;
 #ifdef __AVX512F__
-        if (D % 16 == 0 && D <= SLA_ROW_MAX) { /* the row in registers, one read; ts_expf's steps */
+        if (D % 16 == 0 && D <= SLA_ROW_MAX) { /* the row in registers, one read; ts_expf's steps (ts_exp2_16) */
             __m512 v[SLA_ROW_MAX / 16], vm = _mm512_set1_ps(-INFINITY), vs = _mm512_setzero_ps();
             const int nv = (int)(D / 16);
             for (int i = 0; i < nv; i++) v[i] = _mm512_loadu_ps(r + 16 * i), vm = _mm512_max_ps(vm, v[i]);
@@ -157,15 +154,7 @@ static void feature_map(const float *x, int64_t ld, int64_t n, int64_t D, float 
             for (int i = 0; i < nv; i++) {
                 __m512 e = _mm512_mul_ps(_mm512_sub_ps(v[i], m), l2e);
                 e = _mm512_min_ps(_mm512_max_ps(e, _mm512_set1_ps(-126.0f)), _mm512_set1_ps(126.0f));
-                const __m512 k = _mm512_roundscale_ps(e, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
-                             f = _mm512_sub_ps(e, k);
-                __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.546974027e-04f), f, _mm512_set1_ps(1.340044171e-03f));
-                p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618025577e-03f));
-                p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550327190e-02f));
-                p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402265121e-01f));
-                p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931472067e-01f));
-                p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-                v[i] = _mm512_scalef_ps(p, k);
+                v[i] = ts_exp2_16(e);
                 vs = _mm512_add_ps(vs, v[i]);
             }
             const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vs));

@@ -539,18 +539,10 @@ static inline __attribute__((always_inline)) void pv_tile512(const float *P, con
     c_store512(c, acc, D, np);
 }
 
-/* 2^(s − mx) for 16 lanes, the exponent clamped at −126: a degree-6 polynomial on the
- * fraction, 2^r applied by vscalefps. */
+/* 2^(s − mx) for 16 lanes (ts_exp2_16), the exponent clamped at −126 (no upper clamp: the
+ * lanes a caller keeps have s ≤ mx). */
 static inline __attribute__((always_inline)) __m512 exp2_512(__m512 s, __m512 vmx) {
-    const __m512 x = _mm512_max_ps(_mm512_sub_ps(s, vmx), _mm512_set1_ps(-126.0f));
-    const __m512 r = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), f = _mm512_sub_ps(x, r);
-    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.546974027e-04f), f, _mm512_set1_ps(1.340044171e-03f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618025577e-03f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550327190e-02f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402265121e-01f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931472067e-01f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, r);
+    return ts_exp2_16(_mm512_max_ps(_mm512_sub_ps(s, vmx), _mm512_set1_ps(-126.0f)));
 }
 
 /* exp2_row with 16 lanes, the tail under a mask. */
