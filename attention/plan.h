@@ -14,8 +14,8 @@
  * exactly with online softmax, each flagged full (every element allowed) or partial; an
  * element mask for the partial blocks (a tagged kind with parameters, not a function
  * pointer, so a GPU kernel can evaluate it too); an optional head range; an optional
- * quantisation of Q·Kᵀ (PARO's INT8). The linear complement field is declared for SLA's
- * fused path; kernels refuse plans that use it (SLA adds its linear branch itself).
+ * quantisation of Q·Kᵀ (PARO's INT8); an optional linear branch (SLA's; the CPU kernel runs
+ * the all-keys variant on fp32 operands and refuses the others, which SLA adds itself).
  */
 #ifndef TS_ATTENTION_PLAN_H
 #define TS_ATTENTION_PLAN_H
@@ -157,8 +157,8 @@ typedef struct ts_attn_plan {
      * (lin_all, TurboDiffusion's variant) or over the keys of the blocks t's query block does
      * not list (the paper's), and proj_l(x) = lin_w x + lin_b (lin_w [D, D] row-major by
      * output, lin_b [D] or NULL), on the plan's operands. NULL lin_w: none. The executor runs
-     * it; kernels refuse such plans (SLA adds the branch itself: sla.c, on the fp32 q, k, v
-     * whatever the kernel's operands). */
+     * either; the CPU kernel runs lin_all on fp32 operands (its tasks add the branch to the rows
+     * they write) and refuses the rest, which SLA adds itself (sla.c, on the fp32 q, k, v). */
     const float *lin_w, *lin_b;
     int lin_all;
     ts_quant quant;

@@ -4,10 +4,11 @@
  * Reference: thu-ml/SLA sparse_linear_attention/{utils.py get_block_map, core.py
  * SparseLinearAttention.forward}, TurboDiffusion turbodiffusion/SLA/core.py (read for the
  * semantics, not translated). The block scores are tiny (nQ x nK per head), computed in
- * double; the sparse branch is the shared block-sparse kernel; the linear branch runs a
- * head at a time on all the threads: Σ φ(k)vᵀ by key block (kept per block for the
- * complement variant) or by chunk of rows, then each query chunk's products (see
- * linear_heads).
+ * double; the sparse branch is the shared block-sparse kernel. The all-keys linear branch
+ * on fp32 operands runs in the kernel too (plan.lin_all: its tasks add it to their rows as
+ * they write them, where q and the output are in cache); else linear_heads adds it, a query
+ * chunk at a time, from sums by chunk of rows or, for the complement variant, by key block
+ * (the shared pieces: cpu_lin.c).
  */
 #include "sla.h"
 
@@ -20,9 +21,6 @@
 #include "../src/backend.h"
 #include "../src/cpu/cpu_internal.h"
 #include "../src/cpu/vmath.h"
-
-/* The longest row the AVX-512 feature map holds in registers. */
-#define SLA_ROW_MAX 256
 
 /* Rows asked for ahead: a head's rows sit H·D apart, past a 4 KiB page for 12 heads of 128,
  * where the hardware's prefetch does not follow them (TS_PREFETCH_LINES). */
@@ -135,46 +133,6 @@ ts_status ts_sla_plan(int64_t n, int64_t H, int64_t D, int64_t h, const ts_sla_p
     return TS_OK;
 }
 
-/* Row-wise softmax over D of n rows of x (row stride ld) into y [n, D]; the rows of also
- * (the same stride, or NULL), which the caller reads (also_rw 1: and writes) next, are asked
- * for along the way. */
-static void feature_map(const float *x, int64_t ld, int64_t n, int64_t D, float *y, const float *also, int also_rw) {
-    for (int64_t t = 0; t < n; t++) {
-        const float *r = x + t * ld;
-        if (t + SLA_PF < n) TS_PREFETCH_LINES(r + SLA_PF * ld, D * sizeof(float), 0);
-        if (also && also_rw) TS_PREFETCH_LINES(also + t * ld, D * sizeof(float), 1);
-        else if (also) TS_PREFETCH_LINES(also + t * ld, D * sizeof(float), 0);
-        float *o = y + t * D, mx = -INFINITY, sum = 0.0f;
-#ifdef __AVX512F__
-        if (D % 16 == 0 && D <= SLA_ROW_MAX) { /* the row in registers, one read; ts_expf's steps (ts_exp2_16) */
-            __m512 v[SLA_ROW_MAX / 16], vm = _mm512_set1_ps(-INFINITY), vs = _mm512_setzero_ps();
-            const int nv = (int)(D / 16);
-            for (int i = 0; i < nv; i++) v[i] = _mm512_loadu_ps(r + 16 * i), vm = _mm512_max_ps(vm, v[i]);
-            const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(vm)), l2e = _mm512_set1_ps(1.4426950408889634f);
-            for (int i = 0; i < nv; i++) {
-                __m512 e = _mm512_mul_ps(_mm512_sub_ps(v[i], m), l2e);
-                e = _mm512_min_ps(_mm512_max_ps(e, _mm512_set1_ps(-126.0f)), _mm512_set1_ps(126.0f));
-                v[i] = ts_exp2_16(e);
-                vs = _mm512_add_ps(vs, v[i]);
-            }
-            const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vs));
-            for (int i = 0; i < nv; i++) _mm512_storeu_ps(o + 16 * i, _mm512_mul_ps(v[i], inv));
-            continue;
-        }
-#endif
-#pragma omp simd reduction(max : mx)
-        for (int64_t d = 0; d < D; d++) mx = r[d] > mx ? r[d] : mx;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t d = 0; d < D; d++) sum += (o[d] = ts_expf(r[d] - mx));
-        const float inv = 1.0f / sum;
-#pragma omp simd
-        for (int64_t d = 0; d < D; d++) o[d] *= inv;
-    }
-}
-
-/* Rows per sgemm in the all-keys variant's linear branch (then a block's). */
-#define TS_SLA_LIN_ROWS 256
-
 /* A thread's room: one block's features and outputs (rows x D each); for the complement also
  * its projected outputs, a D x D sum and its D-vector, and the selected-block flags. */
 typedef struct lin_room {
@@ -198,24 +156,12 @@ static int lin_room_alloc(lin_room *w, int64_t rows, int64_t D, int64_t nkb, int
     return 0;
 }
 
-/* Σ φ(k) vᵀ and Σ φ(k) over keys k0 .. k1 of head h, into (beta 0) or onto (beta 1) kv, ks. */
-static void key_sums(int64_t k0, int64_t k1, int64_t HD, int64_t D, int64_t h, const float *k, const float *v,
-                     float beta, float *kv, float *ks, float *f) {
-    feature_map(k + k0 * HD + h * D, HD, k1 - k0, D, f, v + k0 * HD + h * D, 0);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)D, (int)(k1 - k0), 1.0f, f, (int)D,
-                v + k0 * HD + h * D, (int)HD, beta, kv, (int)D);
-    if (beta == 0.0f) memset(ks, 0, (size_t)D * 4);
-    for (int64_t t = 0; t < k1 - k0; t++)
-#pragma omp simd
-        for (int64_t d = 0; d < D; d++) ks[d] += f[t * D + d];
-}
-
 /* out[q0 .. q0 + qn, h] += proj_l(φ(q) KV / (φ(q)·KS + 1e-5)) for one query block; with pw
  * NULL, KV already holds the projection's weights (KV·Wᵀ: the projection is linear and the
  * row's scale commutes with it) and only the bias pb is added. */
 static void query_block(int64_t q0, int64_t qn, int64_t HD, int64_t D, int64_t h, const float *q, const float *KV,
                         const float *KS, const float *pw, const float *pb, float *out, lin_room *w) {
-    feature_map(q + q0 * HD + h * D, HD, qn, D, w->f, out + q0 * HD + h * D, 1);
+    ts_cpu_lin_phi(q + q0 * HD + h * D, HD, qn, D, w->f, out + q0 * HD + h * D, 1);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)qn, (int)D, (int)D, 1.0f, w->f, (int)D, KV, (int)D,
                 0.0f, w->o, (int)D);
     for (int64_t t = 0; t < qn; t++) {
@@ -241,106 +187,92 @@ static void query_block(int64_t q0, int64_t qn, int64_t HD, int64_t D, int64_t h
 }
 
 /* The linear branch of heads h0 .. h0 + nh (plans p), o += proj_l(o_l), over all keys or, per
- * query block, over the key blocks the plan did not select. A head at a time on all the
- * threads, with one-thread sgemms over blocks: the key sums by key block (kept per block for
- * the complement, one partial per thread otherwise), then the query blocks, each from its
- * features to the output, so no n x D intermediate exists and any number of heads fills the
- * threads. The complement's sums for a query block are the total less the selected blocks'
- * (or the unselected blocks' added up, where they are fewer): its list's length in D x D
- * sums, not the number of key blocks. Over all keys the sums are one for every query, so
- * proj_l's weights are multiplied into them once a head (KV·Wᵀ) and a query chunk runs one
- * product, φ(q)·(KV·Wᵀ), instead of two. Memory: (1 + key blocks)·D² floats for the
- * complement (33 MB at 480p and 81 frames), and per thread 3 blocks of rows x D plus D²;
- * over all keys D² per thread as its partial, and per thread 2 blocks of rows x D. */
+ * query block, over the key blocks the plan did not select; the all-keys variant here only
+ * for bf16 kernel operands (on fp32 ones the kernel adds it: plan.lin_all), from the fp32 q,
+ * k, v either way. Over all keys the sums are one for every query (ts_cpu_lin_sums), with
+ * proj_l's weights multiplied into them once a head (KV·Wᵀ), so a query chunk runs one
+ * product, φ(q)·(KV·Wᵀ), instead of two; the chunks of every head are one loop. The
+ * complement runs a head at a time on all the threads, with one-thread sgemms over blocks:
+ * the key sums by key block, then the query blocks, each from its features to the output, so
+ * no n x D intermediate exists. Its sums for a query block are the total less the selected
+ * blocks' (or the unselected blocks' added up, where they are fewer): its list's length in
+ * D x D sums, not the number of key blocks. Memory: (1 + key blocks)·D² floats for the
+ * complement (33 MB at 480p and 81 frames) and per thread 3 blocks of rows x D plus D²; over
+ * all keys (D² + D) a head and per thread 2 chunks of rows x D. */
 static ts_status linear_heads(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_t h0, int64_t nh,
                               const ts_attn_plan *p, int complement, const float *q, const float *k, const float *v,
                               const float *pw, const float *pb, float *out, ts_err *err) {
     const int nt = c->n_threads > 0 ? c->n_threads : 1;
-    const int64_t HD = H * D, bq = p[0].blk_q, bk = p[0].blk_k, nkb = p[0].n_kblk;
-    /* the all-keys variant works in chunks of blocks (one sum, fewer and larger sgemms) */
-    const int64_t ck = complement ? bk : (TS_SLA_LIN_ROWS + bk - 1) / bk * bk, nck = (n + ck - 1) / ck;
-    const int64_t cq = complement ? bq : (TS_SLA_LIN_ROWS + bq - 1) / bq * bq, nqc = (n + cq - 1) / cq;
-    const int64_t rows = cq > ck ? cq : ck, DD = D * D;
-    /* shared sums: slot 0 the total, then (complement) one per key block, or one per thread */
-    const int64_t slots = complement ? 1 + nkb : 1 + nt;
-    float *kv = malloc((size_t)(slots * DD) * 4), *ks = malloc((size_t)(slots * D) * 4);
-    float *kvw = complement ? NULL : malloc((size_t)DD * 4); /* all keys: the total times Wᵀ */
-    int oom = !kv || !ks || (!complement && !kvw);
+    const int64_t HD = H * D, bq = p[0].blk_q, bk = p[0].blk_k, nkb = p[0].n_kblk, DD = D * D;
+    /* the all-keys variant's query chunks: whole blocks, about TS_CPU_LIN_ROWS rows */
+    const int64_t cq = complement ? bq : (TS_CPU_LIN_ROWS + bq - 1) / bq * bq, nqc = (n + cq - 1) / cq;
+    /* complement: slot 0 the total, then one per key block; all keys: one per head */
+    const int64_t slots = complement ? 1 + nkb : nh;
+    float *kv = malloc((size_t)(slots * (DD + D)) * 4), *ks = kv + slots * DD;
+    int oom = !kv;
     openblas_set_num_threads(1);
+    if (!oom && !complement) { /* each head's KV·Wᵀ then KS, (D² + D) apart */
+        oom = !ts_cpu_lin_sums(nt, n, H, D, h0, nh, k, v, pw, kv);
+        ks = NULL;
+    }
 #pragma omp parallel num_threads(nt) if (!oom && nt > 1)
     {
         lin_room w = {0};
-        if (!lin_room_alloc(&w, rows, D, nkb, complement)) { /* oom is read only after the barrier */
+        if (!lin_room_alloc(&w, cq > bk ? cq : bk, D, nkb, complement)) { /* oom is read only after the barrier */
 #pragma omp atomic write
             oom = 1;
         }
 #pragma omp barrier
-        const int me = omp_get_thread_num(), team = omp_get_num_threads();
-        for (int64_t i = 0; i < nh && !oom; i++) {
-            const int64_t h = h0 + i;
-            if (complement) {
+        if (!complement && !oom) {
 #pragma omp for schedule(dynamic, 1)
-                for (int64_t b = 0; b < nkb; b++)
-                    key_sums(b * bk, (b + 1) * bk < n ? (b + 1) * bk : n, HD, D, h, k, v, 0.0f, kv + (1 + b) * DD,
-                             ks + (1 + b) * D, w.f);
-            } else {
-                /* thread me's partial in slot 1 + me over its share of the key blocks */
-                float *pkv = kv + (1 + me) * DD, *pks = ks + (1 + me) * D;
-                float beta = 0.0f;
-                const int64_t t0 = me * nck / team * ck, t1 = (me + 1) * nck / team * ck;
-                for (int64_t t = t0; t < t1 && t < n; t += ck, beta = 1.0f)
-                    key_sums(t, t + ck < n ? t + ck : n, HD, D, h, k, v, beta, pkv, pks, w.f);
-                if (beta == 0.0f) memset(pkv, 0, (size_t)DD * 4), memset(pks, 0, (size_t)D * 4);
-#pragma omp barrier
+            for (int64_t t = 0; t < nh * nqc; t++) {
+                const int64_t i = t / nqc, q0 = t % nqc * cq, qn = q0 + cq < n ? cq : n - q0;
+                const float *KV = kv + i * (DD + D);
+                query_block(q0, qn, HD, D, h0 + i, q, KV, KV + DD, NULL, pb, out, &w);
             }
-            /* the total, slot 0: the per-block (or per-thread) sums added up, split over D² */
-            const int64_t parts = complement ? nkb : team;
+        }
+        for (int64_t i = 0; complement && i < nh && !oom; i++) {
+            const int64_t h = h0 + i;
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t b = 0; b < nkb; b++)
+                ts_cpu_lin_key_sums(b * bk, (b + 1) * bk < n ? (b + 1) * bk : n, HD, D, h, k, v, 0.0f,
+                                    kv + (1 + b) * DD, ks + (1 + b) * D, w.f);
+            /* the total, slot 0: the per-block sums added up, split over D² */
 #pragma omp for schedule(static)
             for (int64_t j = 0; j < D + 1; j++) {
                 float *dst = j < D ? kv + j * D : ks;
                 const float *src = j < D ? kv + DD + j * D : ks + D;
                 const int64_t step = j < D ? DD : D;
                 memcpy(dst, src, (size_t)D * 4);
-                for (int64_t b = 1; b < parts; b++)
+                for (int64_t b = 1; b < nkb; b++)
 #pragma omp simd
                     for (int64_t d = 0; d < D; d++) dst[d] += src[b * step + d];
-            }
-            /* all keys: one sum for every query, so the projection's weights go into it once
-             * (D³ multiply-adds a head) instead of into every query row (n·D²) */
-            if (!complement) {
-#pragma omp single
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)D, (int)D, (int)D, 1.0f, kv, (int)D, pw,
-                            (int)D, 0.0f, kvw, (int)D);
             }
 #pragma omp for schedule(dynamic, 1)
             for (int64_t a = 0; a < nqc; a++) {
                 const int64_t q0 = a * cq, qn = q0 + cq < n ? cq : n - q0;
-                const float *KV = complement ? kv : kvw, *KS = ks;
-                if (complement) {
-                    const int32_t l0 = p[i].exact_ptr[a], l1 = p[i].exact_ptr[a + 1];
-                    const int minus = 2 * (int64_t)(l1 - l0) <= nkb; /* fewer selected: the total less them */
-                    memset(w.sel, 0, (size_t)nkb);
-                    for (int32_t li = l0; li < l1; li++) w.sel[p[i].exact_idx[li]] = 1;
-                    if (minus) memcpy(w.kv, kv, (size_t)DD * 4), memcpy(w.ks, ks, (size_t)D * 4);
-                    else memset(w.kv, 0, (size_t)DD * 4), memset(w.ks, 0, (size_t)D * 4);
-                    const float sg = minus ? -1.0f : 1.0f;
-                    for (int64_t b = 0; b < nkb; b++) {
-                        if (w.sel[b] != minus) continue;
-                        const float *kb = kv + (1 + b) * DD, *sb = ks + (1 + b) * D;
+                const int32_t l0 = p[i].exact_ptr[a], l1 = p[i].exact_ptr[a + 1];
+                const int minus = 2 * (int64_t)(l1 - l0) <= nkb; /* fewer selected: the total less them */
+                memset(w.sel, 0, (size_t)nkb);
+                for (int32_t li = l0; li < l1; li++) w.sel[p[i].exact_idx[li]] = 1;
+                if (minus) memcpy(w.kv, kv, (size_t)DD * 4), memcpy(w.ks, ks, (size_t)D * 4);
+                else memset(w.kv, 0, (size_t)DD * 4), memset(w.ks, 0, (size_t)D * 4);
+                const float sg = minus ? -1.0f : 1.0f;
+                for (int64_t b = 0; b < nkb; b++) {
+                    if (w.sel[b] != minus) continue;
+                    const float *kb = kv + (1 + b) * DD, *sb = ks + (1 + b) * D;
 #pragma omp simd
-                        for (int64_t e = 0; e < DD; e++) w.kv[e] += sg * kb[e];
+                    for (int64_t e = 0; e < DD; e++) w.kv[e] += sg * kb[e];
 #pragma omp simd
-                        for (int64_t d = 0; d < D; d++) w.ks[d] += sg * sb[d];
-                    }
-                    KV = w.kv, KS = w.ks;
+                    for (int64_t d = 0; d < D; d++) w.ks[d] += sg * sb[d];
                 }
-                query_block(q0, qn, HD, D, h, q, KV, KS, complement ? pw : NULL, pb, out, &w);
+                query_block(q0, qn, HD, D, h, q, w.kv, w.ks, pw, pb, out, &w);
             }
         }
         lin_room_free(&w);
     }
     ts_cpu_blas_threads(c);
-    free(kv), free(ks), free(kvw);
+    free(kv);
     return oom ? TS_ERR(err, TS_ERR_NOMEM, "sla: out of memory for the linear branch") : TS_OK;
 }
 
@@ -365,8 +297,12 @@ ts_status ts_sla_attention(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_t h
     const ts_attn_operands ops = kop ? *kop : (ts_attn_operands){q, k, v, 0};
     const sla_head sh = {n, H, D, sp};
     ts_head_plans hp;
-    ts_status st = ts_plan_heads_run(c, h0, h1 - h0, sla_plan_head, &sh, q, k, &ops, out, &hp, err);
-    if (st == TS_OK && proj_w)
+    /* the all-keys branch runs in the kernel's tasks (plan.lin_all) when the kernel's operands
+     * are the fp32 q, k, v it is computed from */
+    const int fused = proj_w && !sp->complement && ops.q == q && ops.k == k && ops.v == v;
+    ts_status st = ts_plan_heads_run(c, h0, h1 - h0, sla_plan_head, &sh, q, k, &ops, fused ? proj_w : NULL,
+                                     fused ? proj_b : NULL, out, &hp, err);
+    if (st == TS_OK && proj_w && !fused)
         st = linear_heads(c, n, H, D, h0, hp.nh, hp.p, sp->complement, q, k, v, proj_w, proj_b, out, err);
     if (st == TS_OK && density) *density = hp.density;
     ts_head_plans_free(&hp);

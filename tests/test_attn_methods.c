@@ -366,6 +366,15 @@ static void test_plans(ts_ctx *c) {
             if (build_and_check(&p, &st, &m, n, cs[i].tile, cs[i].blk, pad, what)) {
                 kernel_vs_ref(c, &p, cs[i].H, cs[i].D, cs[i].h0, cs[i].h1, what);
                 char w2[128];
+                if ((i + pad) % 2 == 1) { /* with the all-keys linear branch (plan.lin_all): the kernel adds it */
+                    float *lw = malloc((size_t)(cs[i].D * (cs[i].D + 1)) * 4);
+                    ts_test_randn(lw, cs[i].D * (cs[i].D + 1), 90 + (uint64_t)i, 0.3f);
+                    p.lin_w = lw, p.lin_b = lw + cs[i].D * cs[i].D, p.lin_all = 1;
+                    snprintf(w2, sizeof w2, "%s, linear branch", what);
+                    kernel_vs_ref(c, &p, cs[i].H, cs[i].D, cs[i].h0, cs[i].h1, w2);
+                    p.lin_w = p.lin_b = NULL, p.lin_all = 0;
+                    free(lw);
+                }
                 snprintf(w2, sizeof w2, "bf16 %s", what);
                 p.h0 = p.h1 = 0;
                 if ((i + pad) % 2 == 0) bf16_case(c, &p, cs[i].H, cs[i].D, w2);
@@ -627,11 +636,46 @@ static void test_sla(ts_ctx *c) {
         ts_test_compare(what, out, sparse, n * H * D, 1e-5, NULL);
         if (sc.complement) TS_CHECK(most == (sc.topk > 0.5), "topk %g: most blocks selected: %d", sc.topk, most);
     }
-    { /* a kernel does not run a linear branch: it refuses the plan rather than drop it */
+    { /* the kernel adds the all-keys linear branch on fp32 operands only: it refuses the
+       * paper's variant and bf16 operands rather than drop the branch */
         ts_attn_plan p = ts_attn_plan_dense(n, n, H, D, 64, 32);
         p.lin_w = pw->data;
         TS_CHECK(c->backend->attn(c, &p, q->data, k->data, v->data, out) == TS_ERR_UNSUPPORTED,
-                 "the kernel refuses a plan with a linear branch");
+                 "the kernel refuses the paper's linear branch");
+        p.lin_all = 1, p.in_bf16 = 1;
+        TS_CHECK(c->backend->attn(c, &p, q->data, k->data, v->data, out) == TS_ERR_UNSUPPORTED,
+                 "the kernel refuses a linear branch on bf16 operands");
+    }
+    { /* bf16 kernel operands: sla.c adds the all-keys branch itself, from the fp32 q, k, v: the
+       * sparse branch on the bf16 copies plus the executor's linear term on the fp32 operands */
+        const int64_t N = n * H * D;
+        uint16_t *b = malloc((size_t)(3 * N) * 2);
+        float *lin = malloc((size_t)N * 4), *bare = malloc((size_t)N * 4);
+        for (int64_t i = 0; i < N; i++)
+            b[i] = ts_f32_to_bf16(((const float *)q->data)[i]), b[N + i] = ts_f32_to_bf16(((const float *)k->data)[i]),
+            b[2 * N + i] = ts_f32_to_bf16(((const float *)v->data)[i]);
+        const ts_attn_operands bo = {b, b + N, b + 2 * N, 1};
+        sp.complement = 0;
+        TS_CHECK(ts_sla_attention(c, n, H, D, 0, H, &sp, q->data, k->data, v->data, &bo, pw->data, pb->data, out,
+                                  NULL, &e) == TS_OK, "sla bf16: %s", e.msg);
+        TS_CHECK(ts_sla_attention(c, n, H, D, 0, H, &sp, q->data, k->data, v->data, &bo, NULL, NULL, bare, NULL,
+                                  &e) == TS_OK, "sla bf16 without proj_l: %s", e.msg);
+        for (int64_t h = 0; h < H; h++) { /* the linear term: the executor with the branch less without */
+            ts_attn_plan p;
+            ts_plan_store st = {0};
+            ts_sla_plan(n, H, D, h, &sp, q->data, k->data, &p, &st, &e);
+            ts_attn_ref(&p, q->data, k->data, v->data, sparse);
+            p.lin_w = pw->data, p.lin_b = pb->data, p.lin_all = 1;
+            ts_attn_ref(&p, q->data, k->data, v->data, lin);
+            for (int64_t t = 0; t < n; t++)
+                for (int64_t d = 0; d < D; d++) {
+                    const int64_t o = t * H * D + h * D + d;
+                    bare[o] += lin[o] - sparse[o];
+                }
+            ts_plan_store_free(&st);
+        }
+        ts_test_compare("sla, bf16 operands: sparse branch on them, linear branch on fp32", out, bare, N, 1e-5, NULL);
+        free(b), free(lin), free(bare);
     }
     /* through a schedule, with the projection on the site */
     ts_attn_schedule *s = NULL;

@@ -54,6 +54,23 @@ int ts_cpu_attn_runs(const struct ts_attn_plan *plan, int path);
  * dots as FMAs a second: half the work). 0 where the build has no AVX512-BF16. */
 int ts_cpu_bf16_dots_fast(void);
 
+/* SLA's linear branch (cpu_lin.c). φ: a softmax over the head dim of each of n rows of x
+ * (row stride ld) into y [n, D]; the rows of also (the same stride, or NULL), which the caller
+ * reads (also_rw 1: and writes) next, are asked for along the way. */
+void ts_cpu_lin_phi(const float *x, int64_t ld, int64_t n, int64_t D, float *y, const float *also, int also_rw);
+/* Σ φ(k) vᵀ [D, D] and Σ φ(k) [D] over keys k0 .. k1 of head h of k, v [n, HD], into (beta 0)
+ * or onto (beta 1) kv and ks; f: room for k1 − k0 rows of D. One-thread sgemm: call it with
+ * OpenBLAS at one thread. */
+void ts_cpu_lin_key_sums(int64_t k0, int64_t k1, int64_t HD, int64_t D, int64_t h, const float *k, const float *v,
+                         float beta, float *kv, float *ks, float *f);
+/* The all-keys variant's sums of heads [ha, ha + gn) over all n keys, on nt threads (called
+ * outside a parallel region, OpenBLAS at one thread): sums [gn][D·D + D], each head's
+ * (Σ φ(k) vᵀ)·wᵀ (w [D, D] the projection's weights, row-major by output; NULL: the sum
+ * itself) then Σ φ(k). 0: out of memory. */
+#define TS_CPU_LIN_ROWS 256 /* rows per sgemm */
+int ts_cpu_lin_sums(int nt, int64_t n, int64_t H, int64_t D, int64_t ha, int64_t gn, const float *k, const float *v,
+                    const float *w, float *sums);
+
 /* inv[j] = sqrt(C) / max(||x[:, j]||₂, 1e-12) over C channels cstride apart, for n
  * positions: the per-position factor of ts_cpu_l2_norm_ch (and of convs that norm their
  * input on the fly). */

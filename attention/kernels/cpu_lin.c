@@ -1,0 +1,119 @@
+/*
+ * cpu_lin.c — the pieces of SLA's linear branch that the attention kernel (which adds the
+ * all-keys variant to its own output rows, plan.lin_all) and sla.c (the paper's complement
+ * variant) share: the feature map φ, a softmax over the head dim, and the keys' sums
+ * Σ φ(k) vᵀ and Σ φ(k). See cpu_internal.h.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "../../src/cpu/cpu_internal.h"
+#include "../../src/cpu/vmath.h"
+#include "../plan.h"
+
+/* The longest row the AVX-512 feature map holds in registers. */
+#define LIN_ROW_MAX 256
+
+/* Rows asked for ahead: a head's rows sit H·D apart, past a 4 KiB page for 12 heads of 128,
+ * where the hardware's prefetch does not follow them (TS_PREFETCH_LINES); at 4 rows, the
+ * vectorised map still waited on its loads (SLA, 4,096 tokens: about 1 ms of a 39 ms call). */
+#define LIN_PF 12
+
+void ts_cpu_lin_phi(const float *x, int64_t ld, int64_t n, int64_t D, float *y, const float *also, int also_rw) {
+    for (int64_t u = 1; u < LIN_PF && u < n; u++) TS_PREFETCH_LINES(x + u * ld, D * sizeof(float), 0);
+    for (int64_t t = 0; t < n; t++) {
+        const float *r = x + t * ld;
+        if (t + LIN_PF < n) TS_PREFETCH_LINES(r + LIN_PF * ld, D * sizeof(float), 0);
+        if (also && also_rw) TS_PREFETCH_LINES(also + t * ld, D * sizeof(float), 1);
+        else if (also) TS_PREFETCH_LINES(also + t * ld, D * sizeof(float), 0);
+        float *o = y + t * D, mx = -INFINITY, sum = 0.0f;
+#ifdef __AVX512F__
+        if (D % 16 == 0 && D <= LIN_ROW_MAX) { /* the row in registers, one read; ts_expf's steps (ts_exp2_16) */
+            __m512 v[LIN_ROW_MAX / 16], vm = _mm512_set1_ps(-INFINITY), vs = _mm512_setzero_ps();
+            const int nv = (int)(D / 16);
+            for (int i = 0; i < nv; i++) v[i] = _mm512_loadu_ps(r + 16 * i), vm = _mm512_max_ps(vm, v[i]);
+            const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(vm)), l2e = _mm512_set1_ps(1.4426950408889634f);
+            for (int i = 0; i < nv; i++) {
+                __m512 e = _mm512_mul_ps(_mm512_sub_ps(v[i], m), l2e);
+                e = _mm512_min_ps(_mm512_max_ps(e, _mm512_set1_ps(-126.0f)), _mm512_set1_ps(126.0f));
+                v[i] = ts_exp2_16(e);
+                vs = _mm512_add_ps(vs, v[i]);
+            }
+            const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vs));
+            for (int i = 0; i < nv; i++) _mm512_storeu_ps(o + 16 * i, _mm512_mul_ps(v[i], inv));
+            continue;
+        }
+#endif
+#pragma omp simd reduction(max : mx)
+        for (int64_t d = 0; d < D; d++) mx = r[d] > mx ? r[d] : mx;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t d = 0; d < D; d++) sum += (o[d] = ts_expf(r[d] - mx));
+        const float inv = 1.0f / sum;
+#pragma omp simd
+        for (int64_t d = 0; d < D; d++) o[d] *= inv;
+    }
+}
+
+void ts_cpu_lin_key_sums(int64_t k0, int64_t k1, int64_t HD, int64_t D, int64_t h, const float *k, const float *v,
+                         float beta, float *kv, float *ks, float *f) {
+    ts_cpu_lin_phi(k + k0 * HD + h * D, HD, k1 - k0, D, f, v + k0 * HD + h * D, 0);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)D, (int)(k1 - k0), 1.0f, f, (int)D,
+                v + k0 * HD + h * D, (int)HD, beta, kv, (int)D);
+    if (beta == 0.0f) memset(ks, 0, (size_t)D * 4);
+    for (int64_t t = 0; t < k1 - k0; t++)
+#pragma omp simd
+        for (int64_t d = 0; d < D; d++) ks[d] += f[t * D + d];
+}
+
+int ts_cpu_lin_sums(int nt, int64_t n, int64_t H, int64_t D, int64_t ha, int64_t gn, const float *k, const float *v,
+                    const float *w, float *sums) {
+    const int64_t HD = H * D, DD = D * D, per = DD + D, R = TS_CPU_LIN_ROWS, nck = (n + R - 1) / R;
+    if (nt < 1) nt = 1;
+    float *part = calloc((size_t)(nt * gn * per), 4), *f = malloc((size_t)(nt * R * D) * 4);
+    if (!part || !f) {
+        free(part), free(f);
+        return 0;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        int me = 0, team = 1;
+#ifdef _OPENMP
+        me = omp_get_thread_num(), team = omp_get_num_threads();
+#endif
+        /* thread me: its share of each head's chunks of rows, its sums in its own slots (a
+         * head's sums thus do not depend on which heads the call takes) */
+        float *mine = part + me * gn * per;
+        for (int64_t gi = 0; gi < gn; gi++)
+            for (int64_t t = me * nck / team; t < (me + 1) * nck / team; t++) {
+                const int64_t r0 = t * R, r1 = r0 + R < n ? r0 + R : n;
+                ts_cpu_lin_key_sums(r0, r1, HD, D, ha + gi, k, v, 1.0f, mine + gi * per, mine + gi * per + DD,
+                                    f + me * R * D);
+            }
+#pragma omp barrier
+        /* the threads' slots added up into thread 0's, a row (of D) at a time */
+#pragma omp for schedule(static)
+        for (int64_t j = 0; j < gn * (D + 1); j++) {
+            float *dst = part + j / (D + 1) * per + j % (D + 1) * D;
+            for (int th = 1; th < nt; th++)
+#pragma omp simd
+                for (int64_t d = 0; d < D; d++) dst[d] += dst[th * gn * per + d];
+        }
+#pragma omp for schedule(static)
+        for (int64_t gi = 0; gi < gn; gi++) {
+            const float *src = part + gi * per;
+            float *dst = sums + gi * per;
+            if (w)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)D, (int)D, (int)D, 1.0f, src, (int)D, w,
+                            (int)D, 0.0f, dst, (int)D);
+            else memcpy(dst, src, (size_t)DD * 4);
+            memcpy(dst + DD, src + DD, (size_t)D * 4);
+        }
+    }
+    free(part), free(f);
+    return 1;
+}
