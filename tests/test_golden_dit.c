@@ -20,6 +20,7 @@
 #include "test.h"
 #include "wan_rename.h"
 #include "wan_run.h"
+#include "st_variant.h"
 
 typedef struct hook_ctx {
     const ts_st_file *io;
@@ -51,63 +52,6 @@ static float *run(const char *path, const ts_st_file *io, int64_t head_dim, hook
     return out;
 }
 
-/* Writes the weights of src with each name passed through rename() (and optionally
- * dtype-converted to BF16, one tensor dropped, one added, one reshaped). */
-typedef struct rewrite {
-    const char *prefix;     /* prepended to every name */
-    int to_original;        /* diffusers → original names */
-    int bf16;
-    const char *drop;       /* diffusers name to leave out */
-    int add_extra;
-    const char *reshape;    /* diffusers name written with a wrong shape */
-} rewrite;
-
-static int write_variant(const char *src, const char *dst, const rewrite *r) {
-    ts_st_file *f = NULL;
-    ts_err e = {0};
-    if (ts_st_open(&f, src, &e) != TS_OK) return -1;
-    int n = ts_st_count(f);
-    ts_st_item *items = calloc((size_t)n + 1, sizeof *items);
-    char (*names)[300] = calloc((size_t)n + 1, sizeof *names);
-    void **bufs = calloc((size_t)n + 1, sizeof *bufs);
-    int k = 0;
-    for (int i = 0; i < n; i++) {
-        const ts_tensor *t = ts_st_tensor(f, i);
-        if (r->drop && strcmp(t->name, r->drop) == 0) continue;
-        char nm[256];
-        if (r->to_original) wan_dit_to_original(t->name, nm, sizeof nm);
-        else snprintf(nm, sizeof nm, "%s", t->name);
-        snprintf(names[k], sizeof names[k], "%s%s", r->prefix ? r->prefix : "", nm);
-        items[k].name = names[k];
-        items[k].t = *t;
-        if (r->reshape && strcmp(t->name, r->reshape) == 0 && t->ndim == 2) {
-            int64_t s[2] = {t->shape[1], t->shape[0]};
-            items[k].t = ts_tensor_make(t->dtype, 2, s, t->data);
-        }
-        if (r->bf16) {
-            int64_t ne = ts_tensor_numel(t);
-            uint16_t *b = malloc((size_t)ne * 2);
-            for (int64_t j = 0; j < ne; j++) b[j] = ts_f32_to_bf16(((const float *)t->data)[j]);
-            bufs[k] = b;
-            items[k].t.dtype = TS_DTYPE_BF16;
-            items[k].t.data = b;
-        }
-        k++;
-    }
-    float extra[3] = {1, 2, 3};
-    if (r->add_extra) {
-        int64_t s[1] = {3};
-        items[k].name = "blocks.0.surprise.weight";
-        items[k].t = ts_tensor_make(TS_DTYPE_F32, 1, s, extra);
-        k++;
-    }
-    int rc = ts_st_write(dst, items, k, NULL, 0, &e) == TS_OK ? 0 : -1;
-    for (int i = 0; i < n; i++) free(bufs[i]);
-    free(bufs), free(items), free(names);
-    ts_st_close(f);
-    return rc;
-}
-
 static void test_config(const char *name, int64_t head_dim, const char *tmpdir) {
     char wpath[256], iopath[256], tmp[512];
     snprintf(wpath, sizeof wpath, "%s", ts_test_fixture(name));
@@ -133,14 +77,14 @@ static void test_config(const char *name, int64_t head_dim, const char *tmpdir) 
     ts_test_compare(what, out, ref->data, n, 1e-4, NULL);
     TS_CHECK(hk.checked >= 5, "%s: only %d intermediates compared", name, hk.checked);
 
-    struct { const char *label; rewrite r; double tol; } vars[] = {
-        {"original layout", {NULL, 1, 0, NULL, 0, NULL}, 1e-6},
-        {"ComfyUI prefix", {"model.diffusion_model.", 1, 0, NULL, 0, NULL}, 1e-6},
-        {"bf16 weights", {NULL, 0, 1, NULL, 0, NULL}, 1e-2}, /* measured 3e-3 .. 5e-3 */
+    struct { const char *label; ts_test_rewrite r; double tol; } vars[] = {
+        {"original layout", {.rename = wan_dit_to_original}, 1e-6},
+        {"ComfyUI prefix", {.rename = wan_dit_to_original, .prefix = "model.diffusion_model."}, 1e-6},
+        {"bf16 weights", {.bf16 = 1}, 1e-2}, /* measured 3e-3 .. 5e-3 */
     };
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         snprintf(tmp, sizeof tmp, "%s/variant.safetensors", tmpdir);
-        TS_CHECK(write_variant(wpath, tmp, &vars[i].r) == 0, "write %s", vars[i].label);
+        TS_CHECK(ts_test_write_variant(wpath, tmp, &vars[i].r) == 0, "write %s", vars[i].label);
         float *o2 = run(tmp, io, head_dim, NULL, &e, &st);
         TS_CHECK(o2 != NULL, "%s %s: %s", name, vars[i].label, e.msg);
         if (o2) {
@@ -153,14 +97,14 @@ static void test_config(const char *name, int64_t head_dim, const char *tmpdir) 
         free(o2);
     }
     /* rejections, each must name the tensor */
-    struct { rewrite r; ts_status want; const char *needle; } bad[] = {
-        {{NULL, 0, 0, "blocks.0.attn2.to_k.bias", 0, NULL}, TS_ERR_MISSING, "blocks.0.attn2.to_k.bias"},
-        {{NULL, 0, 0, NULL, 1, NULL}, TS_ERR_UNEXPECTED, "blocks.0.surprise.weight"},
-        {{NULL, 0, 0, NULL, 0, "blocks.0.ffn.net.0.proj.weight"}, TS_ERR_SHAPE, "blocks.0.ffn.net.0.proj.weight"},
+    struct { ts_test_rewrite r; ts_status want; const char *needle; } bad[] = {
+        {{.drop = "blocks.0.attn2.to_k.bias"}, TS_ERR_MISSING, "blocks.0.attn2.to_k.bias"},
+        {{.extra = "blocks.0.surprise.weight"}, TS_ERR_UNEXPECTED, "blocks.0.surprise.weight"},
+        {{.reshape = "blocks.0.ffn.net.0.proj.weight"}, TS_ERR_SHAPE, "blocks.0.ffn.net.0.proj.weight"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(tmp, sizeof tmp, "%s/bad.safetensors", tmpdir);
-        write_variant(wpath, tmp, &bad[i].r);
+        ts_test_write_variant(wpath, tmp, &bad[i].r);
         wan_model *m = NULL;
         wan_load_opts o = {head_dim};
         ts_err_clear(&e);
@@ -203,13 +147,13 @@ static void test_config_json(const char *tmpdir) {
     if (o0) ts_test_compare("dit_a head_dim from metadata", o0, ref->data, ts_tensor_numel(ref), 1e-4, NULL);
     free(o0);
 
-    /* a copy without metadata (write_variant writes none) and no config.json */
+    /* a copy without metadata (ts_test_write_variant keeps none unless told) and no config.json */
     snprintf(dir, sizeof dir, "%s/cfg", tmpdir);
     mkdir(dir, 0700);
     snprintf(wcopy, sizeof wcopy, "%s/model.safetensors", dir);
     snprintf(cfgpath, sizeof cfgpath, "%s/config.json", dir);
-    rewrite plain = {NULL, 0, 0, NULL, 0, NULL};
-    TS_CHECK(write_variant(wpath, wcopy, &plain) == 0, "copy dit_a");
+    ts_test_rewrite plain = {0};
+    TS_CHECK(ts_test_write_variant(wpath, wcopy, &plain) == 0, "copy dit_a");
     wan_model *m = NULL;
     s = wan_load(&m, wcopy, NULL, &e);
     TS_CHECK(s == TS_ERR_SHAPE && strstr(e.msg, "head_dim"), "dit_a without head_dim: %s '%s'",

@@ -18,6 +18,7 @@
 #include "test.h"
 #include "text/umt5.h"
 #include "wan_rename.h"
+#include "st_variant.h"
 
 static void test_buckets(void) {
     ts_st_file *f = NULL;
@@ -42,63 +43,6 @@ static void test_buckets(void) {
         TS_CHECK(bad == 0, "%s: %d buckets differ from transformers", cases[ci].name, bad);
     }
     ts_st_close(f);
-}
-
-typedef struct rewrite {
-    int to_original, bf16, keep_meta, add_extra; /* bf16: 1 BF16 tensors, 2 F32 rounded to bf16 */
-    const char *drop, *reshape; /* transformers names */
-} rewrite;
-
-static int write_variant(const char *src, const char *dst, const rewrite *r) {
-    ts_st_file *f = NULL;
-    ts_err e = {0};
-    if (ts_st_open(&f, src, &e) != TS_OK) return -1;
-    int n = ts_st_count(f);
-    ts_st_item *items = calloc((size_t)n + 1, sizeof *items);
-    char (*names)[256] = calloc((size_t)n + 1, sizeof *names);
-    void **bufs = calloc((size_t)n + 1, sizeof *bufs);
-    int k = 0;
-    for (int i = 0; i < n; i++) {
-        const ts_tensor *t = ts_st_tensor(f, i);
-        if (r->drop && strcmp(t->name, r->drop) == 0) continue;
-        if (r->to_original) t5_to_original(t->name, names[k], sizeof names[k]);
-        else snprintf(names[k], sizeof names[k], "%s", t->name);
-        items[k].name = names[k];
-        items[k].t = *t;
-        if (r->reshape && strcmp(t->name, r->reshape) == 0 && t->ndim == 2) {
-            int64_t s[2] = {t->shape[1], t->shape[0]};
-            items[k].t = ts_tensor_make(t->dtype, 2, s, t->data);
-        }
-        if (r->bf16) {
-            int64_t ne = ts_tensor_numel(t);
-            uint16_t *b = malloc((size_t)ne * 2);
-            for (int64_t j = 0; j < ne; j++) b[j] = ts_f32_to_bf16(((const float *)t->data)[j]);
-            bufs[k] = b;
-            items[k].t.dtype = TS_DTYPE_BF16;
-            items[k].t.data = b;
-            if (r->bf16 == 2) {
-                float *f32 = malloc((size_t)ne * 4);
-                for (int64_t j = 0; j < ne; j++) f32[j] = ts_bf16_to_f32(b[j]);
-                free(b);
-                bufs[k] = f32;
-                items[k].t.dtype = TS_DTYPE_F32;
-                items[k].t.data = f32;
-            }
-        }
-        k++;
-    }
-    float extra[3] = {1, 2, 3};
-    if (r->add_extra) {
-        items[k].name = "encoder.block.0.layer.0.surprise.weight";
-        items[k].t = ts_tensor_make(TS_DTYPE_F32, 1, (int64_t[]){3}, extra);
-        k++;
-    }
-    const char *meta[2] = {"config", ts_st_meta(f, "config")};
-    int rc = ts_st_write(dst, items, k, meta, r->keep_meta && meta[1] ? 1 : 0, &e) == TS_OK ? 0 : -1;
-    for (int i = 0; i < n; i++) free(bufs[i]);
-    free(bufs), free(items), free(names);
-    ts_st_close(f);
-    return rc;
 }
 
 typedef struct hook_ctx {
@@ -201,15 +145,15 @@ static void test_config(const char *name, int shared, const char *tmpdir) {
      * the same bf16-rounded values (the conversion is exact), and stay near the fp32 fixture:
      * without 1/sqrt(d) scaling the logits are large, so rounding the weights moves the
      * outputs by 2-3e-2 on these random models (measured), more than the DiT's 5e-3 */
-    struct { const char *label; rewrite r; double tol; } vars[] = {
-        {"original layout", {1, 0, 1, 0, NULL, NULL}, 1e-6},
-        {"bf16-rounded fp32 weights", {0, 2, 1, 0, NULL, NULL}, 0},
-        {"bf16 weights", {0, 1, 1, 0, NULL, NULL}, 1e-5},
+    struct { const char *label; ts_test_rewrite r; double tol; } vars[] = {
+        {"original layout", {.rename = t5_to_original, .keep_meta = 1}, 1e-6},
+        {"bf16-rounded fp32 weights", {.bf16 = 2, .keep_meta = 1}, 0},
+        {"bf16 weights", {.bf16 = 1, .keep_meta = 1}, 1e-5},
     };
     float *rounded = NULL;
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         snprintf(tmp, sizeof tmp, "%s/variant.safetensors", tmpdir);
-        TS_CHECK(write_variant(wpath, tmp, &vars[i].r) == 0, "write %s", vars[i].label);
+        TS_CHECK(ts_test_write_variant(wpath, tmp, &vars[i].r) == 0, "write %s", vars[i].label);
         int64_t len = 0;
         float *o2 = encode(tmp, io, 0, 0, &len, NULL, &e);
         TS_CHECK(o2 != NULL, "%s %s: %s", name, vars[i].label, e.msg);
@@ -236,7 +180,7 @@ static void test_config(const char *name, int shared, const char *tmpdir) {
     snprintf(sub, sizeof sub, "%s/noconfig", tmpdir);
     mkdir(sub, 0700);
     snprintf(tmp, sizeof tmp, "%s/model.safetensors", sub);
-    TS_CHECK(write_variant(wpath, tmp, &(rewrite){0, 0, 0, 0, NULL, NULL}) == 0, "write noconfig");
+    TS_CHECK(ts_test_write_variant(wpath, tmp, &(ts_test_rewrite){0}) == 0, "write noconfig");
     snprintf(cj, sizeof cj, "%s/config.json", sub);
     FILE *fp = fopen(cj, "w");
     if (fp) {
@@ -256,17 +200,18 @@ static void test_config(const char *name, int shared, const char *tmpdir) {
     rmdir(sub);
 
     /* rejections, each naming the tensor */
-    struct { rewrite r; ts_status want; const char *needle; } bad[] = {
-        {{0, 0, 1, 0, "encoder.block.0.layer.1.DenseReluDense.wi_1.weight", NULL}, TS_ERR_MISSING,
+    struct { ts_test_rewrite r; ts_status want; const char *needle; } bad[] = {
+        {{.keep_meta = 1, .drop = "encoder.block.0.layer.1.DenseReluDense.wi_1.weight"}, TS_ERR_MISSING,
          "encoder.block.0.layer.1.DenseReluDense.wi_1.weight"},
-        {{0, 0, 1, 1, NULL, NULL}, TS_ERR_UNEXPECTED, "encoder.block.0.layer.0.surprise.weight"},
-        {{0, 0, 1, 0, NULL, "encoder.block.0.layer.1.DenseReluDense.wo.weight"}, TS_ERR_SHAPE,
+        {{.keep_meta = 1, .extra = "encoder.block.0.layer.0.surprise.weight"}, TS_ERR_UNEXPECTED,
+         "encoder.block.0.layer.0.surprise.weight"},
+        {{.keep_meta = 1, .reshape = "encoder.block.0.layer.1.DenseReluDense.wo.weight"}, TS_ERR_SHAPE,
          "encoder.block.0.layer.1.DenseReluDense.wo.weight"},
-        {{0, 0, 1, 0, "shared.weight", NULL}, TS_ERR_MISSING, "shared.weight"},
+        {{.keep_meta = 1, .drop = "shared.weight"}, TS_ERR_MISSING, "shared.weight"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(tmp, sizeof tmp, "%s/bad.safetensors", tmpdir);
-        write_variant(wpath, tmp, &bad[i].r);
+        ts_test_write_variant(wpath, tmp, &bad[i].r);
         m = NULL;
         ts_err_clear(&e);
         ts_status s = umt5_load(&m, tmp, &e);
