@@ -208,7 +208,7 @@ static ts_status linear_heads(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_
     const int64_t cq = complement ? bq : (TS_CPU_LIN_ROWS + bq - 1) / bq * bq, nqc = (n + cq - 1) / cq;
     /* complement: slot 0 the total, then one per key block; all keys: one per head */
     const int64_t slots = complement ? 1 + nkb : nh;
-    float *kv = malloc((size_t)(slots * (DD + D)) * 4), *ks = kv + slots * DD;
+    float *kv = malloc((size_t)(slots * (DD + D)) * 4), *ks = kv ? kv + slots * DD : NULL;
     int oom = !kv;
     openblas_set_num_threads(1);
     if (!oom && !complement) { /* each head's KV·Wᵀ then KS, (D² + D) apart */

@@ -48,7 +48,7 @@
  * task then adds φ(q)·(KV·Wᵀ) / (φ(q)·KS) and the bias to its rows as it writes them
  * (lin_rows), while its query rows and outputs are in cache. Added by SLA after the kernel,
  * as before, the branch read q, k, v again and the output twice: at 4,096 tokens, 12 heads
- * and ~10 %, it is 4 to 5 % faster here.
+ * and ~10 %, this is 3 to 5 % faster (bench/README, tenth session).
  */
 #include <cblas.h>
 #include <float.h>
@@ -1514,8 +1514,8 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 }
 
 /* Floats of scratch per thread: Q block, scores, accumulator (rows rounded up to MR for the
- * tiles), row max and sum, the byte mask (a multiple of 4 floats' worth), and for INT8_QK
- * the row scales and int16 rows. */
+ * tiles), row max and sum, the byte mask (a multiple of 4 floats' worth), for INT8_QK the
+ * row scales and int16 rows, and with lin (plan.lin_all) the block's φ(q) rows. */
 static size_t scratch_floats(int64_t bq, int64_t D, int quant, int tk, int lin) {
     const int64_t KC = TS_ATTN_KCHUNK, bqp = bq + TS_ATTN_ROWPAD;
     return (size_t)((2 + lin) * bqp * D + bqp * KC + 2 * bq) + (size_t)(bq * KC / 4 + 1) +
@@ -1623,7 +1623,8 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     if (p->perm && p->nq != p->nk) return TS_ERR_INVALID_ARG;
     if (p->n_kern && (!p->perm || p->n_kern < p->nq || !p->exact_ptr)) return TS_ERR_INVALID_ARG;
     if (p->exact_per_head && !p->exact_ptr) return TS_ERR_INVALID_ARG;
-    if ((p->lin_w && (!p->lin_all || p->in_bf16)) || (p->quant != TS_QUANT_NONE && p->quant != TS_QUANT_INT8_QK)) return TS_ERR_UNSUPPORTED;
+    if (p->lin_w && (!p->lin_all || p->in_bf16)) return TS_ERR_UNSUPPORTED; /* SLA adds these itself */
+    if (p->quant != TS_QUANT_NONE && p->quant != TS_QUANT_INT8_QK) return TS_ERR_UNSUPPORTED;
     if (p->quant == TS_QUANT_INT8_QK && (p->blk_q > TS_ATTN_MAXQ || p->quant_rows < 0)) return TS_ERR_INVALID_ARG;
     const int64_t h0 = p->h1 > 0 ? p->h0 : 0, h1 = p->h1 > 0 ? p->h1 : p->heads;
     if (h0 < 0 || h1 > p->heads || h0 >= h1) return TS_ERR_INVALID_ARG;
@@ -1820,6 +1821,11 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
                 }
                 ts_attn_load_row(vr, v, tok * HD + h * D, D, p->in_bf16, 1.0f);
             }
+            /* the group's linear sums before its tasks, which then find its K and V in cache */
+            if (lin && !ts_cpu_lin_sums(nt, p->nk, p->heads, D, h0 + hh0, gn, k, v, p->lin_w, lins + hh0 * lper)) {
+                rc = TS_ERR_NOMEM;
+                break;
+            }
             /* the group's tasks, head by head, cut into nt runs of consecutive query blocks:
              * thread i starts on run i, then helps the others, each run handed out in order
              * (next[r]). A thread's next task thus mostly neighbours its last one, and a local
@@ -1828,11 +1834,6 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
              * With a head per thread (the group rule above), 2 threads at 4,096 tokens and ~10 %:
              * GNA 1x8x8-tiled 5.5 % faster, PARO 5 %, DraftAttention and CLEAR 3 %; at 32,760
              * DraftAttention 7 %; dense and 16,384 tokens within the noise. */
-            /* the group's linear sums before its tasks, which then find its K and V in cache */
-            if (lin && !ts_cpu_lin_sums(nt, p->nk, p->heads, D, h0 + hh0, gn, k, v, p->lin_w, lins + hh0 * lper)) {
-                rc = TS_ERR_NOMEM;
-                break;
-            }
             const int64_t n_t = gn * p->n_qblk;
             for (int r = 0; r < nt; r++) atomic_init(&next[r].t, n_t * r / nt);
 #pragma omp parallel num_threads(nt)
