@@ -29,8 +29,8 @@ void ts_head_plans_free(ts_head_plans *hp) {
 }
 
 ts_status ts_plan_heads_run(ts_ctx *c, int64_t h0, int64_t nh, ts_head_plan_fn fn, const void *user, const float *q,
-                            const float *k, const ts_attn_operands *ops, const float *lin_w, const float *lin_b,
-                            float *out, ts_head_plans *hp, ts_err *err) {
+                            const float *k, const ts_attn_operands *ops, const ts_lin_branch *lin, float *out,
+                            ts_head_plans *hp, ts_err *err) {
     *hp = (ts_head_plans){nh, malloc((size_t)nh * sizeof *hp->p), calloc((size_t)nh, sizeof *hp->st), 0};
     ts_status *rc = malloc((size_t)nh * sizeof *rc);
     ts_err *errs = calloc((size_t)nh, sizeof *errs);
@@ -51,7 +51,10 @@ ts_status ts_plan_heads_run(ts_ctx *c, int64_t h0, int64_t nh, ts_head_plan_fn f
     if (st == TS_OK) st = ts_plan_join_heads(hp->p, nh, &all, &js, err);
     if (st == TS_OK) {
         all.in_bf16 = ops->bf16;
-        all.lin_w = lin_w, all.lin_b = lin_b, all.lin_all = 1;
+        if (lin) {
+            all.lin_w = lin->w, all.lin_b = lin->b, all.lin_all = 1;
+            all.lin_q = q, all.lin_k = k, all.lin_v = lin->v;
+        }
         hp->density = all.density;
         ts_status s = c->backend->attn(c, &all, ops->q, ops->k, ops->v, out);
         if (s != TS_OK) st = TS_ERR(err, s, "attention kernel failed (%s)", ts_status_str(s));

@@ -186,7 +186,7 @@ ts_status ts_draft_attention(ts_ctx *c, const int64_t g[3], int64_t n, int64_t i
     const ts_attn_operands ops = kop ? *kop : (ts_attn_operands){q, k, v, 0};
     const draft_head dh = {g, n, img0, H, D, dp};
     ts_head_plans hp;
-    ts_status st = ts_plan_heads_run(c, h0, h1 - h0, draft_plan_head, &dh, q, k, &ops, NULL, NULL, out, &hp, err);
+    ts_status st = ts_plan_heads_run(c, h0, h1 - h0, draft_plan_head, &dh, q, k, &ops, NULL, out, &hp, err);
     if (st == TS_OK && density) *density = hp.density;
     ts_head_plans_free(&hp);
     return st;

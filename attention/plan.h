@@ -15,7 +15,7 @@
  * element mask for the partial blocks (a tagged kind with parameters, not a function
  * pointer, so a GPU kernel can evaluate it too); an optional head range; an optional
  * quantisation of Q·Kᵀ (PARO's INT8); an optional linear branch (SLA's; the CPU kernel runs
- * the all-keys variant on fp32 operands and refuses the others, which SLA adds itself).
+ * the all-keys variant and refuses the paper's, which SLA adds itself).
  */
 #ifndef TS_ATTENTION_PLAN_H
 #define TS_ATTENTION_PLAN_H
@@ -156,11 +156,14 @@ typedef struct ts_attn_plan {
      * head dim, o_l = Σ_j φ(q_t)·φ(k_j) v_j / (1e-5 + Σ_j φ(q_t)·φ(k_j)) over every key j
      * (lin_all, TurboDiffusion's variant) or over the keys of the blocks t's query block does
      * not list (the paper's), and proj_l(x) = lin_w x + lin_b (lin_w [D, D] row-major by
-     * output, lin_b [D] or NULL), on the plan's operands. NULL lin_w: none. The executor runs
-     * either; the CPU kernel runs lin_all on fp32 operands (its tasks add the branch to the rows
-     * they write) and refuses the rest, which SLA adds itself (sla.c, on the fp32 q, k, v). */
+     * output, lin_b [D] or NULL), on lin_q, lin_k, lin_v (fp32, laid out as q, k, v; all three
+     * or none: the plan's operands, widened) — SLA's bf16 calls plan on bf16 copies but read
+     * the branch from the fp32 originals. NULL lin_w: none. The executor runs either; the CPU
+     * kernel runs lin_all (its tasks add the branch to the rows they write), on bf16 operands
+     * only with lin_q, lin_k, lin_v, and refuses the rest, which SLA adds itself (sla.c). */
     const float *lin_w, *lin_b;
     int lin_all;
+    const float *lin_q, *lin_k, *lin_v;
     ts_quant quant;
     int32_t quant_rows;   /* TS_QUANT_INT8_QK: query rows per scale (0: TS_QUANT_ROWS) */
     int in_bf16;          /* q, k, v are bf16 (uint16_t) instead of fp32; out stays fp32 */

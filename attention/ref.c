@@ -9,7 +9,8 @@
  * not written. With TS_QUANT_INT8_QK the scores come from the int8 Q and K the plan
  * defines (ts_quant_i8_group over the same groups), the dot in integers. bf16 operands
  * (plan.in_bf16) are widened to fp32 first. A plan's linear branch (SLA: lin_w) is added
- * to each row from its definition in plan.h, φ(k) found once per head. Slow by design:
+ * to each row from its definition in plan.h (on lin_q, lin_k, lin_v where given), φ(k) found
+ * once per head. Slow by design:
  * every kernel is tested against it.
  */
 #include <math.h>
@@ -42,6 +43,8 @@ static int ref_f32(const ts_attn_plan *p, const float *q, const float *k, const 
     const float **rows = quant ? malloc((size_t)(Nq > Nk ? Nq : Nk) * sizeof(*rows)) : NULL;
     /* the linear branch: φ(k) of one head [Nk, D], φ(q) of a row, its sums, which keys it takes */
     const int lin = p->lin_w != NULL;
+    const int own = p->lin_q && p->lin_k && p->lin_v; /* the branch's own fp32 operands */
+    const float *lq = own ? p->lin_q : q, *lk = own ? p->lin_k : k, *lv = own ? p->lin_v : v;
     double *fk = lin ? malloc((size_t)(Nk * D) * sizeof(double)) : NULL, *fq = lin ? malloc((size_t)D * sizeof(double)) : NULL;
     double *num = lin ? malloc((size_t)D * sizeof(double)) : NULL;
     unsigned char *listed = lin ? malloc((size_t)Nk) : NULL;
@@ -76,7 +79,7 @@ static int ref_f32(const ts_attn_plan *p, const float *q, const float *k, const 
         for (int64_t j = 0; lin && j < Nk; j++) { /* φ(k_j): a softmax over the head dim */
             const int64_t kt = p->perm ? p->perm[j] : j;
             if (kt < 0) continue;
-            softmax_d(k + kt * HD + h * D, D, fk + j * D);
+            softmax_d(lk + kt * HD + h * D, D, fk + j * D);
         }
         for (int64_t r = 0; r < Nq; r++) {
             int64_t qb = r / p->blk_q;
@@ -126,7 +129,7 @@ static int ref_f32(const ts_attn_plan *p, const float *q, const float *k, const 
             for (int64_t d = 0; d < D; d++) o[d] = sum > 0 ? o[d] / sum : 0.0;
             if (lin) { /* o += proj_l(o_l) */
                 double den = 1e-5;
-                softmax_d(qr, D, fq);
+                softmax_d(lq + qt * HD + h * D, D, fq);
                 for (int64_t d = 0; d < D; d++) num[d] = 0;
                 for (int64_t j = 0; j < Nk; j++) {
                     const int64_t kt = p->perm ? p->perm[j] : j;
@@ -134,7 +137,7 @@ static int ref_f32(const ts_attn_plan *p, const float *q, const float *k, const 
                     double w = 0;
                     for (int64_t d = 0; d < D; d++) w += fq[d] * fk[j * D + d];
                     den += w;
-                    const float *vr = v + kt * HD + h * D;
+                    const float *vr = lv + kt * HD + h * D;
                     for (int64_t d = 0; d < D; d++) num[d] += w * vr[d];
                 }
                 for (int64_t e = 0; e < D; e++) {

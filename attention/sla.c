@@ -5,10 +5,10 @@
  * SparseLinearAttention.forward}, TurboDiffusion turbodiffusion/SLA/core.py (read for the
  * semantics, not translated). The block scores are tiny (nQ x nK per head), computed in
  * double; the sparse branch is the shared block-sparse kernel. The all-keys linear branch
- * on fp32 operands runs in the kernel too (plan.lin_all: its tasks add it to their rows as
- * they write them, where q and the output are in cache); else linear_heads adds it, a query
- * chunk at a time, from sums by chunk of rows or, for the complement variant, by key block
- * (the shared pieces: cpu_lin.c).
+ * runs in the kernel too (plan.lin_all, from the fp32 q, k, v whatever the kernel's operands:
+ * its tasks add it to their rows as they write them, where q and the output are in cache);
+ * the paper's complement variant is added here after the kernel, by key block
+ * (complement_heads; the pieces it shares with the kernel: cpu_lin.c).
  */
 #include "sla.h"
 
@@ -133,8 +133,8 @@ ts_status ts_sla_plan(int64_t n, int64_t H, int64_t D, int64_t h, const ts_sla_p
     return TS_OK;
 }
 
-/* A thread's room: one block's features and outputs (rows x D each); for the complement also
- * its projected outputs, a D x D sum and its D-vector, and the selected-block flags. */
+/* A thread's room: one query block's features, outputs and projected outputs (rows x D
+ * each), its D x D sum and D-vector, and the selected-block flags. */
 typedef struct lin_room {
     float *f, *o, *pr, *kv, *ks;
     uint8_t *sel;
@@ -145,20 +145,16 @@ static void lin_room_free(lin_room *w) {
     memset(w, 0, sizeof *w);
 }
 
-static int lin_room_alloc(lin_room *w, int64_t rows, int64_t D, int64_t nkb, int complement) {
+static int lin_room_alloc(lin_room *w, int64_t rows, int64_t D, int64_t nkb) {
     w->f = malloc((size_t)(rows * D) * 4), w->o = malloc((size_t)(rows * D) * 4);
-    if (complement) { /* the rest: the complement's own sums and its projection's output */
-        w->pr = malloc((size_t)(rows * D) * 4), w->kv = malloc((size_t)(D * D) * 4);
-        w->ks = malloc((size_t)D * 4), w->sel = malloc((size_t)nkb);
-    }
-    if (w->f && w->o && (!complement || (w->pr && w->kv && w->ks && w->sel))) return 1;
+    w->pr = malloc((size_t)(rows * D) * 4), w->kv = malloc((size_t)(D * D) * 4);
+    w->ks = malloc((size_t)D * 4), w->sel = malloc((size_t)nkb);
+    if (w->f && w->o && w->pr && w->kv && w->ks && w->sel) return 1;
     lin_room_free(w);
     return 0;
 }
 
-/* out[q0 .. q0 + qn, h] += proj_l(φ(q) KV / (φ(q)·KS + 1e-5)) for one query block; with pw
- * NULL, KV already holds the projection's weights (KV·Wᵀ: the projection is linear and the
- * row's scale commutes with it) and only the bias pb is added. */
+/* out[q0 .. q0 + qn, h] += proj_l(φ(q) KV / (φ(q)·KS + 1e-5)) for one query block. */
 static void query_block(int64_t q0, int64_t qn, int64_t HD, int64_t D, int64_t h, const float *q, const float *KV,
                         const float *KS, const float *pw, const float *pb, float *out, lin_room *w) {
     ts_cpu_lin_phi(q + q0 * HD + h * D, HD, qn, D, w->f, out + q0 * HD + h * D, 1);
@@ -172,66 +168,42 @@ static void query_block(int64_t q0, int64_t qn, int64_t HD, int64_t D, int64_t h
 #pragma omp simd
         for (int64_t d = 0; d < D; d++) w->o[t * D + d] *= inv;
     }
-    const float *res = w->o;
-    if (pw) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qn, (int)D, (int)D, 1.0f, w->o, (int)D, pw, (int)D,
-                    0.0f, w->pr, (int)D);
-        res = w->pr;
-    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qn, (int)D, (int)D, 1.0f, w->o, (int)D, pw, (int)D, 0.0f,
+                w->pr, (int)D);
     for (int64_t t = 0; t < qn; t++) {
         float *y = out + (q0 + t) * HD + h * D;
-        const float *r = res + t * D;
+        const float *r = w->pr + t * D;
 #pragma omp simd
         for (int64_t d = 0; d < D; d++) y[d] += r[d] + (pb ? pb[d] : 0.0f);
     }
 }
 
-/* The linear branch of heads h0 .. h0 + nh (plans p), o += proj_l(o_l), over all keys or, per
- * query block, over the key blocks the plan did not select; the all-keys variant here only
- * for bf16 kernel operands (on fp32 ones the kernel adds it: plan.lin_all), from the fp32 q,
- * k, v either way. Over all keys the sums are one for every query (ts_cpu_lin_sums), with
- * proj_l's weights multiplied into them once a head (KV·Wᵀ), so a query chunk runs one
- * product, φ(q)·(KV·Wᵀ), instead of two; the chunks of every head are one loop. The
- * complement runs a head at a time on all the threads, with one-thread sgemms over blocks:
- * the key sums by key block, then the query blocks, each from its features to the output, so
- * no n x D intermediate exists. Its sums for a query block are the total less the selected
- * blocks' (or the unselected blocks' added up, where they are fewer): its list's length in
- * D x D sums, not the number of key blocks. Memory: (1 + key blocks)·D² floats for the
- * complement (33 MB at 480p and 81 frames) and per thread 3 blocks of rows x D plus D²; over
- * all keys (D² + D) a head and per thread 2 chunks of rows x D. */
-static ts_status linear_heads(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_t h0, int64_t nh,
-                              const ts_attn_plan *p, int complement, const float *q, const float *k, const float *v,
-                              const float *pw, const float *pb, float *out, ts_err *err) {
+/* The paper's linear branch of heads h0 .. h0 + nh (plans p): o += proj_l(o_l), per query
+ * block over the key blocks its plan did not select (the all-keys variant runs in the
+ * kernel: plan.lin_all). A head at a time on all the threads, with one-thread sgemms over
+ * blocks: the key sums by key block, then the query blocks, each from its features to the
+ * output, so no n x D intermediate exists. A query block's sums are the total less the
+ * selected blocks' (or the unselected blocks' added up, where they are fewer): its list's
+ * length in D x D sums, not the number of key blocks. Memory: (1 + key blocks)·(D² + D)
+ * floats (33 MB at 480p and 81 frames), and per thread 3 blocks of rows x D plus D². */
+static ts_status complement_heads(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_t h0, int64_t nh,
+                                  const ts_attn_plan *p, const float *q, const float *k, const float *v,
+                                  const float *pw, const float *pb, float *out, ts_err *err) {
     const int nt = c->n_threads > 0 ? c->n_threads : 1;
-    const int64_t HD = H * D, bq = p[0].blk_q, bk = p[0].blk_k, nkb = p[0].n_kblk, DD = D * D;
-    /* the all-keys variant's query chunks: whole blocks, about TS_CPU_LIN_ROWS rows */
-    const int64_t cq = complement ? bq : (TS_CPU_LIN_ROWS + bq - 1) / bq * bq, nqc = (n + cq - 1) / cq;
-    /* complement: slot 0 the total, then one per key block; all keys: one per head */
-    const int64_t slots = complement ? 1 + nkb : nh;
-    float *kv = malloc((size_t)(slots * (DD + D)) * 4), *ks = kv ? kv + slots * DD : NULL;
+    const int64_t HD = H * D, bq = p[0].blk_q, bk = p[0].blk_k, nkb = p[0].n_kblk, nqb = p[0].n_qblk, DD = D * D;
+    /* slot 0 the total, then one per key block */
+    float *kv = malloc((size_t)((1 + nkb) * (DD + D)) * 4), *ks = kv ? kv + (1 + nkb) * DD : NULL;
     int oom = !kv;
     openblas_set_num_threads(1);
-    if (!oom && !complement) { /* each head's KV·Wᵀ then KS, (D² + D) apart */
-        oom = !ts_cpu_lin_sums(nt, n, H, D, h0, nh, k, v, pw, kv);
-        ks = NULL;
-    }
 #pragma omp parallel num_threads(nt) if (!oom && nt > 1)
     {
         lin_room w = {0};
-        if (!lin_room_alloc(&w, cq > bk ? cq : bk, D, nkb, complement)) { /* oom is read only after the barrier */
+        if (!lin_room_alloc(&w, bq > bk ? bq : bk, D, nkb)) { /* oom is read only after the barrier */
 #pragma omp atomic write
             oom = 1;
         }
 #pragma omp barrier
-        if (!complement && !oom) {
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t t = 0; t < nh * nqc; t++) {
-                const int64_t i = t / nqc, q0 = t % nqc * cq, qn = q0 + cq < n ? cq : n - q0;
-                const float *KV = kv + i * (DD + D);
-                query_block(q0, qn, HD, D, h0 + i, q, KV, KV + DD, NULL, pb, out, &w);
-            }
-        }
-        for (int64_t i = 0; complement && i < nh && !oom; i++) {
+        for (int64_t i = 0; i < nh && !oom; i++) {
             const int64_t h = h0 + i;
 #pragma omp for schedule(dynamic, 1)
             for (int64_t b = 0; b < nkb; b++)
@@ -249,8 +221,8 @@ static ts_status linear_heads(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_
                     for (int64_t d = 0; d < D; d++) dst[d] += src[b * step + d];
             }
 #pragma omp for schedule(dynamic, 1)
-            for (int64_t a = 0; a < nqc; a++) {
-                const int64_t q0 = a * cq, qn = q0 + cq < n ? cq : n - q0;
+            for (int64_t a = 0; a < nqb; a++) {
+                const int64_t q0 = a * bq, qn = q0 + bq < n ? bq : n - q0;
                 const int32_t l0 = p[i].exact_ptr[a], l1 = p[i].exact_ptr[a + 1];
                 const int minus = 2 * (int64_t)(l1 - l0) <= nkb; /* fewer selected: the total less them */
                 memset(w.sel, 0, (size_t)nkb);
@@ -297,13 +269,12 @@ ts_status ts_sla_attention(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_t h
     const ts_attn_operands ops = kop ? *kop : (ts_attn_operands){q, k, v, 0};
     const sla_head sh = {n, H, D, sp};
     ts_head_plans hp;
-    /* the all-keys branch runs in the kernel's tasks (plan.lin_all) when the kernel's operands
-     * are the fp32 q, k, v it is computed from */
-    const int fused = proj_w && !sp->complement && ops.q == q && ops.k == k && ops.v == v;
-    ts_status st = ts_plan_heads_run(c, h0, h1 - h0, sla_plan_head, &sh, q, k, &ops, fused ? proj_w : NULL,
-                                     fused ? proj_b : NULL, out, &hp, err);
-    if (st == TS_OK && proj_w && !fused)
-        st = linear_heads(c, n, H, D, h0, hp.nh, hp.p, sp->complement, q, k, v, proj_w, proj_b, out, err);
+    /* the all-keys branch runs in the kernel's tasks (plan.lin_all), from the fp32 q, k, v */
+    const ts_lin_branch lin = {proj_w, proj_b, v};
+    ts_status st = ts_plan_heads_run(c, h0, h1 - h0, sla_plan_head, &sh, q, k, &ops,
+                                     proj_w && !sp->complement ? &lin : NULL, out, &hp, err);
+    if (st == TS_OK && proj_w && sp->complement)
+        st = complement_heads(c, n, H, D, h0, hp.nh, hp.p, q, k, v, proj_w, proj_b, out, err);
     if (st == TS_OK && density) *density = hp.density;
     ts_head_plans_free(&hp);
     return st;

@@ -636,21 +636,24 @@ static void test_sla(ts_ctx *c) {
         ts_test_compare(what, out, sparse, n * H * D, 1e-5, NULL);
         if (sc.complement) TS_CHECK(most == (sc.topk > 0.5), "topk %g: most blocks selected: %d", sc.topk, most);
     }
-    { /* the kernel adds the all-keys linear branch on fp32 operands only: it refuses the
-       * paper's variant and bf16 operands rather than drop the branch */
+    { /* the kernel adds the all-keys linear branch, on bf16 operands only from fp32 ones of its
+       * own (plan.lin_q, lin_k, lin_v): it refuses the paper's variant and bf16 operands
+       * without them rather than drop the branch */
         ts_attn_plan p = ts_attn_plan_dense(n, n, H, D, 64, 32);
         p.lin_w = pw->data;
         TS_CHECK(c->backend->attn(c, &p, q->data, k->data, v->data, out) == TS_ERR_UNSUPPORTED,
                  "the kernel refuses the paper's linear branch");
         p.lin_all = 1, p.in_bf16 = 1;
         TS_CHECK(c->backend->attn(c, &p, q->data, k->data, v->data, out) == TS_ERR_UNSUPPORTED,
-                 "the kernel refuses a linear branch on bf16 operands");
+                 "the kernel refuses a linear branch on bf16 operands without fp32 ones");
     }
-    { /* bf16 kernel operands: sla.c adds the all-keys branch itself, from the fp32 q, k, v: the
-       * sparse branch on the bf16 copies plus the executor's linear term on the fp32 operands */
+    { /* bf16 kernel operands: the kernel adds the all-keys branch from the fp32 q, k, v
+       * (plan.lin_q, lin_k, lin_v): the sparse branch on the bf16 copies plus the executor's
+       * linear term on the fp32 operands */
         const int64_t N = n * H * D;
         uint16_t *b = malloc((size_t)(3 * N) * 2);
         float *lin = malloc((size_t)N * 4), *bare = malloc((size_t)N * 4);
+        float *tf = malloc((size_t)N * 4), *tb = malloc((size_t)N * 4), *r1 = malloc((size_t)N * 4);
         for (int64_t i = 0; i < N; i++)
             b[i] = ts_f32_to_bf16(((const float *)q->data)[i]), b[N + i] = ts_f32_to_bf16(((const float *)k->data)[i]),
             b[2 * N + i] = ts_f32_to_bf16(((const float *)v->data)[i]);
@@ -667,15 +670,22 @@ static void test_sla(ts_ctx *c) {
             ts_attn_ref(&p, q->data, k->data, v->data, sparse);
             p.lin_w = pw->data, p.lin_b = pb->data, p.lin_all = 1;
             ts_attn_ref(&p, q->data, k->data, v->data, lin);
+            /* the executor on the bf16 plan, its branch from lin_q, lin_k, lin_v: the same term */
+            p.in_bf16 = 1, p.lin_q = q->data, p.lin_k = k->data, p.lin_v = v->data;
+            ts_attn_ref(&p, b, b + N, b + 2 * N, r1);
+            p.lin_w = NULL;
+            ts_attn_ref(&p, b, b + N, b + 2 * N, tb);
             for (int64_t t = 0; t < n; t++)
                 for (int64_t d = 0; d < D; d++) {
                     const int64_t o = t * H * D + h * D + d;
                     bare[o] += lin[o] - sparse[o];
+                    tf[o] = lin[o] - sparse[o], tb[o] = r1[o] - tb[o];
                 }
             ts_plan_store_free(&st);
         }
+        ts_test_compare("executor, bf16 plan: the linear branch from lin_q, lin_k, lin_v", tb, tf, N, 1e-6, NULL);
         ts_test_compare("sla, bf16 operands: sparse branch on them, linear branch on fp32", out, bare, N, 1e-5, NULL);
-        free(b), free(lin), free(bare);
+        free(b), free(lin), free(bare), free(tf), free(tb), free(r1);
     }
     /* through a schedule, with the projection on the site */
     ts_attn_schedule *s = NULL;
@@ -1187,6 +1197,7 @@ static void bf16_case(ts_ctx *c, ts_attn_plan *p, int64_t H, int64_t D, const ch
         ts_test_randn(f[i], N, 70 + (uint64_t)i, i ? 1.0f : 2.0f);
         for (int64_t j = 0; j < N; j++) b[i][j] = ts_f32_to_bf16(f[i][j]), f[i][j] = ts_bf16_to_f32(b[i][j]);
     }
+    if (p->lin_w) p->lin_q = f[0], p->lin_k = f[1], p->lin_v = f[2]; /* the linear branch's fp32 operands */
     p->in_bf16 = 1;
     TS_CHECK(ts_attn_ref(p, b[0], b[1], b[2], ref) == 0, "%s: ref", what);
     for (int path = 0; path < TS_TEST_ATTN_PATHS; path++) {
@@ -1228,6 +1239,11 @@ static void test_bf16_dynamic(ts_ctx *c) {
     for (int h = 0; h < 2; h++) TS_CHECK(ts_sla_plan(n, H, D, h, &sp, q, k, &hp[h], &st[h], &e) == TS_OK, "%s", e.msg);
     TS_CHECK(ts_plan_join_heads(hp, 2, &all, &js, &e) == TS_OK, "%s", e.msg);
     bf16_case(c, &all, H, D, "bf16 sla 234 tokens, blocks 32x16, 2 heads");
+    float *lw = malloc((size_t)(D * D + D) * 4); /* and with the all-keys linear branch (plan.lin_all) */
+    ts_test_randn(lw, D * D + D, 83, 0.3f);
+    all.lin_w = lw, all.lin_b = lw + D * D, all.lin_all = 1;
+    bf16_case(c, &all, H, D, "bf16 sla 234 tokens, blocks 32x16, 2 heads, linear branch");
+    free(lw);
     for (int h = 0; h < 2; h++) ts_plan_store_free(&st[h]);
     ts_plan_store_free(&js);
     free(q), free(k);

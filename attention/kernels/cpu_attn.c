@@ -43,10 +43,10 @@
  * the AVX-512 path; AVX2 vpmaddwd, 4 x 8; a plain loop elsewhere), scaled back to float; the
  * softmax and P·V are the fp32 path's (P·V on the register tiles where they fit).
  *
- * plan.lin_all (SLA's all-keys linear branch, fp32 operands): before a group's tasks, each
- * head's Σ φ(k)vᵀ (times the projection's weights) and Σ φ(k) over all keys (cpu_lin.c); each
- * task then adds φ(q)·(KV·Wᵀ) / (φ(q)·KS) and the bias to its rows as it writes them
- * (lin_rows), while its query rows and outputs are in cache. Added by SLA after the kernel,
+ * plan.lin_all (SLA's all-keys linear branch, from fp32 operands or plan.lin_q, lin_k, lin_v):
+ * before a group's tasks, each head's Σ φ(k)vᵀ (times the projection's weights) and Σ φ(k)
+ * over all keys (cpu_lin.c); each task then adds φ(q)·(KV·Wᵀ) / (φ(q)·KS) and the bias to its
+ * rows as it writes them (lin_rows), while its query rows and outputs are in cache. Added by SLA after the kernel,
  * as before, the branch read q, k, v again and the output twice: at 4,096 tokens, 12 heads
  * and ~10 %, this is 3 to 5 % faster (bench/README, tenth session).
  */
@@ -1182,14 +1182,16 @@ static void ready_panels(const ts_attn_plan *p, const void *k, const void *v, in
 }
 #endif
 
-/* A task's output rows with the all-keys linear branch (plan.lin_all, fp32 operands): row r
- * of the block is acc_r / l_r + φ(q_r)·(KV·Wᵀ) / (1e-5 + φ(q_r)·KS) + b, the head's sums from
- * ts_cpu_lin_sums (KV·Wᵀ: the projection is linear and the row's scale commutes with it). */
-static void lin_rows(const ts_attn_plan *p, const void *q, float *out, int64_t h, int64_t q0, int64_t nq,
+/* A task's output rows with the all-keys linear branch (plan.lin_all): row r of the block is
+ * acc_r / l_r + φ(q_r)·(KV·Wᵀ) / (1e-5 + φ(q_r)·KS) + b, the head's sums from ts_cpu_lin_sums
+ * (KV·Wᵀ: the projection is linear and the row's scale commutes with it), q_r from plan.lin_q
+ * where given, else from the (then fp32) operand q. */
+static void lin_rows(const ts_attn_plan *p, const void *qop, float *out, int64_t h, int64_t q0, int64_t nq,
                      attn_scratch *w) {
     const int64_t D = p->head_dim, HD = p->heads * D, h0 = p->h1 > 0 ? p->h0 : 0;
+    const float *q = p->lin_q && p->lin_k && p->lin_v ? p->lin_q : qop;
     const float *KV = w->lin + (h - h0) * (D * D + D), *KS = KV + D * D, *b = p->lin_b;
-    if (!p->perm) ts_cpu_lin_phi((const float *)q + q0 * HD + h * D, HD, nq, D, w->lf, NULL, 0);
+    if (!p->perm) ts_cpu_lin_phi(q + q0 * HD + h * D, HD, nq, D, w->lf, NULL, 0);
     for (int64_t r = 0; r < nq; r++) {
         const int64_t tok = p->perm ? p->perm[q0 + r] : q0 + r;
         float *f = w->lf + r * D, *a = w->acc + r * D;
@@ -1197,7 +1199,7 @@ static void lin_rows(const ts_attn_plan *p, const void *q, float *out, int64_t h
             memset(f, 0, (size_t)D * sizeof(float));
             continue;
         }
-        if (p->perm) ts_cpu_lin_phi((const float *)q + tok * HD + h * D, HD, 1, D, f, NULL, 0);
+        if (p->perm) ts_cpu_lin_phi(q + tok * HD + h * D, HD, 1, D, f, NULL, 0);
         double den = 1e-5;
 #pragma omp simd reduction(+ : den)
         for (int64_t d = 0; d < D; d++) den += (double)f[d] * (double)KS[d];
@@ -1623,7 +1625,8 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     if (p->perm && p->nq != p->nk) return TS_ERR_INVALID_ARG;
     if (p->n_kern && (!p->perm || p->n_kern < p->nq || !p->exact_ptr)) return TS_ERR_INVALID_ARG;
     if (p->exact_per_head && !p->exact_ptr) return TS_ERR_INVALID_ARG;
-    if (p->lin_w && (!p->lin_all || p->in_bf16)) return TS_ERR_UNSUPPORTED; /* SLA adds these itself */
+    const int lin_own = p->lin_q && p->lin_k && p->lin_v; /* the branch's own fp32 operands */
+    if (p->lin_w && (!p->lin_all || (p->in_bf16 && !lin_own))) return TS_ERR_UNSUPPORTED; /* SLA adds these itself */
     if (p->quant != TS_QUANT_NONE && p->quant != TS_QUANT_INT8_QK) return TS_ERR_UNSUPPORTED;
     if (p->quant == TS_QUANT_INT8_QK && (p->blk_q > TS_ATTN_MAXQ || p->quant_rows < 0)) return TS_ERR_INVALID_ARG;
     const int64_t h0 = p->h1 > 0 ? p->h0 : 0, h1 = p->h1 > 0 ? p->h1 : p->heads;
@@ -1634,7 +1637,8 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     const int64_t n_tasks = nh * p->n_qblk;
     const int quant = p->quant == TS_QUANT_INT8_QK;
     const int tile = tk != TK_SGEMM;
-    const int lin = p->lin_w != NULL; /* the all-keys linear branch, added by the tasks */
+    const int lin = p->lin_w != NULL; /* the all-keys linear branch, added by the tasks, */
+    const float *lk = lin_own ? p->lin_k : k, *lv = lin_own ? p->lin_v : v; /* from these */
     const size_t per = scratch_floats(bq, D, quant, tk, lin);
     int nt = c->n_threads > 0 ? c->n_threads : 1;
     ts_status rc = TS_OK;
@@ -1822,7 +1826,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
                 ts_attn_load_row(vr, v, tok * HD + h * D, D, p->in_bf16, 1.0f);
             }
             /* the group's linear sums before its tasks, which then find its K and V in cache */
-            if (lin && !ts_cpu_lin_sums(nt, p->nk, p->heads, D, h0 + hh0, gn, k, v, p->lin_w, lins + hh0 * lper)) {
+            if (lin && !ts_cpu_lin_sums(nt, p->nk, p->heads, D, h0 + hh0, gn, lk, lv, p->lin_w, lins + hh0 * lper)) {
                 rc = TS_ERR_NOMEM;
                 break;
             }
@@ -1863,7 +1867,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
                 }
             }
         }
-    } else if (!lin || ts_cpu_lin_sums(nt, p->nk, p->heads, D, h0, nh, k, v, p->lin_w, lins)) {
+    } else if (!lin || ts_cpu_lin_sums(nt, p->nk, p->heads, D, h0, nh, lk, lv, p->lin_w, lins)) {
 #pragma omp parallel num_threads(nt)
         {
             attn_scratch w = scratch_of(scratch, per, bq, D, quant, tk, lin);
