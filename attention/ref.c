@@ -10,8 +10,7 @@
  * defines (ts_quant_i8_group over the same groups), the dot in integers. bf16 operands
  * (plan.in_bf16) are widened to fp32 first. A plan's linear branch (SLA: lin_w) is added
  * to each row from its definition in plan.h (on lin_q, lin_k, lin_v where given), φ(k) found
- * once per head. Slow by design:
- * every kernel is tested against it.
+ * once per head. Slow by design: every kernel is tested against it.
  */
 #include <math.h>
 #include <stdlib.h>
