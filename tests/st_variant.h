@@ -13,13 +13,16 @@
 #include "safetensors.h"
 
 typedef struct ts_test_rewrite {
-    void (*rename)(const char *in, char *out, size_t n); /* NULL: the names as they are */
+    void (*rename)(const char *in, char *out, size_t n, int arg); /* NULL: the names as they are */
+    int rename_arg;      /* rename's last argument */
     const char *prefix;  /* prepended to every name (NULL: none) */
     int bf16;            /* 1: BF16 tensors; 2: F32 tensors of the values rounded to bf16 */
     int keep_meta;       /* copy the "config" metadata (else none is written) */
     const char *drop;    /* source name of a tensor to leave out */
     const char *extra;   /* name of a 3-value F32 tensor to add */
     const char *reshape; /* source name of a 2-D tensor written with its shape swapped */
+    const ts_st_item *add; /* n_add more tensors, written after the others */
+    int n_add;
 } ts_test_rewrite;
 
 /* Writes src's tensors to dst as r says; 0 or −1. */
@@ -28,7 +31,7 @@ static inline int ts_test_write_variant(const char *src, const char *dst, const 
     ts_err e = {0};
     if (ts_st_open(&f, src, &e) != TS_OK) return -1;
     int n = ts_st_count(f);
-    ts_st_item *items = calloc((size_t)n + 1, sizeof *items);
+    ts_st_item *items = calloc((size_t)(n + 1 + r->n_add), sizeof *items);
     char (*names)[300] = calloc((size_t)n + 1, sizeof *names);
     void **bufs = calloc((size_t)n + 1, sizeof *bufs);
     int k = 0;
@@ -36,7 +39,7 @@ static inline int ts_test_write_variant(const char *src, const char *dst, const 
         const ts_tensor *t = ts_st_tensor(f, i);
         if (r->drop && strcmp(t->name, r->drop) == 0) continue;
         char nm[256];
-        if (r->rename) r->rename(t->name, nm, sizeof nm);
+        if (r->rename) r->rename(t->name, nm, sizeof nm, r->rename_arg);
         else snprintf(nm, sizeof nm, "%s", t->name);
         snprintf(names[k], sizeof names[k], "%s%s", r->prefix ? r->prefix : "", nm);
         items[k].name = names[k];
@@ -64,6 +67,7 @@ static inline int ts_test_write_variant(const char *src, const char *dst, const 
         items[k].t = ts_tensor_make(TS_DTYPE_F32, 1, (int64_t[]){3}, extra);
         k++;
     }
+    for (int i = 0; i < r->n_add && items; i++) items[k++] = r->add[i];
     const char *meta[2] = {"config", ts_st_meta(f, "config")};
     int rc = items && names && bufs &&
                      ts_st_write(dst, items, k, meta, r->keep_meta && meta[1] ? 1 : 0, &e) == TS_OK

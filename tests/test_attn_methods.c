@@ -1730,36 +1730,24 @@ static float *dit_run(const char *fixture, ts_attn_schedule *sched, int64_t *n_o
 /* wan_dit_a in the original layout plus SLA proj_l tensors per block (TurboDiffusion's
  * names); bad = 1: a mis-shaped weight, bad = 2: a weight without its bias. */
 static int write_sla_dit(const char *dst, int bad) {
-    ts_st_file *f = NULL;
-    ts_err e = {0};
-    char src[4200];
+    char src[4200], names[4][64];
     snprintf(src, sizeof src, "%s", ts_test_fixture("wan_dit_a.safetensors"));
-    if (ts_st_open(&f, src, &e) != TS_OK) return -1;
-    int n = ts_st_count(f);
-    ts_st_item *it = calloc((size_t)n + 4, sizeof *it);
-    char (*names)[256] = calloc((size_t)n + 4, sizeof *names);
-    for (int i = 0; i < n; i++) {
-        wan_dit_to_original(ts_st_tensor(f, i)->name, names[i], sizeof names[i]);
-        it[i].name = names[i], it[i].t = *ts_st_tensor(f, i);
-    }
     static float w[2][144], b[2][12];
     ts_test_randn(&w[0][0], 288, 77, 0.3f);
     ts_test_randn(&b[0][0], 24, 78, 0.1f);
-    int k = n;
+    ts_st_item add[4];
+    int k = 0;
     for (int l = 0; l < 2; l++) {
         snprintf(names[k], sizeof names[k], "blocks.%d.self_attn.attn_op.local_attn.proj_l.weight", l);
         int64_t sw[2] = {12, bad == 1 && l == 1 ? 6 : 12}, sb[1] = {12};
         if (bad == 1 && l == 1) sw[0] = 24;
-        it[k].name = names[k], it[k].t = ts_tensor_make(TS_DTYPE_F32, 2, sw, w[l]), k++;
+        add[k].name = names[k], add[k].t = ts_tensor_make(TS_DTYPE_F32, 2, sw, w[l]), k++;
         if (bad == 2 && l == 1) continue;
         snprintf(names[k], sizeof names[k], "blocks.%d.self_attn.attn_op.local_attn.proj_l.bias", l);
-        it[k].name = names[k], it[k].t = ts_tensor_make(TS_DTYPE_F32, 1, sb, b[l]), k++;
+        add[k].name = names[k], add[k].t = ts_tensor_make(TS_DTYPE_F32, 1, sb, b[l]), k++;
     }
-    const char *meta[2] = {"config", ts_st_meta(f, "config")};
-    int rc = ts_st_write(dst, it, k, meta, 1, &e) == TS_OK ? 0 : -1;
-    free(it), free(names);
-    ts_st_close(f);
-    return rc;
+    const ts_test_rewrite r = {.rename = wan_dit_rename_cb, .keep_meta = 1, .add = add, .n_add = k};
+    return ts_test_write_variant(src, dst, &r);
 }
 
 static void test_dit_sla(void) {

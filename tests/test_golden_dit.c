@@ -78,8 +78,8 @@ static void test_config(const char *name, int64_t head_dim, const char *tmpdir) 
     TS_CHECK(hk.checked >= 5, "%s: only %d intermediates compared", name, hk.checked);
 
     struct { const char *label; ts_test_rewrite r; double tol; } vars[] = {
-        {"original layout", {.rename = wan_dit_to_original}, 1e-6},
-        {"ComfyUI prefix", {.rename = wan_dit_to_original, .prefix = "model.diffusion_model."}, 1e-6},
+        {"original layout", {.rename = wan_dit_rename_cb}, 1e-6},
+        {"ComfyUI prefix", {.rename = wan_dit_rename_cb, .prefix = "model.diffusion_model."}, 1e-6},
         {"bf16 weights", {.bf16 = 1}, 1e-2}, /* measured 3e-3 .. 5e-3 */
     };
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "safetensors.h"
+#include "st_variant.h"
 
 static const char *const d2o[][2] = {
     {"condition_embedder.text_embedder.linear_1.", "text_embedding.0."},
@@ -92,22 +93,7 @@ static inline void wan_vae_to_original(const char *in, char *out, size_t n, int 
  * out, n, arg) (arg: e.g. the VAE's residual blocks per level). Returns 0 on success. */
 static inline int st_copy_renamed(const char *src, const char *dst,
                                   void (*rename)(const char *, char *, size_t, int), int arg) {
-    ts_st_file *f = NULL;
-    ts_err e = {0};
-    if (ts_st_open(&f, src, &e) != TS_OK) return -1;
-    int n = ts_st_count(f);
-    ts_st_item *it = calloc((size_t)n + 1, sizeof *it);
-    char (*names)[256] = calloc((size_t)n + 1, sizeof *names);
-    for (int i = 0; i < n; i++) {
-        rename(ts_st_tensor(f, i)->name, names[i], sizeof names[i], arg);
-        it[i].name = names[i];
-        it[i].t = *ts_st_tensor(f, i);
-    }
-    int rc = ts_st_write(dst, it, n, NULL, 0, &e) == TS_OK ? 0 : -1;
-    free(it);
-    free(names);
-    ts_st_close(f);
-    return rc;
+    return ts_test_write_variant(src, dst, &(ts_test_rewrite){.rename = rename, .rename_arg = arg});
 }
 
 /* transformers → Wan original names, written independently of the model's name table. */
