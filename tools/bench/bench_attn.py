@@ -29,7 +29,9 @@ with `tessera-bench attn --paired` (dense timed again right before each method).
 """
 import argparse
 import json
+import os
 import subprocess
+import sys
 import time
 
 import torch
@@ -53,6 +55,11 @@ def sdpa_time(n, heads, d, repeats, dtype=torch.float32):
             if i and dt < best:
                 best = dt
     return best
+
+
+def progress(msg):
+    """A line on stderr as each stage starts: a grid of 32,760 tokens runs for minutes."""
+    print(msg, file=sys.stderr, flush=True)
 
 
 def main():
@@ -91,7 +98,9 @@ def main():
 
         ts = ts16 = float("inf")
         sgemm, best, core = 0.0, {}, "?"
-        for _ in range(a.rounds):  # SDPA and Tessera's dense in turn, best of each
+        for i in range(a.rounds):  # SDPA and Tessera's dense in turn, best of each
+            progress(f"[{grid}] round {i + 1} of {a.rounds}: torch SDPA{' (fp32, bf16)' if bf16 else ''}, "
+                     f"then tessera {', '.join(base)}")
             ts = min(ts, sdpa_time(n, a.heads, a.head_dim, a.repeats))
             if bf16:
                 ts16 = min(ts16, sdpa_time(n, a.heads, a.head_dim, a.repeats, torch.bfloat16))
@@ -101,6 +110,8 @@ def main():
             for r in recs:
                 if r["kind"] == "attn" and (r["method"] not in best or r["time_s"] < best[r["method"]]["time_s"]):
                     best[r["method"]] = r
+        if rest:
+            progress(f"[{grid}] tessera {', '.join(rest)} at densities {a.densities}, each paired with dense")
         recs = [best[m] for m in base if m in best] + ([r for r in tessera(["dense"] + rest) if r["kind"] == "attn"
                                              and r["method"] != "dense"] if rest else [])
         dense = best["dense"]
@@ -133,10 +144,12 @@ def main():
                   f"{r['vs_sdpa']:8.2f} {r['density']:8.4f} {0.8 / r['density']:8.2f} {r['tile_density']:8.4f} "
                   f"{1 / r['tile_density']:8.2f} {r['block_density']:8.4f} "
                   f"{0.8 / r['block_density']:8.2f} {r['bound']:8.2f}")
-    if a.json:
-        with open(a.json, "w") as f:
+        sys.stdout.flush()  # each grid's table as it is done, also when stdout is a file
+    if a.json:  # whole or not at all: a temporary file, renamed
+        with open(a.json + ".tmp", "w") as f:
             for r in rows:
                 f.write(json.dumps(r) + "\n")
+        os.replace(a.json + ".tmp", a.json)
 
 
 if __name__ == "__main__":
