@@ -117,8 +117,9 @@ def main():
                             attn_density=ours["attn_density"], ratio=t_ours / t_torch, rel_l2=rel,
                             torch=torch.__version__))
     if a.json:
-        with open(a.json, "w") as f:
+        with open(a.json + ".tmp", "w") as f:  # whole or not at all: a temporary file, renamed
             json.dump(results[0] if len(results) == 1 else results, f, indent=1)
+        os.replace(a.json + ".tmp", a.json)
     if not a.workdir:
         for p in (wpath, ipath, opath):
             os.remove(p)

@@ -84,8 +84,9 @@ def main():
             r["pytorch_decode_s"] = dt
         os.remove(ipath)
     if a.json:
-        with open(a.json, "w") as f:
+        with open(a.json + ".tmp", "w") as f:  # whole or not at all: a temporary file, renamed
             json.dump(results, f, indent=1)
+        os.replace(a.json + ".tmp", a.json)
     if not a.workdir:
         os.remove(wpath)
         os.rmdir(tmp)
