@@ -177,6 +177,10 @@ typedef struct ts_attn_operands {
     int bf16;
 } ts_attn_operands;
 
+/* Whether the plan's linear branch reads operands of its own (lin_q, lin_k, lin_v: all three
+ * given) rather than the plan's. */
+static inline int ts_attn_plan_lin_own(const ts_attn_plan *p) { return p->lin_q && p->lin_k && p->lin_v; }
+
 /* bf16 -> fp32 (exact). */
 static inline float ts_attn_bf16(uint16_t h) {
     union { uint32_t u; float f; } x = {(uint32_t)h << 16};

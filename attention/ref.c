@@ -42,7 +42,7 @@ static int ref_f32(const ts_attn_plan *p, const float *q, const float *k, const 
     const float **rows = quant ? malloc((size_t)(Nq > Nk ? Nq : Nk) * sizeof(*rows)) : NULL;
     /* the linear branch: φ(k) of one head [Nk, D], φ(q) of a row, its sums, which keys it takes */
     const int lin = p->lin_w != NULL;
-    const int own = p->lin_q && p->lin_k && p->lin_v; /* the branch's own fp32 operands */
+    const int own = ts_attn_plan_lin_own(p); /* the branch's own fp32 operands */
     const float *lq = own ? p->lin_q : q, *lk = own ? p->lin_k : k, *lv = own ? p->lin_v : v;
     double *fk = lin ? malloc((size_t)(Nk * D) * sizeof(double)) : NULL, *fq = lin ? malloc((size_t)D * sizeof(double)) : NULL;
     double *num = lin ? malloc((size_t)D * sizeof(double)) : NULL;

@@ -46,9 +46,9 @@
  * plan.lin_all (SLA's all-keys linear branch, from fp32 operands or plan.lin_q, lin_k, lin_v):
  * before a group's tasks, each head's Σ φ(k)vᵀ (times the projection's weights) and Σ φ(k)
  * over all keys (cpu_lin.c); each task then adds φ(q)·(KV·Wᵀ) / (φ(q)·KS) and the bias to its
- * rows as it writes them (lin_rows), while its query rows and outputs are in cache. Added by SLA after the kernel,
- * as before, the branch read q, k, v again and the output twice: at 4,096 tokens, 12 heads
- * and ~10 %, this is 3 to 5 % faster (bench/README, tenth session).
+ * rows as it writes them (lin_rows), while its query rows and outputs are in cache. Added by
+ * SLA after the kernel, as before, the branch read q, k, v again and the output twice: at
+ * 4,096 tokens, 12 heads and ~10 %, this is 3 to 5 % faster (bench/README, tenth session).
  */
 #include <cblas.h>
 #include <float.h>
@@ -1189,7 +1189,7 @@ static void ready_panels(const ts_attn_plan *p, const void *k, const void *v, in
 static void lin_rows(const ts_attn_plan *p, const void *qop, float *out, int64_t h, int64_t q0, int64_t nq,
                      attn_scratch *w) {
     const int64_t D = p->head_dim, HD = p->heads * D, h0 = p->h1 > 0 ? p->h0 : 0;
-    const float *q = p->lin_q && p->lin_k && p->lin_v ? p->lin_q : qop;
+    const float *q = ts_attn_plan_lin_own(p) ? p->lin_q : qop;
     const float *KV = w->lin + (h - h0) * (D * D + D), *KS = KV + D * D, *b = p->lin_b;
     if (!p->perm) ts_cpu_lin_phi(q + q0 * HD + h * D, HD, nq, D, w->lf, NULL, 0);
     for (int64_t r = 0; r < nq; r++) {
@@ -1625,7 +1625,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     if (p->perm && p->nq != p->nk) return TS_ERR_INVALID_ARG;
     if (p->n_kern && (!p->perm || p->n_kern < p->nq || !p->exact_ptr)) return TS_ERR_INVALID_ARG;
     if (p->exact_per_head && !p->exact_ptr) return TS_ERR_INVALID_ARG;
-    const int lin_own = p->lin_q && p->lin_k && p->lin_v; /* the branch's own fp32 operands */
+    const int lin_own = ts_attn_plan_lin_own(p); /* the branch's own fp32 operands */
     if (p->lin_w && (!p->lin_all || (p->in_bf16 && !lin_own))) return TS_ERR_UNSUPPORTED; /* SLA adds these itself */
     if (p->quant != TS_QUANT_NONE && p->quant != TS_QUANT_INT8_QK) return TS_ERR_UNSUPPORTED;
     if (p->quant == TS_QUANT_INT8_QK && (p->blk_q > TS_ATTN_MAXQ || p->quant_rows < 0)) return TS_ERR_INVALID_ARG;
