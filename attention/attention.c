@@ -52,7 +52,7 @@ ts_status ts_plan_heads_run(ts_ctx *c, int64_t h0, int64_t nh, ts_head_plan_fn f
     if (st == TS_OK) {
         all.in_bf16 = ops->bf16;
         if (lin) {
-            all.lin_w = lin->w, all.lin_b = lin->b, all.lin_all = 1;
+            all.lin_w = lin->w, all.lin_b = lin->b, all.lin_all = lin->all;
             all.lin_q = q, all.lin_k = k, all.lin_v = lin->v;
         }
         hp->density = all.density;

@@ -75,18 +75,20 @@ typedef struct ts_head_plans {
     double density;    /* their mean */
 } ts_head_plans;
 
-/* SLA's all-keys linear branch (plan.lin_all) for ts_plan_heads_run: proj_l's weights and bias
- * (b may be NULL), and the fp32 v the branch reads with the call's fp32 q and k. */
+/* SLA's linear branch for ts_plan_heads_run: proj_l's weights and bias (b may be NULL), the
+ * fp32 v the branch reads with the call's fp32 q and k, and which keys it takes (all: every
+ * key, plan.lin_all; 0: the keys of the blocks a query block's list does not name). */
 typedef struct ts_lin_branch {
     const float *w, *b, *v;
+    int all;
 } ts_lin_branch;
 
 /* A dynamic method's call (DraftAttention, SLA): the plans of heads [h0, h0 + nh) built in
  * parallel (each is serial work), joined into one plan with a list per head (the same
  * kernel order for all) and run in one kernel call on ops, which lays out K and V once for
- * all heads instead of once a head; with lin (or NULL), the kernel adds the all-keys linear
- * branch, from q, k and lin->v whatever ops are. The heads' plans stay in *hp for what the
- * method does next (SLA's complement branch); ts_head_plans_free frees them, on errors too. */
+ * all heads instead of once a head; with lin (or NULL), the kernel adds SLA's linear branch,
+ * from q, k and lin->v whatever ops are. The heads' plans stay in *hp (and their mean
+ * density); ts_head_plans_free frees them, on errors too. */
 ts_status ts_plan_heads_run(ts_ctx *c, int64_t h0, int64_t nh, ts_head_plan_fn fn, const void *user, const float *q,
                             const float *k, const ts_attn_operands *ops, const ts_lin_branch *lin, float *out,
                             ts_head_plans *hp, ts_err *err);

@@ -14,8 +14,7 @@
  * exactly with online softmax, each flagged full (every element allowed) or partial; an
  * element mask for the partial blocks (a tagged kind with parameters, not a function
  * pointer, so a GPU kernel can evaluate it too); an optional head range; an optional
- * quantisation of Q·Kᵀ (PARO's INT8); an optional linear branch (SLA's; the CPU kernel runs
- * the all-keys variant and refuses the paper's, which SLA adds itself).
+ * quantisation of Q·Kᵀ (PARO's INT8); an optional linear branch (SLA's, either variant).
  */
 #ifndef TS_ATTENTION_PLAN_H
 #define TS_ATTENTION_PLAN_H
@@ -158,9 +157,9 @@ typedef struct ts_attn_plan {
      * not list (the paper's), and proj_l(x) = lin_w x + lin_b (lin_w [D, D] row-major by
      * output, lin_b [D] or NULL), on lin_q, lin_k, lin_v (fp32, laid out as q, k, v; all three
      * or none: the plan's operands, widened) — SLA's bf16 calls plan on bf16 copies but read
-     * the branch from the fp32 originals. NULL lin_w: none. The executor runs either; the CPU
-     * kernel runs lin_all (its tasks add the branch to the rows they write), on bf16 operands
-     * only with lin_q, lin_k, lin_v, and refuses the rest, which SLA adds itself (sla.c). */
+     * the branch from the fp32 originals. NULL lin_w: none. The executor and the CPU kernel
+     * (its tasks add the branch to the rows they write) run either variant, the kernel on bf16
+     * operands only with lin_q, lin_k, lin_v (else TS_ERR_UNSUPPORTED). */
     const float *lin_w, *lin_b;
     int lin_all;
     const float *lin_q, *lin_k, *lin_v;

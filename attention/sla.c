@@ -1,26 +1,20 @@
 /*
- * sla.c — SLA's dynamic plans and its linear branch; see sla.h.
+ * sla.c — SLA's dynamic plans; see sla.h.
  *
  * Reference: thu-ml/SLA sparse_linear_attention/{utils.py get_block_map, core.py
  * SparseLinearAttention.forward}, TurboDiffusion turbodiffusion/SLA/core.py (read for the
  * semantics, not translated). The block scores are tiny (nQ x nK per head), computed in
- * double; the sparse branch is the shared block-sparse kernel. The all-keys linear branch
- * runs in the kernel too (plan.lin_all, from the fp32 q, k, v whatever the kernel's operands:
- * its tasks add it to their rows as they write them, where q and the output are in cache);
- * the paper's complement variant is added here after the kernel, by key block
- * (complement_heads; the pieces it shares with the kernel: cpu_lin.c).
+ * double; the sparse branch is the shared block-sparse kernel, and so is the linear branch,
+ * either variant (plan.lin_w: its tasks add it to their rows as they write them, from the fp32
+ * q, k, v whatever the kernel's operands; cpu_lin.c).
  */
 #include "sla.h"
 
-#include <cblas.h>
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../src/backend.h"
-#include "../src/cpu/cpu_internal.h"
-#include "../src/cpu/vmath.h"
 
 /* Rows asked for ahead: a head's rows sit H·D apart, past a 4 KiB page for 12 heads of 128,
  * where the hardware's prefetch does not follow them (TS_PREFETCH_LINES). */
@@ -133,121 +127,6 @@ ts_status ts_sla_plan(int64_t n, int64_t H, int64_t D, int64_t h, const ts_sla_p
     return TS_OK;
 }
 
-/* A thread's room: one query block's features, outputs and projected outputs (rows x D
- * each), its D x D sum and D-vector, and the selected-block flags. */
-typedef struct lin_room {
-    float *f, *o, *pr, *kv, *ks;
-    uint8_t *sel;
-} lin_room;
-
-static void lin_room_free(lin_room *w) {
-    free(w->f), free(w->o), free(w->pr), free(w->kv), free(w->ks), free(w->sel);
-    memset(w, 0, sizeof *w);
-}
-
-static int lin_room_alloc(lin_room *w, int64_t rows, int64_t D, int64_t nkb) {
-    w->f = malloc((size_t)(rows * D) * 4), w->o = malloc((size_t)(rows * D) * 4);
-    w->pr = malloc((size_t)(rows * D) * 4), w->kv = malloc((size_t)(D * D) * 4);
-    w->ks = malloc((size_t)D * 4), w->sel = malloc((size_t)nkb);
-    if (w->f && w->o && w->pr && w->kv && w->ks && w->sel) return 1;
-    lin_room_free(w);
-    return 0;
-}
-
-/* out[q0 .. q0 + qn, h] += proj_l(φ(q) KV / (φ(q)·KS + 1e-5)) for one query block. */
-static void query_block(int64_t q0, int64_t qn, int64_t HD, int64_t D, int64_t h, const float *q, const float *KV,
-                        const float *KS, const float *pw, const float *pb, float *out, lin_room *w) {
-    ts_cpu_lin_phi(q + q0 * HD + h * D, HD, qn, D, w->f, out + q0 * HD + h * D, 1);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)qn, (int)D, (int)D, 1.0f, w->f, (int)D, KV, (int)D,
-                0.0f, w->o, (int)D);
-    for (int64_t t = 0; t < qn; t++) {
-        double den = 1e-5;
-#pragma omp simd reduction(+ : den)
-        for (int64_t d = 0; d < D; d++) den += (double)w->f[t * D + d] * (double)KS[d];
-        const float inv = (float)(1.0 / den);
-#pragma omp simd
-        for (int64_t d = 0; d < D; d++) w->o[t * D + d] *= inv;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qn, (int)D, (int)D, 1.0f, w->o, (int)D, pw, (int)D, 0.0f,
-                w->pr, (int)D);
-    for (int64_t t = 0; t < qn; t++) {
-        float *y = out + (q0 + t) * HD + h * D;
-        const float *r = w->pr + t * D;
-#pragma omp simd
-        for (int64_t d = 0; d < D; d++) y[d] += r[d] + (pb ? pb[d] : 0.0f);
-    }
-}
-
-/* The paper's linear branch of heads h0 .. h0 + nh (plans p): o += proj_l(o_l), per query
- * block over the key blocks its plan did not select (the all-keys variant runs in the
- * kernel: plan.lin_all). A head at a time on all the threads, with one-thread sgemms over
- * blocks: the key sums by key block, then the query blocks, each from its features to the
- * output, so no n x D intermediate exists. A query block's sums are the total less the
- * selected blocks' (or the unselected blocks' added up, where they are fewer): its list's
- * length in D x D sums, not the number of key blocks. Memory: (1 + key blocks)·(D² + D)
- * floats (33 MB at 480p and 81 frames), and per thread 3 blocks of rows x D plus D². */
-static ts_status complement_heads(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_t h0, int64_t nh,
-                                  const ts_attn_plan *p, const float *q, const float *k, const float *v,
-                                  const float *pw, const float *pb, float *out, ts_err *err) {
-    const int nt = c->n_threads > 0 ? c->n_threads : 1;
-    const int64_t HD = H * D, bq = p[0].blk_q, bk = p[0].blk_k, nkb = p[0].n_kblk, nqb = p[0].n_qblk, DD = D * D;
-    /* slot 0 the total, then one per key block */
-    float *kv = malloc((size_t)((1 + nkb) * (DD + D)) * 4), *ks = kv ? kv + (1 + nkb) * DD : NULL;
-    int oom = !kv;
-    openblas_set_num_threads(1);
-#pragma omp parallel num_threads(nt) if (!oom && nt > 1)
-    {
-        lin_room w = {0};
-        if (!lin_room_alloc(&w, bq > bk ? bq : bk, D, nkb)) { /* oom is read only after the barrier */
-#pragma omp atomic write
-            oom = 1;
-        }
-#pragma omp barrier
-        for (int64_t i = 0; i < nh && !oom; i++) {
-            const int64_t h = h0 + i;
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t b = 0; b < nkb; b++)
-                ts_cpu_lin_key_sums(b * bk, (b + 1) * bk < n ? (b + 1) * bk : n, HD, D, h, k, v, 0.0f,
-                                    kv + (1 + b) * DD, ks + (1 + b) * D, w.f);
-            /* the total, slot 0: the per-block sums added up, split over D² */
-#pragma omp for schedule(static)
-            for (int64_t j = 0; j < D + 1; j++) {
-                float *dst = j < D ? kv + j * D : ks;
-                const float *src = j < D ? kv + DD + j * D : ks + D;
-                const int64_t step = j < D ? DD : D;
-                memcpy(dst, src, (size_t)D * 4);
-                for (int64_t b = 1; b < nkb; b++)
-#pragma omp simd
-                    for (int64_t d = 0; d < D; d++) dst[d] += src[b * step + d];
-            }
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t a = 0; a < nqb; a++) {
-                const int64_t q0 = a * bq, qn = q0 + bq < n ? bq : n - q0;
-                const int32_t l0 = p[i].exact_ptr[a], l1 = p[i].exact_ptr[a + 1];
-                const int minus = 2 * (int64_t)(l1 - l0) <= nkb; /* fewer selected: the total less them */
-                memset(w.sel, 0, (size_t)nkb);
-                for (int32_t li = l0; li < l1; li++) w.sel[p[i].exact_idx[li]] = 1;
-                if (minus) memcpy(w.kv, kv, (size_t)DD * 4), memcpy(w.ks, ks, (size_t)D * 4);
-                else memset(w.kv, 0, (size_t)DD * 4), memset(w.ks, 0, (size_t)D * 4);
-                const float sg = minus ? -1.0f : 1.0f;
-                for (int64_t b = 0; b < nkb; b++) {
-                    if (w.sel[b] != minus) continue;
-                    const float *kb = kv + (1 + b) * DD, *sb = ks + (1 + b) * D;
-#pragma omp simd
-                    for (int64_t e = 0; e < DD; e++) w.kv[e] += sg * kb[e];
-#pragma omp simd
-                    for (int64_t d = 0; d < D; d++) w.ks[d] += sg * sb[d];
-                }
-                query_block(q0, qn, HD, D, h, q, w.kv, w.ks, pw, pb, out, &w);
-            }
-        }
-        lin_room_free(&w);
-    }
-    ts_cpu_blas_threads(c);
-    free(kv);
-    return oom ? TS_ERR(err, TS_ERR_NOMEM, "sla: out of memory for the linear branch") : TS_OK;
-}
-
 typedef struct sla_head {
     int64_t n, H, D;
     const ts_sla_params *sp;
@@ -269,12 +148,10 @@ ts_status ts_sla_attention(ts_ctx *c, int64_t n, int64_t H, int64_t D, int64_t h
     const ts_attn_operands ops = kop ? *kop : (ts_attn_operands){q, k, v, 0};
     const sla_head sh = {n, H, D, sp};
     ts_head_plans hp;
-    /* the all-keys branch runs in the kernel's tasks (plan.lin_all), from the fp32 q, k, v */
-    const ts_lin_branch lin = {proj_w, proj_b, v};
-    ts_status st = ts_plan_heads_run(c, h0, h1 - h0, sla_plan_head, &sh, q, k, &ops,
-                                     proj_w && !sp->complement ? &lin : NULL, out, &hp, err);
-    if (st == TS_OK && proj_w && sp->complement)
-        st = complement_heads(c, n, H, D, h0, hp.nh, hp.p, q, k, v, proj_w, proj_b, out, err);
+    /* the linear branch runs in the kernel's tasks, from the fp32 q, k, v */
+    const ts_lin_branch lin = {proj_w, proj_b, v, !sp->complement};
+    ts_status st = ts_plan_heads_run(c, h0, h1 - h0, sla_plan_head, &sh, q, k, &ops, proj_w ? &lin : NULL, out, &hp,
+                                     err);
     if (st == TS_OK && density) *density = hp.density;
     ts_head_plans_free(&hp);
     return st;

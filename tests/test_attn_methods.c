@@ -366,12 +366,14 @@ static void test_plans(ts_ctx *c) {
             if (build_and_check(&p, &st, &m, n, cs[i].tile, cs[i].blk, pad, what)) {
                 kernel_vs_ref(c, &p, cs[i].H, cs[i].D, cs[i].h0, cs[i].h1, what);
                 char w2[128];
-                if ((i + pad) % 2 == 1) { /* with the all-keys linear branch (plan.lin_all): the kernel adds it */
+                if ((i + pad) % 2 == 1) { /* with a linear branch, either variant: the kernel adds it */
                     float *lw = malloc((size_t)(cs[i].D * (cs[i].D + 1)) * 4);
                     ts_test_randn(lw, cs[i].D * (cs[i].D + 1), 90 + (uint64_t)i, 0.3f);
-                    p.lin_w = lw, p.lin_b = lw + cs[i].D * cs[i].D, p.lin_all = 1;
-                    snprintf(w2, sizeof w2, "%s, linear branch", what);
-                    kernel_vs_ref(c, &p, cs[i].H, cs[i].D, cs[i].h0, cs[i].h1, w2);
+                    for (int all = 1; all >= 0; all--) {
+                        p.lin_w = lw, p.lin_b = lw + cs[i].D * cs[i].D, p.lin_all = all;
+                        snprintf(w2, sizeof w2, "%s, linear branch over %s", what, all ? "all keys" : "the rest");
+                        kernel_vs_ref(c, &p, cs[i].H, cs[i].D, cs[i].h0, cs[i].h1, w2);
+                    }
                     p.lin_w = p.lin_b = NULL, p.lin_all = 0;
                     free(lw);
                 }
@@ -607,8 +609,8 @@ static void test_sla(ts_ctx *c) {
         free(part);
     }
     /* against the float64 executor running each head's plan with its linear branch (plan.lin_w):
-     * TurboDiffusion's variant, and the paper's with most blocks selected (the kernel adds the
-     * unselected blocks' sums) and with few (the total less the selected) */
+     * TurboDiffusion's variant, and the paper's with most blocks selected (few, short runs of
+     * unselected blocks) and with few (long runs) */
     const struct { double topk; int complement, threads; } lv[] = {{0.3, 0, 0}, {0.7, 1, 0}, {0.2, 1, 0},
                                                                    {0.3, 0, 1}, {0.2, 1, 1}, {0.2, 1, 3},
                                                                    {0.3, 0, 3}};
@@ -618,8 +620,12 @@ static void test_sla(ts_ctx *c) {
         ts_sla_params sc = {lv[vi].topk, 64, 32, lv[vi].complement};
         ts_ctx ct = *c;
         if (lv[vi].threads) ct.n_threads = lv[vi].threads;
+        ts_workspace ws = {0}; /* NaN bytes in every slot: the branch's sums must be written before read */
+        ts_test_dirty_workspace(&ws, 4u << 20);
+        ct.ws = &ws;
         TS_CHECK(ts_sla_attention(&ct, n, H, D, 0, H, &sc, q->data, k->data, v->data, NULL, pw->data, pb->data, out,
                                   NULL, &e) == TS_OK, "sla: %s", e.msg);
+        ts_workspace_free(&ws);
         int most = 1;
         for (int64_t h = 0; h < H; h++) {
             ts_attn_plan p;
@@ -636,13 +642,19 @@ static void test_sla(ts_ctx *c) {
         ts_test_compare(what, out, sparse, n * H * D, 1e-5, NULL);
         if (sc.complement) TS_CHECK(most == (sc.topk > 0.5), "topk %g: most blocks selected: %d", sc.topk, most);
     }
-    { /* the kernel adds the all-keys linear branch, on bf16 operands only from fp32 ones of its
-       * own (plan.lin_q, lin_k, lin_v): it refuses the paper's variant and bf16 operands
-       * without them rather than drop the branch */
+    { /* the kernel adds the linear branch, on bf16 operands only from fp32 ones of its own
+       * (plan.lin_q, lin_k, lin_v): it refuses bf16 operands without them rather than drop the
+       * branch. A dense plan names every block: the paper's variant then adds the bias alone. */
         ts_attn_plan p = ts_attn_plan_dense(n, n, H, D, 64, 32);
-        p.lin_w = pw->data;
-        TS_CHECK(c->backend->attn(c, &p, q->data, k->data, v->data, out) == TS_ERR_UNSUPPORTED,
-                 "the kernel refuses the paper's linear branch");
+        p.lin_w = pw->data, p.lin_b = pb->data;
+        TS_CHECK(c->backend->attn(c, &p, q->data, k->data, v->data, out) == TS_OK, "dense plan, the paper's branch");
+        TS_CHECK(ts_attn_ref(&p, q->data, k->data, v->data, sparse) == 0, "ref");
+        ts_test_compare("dense plan, the paper's branch: the bias alone", out, sparse, n * H * D, 1e-5, NULL);
+        p.lin_b = NULL;
+        TS_CHECK(ts_attn_ref(&p, q->data, k->data, v->data, sparse) == 0, "ref");
+        TS_CHECK(c->backend->attn(c, &p, q->data, k->data, v->data, out) == TS_OK, "dense plan, no bias");
+        ts_test_compare("dense plan, the paper's branch without a bias: dense attention", out, sparse, n * H * D, 1e-5,
+                        NULL);
         p.lin_all = 1, p.in_bf16 = 1;
         TS_CHECK(c->backend->attn(c, &p, q->data, k->data, v->data, out) == TS_ERR_UNSUPPORTED,
                  "the kernel refuses a linear branch on bf16 operands without fp32 ones");
@@ -1243,6 +1255,8 @@ static void test_bf16_dynamic(ts_ctx *c) {
     ts_test_randn(lw, D * D + D, 83, 0.3f);
     all.lin_w = lw, all.lin_b = lw + D * D, all.lin_all = 1;
     bf16_case(c, &all, H, D, "bf16 sla 234 tokens, blocks 32x16, 2 heads, linear branch");
+    all.lin_all = 0, all.lin_q = all.lin_k = all.lin_v = NULL;
+    bf16_case(c, &all, H, D, "bf16 sla 234 tokens, blocks 32x16, 2 heads, the paper's linear branch");
     free(lw);
     for (int h = 0; h < 2; h++) ts_plan_store_free(&st[h]);
     ts_plan_store_free(&js);

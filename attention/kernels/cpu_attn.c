@@ -43,12 +43,14 @@
  * the AVX-512 path; AVX2 vpmaddwd, 4 x 8; a plain loop elsewhere), scaled back to float; the
  * softmax and P·V are the fp32 path's (P·V on the register tiles where they fit).
  *
- * plan.lin_all (SLA's all-keys linear branch, from fp32 operands or plan.lin_q, lin_k, lin_v):
- * before a group's tasks, each head's Σ φ(k)vᵀ (times the projection's weights) and Σ φ(k)
- * over all keys (cpu_lin.c); each task then adds φ(q)·(KV·Wᵀ) / (φ(q)·KS) and the bias to its
- * rows as it writes them (lin_rows), while its query rows and outputs are in cache. Added by
- * SLA after the kernel, as before, the branch read q, k, v again and the output twice: at
- * 4,096 tokens, 12 heads and ~10 %, this is 3 to 5 % faster (bench/README, tenth session).
+ * plan.lin_w (SLA's linear branch, from fp32 operands or plan.lin_q, lin_k, lin_v): before a
+ * group's tasks, each head's Σ φ(k)vᵀ and Σ φ(k) (cpu_lin.c): over all keys and times the
+ * projection's weights for lin_all, by key block for the paper's variant (its groups' sums
+ * kept in a workspace slot: 4 MB a head at 4,096 tokens, 33 MB at 32,760). Each task then
+ * adds φ(q)·KV / (φ(q)·KS), projected, and the bias to its rows as it writes them (lin_rows),
+ * while its query rows and outputs are in cache. Added by SLA after the kernel, as before,
+ * the branch read q, k, v again and the output twice: at 4,096 tokens, 12 heads and ~10 %,
+ * lin_all is 3 to 5 % faster (bench/README, tenth session), the paper's variant 2 % (eleventh).
  */
 #include <cblas.h>
 #include <float.h>
@@ -142,8 +144,15 @@ typedef struct attn_scratch {
     _Atomic unsigned char *pst; /* panels packed by the tasks (ready_panels): this head's state
                                  * per 16-key panel, PANEL_*; NULL: packed before the tasks */
     float *pbase;               /* ... and where they go (kt, writable) */
-    const float *lin; /* plan.lin_all: the call's heads' sums (ts_cpu_lin_sums), [heads][D·D + D] */
-    float *lf;        /* ... and room for the block's φ(q) rows, [blk_q][D] */
+    /* a linear branch: its sums from head lin_h on, lin_all: each head's (ts_cpu_lin_sums),
+     * [heads][D·D + D]; the paper's: each head's total, then each key block's
+     * (ts_cpu_lin_blocks), [heads][n_kblk + 1][D·D + D] */
+    const float *lin;
+    int64_t lin_h;
+    float *lf;      /* ... room for the block's φ(q) rows, [blk_q][D], */
+    float *ls, *lo; /* the paper's: for its sums, D·D + D, and φ(q)·KV, [blk_q][D], */
+    const float **lptr; /* and the block sums it adds up, [n_kblk], */
+    uint8_t *lsel;      /* and the key blocks its list names, [n_kblk] */
 } attn_scratch;
 
 /* The quantised K of one head: k16 [Lk, D] in kernel order, ks [n_kblk]; with AVX2 (even D,
@@ -1182,16 +1191,68 @@ static void ready_panels(const ts_attn_plan *p, const void *k, const void *v, in
 }
 #endif
 
-/* A task's output rows with the all-keys linear branch (plan.lin_all): row r of the block is
- * acc_r / l_r + φ(q_r)·(KV·Wᵀ) / (1e-5 + φ(q_r)·KS) + b, the head's sums from ts_cpu_lin_sums
- * (KV·Wᵀ: the projection is linear and the row's scale commutes with it), q_r from plan.lin_q
- * where given, else from the (then fp32) operand q. */
-static void lin_rows(const ts_attn_plan *p, const void *qop, float *out, int64_t h, int64_t q0, int64_t nq,
+/* dst[e] = (base ? base[e] : 0) ∓ Σ_i x[i][e] over n values (minus with a base): in strips
+ * held in registers, each x read once and dst written once. */
+static void lin_gather(float *dst, const float *base, const float *const *x, int64_t m, int64_t n) {
+    int64_t e0 = 0;
+#ifdef __AVX512F__
+    for (; e0 + 64 <= n; e0 += 64) {
+        __m512 a[4];
+        for (int j = 0; j < 4; j++) a[j] = base ? _mm512_loadu_ps(base + e0 + 16 * j) : _mm512_setzero_ps();
+        if (base)
+            for (int64_t i = 0; i < m; i++)
+                for (int j = 0; j < 4; j++) a[j] = _mm512_sub_ps(a[j], _mm512_loadu_ps(x[i] + e0 + 16 * j));
+        else
+            for (int64_t i = 0; i < m; i++)
+                for (int j = 0; j < 4; j++) a[j] = _mm512_add_ps(a[j], _mm512_loadu_ps(x[i] + e0 + 16 * j));
+        for (int j = 0; j < 4; j++) _mm512_storeu_ps(dst + e0 + 16 * j, a[j]);
+    }
+#endif
+    const float sg = base ? -1.0f : 1.0f;
+    for (int64_t e = e0; e < n; e++) dst[e] = base ? base[e] : 0.0f;
+    for (int64_t i = 0; i < m; i++) {
+        const float *xi = x[i];
+#pragma omp simd
+        for (int64_t e = e0; e < n; e++) dst[e] += sg * xi[e];
+    }
+}
+
+/* A task's output rows with SLA's linear branch (plan.lin_w): row r of the block is
+ * acc_r / l_r + proj(φ(q_r)·KV / (1e-5 + φ(q_r)·KS)), proj(x) = x·Wᵀ + b, q_r from plan.lin_q
+ * where given, else from the (then fp32) operand q. All keys (lin_all): the head's sums from
+ * ts_cpu_lin_sums, KV there already times Wᵀ (the projection is linear and the row's scale
+ * commutes with it), one product. The paper's variant: the sums over the keys of the blocks
+ * the list does not name, from ts_cpu_lin_blocks: the total less the named blocks' sums, or
+ * the others' added up, whichever are fewer (running sums, one less another per run of
+ * blocks, read about twice as many: SLA's lists at ~10 % are mostly scattered blocks); then
+ * φ(q)·KV, and that times Wᵀ. None (every block named) adds the bias alone, as the float64
+ * executor does. */
+static void lin_rows(const ts_attn_plan *p, const void *qop, float *out, int64_t h, int64_t qb, int64_t nq,
                      attn_scratch *w) {
-    const int64_t D = p->head_dim, HD = p->heads * D, h0 = p->h1 > 0 ? p->h0 : 0;
-    const float *q = ts_attn_plan_lin_own(p) ? p->lin_q : qop;
-    const float *KV = w->lin + (h - h0) * (D * D + D), *KS = KV + D * D, *b = p->lin_b;
-    if (!p->perm) ts_cpu_lin_phi(q + q0 * HD + h * D, HD, nq, D, w->lf, NULL, 0);
+    const int64_t D = p->head_dim, HD = p->heads * D, DD = D * D, q0 = qb * p->blk_q, nkb = p->n_kblk;
+    const float *q = ts_attn_plan_lin_own(p) ? p->lin_q : qop, *b = p->lin_b;
+    const float *KV = w->lin + (h - w->lin_h) * (DD + D), *KS = KV + DD;
+    int some = 1; /* any keys in the branch */
+    if (!p->lin_all) {
+        const float *bs = w->lin + (h - w->lin_h) * (nkb + 1) * (DD + D); /* the total, then each block's */
+        int64_t named = nkb;
+        memset(w->lsel, 0, (size_t)nkb);
+        if (p->exact_ptr) {
+            const int32_t *ptr = ts_attn_plan_ptr(p, h);
+            named = 0;
+            for (int32_t li = ptr[qb]; li < ptr[qb + 1]; li++) named += !w->lsel[p->exact_idx[li]], w->lsel[p->exact_idx[li]] = 1;
+        } else memset(w->lsel, 1, (size_t)nkb); /* a dense plan names every block */
+        /* the total less the named blocks' sums, or the others' added up: the fewer */
+        const int minus = named < nkb - named;
+        const uint8_t take = (uint8_t)minus;
+        int64_t m = 0;
+        for (int64_t b0 = 0; b0 < nkb; b0++)
+            if (w->lsel[b0] == take) w->lptr[m++] = bs + (1 + b0) * (DD + D);
+        some = named < nkb;
+        if (some) lin_gather(w->ls, minus ? bs : NULL, w->lptr, m, DD + D);
+        KV = w->ls, KS = w->ls + DD;
+    }
+    if (some && !p->perm) ts_cpu_lin_phi(q + q0 * HD + h * D, HD, nq, D, w->lf, NULL, 0);
     for (int64_t r = 0; r < nq; r++) {
         const int64_t tok = p->perm ? p->perm[q0 + r] : q0 + r;
         float *f = w->lf + r * D, *a = w->acc + r * D;
@@ -1199,16 +1260,29 @@ static void lin_rows(const ts_attn_plan *p, const void *qop, float *out, int64_t
             memset(f, 0, (size_t)D * sizeof(float));
             continue;
         }
+        const float inv = w->l[r] > 0.0f ? 1.0f / w->l[r] : 0.0f;
+        if (!some) {
+#pragma omp simd
+            for (int64_t d = 0; d < D; d++) a[d] *= inv;
+            continue;
+        }
         if (p->perm) ts_cpu_lin_phi(q + tok * HD + h * D, HD, 1, D, f, NULL, 0);
         double den = 1e-5;
 #pragma omp simd reduction(+ : den)
         for (int64_t d = 0; d < D; d++) den += (double)f[d] * (double)KS[d];
-        const float fi = (float)(1.0 / den), inv = w->l[r] > 0.0f ? 1.0f / w->l[r] : 0.0f;
+        const float fi = (float)(1.0 / den);
 #pragma omp simd
         for (int64_t d = 0; d < D; d++) f[d] *= fi, a[d] *= inv;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)D, (int)D, 1.0f, w->lf, (int)D, KV, (int)D,
-                1.0f, w->acc, (int)D);
+    if (some && p->lin_all)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)D, (int)D, 1.0f, w->lf, (int)D, KV,
+                    (int)D, 1.0f, w->acc, (int)D);
+    else if (some) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)D, (int)D, 1.0f, w->lf, (int)D, KV,
+                    (int)D, 0.0f, w->lo, (int)D);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)D, (int)D, 1.0f, w->lo, (int)D, p->lin_w,
+                    (int)D, 1.0f, w->acc, (int)D);
+    }
     for (int64_t r = 0; r < nq; r++) {
         const int64_t tok = p->perm ? p->perm[q0 + r] : q0 + r;
         if (tok < 0) continue;
@@ -1503,7 +1577,7 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
         }
     }
     if (w->lin) {
-        lin_rows(p, q, out, h, q0, nq, w);
+        lin_rows(p, q, out, h, qb, nq, w);
         return;
     }
     for (int64_t r = 0; r < nq; r++) {
@@ -1517,17 +1591,24 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 
 /* Floats of scratch per thread: Q block, scores, accumulator (rows rounded up to MR for the
  * tiles), row max and sum, the byte mask (a multiple of 4 floats' worth), for INT8_QK the
- * row scales and int16 rows, and with lin (plan.lin_all) the block's φ(q) rows. */
-static size_t scratch_floats(int64_t bq, int64_t D, int quant, int tk, int lin) {
+ * row scales and int16 rows, and with a linear branch (lin: LIN_ALL or LIN_PAPER) the block's
+ * φ(q) rows, and for the paper's variant its sums, φ(q)·KV and the named key blocks (nkb). */
+enum { LIN_NONE, LIN_ALL, LIN_PAPER };
+static size_t lin_floats(int64_t bqp, int64_t D, int lin, int64_t nkb) {
+    return lin == LIN_PAPER ? (size_t)(2 * bqp * D + D * D + D + 2 * nkb + 2 + (nkb + 3) / 4) : lin ? (size_t)(bqp * D) : 0;
+}
+
+static size_t scratch_floats(int64_t bq, int64_t D, int quant, int tk, int lin, int64_t nkb) {
     const int64_t KC = TS_ATTN_KCHUNK, bqp = bq + TS_ATTN_ROWPAD;
-    return (size_t)((2 + lin) * bqp * D + bqp * KC + 2 * bq) + (size_t)(bq * KC / 4 + 1) +
+    return (size_t)(2 * bqp * D + bqp * KC + 2 * bq) + lin_floats(bqp, D, lin, nkb) + (size_t)(bq * KC / 4 + 1) +
            (quant ? (size_t)(bqp + bqp * D / 2 + 1) : 0) + (TK_DOTS(tk) ? (size_t)(bqp * KC / 2) : 0) +
            (tk == TK_FP16 ? (size_t)(bqp + 16 * D / 2) : 0) +
            (size_t)(2 * bqp * TS_ATTN_OKW + 2 + bqp / (TS_ATTN_MR5 / 2) + 1);
 }
 
 /* The calling thread's part of the per-thread scratch (call inside a parallel region). */
-static attn_scratch scratch_of(float *scratch, size_t per, int64_t bq, int64_t D, int quant, int tk, int lin) {
+static attn_scratch scratch_of(float *scratch, size_t per, int64_t bq, int64_t D, int quant, int tk, int lin,
+                               int64_t nkb) {
     const int64_t KC = TS_ATTN_KCHUNK, bqp = bq + TS_ATTN_ROWPAD;
     int tid = 0;
 #ifdef _OPENMP
@@ -1545,6 +1626,11 @@ static attn_scratch scratch_of(float *scratch, size_t per, int64_t bq, int64_t D
     if (TK_DOTS(tk)) w.pb = (uint32_t *)b, b += bqp * KC / 2;
     if (tk == TK_FP16) w.qs = b, b += bqp + 16 * D / 2; /* and 16 x D halves for head_panels_h */
     if (lin) w.lf = b, b += bqp * D;
+    if (lin == LIN_PAPER) {
+        w.lo = b, b += bqp * D, w.ls = b, b += D * D + D;
+        w.lptr = (const float **)(((uintptr_t)b + 7) & ~(uintptr_t)7), b += 2 * nkb + 2;
+        w.lsel = (uint8_t *)b, b += (nkb + 3) / 4;
+    }
     w.okw = (uint64_t *)(((uintptr_t)b + 7) & ~(uintptr_t)7), b += 2 * bqp * TS_ATTN_OKW + 2;
     w.live = (uint32_t *)b;
     return w;
@@ -1610,6 +1696,17 @@ static void *big_buf(ts_ctx *c, int slot, size_t n) {
     return c->ws ? ts_workspace_get(c->ws, slot, n) : malloc(n);
 }
 
+/* The linear branch's sums of heads [ha, ha + gn) into sums (attn_scratch.lin), from the
+ * branch's k and v; 1 without a branch. 0: out of memory. */
+static int lin_group(const ts_attn_plan *p, int lin, int nt, int64_t ha, int64_t gn, const float *k, const float *v,
+                     float *sums) {
+    if (lin == LIN_ALL) return ts_cpu_lin_sums(nt, p->nk, p->heads, p->head_dim, ha, gn, k, v, p->lin_w, sums);
+    if (lin == LIN_PAPER)
+        return ts_cpu_lin_blocks(nt, p->n_kern ? p->n_kern : p->nk, p->blk_k, p->perm, p->heads, p->head_dim, ha, gn,
+                                 k, v, sums);
+    return 1;
+}
+
 /* per thread's run of the tiled path: its next task, a cache line each (the threads take
  * them in turn) */
 struct run_next {
@@ -1626,7 +1723,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     if (p->n_kern && (!p->perm || p->n_kern < p->nq || !p->exact_ptr)) return TS_ERR_INVALID_ARG;
     if (p->exact_per_head && !p->exact_ptr) return TS_ERR_INVALID_ARG;
     const int lin_own = ts_attn_plan_lin_own(p); /* the branch's own fp32 operands */
-    if (p->lin_w && (!p->lin_all || (p->in_bf16 && !lin_own))) return TS_ERR_UNSUPPORTED; /* SLA adds these itself */
+    if (p->lin_w && p->in_bf16 && !lin_own) return TS_ERR_UNSUPPORTED; /* the branch reads fp32 operands */
     if (p->quant != TS_QUANT_NONE && p->quant != TS_QUANT_INT8_QK) return TS_ERR_UNSUPPORTED;
     if (p->quant == TS_QUANT_INT8_QK && (p->blk_q > TS_ATTN_MAXQ || p->quant_rows < 0)) return TS_ERR_INVALID_ARG;
     const int64_t h0 = p->h1 > 0 ? p->h0 : 0, h1 = p->h1 > 0 ? p->h1 : p->heads;
@@ -1634,12 +1731,11 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     const int tk = ts_cpu_attn_runs(p, path);
     if (tk < 0) return TS_ERR_UNSUPPORTED;
     const int64_t D = p->head_dim, bq = p->blk_q, nh = h1 - h0;
-    const int64_t n_tasks = nh * p->n_qblk;
     const int quant = p->quant == TS_QUANT_INT8_QK;
     const int tile = tk != TK_SGEMM;
-    const int lin = p->lin_w != NULL; /* the all-keys linear branch, added by the tasks, */
+    const int lin = !p->lin_w ? LIN_NONE : p->lin_all ? LIN_ALL : LIN_PAPER; /* added by the tasks, */
     const float *lk = lin_own ? p->lin_k : k, *lv = lin_own ? p->lin_v : v; /* from these */
-    const size_t per = scratch_floats(bq, D, quant, tk, lin);
+    const size_t per = scratch_floats(bq, D, quant, tk, lin, p->n_kblk);
     int nt = c->n_threads > 0 ? c->n_threads : 1;
     ts_status rc = TS_OK;
     /* the large buffers (big_buf) come from the context's workspace where it has one (kept
@@ -1649,7 +1745,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     qk_head *qkh = NULL;
     struct run_next *next = NULL;
     _Atomic unsigned char *pst = NULL; /* the tiled paths' panel states (ready_panels) */
-    float *lins = NULL;                /* lin: each head's sums (ts_cpu_lin_sums) */
+    float *lins = NULL;                /* lin: the heads' sums (attn_scratch.lin) */
     scratch = big_buf(c, TS_WS_ATTN_SCRATCH, per * (size_t)nt * sizeof(float));
     if (!scratch) return TS_ERR_NOMEM;
     /* INT8_QK: every head's K quantised once, per key block in kernel order */
@@ -1763,8 +1859,12 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
         rc = TS_ERR_NOMEM;
         goto done;
     }
-    const int64_t lper = D * D + D;
-    if (lin && !(lins = malloc((size_t)(nh * lper) * sizeof(float)))) {
+    /* the linear branch's sums: all heads' for lin_all; the paper's, a head group's at a time
+     * (a head's are 33 MB at 32,760 tokens, blocks of 64): the tiled path's groups, else one
+     * head */
+    const int64_t lper = D * D + D, lgn = lin == LIN_PAPER ? (kvh ? g : 1) : nh;
+    const int64_t lhead = lin == LIN_PAPER ? (p->n_kblk + 1) * lper : lper;
+    if (lin && !(lins = big_buf(c, TS_WS_ATTN_LIN, (size_t)(lgn * lhead) * sizeof(float)))) {
         rc = TS_ERR_NOMEM;
         goto done;
     }
@@ -1796,7 +1896,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
                 }
 #pragma omp parallel num_threads(nt)
                 {
-                    attn_scratch ws = scratch_of(scratch, per, bq, D, quant, tk, lin);
+                    attn_scratch ws = scratch_of(scratch, per, bq, D, quant, tk, lin, p->n_kblk);
                     uint16_t *tmp = (uint16_t *)(ws.qs + bq + TS_ATTN_ROWPAD);
 #pragma omp for schedule(static)
                     for (int64_t t = 0; t < gn * np; t++) {
@@ -1826,7 +1926,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
                 ts_attn_load_row(vr, v, tok * HD + h * D, D, p->in_bf16, 1.0f);
             }
             /* the group's linear sums before its tasks, which then find its K and V in cache */
-            if (lin && !ts_cpu_lin_sums(nt, p->nk, p->heads, D, h0 + hh0, gn, lk, lv, p->lin_w, lins + hh0 * lper)) {
+            if (!lin_group(p, lin, nt, h0 + hh0, gn, lk, lv, lins + (lin == LIN_ALL ? hh0 * lper : 0))) {
                 rc = TS_ERR_NOMEM;
                 break;
             }
@@ -1842,11 +1942,11 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
             for (int r = 0; r < nt; r++) atomic_init(&next[r].t, n_t * r / nt);
 #pragma omp parallel num_threads(nt)
             {
-                attn_scratch w = scratch_of(scratch, per, bq, D, quant, tk, lin);
+                attn_scratch w = scratch_of(scratch, per, bq, D, quant, tk, lin, p->n_kblk);
                 w.kreal = kreal, w.ktail = ktail, w.tk = tk;
                 w.pf = pf;
                 w.lkp = Lkp;
-                w.lin = lins;
+                w.lin = lins, w.lin_h = lin == LIN_ALL ? h0 : h0 + hh0;
                 int tid = 0;
 #ifdef _OPENMP
                 tid = omp_get_thread_num();
@@ -1867,22 +1967,30 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
                 }
             }
         }
-    } else if (!lin || ts_cpu_lin_sums(nt, p->nk, p->heads, D, h0, nh, lk, lv, p->lin_w, lins)) {
+    } else { /* heads in groups of lgn: all of them, or one at a time for the paper's sums */
+        const int64_t gl = lin == LIN_PAPER ? lgn : nh;
+        for (int64_t hh0 = 0; hh0 < nh; hh0 += gl) {
+            const int64_t gn = nh - hh0 < gl ? nh - hh0 : gl;
+            if (!lin_group(p, lin, nt, h0 + hh0, gn, lk, lv, lins)) {
+                rc = TS_ERR_NOMEM;
+                break;
+            }
 #pragma omp parallel num_threads(nt)
-        {
-            attn_scratch w = scratch_of(scratch, per, bq, D, quant, tk, lin);
-            w.kreal = kreal, w.ktail = ktail, w.tk = tk;
-            w.lin = lins;
+            {
+                attn_scratch w = scratch_of(scratch, per, bq, D, quant, tk, lin, p->n_kblk);
+                w.kreal = kreal, w.ktail = ktail, w.tk = tk;
+                w.lin = lins, w.lin_h = h0 + hh0;
 #pragma omp for schedule(dynamic, 1)
-            for (int64_t task = 0; task < n_tasks; task++)
-                attn_task(p, q, k, v, out, h0 + task % nh, (int32_t)(task / nh), quant ? &qkh[task % nh] : NULL, &w);
+                for (int64_t task = 0; task < gn * p->n_qblk; task++)
+                    attn_task(p, q, k, v, out, h0 + hh0 + task % gn, (int32_t)(task / gn),
+                              quant ? &qkh[hh0 + task % gn] : NULL, &w);
+            }
         }
-    } else
-        rc = TS_ERR_NOMEM;
+    }
     ts_cpu_blas_threads(c);
 done:
-    if (!c->ws) free(scratch), free(k16), free(kpk), free(kvh); /* big_buf's */
-    free(ks), free(qkh), free(ktmp), free(kreal), free(next), free((void *)pst), free(lins);
+    if (!c->ws) free(scratch), free(k16), free(kpk), free(kvh), free(lins); /* big_buf's */
+    free(ks), free(qkh), free(ktmp), free(kreal), free(next), free((void *)pst);
     return rc;
 }
 

@@ -1,8 +1,9 @@
 /*
- * cpu_lin.c — the pieces of SLA's linear branch that the attention kernel (which adds the
- * all-keys variant to its own output rows, plan.lin_all) and sla.c (the paper's complement
- * variant) share: the feature map φ, a softmax over the head dim, and the keys' sums
- * Σ φ(k) vᵀ and Σ φ(k). See cpu_internal.h.
+ * cpu_lin.c — SLA's linear branch for the attention kernel, which adds it to its own output
+ * rows (cpu_attn.c, lin_rows): the feature map φ, a softmax over the head dim, and the keys'
+ * sums Σ φ(k) vᵀ and Σ φ(k), over all keys (plan.lin_all, TurboDiffusion's variant) or by key
+ * block (the paper's, whose query blocks each take the blocks their list does not name). See
+ * cpu_internal.h.
  */
 #include <cblas.h>
 #include <math.h>
@@ -115,5 +116,61 @@ int ts_cpu_lin_sums(int nt, int64_t n, int64_t H, int64_t D, int64_t ha, int64_t
         }
     }
     free(part), free(f);
+    return 1;
+}
+
+int ts_cpu_lin_blocks(int nt, int64_t Lk, int64_t bk, const int32_t *perm, int64_t H, int64_t D, int64_t ha,
+                      int64_t gn, const float *k, const float *v, float *sums) {
+    const int64_t HD = H * D, per = D * D + D, nkb = (Lk + bk - 1) / bk;
+    if (nt < 1) nt = 1;
+    /* per thread: each head's total over its blocks, the block's φ(k) rows, and with perm its
+     * k and v rows gathered */
+    const int64_t room = gn * per + bk * D * (perm ? 3 : 1);
+    float *tmp = malloc((size_t)(nt * room) * 4);
+    if (!tmp) return 0;
+#pragma omp parallel num_threads(nt)
+    {
+        int me = 0, team = 1;
+#ifdef _OPENMP
+        me = omp_get_thread_num(), team = omp_get_num_threads();
+#endif
+        float *tot = tmp + me * room, *f = tot + gn * per, *gk = f + bk * D, *gv = gk + bk * D;
+        /* thread me: its share of each head's blocks (a head's sums thus do not depend on
+         * which heads the call takes), each block's sums into its slot and onto its total */
+        memset(tot, 0, (size_t)(gn * per) * 4);
+        for (int64_t gi = 0; gi < gn; gi++) {
+            const int64_t h = ha + gi;
+            for (int64_t b = me * nkb / team; b < (me + 1) * nkb / team; b++) {
+                float *kv = sums + (gi * (nkb + 1) + 1 + b) * per, *t = tot + gi * per;
+                const int64_t j0 = b * bk, j1 = j0 + bk < Lk ? j0 + bk : Lk;
+                if (!perm) ts_cpu_lin_key_sums(j0, j1, HD, D, h, k, v, 0.0f, kv, kv + D * D, f);
+                else {
+                    int64_t m = 0; /* the block's tokens (padding slots hold none) */
+                    for (int64_t j = j0; j < j1; j++) {
+                        if (perm[j] < 0) continue;
+                        memcpy(gk + m * D, k + perm[j] * HD + h * D, (size_t)D * 4);
+                        memcpy(gv + m * D, v + perm[j] * HD + h * D, (size_t)D * 4);
+                        m++;
+                    }
+                    if (m) ts_cpu_lin_key_sums(0, m, D, D, 0, gk, gv, 0.0f, kv, kv + D * D, f);
+                    else memset(kv, 0, (size_t)per * 4);
+                }
+#pragma omp simd
+                for (int64_t e = 0; e < per; e++) t[e] += kv[e];
+            }
+        }
+#pragma omp barrier
+        /* each head's total, slot 0: the threads' added up in their order, a row (of D) at a time */
+#pragma omp for schedule(static)
+        for (int64_t j = 0; j < gn * (D + 1); j++) {
+            const int64_t gi = j / (D + 1), o = gi * per + j % (D + 1) * D;
+            float *dst = sums + gi * (nkb + 1) * per + j % (D + 1) * D;
+            memcpy(dst, tmp + o, (size_t)D * 4);
+            for (int th = 1; th < team; th++)
+#pragma omp simd
+                for (int64_t d = 0; d < D; d++) dst[d] += tmp[th * room + o + d];
+        }
+    }
+    free(tmp);
     return 1;
 }

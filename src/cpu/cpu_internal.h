@@ -70,6 +70,13 @@ void ts_cpu_lin_key_sums(int64_t k0, int64_t k1, int64_t HD, int64_t D, int64_t 
 #define TS_CPU_LIN_ROWS 256 /* rows per sgemm */
 int ts_cpu_lin_sums(int nt, int64_t n, int64_t H, int64_t D, int64_t ha, int64_t gn, const float *k, const float *v,
                     const float *w, float *sums);
+/* The paper's variant's sums of heads [ha, ha + gn), by key block in kernel order (blocks of
+ * bk of Lk slots; perm: the token at each slot, −1 none, or NULL for the identity): sums
+ * [gn][nkb + 1][D·D + D], a head's slot 0 its total over all keys, slot 1 + b block b's, each
+ * Σ φ(k) vᵀ then Σ φ(k). On nt threads, called outside a parallel region with OpenBLAS at one
+ * thread. 0: out of memory. */
+int ts_cpu_lin_blocks(int nt, int64_t Lk, int64_t bk, const int32_t *perm, int64_t H, int64_t D, int64_t ha,
+                      int64_t gn, const float *k, const float *v, float *sums);
 
 /* inv[j] = sqrt(C) / max(||x[:, j]||₂, 1e-12) over C channels cstride apart, for n
  * positions: the per-position factor of ts_cpu_l2_norm_ch (and of convs that norm their
