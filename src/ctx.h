@@ -26,8 +26,8 @@ typedef struct ts_rng {
  * attention's K and V panels are tens of MiB a call, and glibc maps a block over 32 MiB
  * afresh on every malloc, so each call faulted its pages in again (8,862 minor faults a call
  * at 16,384 tokens). TS_WS_ATTN_BF16 holds the schedule's bf16 copies of q, k, v (a rule with
- * precision bf16), TS_WS_ATTN_LIN SLA's linear-branch sums (4 MB a head at 4,096 tokens for the
- * paper's variant). Owned by the caller; one call at a time; contents are undefined between
+ * precision bf16), TS_WS_ATTN_LIN SLA's linear-branch sums (for the paper's variant 6 MB a head at
+ * 4,096 tokens, 51 MB at 32,760). Owned by the caller; one call at a time; contents are undefined between
  * calls. */
 enum { TS_WS_ATTN_SCRATCH, TS_WS_ATTN_KV, TS_WS_ATTN_K16, TS_WS_ATTN_KPK, TS_WS_ATTN_BF16, TS_WS_ATTN_LIN,
        TS_WS_SLOTS };

@@ -45,12 +45,14 @@
  *
  * plan.lin_w (SLA's linear branch, from fp32 operands or plan.lin_q, lin_k, lin_v): before a
  * group's tasks, each head's Σ φ(k)vᵀ and Σ φ(k) (cpu_lin.c): over all keys and times the
- * projection's weights for lin_all, by key block for the paper's variant (its groups' sums
- * kept in a workspace slot: 4 MB a head at 4,096 tokens, 33 MB at 32,760). Each task then
- * adds φ(q)·KV / (φ(q)·KS), projected, and the bias to its rows as it writes them (lin_rows),
+ * projection's weights for lin_all; for the paper's variant by key block, then each query
+ * block's over the blocks its list does not name, a strip of values at a time (kept in a
+ * workspace slot: 6 MB a head at 4,096 tokens, 51 MB at 32,760). Each task then adds
+ * φ(q)·KV / (φ(q)·KS), projected, and the bias to its rows as it writes them (lin_rows),
  * while its query rows and outputs are in cache. Added by SLA after the kernel, as before,
  * the branch read q, k, v again and the output twice: at 4,096 tokens, 12 heads and ~10 %,
- * lin_all is 3 to 5 % faster (bench/README, tenth session), the paper's variant 2 % (eleventh).
+ * lin_all is 3 to 5 % faster (bench/README, tenth session); the paper's variant, whose tasks
+ * had each gathered their blocks' sums from memory, 5 to 8 % at 16,384 and 32,760 (eleventh).
  */
 #include <cblas.h>
 #include <float.h>
@@ -145,14 +147,12 @@ typedef struct attn_scratch {
                                  * per 16-key panel, PANEL_*; NULL: packed before the tasks */
     float *pbase;               /* ... and where they go (kt, writable) */
     /* a linear branch: its sums from head lin_h on, lin_all: each head's (ts_cpu_lin_sums),
-     * [heads][D·D + D]; the paper's: each head's total, then each key block's
-     * (ts_cpu_lin_blocks), [heads][n_kblk + 1][D·D + D] */
+     * [heads][D·D + D]; the paper's: each head's query blocks' (ts_cpu_lin_paper),
+     * [heads][n_qblk][D·D + D] */
     const float *lin;
     int64_t lin_h;
     float *lf;      /* ... room for the block's φ(q) rows, [blk_q][D], */
-    float *ls, *lo; /* the paper's: for its sums, D·D + D, and φ(q)·KV, [blk_q][D], */
-    const float **lptr; /* and the block sums it adds up, [n_kblk], */
-    uint8_t *lsel;      /* and the key blocks its list names, [n_kblk] */
+    float *lo;      /* ... and for the paper's variant φ(q)·KV, [blk_q][D] */
 } attn_scratch;
 
 /* The quantised K of one head: k16 [Lk, D] in kernel order, ks [n_kblk]; with AVX2 (even D,
@@ -1191,68 +1191,21 @@ static void ready_panels(const ts_attn_plan *p, const void *k, const void *v, in
 }
 #endif
 
-/* dst[e] = (base ? base[e] : 0) ∓ Σ_i x[i][e] over n values (minus with a base): in strips
- * held in registers, each x read once and dst written once. */
-static void lin_gather(float *dst, const float *base, const float *const *x, int64_t m, int64_t n) {
-    int64_t e0 = 0;
-#ifdef __AVX512F__
-    for (; e0 + 64 <= n; e0 += 64) {
-        __m512 a[4];
-        for (int j = 0; j < 4; j++) a[j] = base ? _mm512_loadu_ps(base + e0 + 16 * j) : _mm512_setzero_ps();
-        if (base)
-            for (int64_t i = 0; i < m; i++)
-                for (int j = 0; j < 4; j++) a[j] = _mm512_sub_ps(a[j], _mm512_loadu_ps(x[i] + e0 + 16 * j));
-        else
-            for (int64_t i = 0; i < m; i++)
-                for (int j = 0; j < 4; j++) a[j] = _mm512_add_ps(a[j], _mm512_loadu_ps(x[i] + e0 + 16 * j));
-        for (int j = 0; j < 4; j++) _mm512_storeu_ps(dst + e0 + 16 * j, a[j]);
-    }
-#endif
-    const float sg = base ? -1.0f : 1.0f;
-    for (int64_t e = e0; e < n; e++) dst[e] = base ? base[e] : 0.0f;
-    for (int64_t i = 0; i < m; i++) {
-        const float *xi = x[i];
-#pragma omp simd
-        for (int64_t e = e0; e < n; e++) dst[e] += sg * xi[e];
-    }
-}
-
 /* A task's output rows with SLA's linear branch (plan.lin_w): row r of the block is
  * acc_r / l_r + proj(φ(q_r)·KV / (1e-5 + φ(q_r)·KS)), proj(x) = x·Wᵀ + b, q_r from plan.lin_q
  * where given, else from the (then fp32) operand q. All keys (lin_all): the head's sums from
  * ts_cpu_lin_sums, KV there already times Wᵀ (the projection is linear and the row's scale
- * commutes with it), one product. The paper's variant: the sums over the keys of the blocks
- * the list does not name, from ts_cpu_lin_blocks: the total less the named blocks' sums, or
- * the others' added up, whichever are fewer (running sums, one less another per run of
- * blocks, read about twice as many: SLA's lists at ~10 % are mostly scattered blocks); then
- * φ(q)·KV, and that times Wᵀ. None (every block named) adds the bias alone, as the float64
- * executor does. */
+ * commutes with it), one product. The paper's variant: the query block's own sums over the
+ * keys of the blocks its list does not name (ts_cpu_lin_paper), φ(q)·KV, then that times Wᵀ;
+ * where the list names every block they are zero, and the row gets the bias alone, as in the
+ * float64 executor (0 / 1e-5). */
 static void lin_rows(const ts_attn_plan *p, const void *qop, float *out, int64_t h, int64_t qb, int64_t nq,
                      attn_scratch *w) {
-    const int64_t D = p->head_dim, HD = p->heads * D, DD = D * D, q0 = qb * p->blk_q, nkb = p->n_kblk;
+    const int64_t D = p->head_dim, HD = p->heads * D, DD = D * D, q0 = qb * p->blk_q;
     const float *q = ts_attn_plan_lin_own(p) ? p->lin_q : qop, *b = p->lin_b;
     const float *KV = w->lin + (h - w->lin_h) * (DD + D), *KS = KV + DD;
-    int some = 1; /* any keys in the branch */
-    if (!p->lin_all) {
-        const float *bs = w->lin + (h - w->lin_h) * (nkb + 1) * (DD + D); /* the total, then each block's */
-        int64_t named = nkb;
-        memset(w->lsel, 0, (size_t)nkb);
-        if (p->exact_ptr) {
-            const int32_t *ptr = ts_attn_plan_ptr(p, h);
-            named = 0;
-            for (int32_t li = ptr[qb]; li < ptr[qb + 1]; li++) named += !w->lsel[p->exact_idx[li]], w->lsel[p->exact_idx[li]] = 1;
-        } else memset(w->lsel, 1, (size_t)nkb); /* a dense plan names every block */
-        /* the total less the named blocks' sums, or the others' added up: the fewer */
-        const int minus = named < nkb - named;
-        const uint8_t take = (uint8_t)minus;
-        int64_t m = 0;
-        for (int64_t b0 = 0; b0 < nkb; b0++)
-            if (w->lsel[b0] == take) w->lptr[m++] = bs + (1 + b0) * (DD + D);
-        some = named < nkb;
-        if (some) lin_gather(w->ls, minus ? bs : NULL, w->lptr, m, DD + D);
-        KV = w->ls, KS = w->ls + DD;
-    }
-    if (some && !p->perm) ts_cpu_lin_phi(q + q0 * HD + h * D, HD, nq, D, w->lf, NULL, 0);
+    if (!p->lin_all) KV = w->lin + ((h - w->lin_h) * p->n_qblk + qb) * (DD + D), KS = KV + DD;
+    if (!p->perm) ts_cpu_lin_phi(q + q0 * HD + h * D, HD, nq, D, w->lf, NULL, 0);
     for (int64_t r = 0; r < nq; r++) {
         const int64_t tok = p->perm ? p->perm[q0 + r] : q0 + r;
         float *f = w->lf + r * D, *a = w->acc + r * D;
@@ -1261,11 +1214,6 @@ static void lin_rows(const ts_attn_plan *p, const void *qop, float *out, int64_t
             continue;
         }
         const float inv = w->l[r] > 0.0f ? 1.0f / w->l[r] : 0.0f;
-        if (!some) {
-#pragma omp simd
-            for (int64_t d = 0; d < D; d++) a[d] *= inv;
-            continue;
-        }
         if (p->perm) ts_cpu_lin_phi(q + tok * HD + h * D, HD, 1, D, f, NULL, 0);
         double den = 1e-5;
 #pragma omp simd reduction(+ : den)
@@ -1274,10 +1222,10 @@ static void lin_rows(const ts_attn_plan *p, const void *qop, float *out, int64_t
 #pragma omp simd
         for (int64_t d = 0; d < D; d++) f[d] *= fi, a[d] *= inv;
     }
-    if (some && p->lin_all)
+    if (p->lin_all)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)D, (int)D, 1.0f, w->lf, (int)D, KV,
                     (int)D, 1.0f, w->acc, (int)D);
-    else if (some) {
+    else {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)D, (int)D, 1.0f, w->lf, (int)D, KV,
                     (int)D, 0.0f, w->lo, (int)D);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)D, (int)D, 1.0f, w->lo, (int)D, p->lin_w,
@@ -1592,23 +1540,22 @@ static void attn_task(const ts_attn_plan *p, const void *q, const void *k, const
 /* Floats of scratch per thread: Q block, scores, accumulator (rows rounded up to MR for the
  * tiles), row max and sum, the byte mask (a multiple of 4 floats' worth), for INT8_QK the
  * row scales and int16 rows, and with a linear branch (lin: LIN_ALL or LIN_PAPER) the block's
- * φ(q) rows, and for the paper's variant its sums, φ(q)·KV and the named key blocks (nkb). */
+ * φ(q) rows, and for the paper's variant φ(q)·KV. */
 enum { LIN_NONE, LIN_ALL, LIN_PAPER };
-static size_t lin_floats(int64_t bqp, int64_t D, int lin, int64_t nkb) {
-    return lin == LIN_PAPER ? (size_t)(2 * bqp * D + D * D + D + 2 * nkb + 2 + (nkb + 3) / 4) : lin ? (size_t)(bqp * D) : 0;
+static size_t lin_floats(int64_t bqp, int64_t D, int lin) {
+    return (size_t)((lin == LIN_PAPER ? 2 : lin ? 1 : 0) * bqp * D);
 }
 
-static size_t scratch_floats(int64_t bq, int64_t D, int quant, int tk, int lin, int64_t nkb) {
+static size_t scratch_floats(int64_t bq, int64_t D, int quant, int tk, int lin) {
     const int64_t KC = TS_ATTN_KCHUNK, bqp = bq + TS_ATTN_ROWPAD;
-    return (size_t)(2 * bqp * D + bqp * KC + 2 * bq) + lin_floats(bqp, D, lin, nkb) + (size_t)(bq * KC / 4 + 1) +
+    return (size_t)(2 * bqp * D + bqp * KC + 2 * bq) + lin_floats(bqp, D, lin) + (size_t)(bq * KC / 4 + 1) +
            (quant ? (size_t)(bqp + bqp * D / 2 + 1) : 0) + (TK_DOTS(tk) ? (size_t)(bqp * KC / 2) : 0) +
            (tk == TK_FP16 ? (size_t)(bqp + 16 * D / 2) : 0) +
            (size_t)(2 * bqp * TS_ATTN_OKW + 2 + bqp / (TS_ATTN_MR5 / 2) + 1);
 }
 
 /* The calling thread's part of the per-thread scratch (call inside a parallel region). */
-static attn_scratch scratch_of(float *scratch, size_t per, int64_t bq, int64_t D, int quant, int tk, int lin,
-                               int64_t nkb) {
+static attn_scratch scratch_of(float *scratch, size_t per, int64_t bq, int64_t D, int quant, int tk, int lin) {
     const int64_t KC = TS_ATTN_KCHUNK, bqp = bq + TS_ATTN_ROWPAD;
     int tid = 0;
 #ifdef _OPENMP
@@ -1626,11 +1573,7 @@ static attn_scratch scratch_of(float *scratch, size_t per, int64_t bq, int64_t D
     if (TK_DOTS(tk)) w.pb = (uint32_t *)b, b += bqp * KC / 2;
     if (tk == TK_FP16) w.qs = b, b += bqp + 16 * D / 2; /* and 16 x D halves for head_panels_h */
     if (lin) w.lf = b, b += bqp * D;
-    if (lin == LIN_PAPER) {
-        w.lo = b, b += bqp * D, w.ls = b, b += D * D + D;
-        w.lptr = (const float **)(((uintptr_t)b + 7) & ~(uintptr_t)7), b += 2 * nkb + 2;
-        w.lsel = (uint8_t *)b, b += (nkb + 3) / 4;
-    }
+    if (lin == LIN_PAPER) w.lo = b, b += bqp * D;
     w.okw = (uint64_t *)(((uintptr_t)b + 7) & ~(uintptr_t)7), b += 2 * bqp * TS_ATTN_OKW + 2;
     w.live = (uint32_t *)b;
     return w;
@@ -1697,13 +1640,12 @@ static void *big_buf(ts_ctx *c, int slot, size_t n) {
 }
 
 /* The linear branch's sums of heads [ha, ha + gn) into sums (attn_scratch.lin), from the
- * branch's k and v; 1 without a branch. 0: out of memory. */
+ * branch's k and v (the paper's variant: its key blocks' sums in room first); 1 without a
+ * branch. 0: out of memory. */
 static int lin_group(const ts_attn_plan *p, int lin, int nt, int64_t ha, int64_t gn, const float *k, const float *v,
-                     float *sums) {
+                     float *sums, float *room) {
     if (lin == LIN_ALL) return ts_cpu_lin_sums(nt, p->nk, p->heads, p->head_dim, ha, gn, k, v, p->lin_w, sums);
-    if (lin == LIN_PAPER)
-        return ts_cpu_lin_blocks(nt, p->n_kern ? p->n_kern : p->nk, p->blk_k, p->perm, p->heads, p->head_dim, ha, gn,
-                                 k, v, sums);
+    if (lin == LIN_PAPER) return ts_cpu_lin_paper(nt, p, ha, gn, k, v, room, sums);
     return 1;
 }
 
@@ -1735,7 +1677,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
     const int tile = tk != TK_SGEMM;
     const int lin = !p->lin_w ? LIN_NONE : p->lin_all ? LIN_ALL : LIN_PAPER; /* added by the tasks, */
     const float *lk = lin_own ? p->lin_k : k, *lv = lin_own ? p->lin_v : v; /* from these */
-    const size_t per = scratch_floats(bq, D, quant, tk, lin, p->n_kblk);
+    const size_t per = scratch_floats(bq, D, quant, tk, lin);
     int nt = c->n_threads > 0 ? c->n_threads : 1;
     ts_status rc = TS_OK;
     /* the large buffers (big_buf) come from the context's workspace where it has one (kept
@@ -1863,11 +1805,12 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
      * (a head's are 33 MB at 32,760 tokens, blocks of 64): the tiled path's groups, else one
      * head */
     const int64_t lper = D * D + D, lgn = lin == LIN_PAPER ? (kvh ? g : 1) : nh;
-    const int64_t lhead = lin == LIN_PAPER ? (p->n_kblk + 1) * lper : lper;
+    const int64_t lhead = lin == LIN_PAPER ? (p->n_qblk + p->n_kblk + 1) * lper : lper;
     if (lin && !(lins = big_buf(c, TS_WS_ATTN_LIN, (size_t)(lgn * lhead) * sizeof(float)))) {
         rc = TS_ERR_NOMEM;
         goto done;
     }
+    float *lroom = lin == LIN_PAPER ? lins + lgn * p->n_qblk * lper : NULL; /* the paper's block sums */
     openblas_set_num_threads(1); /* each task's sgemms run on its own thread */
     if (kvh) {
         const int64_t HD = p->heads * D, per_head = 2 * Lkp * D;
@@ -1896,7 +1839,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
                 }
 #pragma omp parallel num_threads(nt)
                 {
-                    attn_scratch ws = scratch_of(scratch, per, bq, D, quant, tk, lin, p->n_kblk);
+                    attn_scratch ws = scratch_of(scratch, per, bq, D, quant, tk, lin);
                     uint16_t *tmp = (uint16_t *)(ws.qs + bq + TS_ATTN_ROWPAD);
 #pragma omp for schedule(static)
                     for (int64_t t = 0; t < gn * np; t++) {
@@ -1926,7 +1869,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
                 ts_attn_load_row(vr, v, tok * HD + h * D, D, p->in_bf16, 1.0f);
             }
             /* the group's linear sums before its tasks, which then find its K and V in cache */
-            if (!lin_group(p, lin, nt, h0 + hh0, gn, lk, lv, lins + (lin == LIN_ALL ? hh0 * lper : 0))) {
+            if (!lin_group(p, lin, nt, h0 + hh0, gn, lk, lv, lins + (lin == LIN_ALL ? hh0 * lper : 0), lroom)) {
                 rc = TS_ERR_NOMEM;
                 break;
             }
@@ -1942,7 +1885,7 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
             for (int r = 0; r < nt; r++) atomic_init(&next[r].t, n_t * r / nt);
 #pragma omp parallel num_threads(nt)
             {
-                attn_scratch w = scratch_of(scratch, per, bq, D, quant, tk, lin, p->n_kblk);
+                attn_scratch w = scratch_of(scratch, per, bq, D, quant, tk, lin);
                 w.kreal = kreal, w.ktail = ktail, w.tk = tk;
                 w.pf = pf;
                 w.lkp = Lkp;
@@ -1971,13 +1914,13 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
         const int64_t gl = lin == LIN_PAPER ? lgn : nh;
         for (int64_t hh0 = 0; hh0 < nh; hh0 += gl) {
             const int64_t gn = nh - hh0 < gl ? nh - hh0 : gl;
-            if (!lin_group(p, lin, nt, h0 + hh0, gn, lk, lv, lins)) {
+            if (!lin_group(p, lin, nt, h0 + hh0, gn, lk, lv, lins, lroom)) {
                 rc = TS_ERR_NOMEM;
                 break;
             }
 #pragma omp parallel num_threads(nt)
             {
-                attn_scratch w = scratch_of(scratch, per, bq, D, quant, tk, lin, p->n_kblk);
+                attn_scratch w = scratch_of(scratch, per, bq, D, quant, tk, lin);
                 w.kreal = kreal, w.ktail = ktail, w.tk = tk;
                 w.lin = lins, w.lin_h = h0 + hh0;
 #pragma omp for schedule(dynamic, 1)

@@ -174,3 +174,93 @@ int ts_cpu_lin_blocks(int nt, int64_t Lk, int64_t bk, const int32_t *perm, int64
     free(tmp);
     return 1;
 }
+
+/* dst[0 .. ne) = (minus ? tot : 0) ∓ Σ_i P[idx[i]·ps + ...]: one strip of a query block's
+ * complement, from the block sums' same strip (in cache: the strip pass reads them all). */
+static void strip_sum(float *dst, const float *tot, const float *P, int64_t ps, const int32_t *idx, int64_t m,
+                      int64_t ne, int minus) {
+    int64_t e0 = 0;
+#ifdef __AVX512F__
+    for (; e0 + 128 <= ne; e0 += 128) {
+        __m512 a[8];
+        for (int j = 0; j < 8; j++) a[j] = minus ? _mm512_loadu_ps(tot + e0 + 16 * j) : _mm512_setzero_ps();
+        if (minus)
+            for (int64_t i = 0; i < m; i++) {
+                const float *x = P + idx[i] * ps + e0;
+                for (int j = 0; j < 8; j++) a[j] = _mm512_sub_ps(a[j], _mm512_loadu_ps(x + 16 * j));
+            }
+        else
+            for (int64_t i = 0; i < m; i++) {
+                const float *x = P + idx[i] * ps + e0;
+                for (int j = 0; j < 8; j++) a[j] = _mm512_add_ps(a[j], _mm512_loadu_ps(x + 16 * j));
+            }
+        for (int j = 0; j < 8; j++) _mm512_storeu_ps(dst + e0 + 16 * j, a[j]);
+    }
+#endif
+    const float sg = minus ? -1.0f : 1.0f;
+    for (int64_t e = e0; e < ne; e++) dst[e] = minus ? tot[e] : 0.0f;
+    for (int64_t i = 0; i < m; i++) {
+        const float *x = P + idx[i] * ps;
+#pragma omp simd
+        for (int64_t e = e0; e < ne; e++) dst[e] += sg * x[e];
+    }
+}
+
+int ts_cpu_lin_paper(int nt, const ts_attn_plan *p, int64_t ha, int64_t gn, const float *k, const float *v,
+                     float *blocks, float *comp) {
+    const int64_t D = p->head_dim, per = D * D + D, nkb = p->n_kblk, nqb = p->n_qblk;
+    const int64_t h0 = p->h1 > 0 ? p->h0 : 0, half = nkb / 2 + 1;
+    if (nt < 1) nt = 1;
+    if (!ts_cpu_lin_blocks(nt, p->n_kern ? p->n_kern : p->nk, p->blk_k, p->perm, p->heads, D, ha, gn, k, v, blocks))
+        return 0;
+    /* each query block's list: the blocks its plan names (minus: the total less their sums) or
+     * the others (their sums added up), the fewer; none: every block named */
+    int32_t *idx = malloc((size_t)(gn * nqb * half) * sizeof(int32_t)), *cnt = malloc((size_t)(gn * nqb) * 4);
+    uint8_t *sel = malloc((size_t)(nt * nkb));
+    if (!idx || !cnt || !sel) {
+        free(idx), free(cnt), free(sel);
+        return 0;
+    }
+    /* the strips: E values of every block's sums in L2 while each query block adds its up */
+    const int64_t E = nkb <= 512 ? 256 : nkb <= 1024 ? 128 : 64, ns = (per + E - 1) / E;
+#pragma omp parallel num_threads(nt)
+    {
+        int me = 0;
+#ifdef _OPENMP
+        me = omp_get_thread_num();
+#endif
+        uint8_t *mk = sel + me * nkb;
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < gn * nqb; t++) {
+            const int64_t h = ha + t / nqb, a = t % nqb;
+            int64_t named = nkb;
+            if (p->exact_ptr) {
+                const int32_t *ptr = p->exact_per_head ? p->exact_ptr + (h - h0) * (nqb + 1) : p->exact_ptr;
+                memset(mk, 0, (size_t)nkb);
+                named = 0;
+                for (int32_t li = ptr[a]; li < ptr[a + 1]; li++) {
+                    named += !mk[p->exact_idx[li]];
+                    mk[p->exact_idx[li]] = 1;
+                }
+            } else memset(mk, 1, (size_t)nkb);
+            const int minus = named < nkb - named;
+            int32_t *l = idx + t * half, m = 0;
+            for (int64_t b = 0; b < nkb && named < nkb; b++)
+                if (mk[b] == minus) l[m++] = (int32_t)b;
+            cnt[t] = named == nkb ? -1 : minus ? m : -2 - m; /* -1 none; m ≥ 0 minus; -2 - m plus */
+        }
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < gn * ns; t++) {
+            const int64_t gi = t / ns, e0 = t % ns * E, ne = e0 + E < per ? E : per - e0;
+            const float *tot = blocks + gi * (nkb + 1) * per + e0, *P = tot + per;
+            for (int64_t a = 0; a < nqb; a++) {
+                const int32_t c = cnt[gi * nqb + a];
+                float *dst = comp + (gi * nqb + a) * per + e0;
+                if (c == -1) memset(dst, 0, (size_t)ne * 4);
+                else strip_sum(dst, tot, P, per, idx + (gi * nqb + a) * half, c >= 0 ? c : -2 - c, ne, c >= 0);
+            }
+        }
+    }
+    free(idx), free(cnt), free(sel);
+    return 1;
+}
