@@ -699,13 +699,19 @@ static void test_sla(ts_ctx *c) {
         ts_test_compare("sla, bf16 operands: sparse branch on them, linear branch on fp32", out, bare, N, 1e-5, NULL);
         free(b), free(lin), free(bare), free(tf), free(tb), free(r1);
     }
-    /* through a schedule, with the projection on the site */
-    ts_attn_schedule *s = NULL;
-    ts_attn_schedule_from_spec(&s, "sla:topk=0.3,block_q=64,block_k=32", &e);
+    /* through a schedule, with the projection on the site: each variant */
     ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 1, n}, 500.0f, pw->data, pb->data, 0};
-    TS_CHECK(s && ts_attention(c, s, &site, n, n, H, D, q->data, k->data, v->data, out, &e) == TS_OK, "sla schedule: %s", e.msg);
-    ts_test_compare("sla through a schedule vs the reference", out, ts_st_find(f, "out_all")->data, n * H * D, 1e-4, NULL);
-    ts_attn_schedule_free(s);
+    for (int variant = 0; variant < 2; variant++) {
+        ts_attn_schedule *s = NULL;
+        ts_attn_schedule_from_spec(&s, variant ? "sla:topk=0.3,block_q=64,block_k=32,variant=complement"
+                                               : "sla:topk=0.3,block_q=64,block_k=32", &e);
+        TS_CHECK(s && ts_attention(c, s, &site, n, n, H, D, q->data, k->data, v->data, out, &e) == TS_OK,
+                 "sla schedule: %s", e.msg);
+        char what[64];
+        snprintf(what, sizeof what, "sla %s through a schedule vs the reference", names[variant]);
+        ts_test_compare(what, out, ts_st_find(f, names[variant])->data, n * H * D, 1e-4, NULL);
+        ts_attn_schedule_free(s);
+    }
     free(out), free(sparse);
     ts_st_close(f);
 }
