@@ -51,8 +51,8 @@
  * φ(q)·KV / (φ(q)·KS), projected, and the bias to its rows as it writes them (lin_rows),
  * while its query rows and outputs are in cache. Added by SLA after the kernel, as before,
  * the branch read q, k, v again and the output twice: at 4,096 tokens, 12 heads and ~10 %,
- * lin_all is 3 to 5 % faster (bench/README, tenth session); the paper's variant, whose tasks
- * had each gathered their blocks' sums from memory, 5 to 8 % at 16,384 and 32,760 (eleventh).
+ * lin_all is 3 to 5 % faster (bench/README, tenth session), the paper's variant 5 to 8 % at
+ * 32,760 tokens (eleventh; with each task gathering its blocks' sums itself, 3 % slower).
  */
 #include <cblas.h>
 #include <float.h>
@@ -1802,8 +1802,8 @@ ts_status ts_cpu_attn_path(ts_ctx *c, const ts_attn_plan *p, const void *q, cons
         goto done;
     }
     /* the linear branch's sums: all heads' for lin_all; the paper's, a head group's at a time
-     * (a head's are 33 MB at 32,760 tokens, blocks of 64): the tiled path's groups, else one
-     * head */
+     * (a head's are 51 MB at 32,760 tokens in blocks of 128 x 64: its key blocks' 34 MB, its
+     * query blocks' 17): the tiled path's groups, else one head */
     const int64_t lper = D * D + D, lgn = lin == LIN_PAPER ? (kvh ? g : 1) : nh;
     const int64_t lhead = lin == LIN_PAPER ? (p->n_qblk + p->n_kblk + 1) * lper : lper;
     if (lin && !(lins = big_buf(c, TS_WS_ATTN_LIN, (size_t)(lgn * lhead) * sizeof(float)))) {
