@@ -609,8 +609,8 @@ static void test_sla(ts_ctx *c) {
         free(part);
     }
     /* against the float64 executor running each head's plan with its linear branch (plan.lin_w):
-     * TurboDiffusion's variant, and the paper's with most blocks selected (few, short runs of
-     * unselected blocks) and with few (long runs) */
+     * TurboDiffusion's variant, and the paper's with most blocks selected (the kernel adds the
+     * others' sums up) and with few (the total less the selected blocks' sums) */
     const struct { double topk; int complement, threads; } lv[] = {{0.3, 0, 0}, {0.7, 1, 0}, {0.2, 1, 0},
                                                                    {0.3, 0, 1}, {0.2, 1, 1}, {0.2, 1, 3},
                                                                    {0.3, 0, 3}};
@@ -1257,7 +1257,7 @@ static void test_bf16_dynamic(ts_ctx *c) {
     for (int h = 0; h < 2; h++) TS_CHECK(ts_sla_plan(n, H, D, h, &sp, q, k, &hp[h], &st[h], &e) == TS_OK, "%s", e.msg);
     TS_CHECK(ts_plan_join_heads(hp, 2, &all, &js, &e) == TS_OK, "%s", e.msg);
     bf16_case(c, &all, H, D, "bf16 sla 234 tokens, blocks 32x16, 2 heads");
-    float *lw = malloc((size_t)(D * D + D) * 4); /* and with the all-keys linear branch (plan.lin_all) */
+    float *lw = malloc((size_t)(D * D + D) * 4); /* and with each linear branch (all keys, then the paper's) */
     ts_test_randn(lw, D * D + D, 83, 0.3f);
     all.lin_w = lw, all.lin_b = lw + D * D, all.lin_all = 1;
     bf16_case(c, &all, H, D, "bf16 sla 234 tokens, blocks 32x16, 2 heads, linear branch");

@@ -1205,7 +1205,7 @@ static void lin_rows(const ts_attn_plan *p, const void *qop, float *out, int64_t
     const float *q = ts_attn_plan_lin_own(p) ? p->lin_q : qop, *b = p->lin_b;
     const float *KV = w->lin + (h - w->lin_h) * (DD + D), *KS = KV + DD;
     if (!p->lin_all) KV = w->lin + ((h - w->lin_h) * p->n_qblk + qb) * (DD + D), KS = KV + DD;
-    if (!p->perm) ts_cpu_lin_phi(q + q0 * HD + h * D, HD, nq, D, w->lf, NULL, 0);
+    if (!p->perm) ts_cpu_lin_phi(q + q0 * HD + h * D, HD, nq, D, w->lf, NULL);
     for (int64_t r = 0; r < nq; r++) {
         const int64_t tok = p->perm ? p->perm[q0 + r] : q0 + r;
         float *f = w->lf + r * D, *a = w->acc + r * D;
@@ -1214,7 +1214,7 @@ static void lin_rows(const ts_attn_plan *p, const void *qop, float *out, int64_t
             continue;
         }
         const float inv = w->l[r] > 0.0f ? 1.0f / w->l[r] : 0.0f;
-        if (p->perm) ts_cpu_lin_phi(q + tok * HD + h * D, HD, 1, D, f, NULL, 0);
+        if (p->perm) ts_cpu_lin_phi(q + tok * HD + h * D, HD, 1, D, f, NULL);
         double den = 1e-5;
 #pragma omp simd reduction(+ : den)
         for (int64_t d = 0; d < D; d++) den += (double)f[d] * (double)KS[d];

@@ -25,13 +25,12 @@
  * vectorised map still waited on its loads (SLA, 4,096 tokens: about 1 ms of a 39 ms call). */
 #define LIN_PF 12
 
-void ts_cpu_lin_phi(const float *x, int64_t ld, int64_t n, int64_t D, float *y, const float *also, int also_rw) {
+void ts_cpu_lin_phi(const float *x, int64_t ld, int64_t n, int64_t D, float *y, const float *also) {
     for (int64_t u = 1; u < LIN_PF && u < n; u++) TS_PREFETCH_LINES(x + u * ld, D * sizeof(float), 0);
     for (int64_t t = 0; t < n; t++) {
         const float *r = x + t * ld;
         if (t + LIN_PF < n) TS_PREFETCH_LINES(r + LIN_PF * ld, D * sizeof(float), 0);
-        if (also && also_rw) TS_PREFETCH_LINES(also + t * ld, D * sizeof(float), 1);
-        else if (also) TS_PREFETCH_LINES(also + t * ld, D * sizeof(float), 0);
+        if (also) TS_PREFETCH_LINES(also + t * ld, D * sizeof(float), 0);
         float *o = y + t * D, mx = -INFINITY, sum = 0.0f;
 #ifdef __AVX512F__
         if (D % 16 == 0 && D <= LIN_ROW_MAX) { /* the row in registers, one read; ts_expf's steps (ts_exp2_16) */
@@ -60,9 +59,12 @@ void ts_cpu_lin_phi(const float *x, int64_t ld, int64_t n, int64_t D, float *y, 
     }
 }
 
-void ts_cpu_lin_key_sums(int64_t k0, int64_t k1, int64_t HD, int64_t D, int64_t h, const float *k, const float *v,
-                         float beta, float *kv, float *ks, float *f) {
-    ts_cpu_lin_phi(k + k0 * HD + h * D, HD, k1 - k0, D, f, v + k0 * HD + h * D, 0);
+/* Σ φ(k) vᵀ [D, D] and Σ φ(k) [D] over keys k0 .. k1 of head h of k, v [n, HD], into (beta 0)
+ * or onto (beta 1) kv and ks; f: room for k1 − k0 rows of D. One-thread sgemm: call it with
+ * OpenBLAS at one thread. */
+static void key_sums(int64_t k0, int64_t k1, int64_t HD, int64_t D, int64_t h, const float *k, const float *v,
+                     float beta, float *kv, float *ks, float *f) {
+    ts_cpu_lin_phi(k + k0 * HD + h * D, HD, k1 - k0, D, f, v + k0 * HD + h * D);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)D, (int)(k1 - k0), 1.0f, f, (int)D,
                 v + k0 * HD + h * D, (int)HD, beta, kv, (int)D);
     if (beta == 0.0f) memset(ks, 0, (size_t)D * 4);
@@ -92,8 +94,7 @@ int ts_cpu_lin_sums(int nt, int64_t n, int64_t H, int64_t D, int64_t ha, int64_t
         for (int64_t gi = 0; gi < gn; gi++)
             for (int64_t t = me * nck / team; t < (me + 1) * nck / team; t++) {
                 const int64_t r0 = t * R, r1 = r0 + R < n ? r0 + R : n;
-                ts_cpu_lin_key_sums(r0, r1, HD, D, ha + gi, k, v, 1.0f, mine + gi * per, mine + gi * per + DD,
-                                    f + me * R * D);
+                key_sums(r0, r1, HD, D, ha + gi, k, v, 1.0f, mine + gi * per, mine + gi * per + DD, f + me * R * D);
             }
 #pragma omp barrier
         /* the threads' slots added up into thread 0's, a row (of D) at a time */
@@ -119,7 +120,12 @@ int ts_cpu_lin_sums(int nt, int64_t n, int64_t H, int64_t D, int64_t ha, int64_t
     return 1;
 }
 
-int ts_cpu_lin_blocks(int nt, int64_t Lk, int64_t bk, const int32_t *perm, int64_t H, int64_t D, int64_t ha,
+/* The paper's variant's sums of heads [ha, ha + gn), by key block in kernel order (blocks of
+ * bk of Lk slots; perm: the token at each slot, −1 none, or NULL for the identity): sums
+ * [gn][nkb + 1][D·D + D], a head's slot 0 its total over all keys, slot 1 + b block b's, each
+ * Σ φ(k) vᵀ then Σ φ(k). On nt threads, called outside a parallel region with OpenBLAS at one
+ * thread. 0: out of memory. */
+static int block_sums(int nt, int64_t Lk, int64_t bk, const int32_t *perm, int64_t H, int64_t D, int64_t ha,
                       int64_t gn, const float *k, const float *v, float *sums) {
     const int64_t HD = H * D, per = D * D + D, nkb = (Lk + bk - 1) / bk;
     if (nt < 1) nt = 1;
@@ -143,7 +149,7 @@ int ts_cpu_lin_blocks(int nt, int64_t Lk, int64_t bk, const int32_t *perm, int64
             for (int64_t b = me * nkb / team; b < (me + 1) * nkb / team; b++) {
                 float *kv = sums + (gi * (nkb + 1) + 1 + b) * per, *t = tot + gi * per;
                 const int64_t j0 = b * bk, j1 = j0 + bk < Lk ? j0 + bk : Lk;
-                if (!perm) ts_cpu_lin_key_sums(j0, j1, HD, D, h, k, v, 0.0f, kv, kv + D * D, f);
+                if (!perm) key_sums(j0, j1, HD, D, h, k, v, 0.0f, kv, kv + D * D, f);
                 else {
                     int64_t m = 0; /* the block's tokens (padding slots hold none) */
                     for (int64_t j = j0; j < j1; j++) {
@@ -152,7 +158,7 @@ int ts_cpu_lin_blocks(int nt, int64_t Lk, int64_t bk, const int32_t *perm, int64
                         memcpy(gv + m * D, v + perm[j] * HD + h * D, (size_t)D * 4);
                         m++;
                     }
-                    if (m) ts_cpu_lin_key_sums(0, m, D, D, 0, gk, gv, 0.0f, kv, kv + D * D, f);
+                    if (m) key_sums(0, m, D, D, 0, gk, gv, 0.0f, kv, kv + D * D, f);
                     else memset(kv, 0, (size_t)per * 4);
                 }
 #pragma omp simd
@@ -209,9 +215,9 @@ static void strip_sum(float *dst, const float *tot, const float *P, int64_t ps, 
 int ts_cpu_lin_paper(int nt, const ts_attn_plan *p, int64_t ha, int64_t gn, const float *k, const float *v,
                      float *blocks, float *comp) {
     const int64_t D = p->head_dim, per = D * D + D, nkb = p->n_kblk, nqb = p->n_qblk;
-    const int64_t h0 = p->h1 > 0 ? p->h0 : 0, half = nkb / 2 + 1;
+    const int64_t half = nkb / 2 + 1;
     if (nt < 1) nt = 1;
-    if (!ts_cpu_lin_blocks(nt, p->n_kern ? p->n_kern : p->nk, p->blk_k, p->perm, p->heads, D, ha, gn, k, v, blocks))
+    if (!block_sums(nt, p->n_kern ? p->n_kern : p->nk, p->blk_k, p->perm, p->heads, D, ha, gn, k, v, blocks))
         return 0;
     /* each query block's list: the blocks its plan names (minus: the total less their sums) or
      * the others (their sums added up), the fewer; none: every block named */
@@ -235,7 +241,7 @@ int ts_cpu_lin_paper(int nt, const ts_attn_plan *p, int64_t ha, int64_t gn, cons
             const int64_t h = ha + t / nqb, a = t % nqb;
             int64_t named = nkb;
             if (p->exact_ptr) {
-                const int32_t *ptr = p->exact_per_head ? p->exact_ptr + (h - h0) * (nqb + 1) : p->exact_ptr;
+                const int32_t *ptr = ts_attn_plan_ptr(p, h);
                 memset(mk, 0, (size_t)nkb);
                 named = 0;
                 for (int32_t li = ptr[a]; li < ptr[a + 1]; li++) {

@@ -56,13 +56,8 @@ int ts_cpu_bf16_dots_fast(void);
 
 /* SLA's linear branch (cpu_lin.c). φ: a softmax over the head dim of each of n rows of x
  * (row stride ld) into y [n, D]; the rows of also (the same stride, or NULL), which the caller
- * reads (also_rw 1: and writes) next, are asked for along the way. */
-void ts_cpu_lin_phi(const float *x, int64_t ld, int64_t n, int64_t D, float *y, const float *also, int also_rw);
-/* Σ φ(k) vᵀ [D, D] and Σ φ(k) [D] over keys k0 .. k1 of head h of k, v [n, HD], into (beta 0)
- * or onto (beta 1) kv and ks; f: room for k1 − k0 rows of D. One-thread sgemm: call it with
- * OpenBLAS at one thread. */
-void ts_cpu_lin_key_sums(int64_t k0, int64_t k1, int64_t HD, int64_t D, int64_t h, const float *k, const float *v,
-                         float beta, float *kv, float *ks, float *f);
+ * reads next, are asked for along the way. */
+void ts_cpu_lin_phi(const float *x, int64_t ld, int64_t n, int64_t D, float *y, const float *also);
 /* The all-keys variant's sums of heads [ha, ha + gn) over all n keys, on nt threads (called
  * outside a parallel region, OpenBLAS at one thread): sums [gn][D·D + D], each head's
  * (Σ φ(k) vᵀ)·wᵀ (w [D, D] the projection's weights, row-major by output; NULL: the sum
@@ -70,17 +65,10 @@ void ts_cpu_lin_key_sums(int64_t k0, int64_t k1, int64_t HD, int64_t D, int64_t 
 #define TS_CPU_LIN_ROWS 256 /* rows per sgemm */
 int ts_cpu_lin_sums(int nt, int64_t n, int64_t H, int64_t D, int64_t ha, int64_t gn, const float *k, const float *v,
                     const float *w, float *sums);
-/* The paper's variant's sums of heads [ha, ha + gn), by key block in kernel order (blocks of
- * bk of Lk slots; perm: the token at each slot, −1 none, or NULL for the identity): sums
- * [gn][nkb + 1][D·D + D], a head's slot 0 its total over all keys, slot 1 + b block b's, each
- * Σ φ(k) vᵀ then Σ φ(k). On nt threads, called outside a parallel region with OpenBLAS at one
- * thread. 0: out of memory. */
-int ts_cpu_lin_blocks(int nt, int64_t Lk, int64_t bk, const int32_t *perm, int64_t H, int64_t D, int64_t ha,
-                      int64_t gn, const float *k, const float *v, float *sums);
 /* The paper's variant's sums for each query block of heads [ha, ha + gn) of plan p: comp
  * [gn][n_qblk][D·D + D], Σ φ(k) vᵀ then Σ φ(k) over the keys of the blocks the query block's
  * list does not name (zero where it names all), from blocks [gn][n_kblk + 1][D·D + D]
- * (ts_cpu_lin_blocks' sums, computed here) a strip of values at a time, so that each block's
+ * (each head's total, then each key block's sums, computed here) a strip of values at a time, so that each block's
  * sums come from memory once, not once for each query block that takes them. The branch's k
  * and v. On nt threads, outside a parallel region, OpenBLAS at one thread. 0: out of memory. */
 int ts_cpu_lin_paper(int nt, const struct ts_attn_plan *p, int64_t ha, int64_t gn, const float *k, const float *v,
