@@ -55,36 +55,58 @@ ts_status ts_plan_join_heads(const ts_attn_plan *p, int64_t nh, ts_attn_plan *al
 }
 
 /* The tile order's length with tiles and the text before the image starting on multiples of
- * pad (1: none), writing it to perm when perm is not NULL; inside a tile, sub-tiles of sub
- * (NULL: the tile) in row-major order. */
-static int64_t tile_order(const ts_mask *m, int64_t n, const int tile[3], const int *sub, int64_t pad,
-                          int32_t *perm) {
+ * pad (1: none), writing it to perm when perm is not NULL; the tiles nested as nest says (axes
+ * outermost first; NULL: t, h, w), inside a tile sub-tiles of sub (NULL: the tile) in
+ * row-major order. */
+static int64_t tile_order(const ts_mask *m, int64_t n, const int tile[3], const int *sub, const int *nest,
+                          int64_t pad, int32_t *perm) {
+    static const int thw[3] = {0, 1, 2};
     const int64_t T = m->grid[0], H = m->grid[1], W = m->grid[2], G = T * H * W;
     const int64_t tt = tile[0], th = tile[1], tw = tile[2];
     const int64_t st = sub ? sub[0] : tt, sh = sub ? sub[1] : th, sw = sub ? sub[2] : tw;
+    const int64_t nt[3] = {(T + tt - 1) / tt, (H + th - 1) / th, (W + tw - 1) / tw};
+    if (!nest) nest = thw;
     int64_t pos = 0;
     for (int64_t i = 0; i < m->img0; i++, pos++)
         if (perm) perm[pos] = (int32_t)i;
     for (; pos % pad; pos++)
         if (perm) perm[pos] = -1;
-    for (int64_t t0 = 0; t0 < T; t0 += tt)
-        for (int64_t y0 = 0; y0 < H; y0 += th)
-            for (int64_t x0 = 0; x0 < W; x0 += tw) {
-                const int64_t t1 = t0 + tt < T ? t0 + tt : T, y1 = y0 + th < H ? y0 + th : H,
-                              x1 = x0 + tw < W ? x0 + tw : W;
-                for (int64_t u0 = t0; u0 < t1; u0 += st)
-                    for (int64_t v0 = y0; v0 < y1; v0 += sh)
-                        for (int64_t w0 = x0; w0 < x1; w0 += sw)
-                            for (int64_t t = u0; t < u0 + st && t < t1; t++)
-                                for (int64_t y = v0; y < v0 + sh && y < y1; y++)
-                                    for (int64_t x = w0; x < w0 + sw && x < x1; x++, pos++)
-                                        if (perm) perm[pos] = (int32_t)(m->img0 + (t * H + y) * W + x);
-                for (; pos % pad; pos++) /* an edge tile's padding */
-                    if (perm) perm[pos] = -1;
-            }
+    for (int64_t ti = 0; ti < nt[0] * nt[1] * nt[2]; ti++) { /* tile ti of the nest: its first token */
+        int64_t o[3], rest = ti;
+        for (int j = 2; j >= 0; j--) o[nest[j]] = rest % nt[nest[j]] * tile[nest[j]], rest /= nt[nest[j]];
+        const int64_t t0 = o[0], y0 = o[1], x0 = o[2];
+        const int64_t t1 = t0 + tt < T ? t0 + tt : T, y1 = y0 + th < H ? y0 + th : H,
+                      x1 = x0 + tw < W ? x0 + tw : W;
+        for (int64_t u0 = t0; u0 < t1; u0 += st)
+            for (int64_t v0 = y0; v0 < y1; v0 += sh)
+                for (int64_t w0 = x0; w0 < x1; w0 += sw)
+                    for (int64_t t = u0; t < u0 + st && t < t1; t++)
+                        for (int64_t y = v0; y < v0 + sh && y < y1; y++)
+                            for (int64_t x = w0; x < w0 + sw && x < x1; x++, pos++)
+                                if (perm) perm[pos] = (int32_t)(m->img0 + (t * H + y) * W + x);
+        for (; pos % pad; pos++) /* an edge tile's padding */
+            if (perm) perm[pos] = -1;
+    }
     for (int64_t i = m->img0 + G; i < n; i++, pos++)
         if (perm) perm[pos] = (int32_t)i;
     return pos;
+}
+
+void ts_plan_tile_nest(const ts_mask *m, const int tile[3], int nest[3]) {
+    double span[3]; /* tiles a query's window spans, per axis */
+    for (int i = 0; i < 3; i++) {
+        double len = (double)m->grid[i];
+        if (m->kind == TS_MASK_NA) len = (double)m->window[i] * (double)m->dilation[i];
+        else if (m->kind == TS_MASK_CLEAR) len = i ? 2.0 * m->radius : 1.0; /* the query's own frame */
+        if (len > (double)m->grid[i]) len = (double)m->grid[i];
+        span[i] = len / (double)(tile[i] > 0 ? tile[i] : 1);
+        nest[i] = i;
+    }
+    for (int i = 1; i < 3; i++) /* fewest first; ties keep t, h, w */
+        for (int j = i; j > 0 && span[nest[j - 1]] > span[nest[j]]; j--) {
+            const int x = nest[j];
+            nest[j] = nest[j - 1], nest[j - 1] = x;
+        }
 }
 
 static int64_t tile_pad(const int tile[3], int64_t blk) {
@@ -102,11 +124,21 @@ static ts_status tile_check(const ts_mask *m, int64_t n, const int tile[3], cons
     return TS_OK;
 }
 
+ts_status ts_plan_tile_perm_nest(const ts_mask *m, int64_t n, const int tile[3], const int sub[3],
+                                 const int nest[3], int64_t blk, int32_t *perm, ts_err *err) {
+    ts_status st = tile_check(m, n, tile, sub, err);
+    if (st == TS_OK && nest) {
+        int seen = 0;
+        for (int i = 0; i < 3; i++) seen |= nest[i] >= 0 && nest[i] < 3 ? 1 << nest[i] : 8;
+        if (seen != 7) st = TS_ERR(err, TS_ERR_INVALID_ARG, "attention: a tile nest must order the axes 0, 1, 2");
+    }
+    if (st == TS_OK) tile_order(m, n, tile, sub, nest, tile_pad(tile, blk), perm);
+    return st;
+}
+
 ts_status ts_plan_tile_perm_sub(const ts_mask *m, int64_t n, const int tile[3], const int sub[3], int64_t blk,
                                 int32_t *perm, ts_err *err) {
-    ts_status st = tile_check(m, n, tile, sub, err);
-    if (st == TS_OK) tile_order(m, n, tile, sub, tile_pad(tile, blk), perm);
-    return st;
+    return ts_plan_tile_perm_nest(m, n, tile, sub, NULL, blk, perm, err);
 }
 
 ts_status ts_plan_tile_perm_padded(const ts_mask *m, int64_t n, const int tile[3], int64_t blk, int32_t *perm,
@@ -120,7 +152,7 @@ ts_status ts_plan_tile_perm(const ts_mask *m, int64_t n, const int tile[3], int3
 
 int64_t ts_plan_tile_len(const ts_mask *m, int64_t n, const int tile[3], int64_t blk) {
     if (tile_check(m, n, tile, NULL, NULL) != TS_OK) return -1;
-    return tile_order(m, n, tile, NULL, tile_pad(tile, blk), NULL);
+    return tile_order(m, n, tile, NULL, NULL, tile_pad(tile, blk), NULL);
 }
 
 /* Inclusive coordinate box, per dimension; empty when lo > hi. */

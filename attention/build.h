@@ -47,6 +47,21 @@ ts_status ts_plan_tile_perm_padded(const ts_mask *mask, int64_t n, const int til
 ts_status ts_plan_tile_perm_sub(const ts_mask *mask, int64_t n, const int tile[3], const int sub[3], int64_t blk,
                                 int32_t *perm, ts_err *err);
 
+/* The same order with the tiles nested as nest[0] (outermost), nest[1], nest[2] (innermost),
+ * axes 0 t, 1 h, 2 w (NULL: t, h, w, the row-major tile order above): a query block's
+ * neighbours in the kernel order are then its tile's neighbours along nest[2]. A nest that is
+ * not an order of 0, 1, 2 is refused. */
+ts_status ts_plan_tile_perm_nest(const ts_mask *mask, int64_t n, const int tile[3], const int sub[3],
+                                 const int nest[3], int64_t blk, int32_t *perm, ts_err *err);
+
+/* The nest for a mask's window: the axes by how many tiles a query's window spans along them
+ * (NA: window x dilation; CLEAR: its own frame, and 2 x radius across; else the grid), fewest
+ * outermost, ties in t, h, w order. The kernel runs a thread's query blocks in kernel order,
+ * so neighbours along the innermost axis share the most key blocks: a window 17 frames deep
+ * with one 8 x 8 tile row shares 16 of 17 frames' blocks from one query tile to the next
+ * along t, 2 of 3 along w. */
+void ts_plan_tile_nest(const ts_mask *mask, const int tile[3], int nest[3]);
+
 /* Joins the one-head plans p[0 .. nh) of heads p[0].h0 onwards (the same blocks, order and
  * kernel length; lists differ; exact_full NULL: all full) into *all: a list per head
  * (exact_per_head), in st (freed first), the density their mean. The lists' total length

@@ -244,11 +244,58 @@ static void test_tile_perm(void) {
         const int bad[3] = {1, 0, 4};
         TS_CHECK(ts_plan_tile_perm_sub(&m, n, tl, bad, 64, perm, &e) == TS_ERR_INVALID_ARG, "sub-tile 1x0x4 refused");
     }
+    /* nested tiles, by hand: a 3x2x5 grid after 2 text tokens, 1 after, in 1x2x2 tiles (edge
+     * tiles 1x2x1, padded to blocks of 4) nested h, w, t: the tile at columns 0-1 in frames 0,
+     * 1, 2, then columns 2-3 in frames 0, 1, 2, then column 4 */
+    {
+        memset(&m, 0, sizeof m);
+        m.grid[0] = 3, m.grid[1] = 2, m.grid[2] = 5, m.img0 = 2;
+        const int tl[3] = {1, 2, 2}, nest[3] = {1, 2, 0};
+        const int64_t n = 33, len = ts_plan_tile_len(&m, n, tl, 4);
+        int32_t perm[48];
+        const int32_t want[] = {0,  1,  -1, -1, /* the text, padded */
+                                2,  3,  7,  8,  12, 13, 17, 18, 22, 23, 27, 28, /* columns 0-1, frames 0-2 */
+                                4,  5,  9,  10, 14, 15, 19, 20, 24, 25, 29, 30, /* columns 2-3 */
+                                6,  11, -1, -1, 16, 21, -1, -1, 26, 31, -1, -1, /* column 4 */
+                                32};
+        ts_err e;
+        TS_CHECK(len == 41, "nested tile order: %lld slots, want 41", (long long)len);
+        TS_CHECK(ts_plan_tile_perm_nest(&m, n, tl, NULL, nest, 4, perm, &e) == TS_OK, "nested tile perm: %s", e.msg);
+        int ok = len == 41;
+        for (int i = 0; ok && i < 41; i++) ok &= perm[i] == want[i];
+        TS_CHECK(ok, "nested tile order: the slots by hand");
+        const int dup[3] = {1, 1, 0}, out[3] = {0, 3, 1};
+        TS_CHECK(ts_plan_tile_perm_nest(&m, n, tl, NULL, dup, 4, perm, &e) == TS_ERR_INVALID_ARG &&
+                     ts_plan_tile_perm_nest(&m, n, tl, NULL, out, 4, perm, &e) == TS_ERR_INVALID_ARG,
+                 "nests 1,1,0 and 0,3,1 refused");
+    }
+    /* the nest a window asks for: the axis it spans the most tiles of innermost */
+    {
+        struct { ts_mask_kind kind; int64_t g[3]; int w[3], d[3]; double r; int tile[3], want[3]; } nc[] = {
+            {TS_MASK_NA, {21, 30, 52}, {17, 8, 24}, {1, 1, 1}, 0, {1, 8, 8}, {1, 2, 0}}, /* 17, 1, 3 tiles */
+            {TS_MASK_NA, {16, 32, 32}, {3, 24, 24}, {1, 1, 1}, 0, {1, 8, 8}, {0, 1, 2}}, /* 3, 3, 3: as it was */
+            {TS_MASK_NA, {4, 32, 32}, {2, 8, 24}, {1, 1, 1}, 0, {1, 8, 8}, {1, 0, 2}},   /* 2, 1, 3 */
+            {TS_MASK_NA, {4, 32, 32}, {9, 8, 8}, {1, 2, 1}, 0, {1, 8, 8}, {2, 1, 0}},    /* 4 (the grid's), 2, 1 */
+            {TS_MASK_CLEAR, {21, 30, 52}, {0}, {0}, 11.0, {1, 8, 8}, {0, 1, 2}},         /* 1, 2.75, 2.75 */
+        };
+        int ok = 1;
+        for (size_t i = 0; i < sizeof nc / sizeof nc[0]; i++) {
+            memset(&m, 0, sizeof m);
+            m.kind = nc[i].kind, m.radius = nc[i].r;
+            memcpy(m.grid, nc[i].g, sizeof m.grid);
+            memcpy(m.window, nc[i].w, sizeof m.window), memcpy(m.dilation, nc[i].d, sizeof m.dilation);
+            int nest[3];
+            ts_plan_tile_nest(&m, nc[i].tile, nest);
+            ok &= !memcmp(nest, nc[i].want, sizeof nest);
+        }
+        TS_CHECK(ok, "tile nests: each window's axes by the tiles it spans");
+    }
 }
 
 /* Builds a plan for mask m over n tokens and checks it against the predicate. pad: 0 the
  * plain tile order, 1 the padded one, 2 the padded one in sub-tiles of half the tile (rounded
- * up). */
+ * up), 3 that with the tiles nested as ts_plan_tile_nest says, or w, t, h where it says t, h, w
+ * (so that each case runs a nest other than the plain one). */
 static int build_and_check(ts_attn_plan *p, ts_plan_store *st, const ts_mask *m, int64_t n, const int tile[3],
                            int32_t blk, int pad, const char *what) {
     *p = ts_attn_plan_dense(n, n, 1, 1, blk, blk);
@@ -257,7 +304,11 @@ static int build_and_check(ts_attn_plan *p, ts_plan_store *st, const ts_mask *m,
     const int64_t L = pad ? ts_plan_tile_len(m, n, tile, blk) : n;
     st->perm = malloc((size_t)(L > n ? L : n) * 4);
     const int sub[3] = {(tile[0] + 1) / 2, (tile[1] + 1) / 2, (tile[2] + 1) / 2};
-    if ((pad == 2   ? ts_plan_tile_perm_sub(m, n, tile, sub, blk, st->perm, &e)
+    int nest[3];
+    ts_plan_tile_nest(m, tile, nest);
+    if (nest[0] == 0 && nest[1] == 1) nest[0] = 2, nest[1] = 0, nest[2] = 1; /* not t, h, w */
+    if ((pad == 3   ? ts_plan_tile_perm_nest(m, n, tile, sub, nest, blk, st->perm, &e)
+         : pad == 2 ? ts_plan_tile_perm_sub(m, n, tile, sub, blk, st->perm, &e)
          : pad == 1 ? ts_plan_tile_perm_padded(m, n, tile, blk, st->perm, &e)
                     : ts_plan_tile_perm(m, n, tile, st->perm, &e)) != TS_OK) {
         TS_CHECK(0, "%s: %s", what, e.msg);
@@ -343,6 +394,9 @@ static void test_plans(ts_ctx *c) {
         /* padded, edge tiles of 32 and 16 tokens: short blocks inside a chunk */
         {"gna 2x12x20 w1x5x7, edge tiles of 32 and 16", TS_MASK_NA, {2, 12, 20}, 0, 0, {1, 5, 7}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, 0, {1, 8, 8}, 64, 2, 32, 0, 0},
         {"clear r4.5 2x12x20, edge tiles of 32 and 16", TS_MASK_CLEAR, {2, 12, 20}, 0, 0, {0}, {0}, {0}, {0}, 4.5, {1, 8, 8}, 64, 2, 32, 0, 0},
+        /* a window deep in t, at stride = the tile on frames the tiles do not divide (Wan's
+         * shape, small): the frames innermost, edge tiles padded */
+        {"gna 7x10x13 w5x4x8 stride 1x4x4, text", TS_MASK_NA, {7, 10, 13}, 5, 3, {5, 4, 8}, {1, 4, 4}, {1, 1, 1}, {0, 0, 0}, 0, {1, 4, 4}, 16, 2, 16, 0, 0},
     };
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
         ts_mask m;
@@ -355,14 +409,14 @@ static void test_plans(ts_ctx *c) {
         m.radius = cs[i].r;
         int64_t n = cs[i].img0 + cs[i].g[0] * cs[i].g[1] * cs[i].g[2] + cs[i].tail;
         /* each in the plain tile order, the padded one (edge tiles padded to whole blocks,
-         * where the tile is a multiple of the block) and that in sub-tiles */
-        for (int pad = 0; pad < 3; pad++) {
+         * where the tile is a multiple of the block), that in sub-tiles, and that nested */
+        for (int pad = 0; pad < 4; pad++) {
             if (pad == 1 && ts_plan_tile_len(&m, n, cs[i].tile, cs[i].blk) == n) continue;
             ts_attn_plan p;
             ts_plan_store st = {0};
             char what[96];
             snprintf(what, sizeof what, "%s%s", cs[i].what,
-                     pad == 2 ? ", padded sub-tiles" : pad ? ", padded tiles" : "");
+                     pad == 3 ? ", padded sub-tiles, nested" : pad == 2 ? ", padded sub-tiles" : pad ? ", padded tiles" : "");
             if (build_and_check(&p, &st, &m, n, cs[i].tile, cs[i].blk, pad, what)) {
                 kernel_vs_ref(c, &p, cs[i].H, cs[i].D, cs[i].h0, cs[i].h1, what);
                 char w2[128];
