@@ -17,7 +17,7 @@
  *   tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]
  *                      [--methods dense,dense-bf16,dense-bf16-dots,dense-bf16-fp16,gna,gna-tiled,clear,draft,paro,paro-fp32,
  *                                 sla,sla-paper,sla-sparse,METHOD@bf16]
- *                      [--densities 0.5,0.2,0.1,0.05] [--json]
+ *                      [--densities 0.5,0.2,0.1,0.05] [--spec SCHEDULE]... [--json]
  *       self-attention over the T·H·W token grid (random q, k, v): the sgemm rate of the same
  *       run (and which of OpenBLAS's kernels ran it), dense, and each method set for each
  *       target density; time, effective GFLOP/s (4·N²·D·heads·density), speedup vs dense,
@@ -35,7 +35,10 @@
  *       proj_l (a model not trained for SLA), plain top-k block-sparse attention. --paired
  *       (for machines whose speed drifts from one second to the next): the sgemm is timed in
  *       turn with dense, and dense again in turn with every other method, best of each; ratios
- *       come from those pairs.
+ *       come from those pairs. --spec (up to 16): a row for each schedule as given, a file or a
+ *       METHOD[:k=v,...] spec as the CLIs take (its rules see layer 0 of step 0 of 1), after the
+ *       --methods rows (dense alone unless --methods says otherwise); SLA there takes the random
+ *       proj_l.
  *   tessera-bench isa [--repeats N]
  *       one core's rate of each product instruction the attention kernel can use (AVX-512 fp32
  *       FMA, AVX512-BF16 dot, AVX512-VNNI int16 dot, AVX512-FP16 FMA; 12 independent
@@ -90,7 +93,7 @@ static void usage(FILE *f) {
                "       tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]\n"
                "                          [--methods dense,dense-bf16,dense-bf16-dots,dense-bf16-fp16,gna,gna-tiled,clear,draft,paro,\n"
                "                                     paro-fp32,sla,sla-paper,sla-sparse; METHOD@bf16: with precision=bf16]\n"
-               "                          [--densities 0.5,0.2,0.1,0.05] [--paired] [--json]\n"
+               "                          [--densities 0.5,0.2,0.1,0.05] [--spec SCHEDULE]... [--paired] [--json]\n"
                "       tessera-bench isa [--repeats N]\n");
 }
 
@@ -98,6 +101,8 @@ typedef struct opts {
     const char *mode, *model, *inputs, *out;
     int threads, repeats, json, half_cache, paired;
     const char *grid, *methods, *densities;
+    const char *specs[16]; /* attn: --spec, rows run as given */
+    int n_specs;
     const char *attn; /* dit: a schedule file (.json) or a METHOD[:k=v,...] spec */
     int step, n_steps; /* dit: the denoising step the forward stands for (--step S/N) */
     int heads, head_dim;
@@ -339,6 +344,18 @@ static double rel_l2(const float *x, const float *ref, int64_t n) {
     return sqrt(num / (den > 0 ? den : 1));
 }
 
+/* s as a JSON string. */
+static void json_str(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        const unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') printf("\\%c", ch);
+        else if (ch < 0x20) printf("\\u%04x", ch);
+        else putchar(ch);
+    }
+    putchar('"');
+}
+
 /* One row of the attention table; sgemm_gf >= 0 also goes in the JSON row as sgemm_gflops.
  * speedup and err < 0: not measured (no "dense" ran before this method). */
 typedef struct attn_row {
@@ -350,11 +367,15 @@ static void print_attn_row(const opts *o, const ts_ctx *c, int64_t N, const int6
                            const attn_row *r) {
     const double gf = 4.0 * (double)N * (double)N * (double)D * (double)H * r->density / r->time_s * 1e-9;
     if (o->json) {
-        printf("{\"kind\": \"attn\", \"method\": \"%s\", \"spec\": \"%s\", \"target_density\": %.3f, "
-               "\"tokens\": %lld, \"grid\": [%lld, %lld, %lld], \"heads\": %lld, \"head_dim\": %lld, "
+        printf("{\"kind\": \"attn\", \"method\": \"%s\", \"spec\": ", r->method);
+        json_str(r->spec); /* --spec: a file name as given */
+        printf(", \"target_density\": ");
+        if (r->target >= 0) printf("%.3f, ", r->target);
+        else printf("null, ");
+        printf("\"tokens\": %lld, \"grid\": [%lld, %lld, %lld], \"heads\": %lld, \"head_dim\": %lld, "
                "\"threads\": %d, \"time_s\": %.5f, \"gflops\": %.2f, \"density\": %.5f, \"block_density\": %.5f, "
                "\"tile_density\": %.5f",
-               r->method, r->spec, r->target, (long long)N, (long long)g[0], (long long)g[1], (long long)g[2],
+               (long long)N, (long long)g[0], (long long)g[1], (long long)g[2],
                (long long)H, (long long)D, c->n_threads, r->time_s, gf, r->density, r->blocks, r->tiles);
         if (r->speedup >= 0) printf(", \"speedup\": %.3f, \"rel_err\": %.3e", r->speedup, r->err);
         else printf(", \"speedup\": null, \"rel_err\": null");
@@ -421,12 +442,83 @@ static int bench_dense_bf16(const opts *o, ts_ctx *c, const char *m, int64_t N, 
     return 0;
 }
 
+/* What the rows of one attention benchmark share: the shape, the random q, k, v (and SLA's
+ * proj_l), dense's output (ref) and time (t_dense, 0 before dense ran), the sgemm operands
+ * for --paired and its best time, and the call site. */
+typedef struct attn_run {
+    int64_t N, H, D, g[3];
+    const float *q, *k, *v, *proj;
+    float *ref, *out;
+    int S;
+    const float *sa, *sb;
+    float *sc;
+    double t_dense, sg_best;
+    ts_attn_site site;
+} attn_run;
+
+/* One row: schedule sched (a file or a METHOD[:k=v,...] spec) timed over the repeats, the
+ * first run (which builds static plans) left out; lin: SLA's linear branch through the random
+ * proj_l. "dense" keeps its output and time for the rows after it. */
+static int bench_schedule(const opts *o, ts_ctx *c, attn_run *a, const char *m, const char *sched, double target,
+                          int lin) {
+    const int64_t N = a->N, H = a->H, D = a->D;
+    ts_attn_schedule *s = NULL;
+    ts_err e = {0};
+    if (ts_attn_schedule_open(&s, sched, &e) != TS_OK) /* the message names the spec or file */
+        return fprintf(stderr, "tessera-bench: %s\n", e.msg), 1;
+    a->site.lin_w = lin ? a->proj : NULL, a->site.lin_b = lin ? a->proj + D * D : NULL;
+    double best = 1e30, density = 1, blocks = 1, tiles = 1, pair_best = 1e30;
+    const int is_dense = !strcmp(m, "dense");
+    float *dst = is_dense ? a->ref : a->out;
+    int rc = 0;
+    for (int r = 0; r < o->repeats + 1 && !rc; r++) {
+        if (o->paired && is_dense) {
+            double dt = sgemm_time(c, a->S, a->sa, a->sb, a->sc);
+            if (r > 0 && dt < a->sg_best) a->sg_best = dt;
+        } else if (o->paired && a->t_dense > 0) { /* dense again, right before */
+            double t0 = now_s();
+            if (ts_attention(c, NULL, &a->site, N, N, H, D, a->q, a->k, a->v, a->ref, &e) != TS_OK) {
+                rc = die("dense", &e);
+                break;
+            }
+            double dt = now_s() - t0;
+            if (r > 0 && dt < pair_best) pair_best = dt;
+        }
+        ts_attn_schedule_clear_records(s);
+        double t0 = now_s();
+        if (ts_attention(c, s, &a->site, N, N, H, D, a->q, a->k, a->v, dst, &e) != TS_OK) {
+            rc = die(sched, &e);
+            break;
+        }
+        double dt = now_s() - t0;
+        if (r > 0 && dt < best) best = dt;
+        density = ts_attn_schedule_mean_density(s);
+        blocks = ts_attn_schedule_mean_block_density(s);
+        tiles = ts_attn_schedule_mean_tile_density(s);
+    }
+    ts_attn_schedule_free(s);
+    if (rc) return rc;
+    if (o->paired && is_dense) print_sgemm(o, c, a->S, a->sg_best);
+    if (is_dense) a->t_dense = best;
+    const double td = a->t_dense;
+    const attn_row row = {m, sched, target, best, td > 0 ? (pair_best < 1e30 ? pair_best : td) / best : -1, density,
+                          td > 0 ? rel_l2(dst, a->ref, N * H * D) : -1, -1, blocks, tiles};
+    print_attn_row(o, c, N, a->g, H, D, &row);
+    return 0;
+}
+
 static int bench_attn(const opts *o, ts_ctx *c) {
     int64_t g[3];
     if (!o->grid || sscanf(o->grid, "%lld,%lld,%lld", (long long *)&g[0], (long long *)&g[1], (long long *)&g[2]) != 3 ||
         g[0] < 1 || g[1] < 1 || g[2] < 1) {
         fprintf(stderr, "tessera-bench attn: --grid T,H,W is required\n");
         return 2;
+    }
+    for (int i = 0; i < o->n_specs; i++) { /* a bad --spec before any work */
+        ts_attn_schedule *s = NULL;
+        ts_err e = {0};
+        if (ts_attn_schedule_open(&s, o->specs[i], &e) != TS_OK) return fprintf(stderr, "tessera-bench: %s\n", e.msg), 1;
+        ts_attn_schedule_free(s);
     }
     const int64_t N = g[0] * g[1] * g[2], H = o->heads > 0 ? o->heads : 12, D = o->head_dim > 0 ? o->head_dim : 128;
     const int64_t HD = H * D;
@@ -460,68 +552,38 @@ static int bench_attn(const opts *o, ts_ctx *c) {
     ts_rng_normal(&c->rng, proj, D * D + D);
     for (int64_t i = 0; i < D * D + D; i++) proj[i] *= (float)(1.0 / sqrt((double)D));
     char methods[256], dens[256];
-    snprintf(methods, sizeof methods, "%s", o->methods ? o->methods : "dense,gna,clear,draft");
+    snprintf(methods, sizeof methods, "%s", o->methods ? o->methods : o->n_specs ? "dense" : "dense,gna,clear,draft");
     snprintf(dens, sizeof dens, "%s", o->densities ? o->densities : "0.5,0.2,0.1,0.05");
-    double t_dense = 0;
+    attn_run a = {N, H, D, {g[0], g[1], g[2]}, q, k, v, proj, ref, out, S, sa, sb, sc, 0.0, sg_best, site};
+    int rc = 0;
     char *save_m = NULL;
-    for (char *m = strtok_r(methods, ",", &save_m); m; m = strtok_r(NULL, ",", &save_m)) {
+    for (char *m = strtok_r(methods, ",", &save_m); m && !rc; m = strtok_r(NULL, ",", &save_m)) {
         char dcopy[256], *save_d = NULL;
         snprintf(dcopy, sizeof dcopy, "%s", !strncmp(m, "dense", 5) ? "1" : dens);
-        for (char *ds = strtok_r(dcopy, ",", &save_d); ds; ds = strtok_r(NULL, ",", &save_d)) {
+        for (char *ds = strtok_r(dcopy, ",", &save_d); ds && !rc; ds = strtok_r(NULL, ",", &save_d)) {
             double target = atof(ds);
             char spec[320];
             if (!strcmp(m, "dense-bf16") || !strcmp(m, "dense-bf16-dots") || !strcmp(m, "dense-bf16-fp16")) {
-                if (bench_dense_bf16(o, c, m, N, H, D, g, q, k, v, ref, out, t_dense, S, sa, sb, sc)) return 1;
+                rc = bench_dense_bf16(o, c, m, N, H, D, g, q, k, v, ref, out, a.t_dense, S, sa, sb, sc);
                 continue;
             }
             if (!spec_for(m, target, g, H, spec, sizeof spec)) {
                 if (!o->json) printf("%-8s (density %.2f is out of this method's reach on this grid)\n", m, target);
                 continue;
             }
-            ts_attn_schedule *s = NULL;
-            ts_err e = {0};
-            if (ts_attn_schedule_from_spec(&s, spec, &e) != TS_OK) return die(spec, &e);
-            const int sla = !strncmp(spec, "sla:", 4) && strncmp(m, "sla-sparse", 10); /* sla-sparse(@bf16): no proj_l */
-            site.lin_w = sla ? proj : NULL, site.lin_b = sla ? proj + D * D : NULL;
-            double best = 1e30, density = 1, blocks = 1, tiles = 1, pair_best = 1e30;
-            const int is_dense = !strcmp(m, "dense");
-            float *dst = is_dense ? ref : out;
-            for (int r = 0; r < o->repeats + 1; r++) { /* the first run builds static plans */
-                if (o->paired && is_dense) {
-                    double dt = sgemm_time(c, S, sa, sb, sc);
-                    if (r > 0 && dt < sg_best) sg_best = dt;
-                } else if (o->paired && t_dense > 0) { /* dense again, right before */
-                    double t0 = now_s();
-                    if (ts_attention(c, NULL, &site, N, N, H, D, q, k, v, ref, &e) != TS_OK) return die("dense", &e);
-                    double dt = now_s() - t0;
-                    if (r > 0 && dt < pair_best) pair_best = dt;
-                }
-                ts_attn_schedule_clear_records(s);
-                double t0 = now_s();
-                if (ts_attention(c, s, &site, N, N, H, D, q, k, v, dst, &e) != TS_OK) return die(spec, &e);
-                double dt = now_s() - t0;
-                if (r > 0 && dt < best) best = dt;
-                density = ts_attn_schedule_mean_density(s);
-                blocks = ts_attn_schedule_mean_block_density(s);
-                tiles = ts_attn_schedule_mean_tile_density(s);
-            }
-            if (o->paired && is_dense) print_sgemm(o, c, S, sg_best);
-            ts_attn_schedule_free(s);
+            /* sla-sparse(@bf16): no proj_l */
+            rc = bench_schedule(o, c, &a, m, spec, target, !strncmp(spec, "sla:", 4) && strncmp(m, "sla-sparse", 10));
             if (!strncmp(spec, "paro:calibration=", 17)) { /* the synthetic calibration */
                 char path[320];
                 snprintf(path, sizeof path, "%s", spec + 17);
                 if (strchr(path, ',')) *strchr(path, ',') = 0;
                 remove(path);
             }
-            if (is_dense) t_dense = best;
-            const attn_row row = {m, spec, target, best,
-                                  t_dense > 0 ? (pair_best < 1e30 ? pair_best : t_dense) / best : -1, density,
-                                  t_dense > 0 ? rel_l2(dst, ref, N * HD) : -1, -1, blocks, tiles};
-            print_attn_row(o, c, N, g, H, D, &row);
         }
     }
+    for (int i = 0; i < o->n_specs && !rc; i++) rc = bench_schedule(o, c, &a, "spec", o->specs[i], -1.0, 1);
     free(q), free(k), free(v), free(ref), free(out), free(sa), free(sb), free(sc), free(proj);
-    return 0;
+    return rc;
 }
 
 #if defined(__AVX512F__)
@@ -671,6 +733,13 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--head-dim") == 0) o.head_dim = atoi(val);
         else if (strcmp(a, "--methods") == 0) o.methods = val;
         else if (strcmp(a, "--densities") == 0) o.densities = val;
+        else if (strcmp(a, "--spec") == 0) {
+            if (o.n_specs == (int)(sizeof o.specs / sizeof o.specs[0])) {
+                fprintf(stderr, "tessera-bench: at most %d --spec\n", (int)(sizeof o.specs / sizeof o.specs[0]));
+                return 2;
+            }
+            o.specs[o.n_specs++] = val;
+        }
         else if (strcmp(a, "--attn") == 0) o.attn = val;
         else if (strcmp(a, "--step") == 0) {
             char tail;

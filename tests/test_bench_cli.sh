@@ -1,0 +1,35 @@
+#!/bin/sh
+# test_bench_cli.sh — tessera-bench attn's rows on a small grid: --methods and --spec (a spec
+# and a schedule file) as JSON lines, and one-line errors with a non-zero exit for a bad
+# spec, a missing file and a missing grid. Usage: test_bench_cli.sh PATH/TO/tessera-bench ASSETS
+set -u
+bench=$1 assets=$2
+tmp=$(mktemp -d /tmp/ts_bench_XXXXXX)
+. "$(dirname "$0")/cli_lib.sh"
+small="attn --grid 2,8,16 --heads 2 --head-dim 32 --threads 1 --repeats 1"
+
+printf '{"rules": [{"method": "gna", "params": {"window": [1, 3, 5]}}]}\n' > "$tmp/gna.json"
+# shellcheck disable=SC2086
+"$bench" $small --methods dense --spec gna:window=2x5x5 --spec "$tmp/gna.json" --json > "$tmp/rows.jsonl" 2> "$tmp/err"
+[ $? = 0 ] && ok || ko "bench with --spec failed: $(cat "$tmp/err")"
+# a row per --spec after dense's, each as given, sparse, against dense's output
+python3 - "$tmp/rows.jsonl" "$tmp/gna.json" <<'PY' && ok || ko "the --spec rows: $(cat "$tmp/rows.jsonl")"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+attn = [r for r in rows if r["kind"] == "attn"]
+assert [r["method"] for r in attn] == ["dense", "spec", "spec"], attn
+assert attn[1]["spec"] == "gna:window=2x5x5" and attn[2]["spec"] == sys.argv[2], attn
+for r in attn[1:]:
+    assert r["target_density"] is None and 0 < r["density"] < 1 and r["speedup"] > 0, r
+    assert 0 < r["rel_err"] < 10, r
+# window 1x3x5 in frames of 8 x 16: 15 of 256 keys, text-free
+assert abs(attn[2]["density"] - 15 / 256) < 0.01, attn[2]
+PY
+check bad-spec 1 "not a number" "$bench" $small --spec gna:window=2xx5
+check missing-file 1 "cannot open the attention schedule" "$bench" $small --spec "$tmp/none.json"
+check no-grid 2 "--grid T,H,W is required" "$bench" attn --spec dense
+check help 0 "--spec SCHEDULE" "$bench" --help
+[ -d "$assets/schedules" ] && ok || ko "no $assets/schedules"
+rm -rf "$tmp"
+echo "bench_cli: $pass passed, $fail failed"
+[ "$fail" = 0 ]
