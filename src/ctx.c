@@ -10,6 +10,7 @@
 #include <omp.h>
 #endif
 
+#include "arena.h"
 #include "backend.h"
 
 void ts_ctx_init(ts_ctx *c, uint64_t seed) {
@@ -39,9 +40,7 @@ void *ts_workspace_get(ts_workspace *w, int slot, size_t n) {
     if (w->cap[slot] < n) {
         TS_WS_UNPOISON(w->p[slot], w->cap[slot]);
         free(w->p[slot]);
-        const size_t cap = (n + 63) / 64 * 64;
-        w->p[slot] = aligned_alloc(64, cap);
-        w->cap[slot] = w->p[slot] ? cap : 0;
+        w->p[slot] = ts_alloc_big(n, &w->cap[slot]); /* as the arena's: its bf16 copies of q, k, v too */
         if (!w->p[slot]) return NULL;
     }
     /* under AddressSanitizer the bytes past n read as out of bounds, as a malloc of n would */

@@ -522,9 +522,13 @@ static int bench_attn(const opts *o, ts_ctx *c) {
     }
     const int64_t N = g[0] * g[1] * g[2], H = o->heads > 0 ? o->heads : 12, D = o->head_dim > 0 ? o->head_dim : 128;
     const int64_t HD = H * D;
-    float *q = malloc((size_t)(N * HD) * 4), *k = malloc((size_t)(N * HD) * 4), *v = malloc((size_t)(N * HD) * 4);
-    float *ref = malloc((size_t)(N * HD) * 4), *out = malloc((size_t)(N * HD) * 4);
-    if (!q || !k || !v || !ref || !out) return fprintf(stderr, "tessera-bench: out of memory\n"), 1;
+    /* q, k, v and the outputs from an arena, as the DiT's are (dit/wan.c): its memory is
+     * advised as huge pages (ts_alloc_big) */
+    ts_arena ar;
+    if (ts_arena_init(&ar, 5 * ((size_t)(N * HD) * 4 + 64)) != 0)
+        return fprintf(stderr, "tessera-bench: out of memory\n"), 1;
+    float *q = ts_arena_f32(&ar, N * HD), *k = ts_arena_f32(&ar, N * HD), *v = ts_arena_f32(&ar, N * HD);
+    float *ref = ts_arena_f32(&ar, N * HD), *out = ts_arena_f32(&ar, N * HD);
     ts_rng_normal(&c->rng, q, N * HD);
     ts_rng_normal(&c->rng, k, N * HD);
     ts_rng_normal(&c->rng, v, N * HD);
@@ -582,7 +586,8 @@ static int bench_attn(const opts *o, ts_ctx *c) {
         }
     }
     for (int i = 0; i < o->n_specs && !rc; i++) rc = bench_schedule(o, c, &a, "spec", o->specs[i], -1.0, 1);
-    free(q), free(k), free(v), free(ref), free(out), free(sa), free(sb), free(sc), free(proj);
+    ts_arena_free(&ar);
+    free(sa), free(sb), free(sc), free(proj);
     return rc;
 }
 
