@@ -8,9 +8,10 @@
 
 #define TS_ARENA_ALIGN 64
 #define TS_BIG_PAGE ((size_t)2 << 20) /* x86-64's huge page */
+#define TS_BIG_MIN ((size_t)32 << 20)  /* buffers from this size up: on huge pages */
 
 void *ts_alloc_big(size_t n, size_t *cap) {
-    const size_t al = n >= TS_BIG_PAGE ? TS_BIG_PAGE : TS_ARENA_ALIGN;
+    const size_t al = n >= TS_BIG_MIN ? TS_BIG_PAGE : TS_ARENA_ALIGN;
     if (cap) *cap = 0;
     if (n == 0 || n > SIZE_MAX - al) return NULL;
     const size_t c = (n + al - 1) / al * al;

@@ -23,13 +23,16 @@ typedef struct ts_arena {
     size_t peak;
 } ts_arena;
 
-/* n bytes for a large buffer, to be released with free(): from 2 MiB up, aligned to 2 MiB,
+/* n bytes for a large buffer, to be released with free(): from 32 MiB up, aligned to 2 MiB,
  * rounded up to a multiple of it and advised as transparent huge pages (Linux madvise; where
  * the kernel's THP setting is "never" the advice does nothing), else 64-byte aligned.
  * Attention reads a head's rows of q, k and v H·D floats apart, each in another 4 KiB page:
- * with 2 MiB pages the TLB covers them (tessera-bench attn at 4,096 tokens, 12 heads:
- * top-k block-sparse at 10 % 7 % faster, dense 1-3 %). *cap (may be NULL) gets the size
- * allocated. NULL when out of memory. */
+ * with 2 MiB pages the TLB covers them (tessera-bench attn, 12 heads: top-k block-sparse at
+ * 10 % 1-4 % faster at 4,096 and 16,384 tokens, SLA 0-3 %; bench/README). The first touch of
+ * a huge page can cost more (the kernel may compact memory to find one; the Wan DiT's first
+ * forward at 7,800 tokens took 0.2-0.6 s longer on this VM, the later ones the same), hence
+ * only the large buffers, which a render touches over and over. *cap (may be NULL) gets the
+ * size allocated. NULL when out of memory. */
 void *ts_alloc_big(size_t n, size_t *cap);
 /* Allocates cap bytes (cap == 0: measuring arena), through ts_alloc_big. Returns 0 on success. */
 int ts_arena_init(ts_arena *a, size_t cap);

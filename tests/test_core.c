@@ -103,23 +103,24 @@ static void test_arena(void) {
     TS_CHECK(ts_arena_mark(&a) == mark, "reset to mark");
     ts_arena_free(&a);
     ts_arena_free(&m);
-    /* large buffers: 2 MiB pages from 2 MiB up, else 64-byte alignment; every byte of the
+    /* large buffers: 2 MiB pages from 32 MiB up, else 64-byte alignment; every byte of the
      * size given back is usable (under ASan a write past it would fail) */
     size_t cap = 1;
-    char *big = ts_alloc_big(((size_t)3 << 20) + 5, &cap);
-    TS_CHECK(big && (uintptr_t)big % ((size_t)2 << 20) == 0 && cap == (size_t)4 << 20, "big buffer: %p, %zu bytes",
+    char *big = ts_alloc_big(((size_t)33 << 20) + 5, &cap);
+    TS_CHECK(big && (uintptr_t)big % ((size_t)2 << 20) == 0 && cap == (size_t)34 << 20, "big buffer: %p, %zu bytes",
              (void *)big, cap);
     if (big) memset(big, 1, cap);
     free(big);
-    char *small = ts_alloc_big(100, &cap);
-    TS_CHECK(small && (uintptr_t)small % 64 == 0 && cap == 128, "small buffer: %zu bytes", cap);
+    char *small = ts_alloc_big(((size_t)3 << 20) + 5, &cap);
+    TS_CHECK(small && (uintptr_t)small % 64 == 0 && cap == ((size_t)3 << 20) + 64, "3 MiB: %zu bytes", cap);
+    if (small) memset(small, 1, cap);
     free(small);
     TS_CHECK(ts_alloc_big(0, &cap) == NULL && cap == 0, "no bytes: NULL");
     TS_CHECK(ts_alloc_big(SIZE_MAX - 10, &cap) == NULL && cap == 0, "too many bytes: NULL");
     ts_arena h;
-    TS_CHECK(ts_arena_init(&h, (size_t)5 << 20) == 0 && (uintptr_t)h.base % ((size_t)2 << 20) == 0 &&
-                 h.cap == (size_t)5 << 20, "a large arena on 2 MiB pages, handing out what it was asked for");
-    TS_CHECK(ts_arena_alloc(&h, ((size_t)5 << 20) + 1) == NULL, "no more than asked for");
+    TS_CHECK(ts_arena_init(&h, (size_t)33 << 20) == 0 && (uintptr_t)h.base % ((size_t)2 << 20) == 0 &&
+                 h.cap == (size_t)33 << 20, "a large arena on 2 MiB pages, handing out what it was asked for");
+    TS_CHECK(ts_arena_alloc(&h, ((size_t)33 << 20) + 1) == NULL, "no more than asked for");
     ts_arena_free(&h);
 }
 
