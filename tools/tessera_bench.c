@@ -522,8 +522,8 @@ static int bench_attn(const opts *o, ts_ctx *c) {
     }
     const int64_t N = g[0] * g[1] * g[2], H = o->heads > 0 ? o->heads : 12, D = o->head_dim > 0 ? o->head_dim : 128;
     const int64_t HD = H * D;
-    /* q, k, v and the outputs from an arena, as the DiT's are (dit/wan.c): its memory is
-     * advised as huge pages (ts_alloc_big) */
+    /* q, k, v and the outputs from an arena, as the DiT's are (dit/wan.c): 64-byte aligned,
+     * on huge pages from 32 MiB up (ts_alloc_big) */
     ts_arena ar;
     if (ts_arena_init(&ar, 5 * ((size_t)(N * HD) * 4 + 64)) != 0)
         return fprintf(stderr, "tessera-bench: out of memory\n"), 1;
