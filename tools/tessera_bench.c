@@ -456,16 +456,13 @@ typedef struct attn_run {
     ts_attn_site site;
 } attn_run;
 
-/* One row: schedule sched (a file or a METHOD[:k=v,...] spec) timed over the repeats, the
- * first run (which builds static plans) left out; lin: SLA's linear branch through the random
- * proj_l. "dense" keeps its output and time for the rows after it. */
-static int bench_schedule(const opts *o, ts_ctx *c, attn_run *a, const char *m, const char *sched, double target,
-                          int lin) {
+/* One row: schedule s (opened from sched, a file or a METHOD[:k=v,...] spec) timed over the
+ * repeats, the first run (which builds static plans) left out; lin: SLA's linear branch
+ * through the random proj_l. "dense" keeps its output and time for the rows after it. */
+static int bench_schedule(const opts *o, ts_ctx *c, attn_run *a, const char *m, const char *sched,
+                          ts_attn_schedule *s, double target, int lin) {
     const int64_t N = a->N, H = a->H, D = a->D;
-    ts_attn_schedule *s = NULL;
     ts_err e = {0};
-    if (ts_attn_schedule_open(&s, sched, &e) != TS_OK) /* the message names the spec or file */
-        return fprintf(stderr, "tessera-bench: %s\n", e.msg), 1;
     a->site.lin_w = lin ? a->proj : NULL, a->site.lin_b = lin ? a->proj + D * D : NULL;
     double best = 1e30, density = 1, blocks = 1, tiles = 1, pair_best = 1e30;
     const int is_dense = !strcmp(m, "dense");
@@ -496,7 +493,6 @@ static int bench_schedule(const opts *o, ts_ctx *c, attn_run *a, const char *m, 
         blocks = ts_attn_schedule_mean_block_density(s);
         tiles = ts_attn_schedule_mean_tile_density(s);
     }
-    ts_attn_schedule_free(s);
     if (rc) return rc;
     if (o->paired && is_dense) print_sgemm(o, c, a->S, a->sg_best);
     if (is_dense) a->t_dense = best;
@@ -514,11 +510,13 @@ static int bench_attn(const opts *o, ts_ctx *c) {
         fprintf(stderr, "tessera-bench attn: --grid T,H,W is required\n");
         return 2;
     }
-    for (int i = 0; i < o->n_specs; i++) { /* a bad --spec before any work */
-        ts_attn_schedule *s = NULL;
+    ts_attn_schedule *spec_s[sizeof o->specs / sizeof o->specs[0]] = {NULL};
+    for (int i = 0; i < o->n_specs; i++) { /* a bad --spec before any work (the message names it) */
         ts_err e = {0};
-        if (ts_attn_schedule_open(&s, o->specs[i], &e) != TS_OK) return fprintf(stderr, "tessera-bench: %s\n", e.msg), 1;
-        ts_attn_schedule_free(s);
+        if (ts_attn_schedule_open(&spec_s[i], o->specs[i], &e) != TS_OK) {
+            for (int j = 0; j < i; j++) ts_attn_schedule_free(spec_s[j]);
+            return fprintf(stderr, "tessera-bench: %s\n", e.msg), 1;
+        }
     }
     const int64_t N = g[0] * g[1] * g[2], H = o->heads > 0 ? o->heads : 12, D = o->head_dim > 0 ? o->head_dim : 128;
     const int64_t HD = H * D;
@@ -576,7 +574,12 @@ static int bench_attn(const opts *o, ts_ctx *c) {
                 continue;
             }
             /* sla-sparse(@bf16): no proj_l */
-            rc = bench_schedule(o, c, &a, m, spec, target, !strncmp(spec, "sla:", 4) && strncmp(m, "sla-sparse", 10));
+            ts_attn_schedule *s = NULL;
+            ts_err e = {0};
+            if (ts_attn_schedule_open(&s, spec, &e) != TS_OK) rc = die(spec, &e);
+            else rc = bench_schedule(o, c, &a, m, spec, s, target,
+                                     !strncmp(spec, "sla:", 4) && strncmp(m, "sla-sparse", 10));
+            ts_attn_schedule_free(s);
             if (!strncmp(spec, "paro:calibration=", 17)) { /* the synthetic calibration */
                 char path[320];
                 snprintf(path, sizeof path, "%s", spec + 17);
@@ -585,7 +588,8 @@ static int bench_attn(const opts *o, ts_ctx *c) {
             }
         }
     }
-    for (int i = 0; i < o->n_specs && !rc; i++) rc = bench_schedule(o, c, &a, "spec", o->specs[i], -1.0, 1);
+    for (int i = 0; i < o->n_specs && !rc; i++) rc = bench_schedule(o, c, &a, "spec", o->specs[i], spec_s[i], -1.0, 1);
+    for (int i = 0; i < o->n_specs; i++) ts_attn_schedule_free(spec_s[i]);
     ts_arena_free(&ar);
     free(sa), free(sb), free(sc), free(proj);
     return rc;
