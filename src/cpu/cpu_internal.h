@@ -67,10 +67,11 @@ int ts_cpu_lin_sums(int nt, int64_t n, int64_t H, int64_t D, int64_t ha, int64_t
                     const float *w, float *sums);
 /* The paper's variant's sums for each query block of heads [ha, ha + gn) of plan p: comp
  * [gn][n_qblk][D·D + D], Σ φ(k) vᵀ then Σ φ(k) over the keys of the blocks the query block's
- * list does not name (zero where it names all), from blocks [gn][n_kblk + 1][D·D + D]
- * (each head's total, then each key block's sums, computed here) a strip of values at a time, so that each block's
- * sums come from memory once, not once for each query block that takes them. The branch's k
- * and v. On nt threads, outside a parallel region, OpenBLAS at one thread. 0: out of memory. */
+ * list does not name (zero where it names all), from blocks [gn][n_kblk + 1][D·D + D] (each
+ * head's total, then each key block's sums, computed here), a strip of values at a time, so
+ * that each block's sums come from memory once, not once for each query block that takes
+ * them. k and v: the branch's. On nt threads, outside a parallel region, OpenBLAS at one
+ * thread. 0: out of memory. */
 int ts_cpu_lin_paper(int nt, const struct ts_attn_plan *p, int64_t ha, int64_t gn, const float *k, const float *v,
                      float *blocks, float *comp);
 
