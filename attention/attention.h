@@ -33,6 +33,9 @@ typedef struct ts_attn_site {
      * rules; DraftAttention and PARO run text query and key blocks dense and plan the image;
      * SLA plans the whole sequence, text included. */
     int64_t img0;
+    /* the branch lin_w was trained with: 0 over all keys (TurboDiffusion), 1 over the
+     * non-selected blocks (the paper); an sla rule without 'variant' runs it */
+    int lin_complement;
 } ts_attn_site;
 
 typedef struct ts_attn_schedule ts_attn_schedule; /* schedule.h */

@@ -40,7 +40,7 @@ typedef struct rule {
     int pool[2];
     double sparsity;
     double topk;
-    int block_q, block_k, complement;
+    int block_q, block_k, complement; /* complement -1: the site's (the checkpoint's) */
     char *calibration; /* paro: the file as given */
     ts_paro *paro;     /* paro: loaded at parse time */
     ts_quant quant;    /* paro: TS_QUANT_INT8_QK (default) or none */
@@ -157,7 +157,7 @@ static void rule_defaults(rule *r) {
     r->sparsity = 0.75;
     r->topk = 0.1; /* TurboDiffusion's sla_topk */
     r->block_q = 128, r->block_k = 64;
-    r->complement = 0;
+    r->complement = -1; /* the site's: what the checkpoint was trained with */
     r->quant = TS_QUANT_INT8_QK;
 }
 
@@ -684,7 +684,7 @@ static ts_status run_heads(ts_ctx *c, ts_attn_schedule *s, int ri, const ts_attn
         return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: method %s is for self-attention", method_names[m]);
     *d = 1, *bd = -1, *td = -1;
     if (m == M_SLA) {
-        ts_sla_params sp = {r->topk, r->block_q, r->block_k, r->complement};
+        ts_sla_params sp = {r->topk, r->block_q, r->block_k, r->complement >= 0 ? r->complement : site->lin_complement};
         if (!site->lin_w && !s->warned_no_proj) {
             note(c, s, "sla: this model has no proj_l weights (an SLA fine-tuned checkpoint has them): running plain "
                        "top-k block-sparse attention, no linear branch");

@@ -30,9 +30,11 @@
  *        sparsity in [0, 1) default 0.75 (Wan's setting in the reference code).
  * sla:   topk (fraction of key blocks per query block) default 0.1 (TurboDiffusion);
  *        block_q default 128, block_k default 64; variant "all" (the linear branch over
- *        all keys: TurboDiffusion, what its checkpoints were trained with; the default) or
- *        "complement" (over the non-selected blocks: the paper). The linear branch needs the
- *        layer's proj_l weights; without them SLA is top-k block-sparse (and says so).
+ *        all keys: TurboDiffusion, what its checkpoints were trained with) or "complement"
+ *        (over the non-selected blocks: the paper); default: the branch the model's proj_l
+ *        was trained with (ts_attn_site.lin_complement: for Wan the checkpoint's metadata
+ *        "sla_variant", else "all"). The linear branch needs the layer's proj_l weights;
+ *        without them SLA is top-k block-sparse (and says so).
  * paro:  calibration (required): a file made by tessera-calibrate (attention/paro.h), relative
  *        to the schedule file's directory (to the working directory for --attn); quant
  *        "int8" (Q·Kᵀ in INT8, the default) or "none" (fp32). The file fixes the token grid,

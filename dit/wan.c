@@ -186,6 +186,13 @@ static ts_status config_from_weights(const ts_weights *w, int64_t head_dim, wan_
                       (long long)cfg->dim, (long long)cfg->head_dim);
     cfg->heads = cfg->dim / cfg->head_dim;
     cfg->eps = 1e-6f;
+    /* SLA checkpoints: which linear branch proj_l was trained with (TurboDiffusion's, over all
+     * keys, unless the file says otherwise; both branches have the same tensors) */
+    const char *sv = ts_weights_meta(w, "sla_variant");
+    if (sv && strcmp(sv, "all") && strcmp(sv, "complement"))
+        return TS_ERR(err, TS_ERR_FORMAT, "Wan DiT: metadata 'sla_variant' is \"%s\": it must be \"all\" "
+                      "(TurboDiffusion's linear branch over all keys) or \"complement\" (the paper's)", sv);
+    cfg->sla_complement = sv && !strcmp(sv, "complement");
     if (cfg->layers < 1) return TS_ERR(err, TS_ERR_MISSING, "Wan DiT: checkpoint has no blocks.N tensors");
     return TS_OK;
 }
@@ -467,7 +474,7 @@ ts_status wan_forward(ts_ctx *c, const wan_model *m, ts_attn_schedule *sched, in
 
     rope_tables(cfg, f, h, w, cs, sn);
     const int64_t NH = cfg->heads, Dh = cfg->head_dim;
-    ts_attn_site site = {TS_ATTN_SELF, 0, step, n_steps, {f, h, w}, t, NULL, NULL, 0};
+    ts_attn_site site = {TS_ATTN_SELF, 0, step, n_steps, {f, h, w}, t, NULL, NULL, 0, 0};
 
     for (int64_t l = 0; l < cfg->layers; l++) {
         const wan_block *b = &wt->blocks[l];
@@ -489,6 +496,7 @@ ts_status wan_forward(ts_ctx *c, const wan_model *m, ts_attn_schedule *sched, in
         site.kind = TS_ATTN_SELF;
         site.layer = (int)l;
         site.lin_w = bf->proj_l_w, site.lin_b = bf->proj_l_b;
+        site.lin_complement = m->cfg.sla_complement;
         TS_TRY(ts_attention(c, sched, &site, N, N, NH, Dh, Q, K, V, A, err));
         TRY_OP(ts_linear(c, Y, A, N, &b->sa_o_w, bf->sa_o_b));
         TRY_OP(ts_add_gated(c, X, Y, N, D, gate_msa));

@@ -24,6 +24,11 @@ typedef struct wan_config {
     int64_t in_ch, out_ch, text_dim, freq_dim;
     int patch[3]; /* t, h, w */
     float eps;
+    /* SLA's linear branch as the checkpoint was trained (with proj_l): 0 over all keys
+     * (TurboDiffusion's, the default), 1 over each query block's non-selected blocks (the
+     * paper's SLA-1 branch). From the safetensors metadata "sla_variant" ("all" or
+     * "complement"); a schedule's sla rule without 'variant' runs this one. */
+    int sla_complement;
 } wan_config;
 
 typedef struct wan_load_opts {
@@ -41,7 +46,9 @@ typedef void (*wan_hook_fn)(void *user, const char *name, const float *data, int
  * dim, in_ch and patch from patch_embedding, text_dim, freq_dim, ffn_dim, out_ch from the
  * head, layers by counting blocks.N. head_dim cannot be told from shapes: opts->head_dim if
  * set, else a "config" JSON in the file metadata (attention_head_dim, or dim / num_heads),
- * else 128 (dim must be a multiple). wan_load also looks for a config.json. */
+ * else 128 (dim must be a multiple). wan_load also looks for a config.json. sla_complement
+ * from the metadata "sla_variant" (absent: 0; a value other than "all" or "complement" is
+ * an error). */
 ts_status wan_config_from_weights(const ts_weights *w, const wan_load_opts *opts, wan_config *cfg,
                                   ts_err *err);
 

@@ -23,6 +23,7 @@ typedef struct ts_test_rewrite {
     const char *reshape; /* source name of a 2-D tensor written with its shape swapped */
     const ts_st_item *add; /* n_add more tensors, written after the others */
     int n_add;
+    const char *meta_key, *meta_val; /* one more metadata pair (NULL: none) */
 } ts_test_rewrite;
 
 /* Writes src's tensors to dst as r says; 0 or −1. */
@@ -68,9 +69,12 @@ static inline int ts_test_write_variant(const char *src, const char *dst, const 
         k++;
     }
     for (int i = 0; i < r->n_add && items; i++) items[k++] = r->add[i];
-    const char *meta[2] = {"config", ts_st_meta(f, "config")};
+    const char *meta[4] = {"config", ts_st_meta(f, "config"), r->meta_key, r->meta_val};
+    int nm = r->keep_meta && meta[1] ? 1 : 0;
+    if (!nm) meta[0] = meta[2], meta[1] = meta[3];
+    if (r->meta_key && r->meta_val) nm++;
     int rc = items && names && bufs &&
-                     ts_st_write(dst, items, k, meta, r->keep_meta && meta[1] ? 1 : 0, &e) == TS_OK
+                     ts_st_write(dst, items, k, meta, nm, &e) == TS_OK
                  ? 0
                  : -1;
     for (int i = 0; bufs && i < n; i++) free(bufs[i]);

@@ -149,7 +149,7 @@ static void test_entry_point(ts_ctx *c) {
                 ref[(i * H + h) * D + d] = (float)(o / sum);
             }
         }
-    ts_attn_site site = {TS_ATTN_CROSS, 0, 0, 1, {0, 0, 0}, 0.0f, NULL, NULL, 0};
+    ts_attn_site site = {TS_ATTN_CROSS, 0, 0, 1, {0, 0, 0}, 0.0f, NULL, NULL, 0, 0};
     ts_err e = {0};
     TS_CHECK(ts_attention(c, NULL, &site, nq, nk, H, D, q, k, v, out, &e) == TS_OK, "%s", e.msg);
     ts_test_compare("ts_attention vs naive softmax", out, ref, nq * H * D, 1e-5, NULL);

@@ -754,7 +754,7 @@ static void test_sla(ts_ctx *c) {
         free(b), free(lin), free(bare), free(tf), free(tb), free(r1);
     }
     /* through a schedule, with the projection on the site: each variant */
-    ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 1, n}, 500.0f, pw->data, pb->data, 0};
+    ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 1, n}, 500.0f, pw->data, pb->data, 0, 0};
     for (int variant = 0; variant < 2; variant++) {
         ts_attn_schedule *s = NULL;
         ts_attn_schedule_from_spec(&s, variant ? "sla:topk=0.3,block_q=64,block_k=32,variant=complement"
@@ -975,7 +975,7 @@ static void test_schedule_errors(void) {
  * in fp32. */
 static void test_precision(ts_ctx *c) {
     const int64_t n = 192, nk_x = 40, H = 3, D = 64, HD = H * D, ne = n * HD;
-    ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {2, 8, 12}, 500.0f, NULL, NULL, 0};
+    ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {2, 8, 12}, 500.0f, NULL, NULL, 0, 0};
     float *q = malloc((size_t)ne * 4), *k = malloc((size_t)ne * 4), *v = malloc((size_t)ne * 4);
     float *ob = malloc((size_t)ne * 4), *of = malloc((size_t)ne * 4), *od = malloc((size_t)ne * 4);
     uint16_t *b = malloc((size_t)(3 * ne) * 2);
@@ -1073,7 +1073,7 @@ static void test_schedule_matching(ts_ctx *c) {
         " {\"layers\": [\"2-3\"], \"steps\": [\"7-8\"], \"heads\": [1], \"method\": \"dense\"}"
         "]}", TS_OK, NULL);
     if (!s) return;
-    ts_attn_site site = {TS_ATTN_SELF, 1, 5, 10, {2, 8, 8}, 500.0f, NULL, NULL, 0};
+    ts_attn_site site = {TS_ATTN_SELF, 1, 5, 10, {2, 8, 8}, 500.0f, NULL, NULL, 0, 0};
     double sparse = density_at(c, s, site, 2);
     TS_CHECK(sparse > 0 && sparse < 0.5, "rule 1 (gna) at layer 1 step 5: density %g", sparse);
     site.layer = 6;
@@ -1118,7 +1118,7 @@ static void test_block_density(ts_ctx *c) {
     ts_err e = {0};
     TS_CHECK(ts_attn_schedule_from_spec(&s, "gna:window=1x3x3,tile=1x8x8,block=64", &e) == TS_OK, "%s", e.msg);
     if (s) {
-        ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 32, 32}, 500.0f, NULL, NULL, 0};
+        ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 32, 32}, 500.0f, NULL, NULL, 0, 0};
         double d = density_at(c, s, site, 2);
         const ts_attn_record *r = ts_attn_schedule_record(s, 0);
         TS_CHECK(fabs(d - 9.0 / 1024.0) < 1e-12, "gna 3x3 on 32x32: density %g, want 9/1024", d);
@@ -1137,7 +1137,7 @@ static void test_block_density(ts_ctx *c) {
     }
     TS_CHECK(ts_attn_schedule_from_spec(&s, "sla:topk=0.25", &e) == TS_OK, "%s", e.msg);
     if (s) { /* whole blocks: the three densities are one */
-        ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 16, 16}, 500.0f, NULL, NULL, 0};
+        ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 16, 16}, 500.0f, NULL, NULL, 0, 0};
         density_at(c, s, site, 2);
         const ts_attn_record *r = ts_attn_schedule_record(s, 0);
         TS_CHECK(r && r->density == 0.25 && r->block_density == 0.25 && r->tile_density == 0.25,
@@ -1147,7 +1147,7 @@ static void test_block_density(ts_ctx *c) {
     }
     TS_CHECK(ts_attn_schedule_from_spec(&s, "dense", &e) == TS_OK, "%s", e.msg);
     if (s) {
-        ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 8, 12}, 500.0f, NULL, NULL, 0};
+        ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 8, 12}, 500.0f, NULL, NULL, 0, 0};
         density_at(c, s, site, 2);
         TS_CHECK(ts_attn_schedule_mean_block_density(s) == 1.0 && ts_attn_schedule_mean_tile_density(s) == 1.0,
                  "dense: block and tile density 1");
@@ -1416,7 +1416,7 @@ static void test_text_tokens(ts_ctx *c) {
         for (int m = 0; m < 2; m++) {
             ts_attn_schedule *s = NULL;
             TS_CHECK(ts_attn_schedule_from_spec(&s, specs[m], &e) == TS_OK, "%s", e.msg);
-            ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {g[0], g[1], g[2]}, 500.0f, NULL, NULL, img0};
+            ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {g[0], g[1], g[2]}, 500.0f, NULL, NULL, img0, 0};
             for (int64_t i = 0; i < n * HD; i++) out[i] = ref[i] = 7.0f;
             TS_CHECK(s && ts_attention(c, s, &site, n, n, H, D, q, k, v, out, &e) == TS_OK, "%s: %s", specs[m], e.msg);
             ts_attn_plan p = ts_attn_plan_dense(n, n, H, D, 16, 16);
@@ -1462,7 +1462,7 @@ static void test_text_tokens(ts_ctx *c) {
         TS_CHECK(fabs(dens - want) < 1e-12, "%s: density %g, counted %g", what, dens, want);
         { /* through a schedule: the site's img0 reaches it */
             ts_attn_schedule *s = NULL;
-            ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {g[0], g[1], g[2]}, 500.0f, NULL, NULL, img0};
+            ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {g[0], g[1], g[2]}, 500.0f, NULL, NULL, img0, 0};
             TS_CHECK(ts_attn_schedule_from_spec(&s, "draft:pool=2x4,sparsity=0.7", &e) == TS_OK, "%s", e.msg);
             TS_CHECK(s && ts_attention(c, s, &site, n, n, H, D, q, k, v, ref, &e) == TS_OK, "draft schedule: %s", e.msg);
             int same = 1;
@@ -1589,7 +1589,7 @@ static void test_paro_calib(ts_ctx *c) {
     float *q = malloc(n * HD * 4), *k = malloc(n * HD * 4), *v = malloc(n * HD * 4);
     float *out = malloc(n * HD * 4), *ref = malloc(n * HD * 4);
     ts_test_randn(q, n * HD, 41, 1.5f), ts_test_randn(k, n * HD, 42, 1.0f), ts_test_randn(v, n * HD, 43, 1.0f);
-    ts_attn_site site = {TS_ATTN_SELF, 1, 7, 10, {2, 4, 6}, 300.0f, NULL, NULL, 0};
+    ts_attn_site site = {TS_ATTN_SELF, 1, 7, 10, {2, 4, 6}, 300.0f, NULL, NULL, 0, 0};
     double dens = 0;
     TS_CHECK(ts_paro_attention(c, pc, &site, n, H, D, 0, H, TS_QUANT_INT8_QK, q, k, v, NULL, out, &dens, &e) == TS_OK,
              "paro attention: %s", e.msg);
@@ -1786,7 +1786,7 @@ static void test_paro_calib(ts_ctx *c) {
 /* ------------------------------------------------------------------ the DiT with a schedule */
 
 static float *dit_run(const char *fixture, ts_attn_schedule *sched, int64_t *n_out) {
-    char wpath[512], iopath[512];
+    char wpath[4200], iopath[4200];
     snprintf(wpath, sizeof wpath, "%s.safetensors", ts_test_fixture(fixture));
     snprintf(iopath, sizeof iopath, "%s_io.safetensors", ts_test_fixture(fixture));
     ts_st_file *io = NULL;
@@ -1802,8 +1802,9 @@ static float *dit_run(const char *fixture, ts_attn_schedule *sched, int64_t *n_o
 }
 
 /* wan_dit_a in the original layout plus SLA proj_l tensors per block (TurboDiffusion's
- * names); bad = 1: a mis-shaped weight, bad = 2: a weight without its bias. */
-static int write_sla_dit(const char *dst, int bad) {
+ * names) and, where variant is not NULL, the metadata "sla_variant"; bad = 1: a mis-shaped
+ * weight, bad = 2: a weight without its bias. */
+static int write_sla_dit(const char *dst, int bad, const char *variant) {
     char src[4200], names[4][64];
     snprintf(src, sizeof src, "%s", ts_test_fixture("wan_dit_a.safetensors"));
     static float w[2][144], b[2][12];
@@ -1820,7 +1821,8 @@ static int write_sla_dit(const char *dst, int bad) {
         snprintf(names[k], sizeof names[k], "blocks.%d.self_attn.attn_op.local_attn.proj_l.bias", l);
         add[k].name = names[k], add[k].t = ts_tensor_make(TS_DTYPE_F32, 1, sb, b[l]), k++;
     }
-    const ts_test_rewrite r = {.rename = wan_dit_rename_cb, .keep_meta = 1, .add = add, .n_add = k};
+    const ts_test_rewrite r = {.rename = wan_dit_rename_cb, .keep_meta = 1, .add = add, .n_add = k,
+                               .meta_key = variant ? "sla_variant" : NULL, .meta_val = variant};
     return ts_test_write_variant(src, dst, &r);
 }
 
@@ -1834,7 +1836,7 @@ static void test_dit_sla(void) {
     snprintf(io, sizeof io, "%s/wan_dit_a_io.safetensors", dir);
     TS_CHECK(realpath(ts_test_fixture("wan_dit_a_io.safetensors"), io_src) != NULL, "fixture path");
     TS_CHECK(symlink(io_src, io) == 0, "link io");
-    TS_CHECK(write_sla_dit(path, 0) == 0, "write an SLA checkpoint");
+    TS_CHECK(write_sla_dit(path, 0, NULL) == 0, "write an SLA checkpoint");
     wan_model *m = NULL;
     ts_err e = {0};
     TS_CHECK(wan_load(&m, path, NULL, &e) == TS_OK, "SLA checkpoint loads: %s", e.msg);
@@ -1862,8 +1864,48 @@ static void test_dit_sla(void) {
     }
     free(with), free(without);
     ts_attn_schedule_free(s);
+    /* the variant a rule leaves out is the checkpoint's: its metadata "sla_variant", else all keys */
+    {
+        const char *specs[3] = {"sla:topk=0.5,block_q=16,block_k=16", "sla:topk=0.5,block_q=16,block_k=16,variant=all",
+                                "sla:topk=0.5,block_q=16,block_k=16,variant=complement"};
+        const char *saved = getenv("TS_FIXTURES");
+        char keep[1024];
+        snprintf(keep, sizeof keep, "%s", saved ? saved : "tests/fixtures");
+        for (int f = 0; f < 2; f++) { /* the file says "complement", then nothing */
+            TS_CHECK(write_sla_dit(path, 0, f ? NULL : "complement") == 0, "write an SLA checkpoint (%d)", f);
+            float *o[3] = {NULL, NULL, NULL};
+            setenv("TS_FIXTURES", dir, 1);
+            for (int i = 0; i < 3; i++) {
+                ts_attn_schedule *si = NULL;
+                TS_CHECK(ts_attn_schedule_from_spec(&si, specs[i], &e) == TS_OK, "%s: %s", specs[i], e.msg);
+                o[i] = dit_run("wan_dit_a", si, &n);
+                ts_attn_schedule_free(si);
+            }
+            setenv("TS_FIXTURES", keep, 1);
+            if (o[0] && o[1] && o[2]) {
+                const int same = f ? 1 : 2, other = f ? 2 : 1;
+                TS_CHECK(!memcmp(o[0], o[same], (size_t)n * sizeof(float)),
+                         "metadata %s: no variant runs '%s'", f ? "absent" : "complement", f ? "all" : "complement");
+                ts_test_compare("the variants (expected to differ)", o[0], o[other], n, 1e9, &st);
+                TS_CHECK(st.rel_l2 > 1e-4, "metadata %s: the other variant differs (rel-L2 %g)",
+                         f ? "absent" : "complement", st.rel_l2);
+            }
+            for (int i = 0; i < 3; i++) free(o[i]);
+        }
+        /* a value that names neither */
+        const ts_test_rewrite r = {.rename = wan_dit_rename_cb, .keep_meta = 1, .meta_key = "sla_variant",
+                                   .meta_val = "both"};
+        char src[4200];
+        snprintf(src, sizeof src, "%s", ts_test_fixture("wan_dit_a.safetensors"));
+        TS_CHECK(ts_test_write_variant(src, path, &r) == 0, "write a bad sla_variant");
+        ts_status r2 = wan_load(&m, path, NULL, &e);
+        TS_CHECK(r2 == TS_ERR_FORMAT && strstr(e.msg, "sla_variant") && strstr(e.msg, "both"), "bad sla_variant: %s",
+                 e.msg);
+        wan_free(m);
+        m = NULL;
+    }
     for (int bad = 1; bad <= 2; bad++) {
-        write_sla_dit(path, bad);
+        write_sla_dit(path, bad, NULL);
         ts_status r = wan_load(&m, path, NULL, &e);
         TS_CHECK(bad == 1 ? r == TS_ERR_SHAPE && strstr(e.msg, "proj_l.weight") : r == TS_ERR_MISSING && strstr(e.msg, "proj_l"),
                  "bad proj_l %d: %s", bad, e.msg);

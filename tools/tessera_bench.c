@@ -548,7 +548,7 @@ static int bench_attn(const opts *o, ts_ctx *c) {
     if (!o->json)
         printf("%-8s %-44s %9s %9s %8s %8s %8s %8s %9s\n", "method", "spec", "time_s", "GFLOP/s", "speedup",
                "density", "tiles", "blocks", "rel_err");
-    ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {g[0], g[1], g[2]}, 500.0f, NULL, NULL, 0};
+    ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {g[0], g[1], g[2]}, 500.0f, NULL, NULL, 0, 0};
     float *proj = malloc((size_t)(D * D + D) * 4); /* SLA's proj_l [D, D] and bias [D], random */
     if (!proj) return fprintf(stderr, "tessera-bench: out of memory\n"), 1;
     ts_rng_normal(&c->rng, proj, D * D + D);

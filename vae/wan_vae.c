@@ -696,7 +696,7 @@ static ts_status attn_run(vrun *r, const vmod *m, float *X, int64_t T, int64_t H
     TS_TRY(need(r, 4 * C * HW));
     float *F = A, *QKV = A + C * HW;           /* [C, HW], [HW, 3C] */
     float *Q = B, *K = B + C * HW, *V = B + 2 * C * HW, *O = B + 3 * C * HW; /* [HW, C] */
-    ts_attn_site site = {TS_ATTN_CROSS, -1, -1, 0, {1, H, W}, 0.0f, NULL, NULL, 0};
+    ts_attn_site site = {TS_ATTN_CROSS, -1, -1, 0, {1, H, W}, 0.0f, NULL, NULL, 0, 0};
     for (int64_t t = 0; t < T; t++) {
         for (int64_t ch = 0; ch < C; ch++)
             memcpy(F + ch * HW, X + (ch * T + t) * HW, (size_t)HW * sizeof(float));
