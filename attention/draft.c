@@ -15,7 +15,10 @@
 #include "../src/backend.h"
 
 #define DRAFT_PF 4 /* pooling: rows asked for ahead */
-#define TS_DRAFT_MAX_REGIONS 4096 /* 2 x 128 MiB of map per head, a head per thread */
+
+int64_t ts_draft_regions(const int64_t g[3], const int pool[2]) {
+    return g[0] * ((g[1] + pool[0] - 1) / pool[0]) * ((g[2] + pool[1] - 1) / pool[1]);
+}
 
 int64_t ts_draft_perm(const int64_t g[3], const int pool[2], int32_t **perm) {
     const int64_t T = g[0], Hl = g[1], Wl = g[2], ph = pool[0], pw = pool[1];
@@ -66,7 +69,7 @@ ts_status ts_draft_plan(const int64_t g[3], int64_t H, int64_t D, int64_t h, con
     int64_t n_kern = ts_draft_perm(g, dp->pool, &st->perm);
     if (n_kern < 0) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
     const int64_t S = n_kern / blk;
-    if (S > TS_DRAFT_MAX_REGIONS) { /* the map and its sorted copy are S x S doubles per head */
+    if (S > TS_DRAFT_MAX_REGIONS) { /* ts_attn_schedule_check finds this before a run */ /* the map and its sorted copy are S x S doubles per head */
         ts_plan_store_free(st);
         return TS_ERR(err, TS_ERR_INVALID_ARG, "draft: pool %dx%d makes %lld regions on this %lldx%lldx%lld grid (at "
                       "most %d): use a larger pool", dp->pool[0], dp->pool[1], (long long)S, (long long)g[0],

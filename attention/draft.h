@@ -27,6 +27,13 @@ typedef struct ts_draft_params {
     double sparsity; /* [0, 1): the fraction of the map's entries below the threshold */
 } ts_draft_params;
 
+/* The most regions a plan takes: its map and the map's sorted copy are S x S doubles per
+ * head (2 x 128 MiB at 4,096), a head per thread. */
+#define TS_DRAFT_MAX_REGIONS 4096
+
+/* The regions (pooled blocks) pool makes on grid: T · ⌈H / pool_h⌉ · ⌈W / pool_w⌉. */
+int64_t ts_draft_regions(const int64_t grid[3], const int pool[2]);
+
 /* The region order: perm [n_kern] (slot → token or −1) for the grid; returns n_kern, or
  * −1 when perm cannot be allocated. *perm malloc'd. */
 int64_t ts_draft_perm(const int64_t grid[3], const int pool[2], int32_t **perm);

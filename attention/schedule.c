@@ -516,6 +516,11 @@ ts_status ts_attn_schedule_check(const ts_attn_schedule *s, int layers, int64_t 
                                  ts_err *err) {
     for (int i = 0; s && i < s->n_rules; i++) {
         const rule *r = &s->rules[i];
+        if (r->m == M_DRAFT && ts_draft_regions(grid, r->pool) > TS_DRAFT_MAX_REGIONS)
+            return TS_ERR(err, TS_ERR_INVALID_ARG, "attention schedule: rule %d: 'pool' %dx%d makes %lld regions on "
+                          "this video's %lldx%lldx%lld token grid (at most %d): use a larger pool", i + 1, r->pool[0],
+                          r->pool[1], (long long)ts_draft_regions(grid, r->pool), (long long)grid[0],
+                          (long long)grid[1], (long long)grid[2], TS_DRAFT_MAX_REGIONS);
         if (r->m != M_PARO) continue;
         const ts_paro_desc *d = ts_paro_info(r->paro);
         if (d->grid[0] != grid[0] || d->grid[1] != grid[1] || d->grid[2] != grid[2])

@@ -77,7 +77,8 @@ void ts_attn_schedule_free(ts_attn_schedule *s); /* NULL is a no-op */
 /* Before a run: whether the rules fit a model of `layers` DiT blocks with `heads` heads on
  * the token grid `grid` (what is known before any call; a PARO calibration must be for this
  * grid and heads and cover every layer its rule reaches, whether or not later rules or the
- * steps leave it any call). Errors name the rule. */
+ * steps leave it any call; a DraftAttention pool must make at most TS_DRAFT_MAX_REGIONS
+ * regions). Errors name the rule. */
 ts_status ts_attn_schedule_check(const ts_attn_schedule *s, int layers, int64_t heads, const int64_t grid[3],
                                  ts_err *err);
 int ts_attn_schedule_rules(const ts_attn_schedule *s);

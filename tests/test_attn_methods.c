@@ -925,6 +925,9 @@ static void test_schedule_errors(void) {
         {"{\"rules\": [{\"method\": \"dense\"}, {\"layers\": [1], \"method\": \"gna\", \"layers\": [2]}]}", TS_ERR_FORMAT,
          "rule 2: 'layers' is given twice"},
         {"{\"rules\": [{\"method\": \"dense\"}], \"rules\": []}", TS_ERR_FORMAT, "'rules' is given twice"},
+        {"[{\"method\": \"dense\"}]", TS_ERR_FORMAT, "the schedule must be an object {\"rules\": [...]}"},
+        {"{\"rules\": [{\"method\": \"gna\", \"params\": {\"stride\": 0}}]}", TS_ERR_FORMAT,
+         "rule 1: 'stride' must be an integer in [1, "},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) ts_attn_schedule_free(parse(c[i].json, c[i].st, c[i].needle));
     ts_attn_schedule *s = NULL;
@@ -960,6 +963,23 @@ static void test_schedule_errors(void) {
     for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) {
         ts_status st = ts_attn_schedule_from_spec(&s, sp[i].spec, &e);
         TS_CHECK(st == sp[i].st && (!sp[i].needle || strstr(e.msg, sp[i].needle)), "--attn %s: %s '%s'", sp[i].spec,
+                 ts_status_str(st), e.msg);
+        ts_attn_schedule_free(s);
+        s = NULL;
+    }
+    /* before a run: a DraftAttention pool that makes more regions than a plan takes (the
+     * rule that sets it, not the one before; 2 x 64 x 64 in 1 x 2 regions: 4,096, the most) */
+    const int64_t g[3] = {2, 64, 64};
+    struct { const char *json; ts_status st; const char *needle; } ck[] = {
+        {"{\"rules\": [{\"method\": \"draft\", \"params\": {\"pool\": [1, 2]}}]}", TS_OK, NULL},
+        {"{\"rules\": [{\"method\": \"draft\"}, {\"method\": \"draft\", \"layers\": [1], \"params\": "
+         "{\"pool\": [1, 1]}}]}",
+         TS_ERR_INVALID_ARG, "rule 2: 'pool' 1x1 makes 8192 regions on this video's 2x64x64 token grid (at most 4096)"},
+    };
+    for (size_t i = 0; i < sizeof ck / sizeof ck[0]; i++) {
+        s = parse(ck[i].json, TS_OK, NULL);
+        ts_status st = s ? ts_attn_schedule_check(s, 2, 2, g, &e) : TS_ERR_INVALID_ARG;
+        TS_CHECK(s && st == ck[i].st && (!ck[i].needle || strstr(e.msg, ck[i].needle)), "check %zu: %s '%s'", i,
                  ts_status_str(st), e.msg);
         ts_attn_schedule_free(s);
         s = NULL;
