@@ -123,7 +123,9 @@ typedef struct ts_attn_plan {
     int64_t nq, nk;          /* tokens */
     int64_t heads, head_dim; /* H, D */
     float scale;             /* usually 1/sqrt(D) */
-    const int32_t *perm, *perm_inv; /* [n_kern or Nq] kernel token order, or NULL (identity) */
+    /* [n_kern or Nq] kernel token order (slot → token), or NULL (identity). No inverse is
+     * kept: a kernel gathers q, k, v rows and scatters its output rows through perm itself. */
+    const int32_t *perm;
     /* Length of the kernel order when it has padding slots (perm entries −1: no token; a
      * padded query row is skipped, a padded key never attended), so that blocks can align
      * with regions of a grid that is not a multiple of them. 0: nq. Needs perm, nq == nk. */
