@@ -88,6 +88,12 @@ echo '{"rules": []}' > "$tmp/sched.json"
 out=$("$t2v" -m "$m" -p "x" $small --video-frames 5 -s 1 --attn gna:window=1x3x3,tile=1x2x2,block=16 -o "$tmp/g.mp4" --json 2>/dev/null)
 printf '%s' "$out" | grep -q '"attn_mean_density": 0.375000' && ok || ko "--attn gna density: $out"
 printf '%s' "$out" | grep -q '"notes": \[\]}' && ok || ko "gna: no notes: $out"
+# and in tessera-t2i: one frame of 4 x 3 tokens, each query's 3 x 3 window (shifted at the
+# borders, never shrunk) holds 9 of the 12 keys
+out=$("$t2i" -m "$m" -p "x" $small -s 1 --attn gna:window=1x3x3,tile=1x2x2,block=16 -o "$tmp/gi.png" --json 2>/dev/null)
+printf '%s' "$out" | grep -q '"attn_mean_density": 0.750000' && ok || ko "t2i --attn gna density: $out"
+"$t2i" --show-metadata "$tmp/gi.png" | grep -q "Attention schedule: gna:window=1x3x3,tile=1x2x2,block=16, Attention density: 0.7500" \
+    && ok || ko "t2i --attn not in the metadata: $("$t2i" --show-metadata "$tmp/gi.png")"
 # SLA on a model without its proj_l weights says so (stderr, --json), once
 out=$("$t2v" -m "$m" -p "x" $small --video-frames 5 -s 1 --attn sla:topk=0.5,block_q=16,block_k=16 -o "$tmp/sla.mp4" --json 2>"$tmp/sla.err")
 printf '%s' "$out" | grep -q '"notes": \["sla: this model has no proj_l weights' && ok || ko "sla notes in --json: $out"
