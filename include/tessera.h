@@ -145,7 +145,8 @@ void tessera_output_free(tessera_output *o); /* NULL is a no-op */
  * ...\nSteps: ..., Sampler: ..., CFG scale: ..., Seed: ..., Size: WxH, Model: ..., ..."); with
  * an attention schedule also each step's density per layer ("Attention density by step and
  * layer: 0.375 1.000; 0.375 1.000; ..."; past 4,096 values each step's mean, "Attention
- * density by step: 0.688; ..."). malloc'd; free(). */
+ * density by step: 0.688; ...") and the run's notes ("Attention notes: \"a; b\"", quoted
+ * as JSON quotes a string). malloc'd; free(). */
 char *tessera_format_parameters(const tessera *t, const tessera_params *p, const tessera_output *o);
 
 /* Writes the output by the name: .png (one image: the output must have one frame),

@@ -457,23 +457,50 @@ static char *density_table(const tessera_params *p, const tessera_output *o) {
     return s;
 }
 
+/* ", Attention notes: \"a; b\"" for a run whose schedule left notes (one a line: joined by
+ * "; ", quoted as JSON quotes a string, since a note may hold commas); "" otherwise. malloc'd. */
+static char *notes_text(const tessera_output *o) {
+    const char *n = o && o->notes ? o->notes : "";
+    while (*n == '\n') n++;
+    char *s = malloc(strlen(", Attention notes: \"\"") + 2 * strlen(n) + 1), *e = s;
+    if (!s) return NULL;
+    *s = 0;
+    if (!*n) return s;
+    e += sprintf(e, ", Attention notes: \"");
+    for (const char *c = n; *c; c++) {
+        if (*c == '\n') { /* between notes; none after the last */
+            const char *r = c;
+            while (*r == '\n') r++;
+            if (*r) *e++ = ';', *e++ = ' ';
+            c = r - 1;
+        } else if (*c == '"' || *c == '\\') *e++ = '\\', *e++ = *c;
+        else *e++ = *c;
+    }
+    *e++ = '"', *e = 0;
+    return s;
+}
+
 char *tessera_format_parameters(const tessera *t, const tessera_params *p, const tessera_output *o) {
     const char *neg = p->negative_prompt ? p->negative_prompt : "";
     const char *sched = p->attn_schedule ? p->attn_schedule : p->attn ? p->attn : "dense";
     long long seed = o ? (long long)o->seed : (long long)p->seed;
     double density = o ? o->attn_mean : 1.0;
-    char *table = density_table(p, o);
-    if (!table) return NULL;
+    char *table = density_table(p, o), *notes = notes_text(o);
+    if (!table || !notes) {
+        free(table), free(notes);
+        return NULL;
+    }
     const char *fmt = "%s\nNegative prompt: %s\nSteps: %d, Sampler: %s, CFG scale: %g, Seed: %lld, Size: %dx%d, "
-                      "Model: %s, Frames: %d, Flow shift: %g, Attention schedule: %s, Attention density: %.4f%s, "
+                      "Model: %s, Frames: %d, Flow shift: %g, Attention schedule: %s, Attention density: %.4f%s%s, "
                       "Version: Tessera %s";
 #define ARGS p->prompt, neg, p->steps, tessera_sampler_name(p->sampler), (double)p->cfg_scale, seed, p->width, \
-             p->height, t ? t->name : "unknown", p->frames, p->flow_shift, sched, density, table, tessera_version()
+             p->height, t ? t->name : "unknown", p->frames, p->flow_shift, sched, density, table, notes, \
+             tessera_version()
     int n = snprintf(NULL, 0, fmt, ARGS);
     char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
     if (s) snprintf(s, (size_t)n + 1, fmt, ARGS);
 #undef ARGS
-    free(table);
+    free(table), free(notes);
     return s;
 }
 

@@ -98,6 +98,8 @@ printf '%s' "$out" | grep -q '"attn_mean_density": 0.750000' && ok || ko "t2i --
 out=$("$t2v" -m "$m" -p "x" $small --video-frames 5 -s 1 --attn sla:topk=0.5,block_q=16,block_k=16 -o "$tmp/sla.mp4" --json 2>"$tmp/sla.err")
 printf '%s' "$out" | grep -q '"notes": \["sla: this model has no proj_l weights' && ok || ko "sla notes in --json: $out"
 [ "$(grep -c 'note: sla: this model has no proj_l weights' "$tmp/sla.err")" = 1 ] && ok || ko "sla note on stderr: $(cat "$tmp/sla.err")"
+"$t2i" --show-metadata "$tmp/sla.mp4" | grep -q ', Attention notes: "sla: this model has no proj_l weights .*no linear branch", Version' \
+    && ok || ko "sla note in the metadata: $("$t2i" --show-metadata "$tmp/sla.mp4")"
 "$t2i" --show-metadata "$tmp/g.mp4" | grep -q "Attention schedule: gna:window=1x3x3,tile=1x2x2,block=16, Attention density: 0.3750" \
     && ok || ko "--attn not in the metadata"
 # a method in bf16 runs and is recorded

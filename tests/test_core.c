@@ -208,6 +208,18 @@ static void test_density_metadata(void) {
     s = tessera_format_parameters(NULL, &p, &o);
     TS_CHECK(s && strstr(s, "Attention density: 0.4375, Version"), "no schedule: %s", s ? s : "(null)");
     free(s);
+    /* the run's notes, a line each: joined, quoted (they may hold commas and quotes) */
+    char notes[] = "sla: no proj_l, so plain top-k\nsaid \"twice\" \\ once\n";
+    o.notes = notes;
+    s = tessera_format_parameters(NULL, &p, &o);
+    TS_CHECK(s && strstr(s, "Attention density: 0.4375, Attention notes: \"sla: no proj_l, so plain top-k; said "
+                            "\\\"twice\\\" \\\\ once\", Version"),
+             "notes: %s", s ? s : "(null)");
+    free(s);
+    o.notes = (char *)"";
+    s = tessera_format_parameters(NULL, &p, &o);
+    TS_CHECK(s && strstr(s, "Attention density: 0.4375, Version"), "no notes: %s", s ? s : "(null)");
+    free(s);
 }
 
 int main(void) {
