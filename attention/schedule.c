@@ -743,9 +743,16 @@ ts_status ts_attn_schedule_run(ts_ctx *c, ts_attn_schedule *s, const ts_attn_sit
         const int bf16 = ri >= 0 && s->rules[ri].bf16;
         if (bf16 && !bf.q) st = bf16_operands(c, nq, nk, heads * head_dim, q, k, v, &bf, &own, err);
         double d = 1, bd = -1, td = -1;
-        if (st == TS_OK)
+        if (st == TS_OK) {
             st = run_heads(c, s, ri, site, nq, nk, heads, head_dim, h0, h1, q, k, v, bf16 ? &bf : NULL, out, &d, &bd,
                            &td, err);
+            if (st != TS_OK && ri >= 0 && err) { /* name the rule that failed, and where */
+                char m[sizeof err->msg]; /* cut short where it must be */
+                if (snprintf(m, sizeof m, "attention schedule: rule %d at layer %d, step %d: %s", ri + 1, site->layer,
+                             site->step, err->msg) > 0)
+                    memcpy(err->msg, m, sizeof m);
+            }
+        }
         density += d * (double)(h1 - h0) / (double)heads;
         bdensity += (bd >= 0 ? bd : d) * (double)(h1 - h0) / (double)heads;
         tdensity += (td >= 0 ? td : bd >= 0 ? bd : d) * (double)(h1 - h0) / (double)heads;

@@ -868,7 +868,7 @@ static ts_attn_schedule *parse(const char *json, ts_status want, const char *nee
     return s;
 }
 
-static void test_schedule_errors(void) {
+static void test_schedule_errors(ts_ctx *ctx) {
     struct { const char *json; ts_status st; const char *needle; } c[] = {
         {"{\"rules\": [{\"method\": \"dense\"}]}", TS_OK, NULL},
         {"not json", TS_ERR_FORMAT, "not valid JSON"},
@@ -976,6 +976,23 @@ static void test_schedule_errors(void) {
          "{\"pool\": [1, 1]}}]}",
          TS_ERR_INVALID_ARG, "rule 2: 'pool' 1x1 makes 8192 regions on this video's 2x64x64 token grid (at most 4096)"},
     };
+    /* the same pool in a call without that check (tessera-probe's, tessera-bench's): the
+     * method's error, with the rule and the call named */
+    {
+        s = parse(ck[1].json, TS_OK, NULL);
+        const int64_t n = g[0] * g[1] * g[2], D = 16;
+        float *q = malloc((size_t)(3 * n * D) * sizeof *q), *o = malloc((size_t)(n * D) * sizeof *o);
+        if (q && o && s) {
+            ts_test_randn(q, 3 * n * D, 91, 1.0f);
+            ts_attn_site site = {TS_ATTN_SELF, 1, 3, 10, {g[0], g[1], g[2]}, 500.0f, NULL, NULL, 0, 0};
+            ts_status st = ts_attention(ctx, s, &site, n, n, 1, D, q, q + n * D, q + 2 * n * D, o, &e);
+            TS_CHECK(st == TS_ERR_INVALID_ARG && strstr(e.msg, "attention schedule: rule 2 at layer 1, step 3: draft: pool 1x1 "
+                                                              "makes 8192 regions"),
+                     "the failing rule named: %s '%s'", ts_status_str(st), e.msg);
+        }
+        free(q), free(o);
+        ts_attn_schedule_free(s);
+    }
     for (size_t i = 0; i < sizeof ck / sizeof ck[0]; i++) {
         s = parse(ck[i].json, TS_OK, NULL);
         ts_status st = s ? ts_attn_schedule_check(s, 2, 2, g, &e) : TS_ERR_INVALID_ARG;
@@ -1988,7 +2005,7 @@ int main(void) {
     test_sla(&c);
     test_sla_ties();
     test_sla_topk_sorted();
-    test_schedule_errors();
+    test_schedule_errors(&c);
     test_shipped_schedules();
     test_schedule_matching(&c);
     test_precision(&c);
