@@ -48,7 +48,8 @@ typedef struct ts_attn_schedule ts_attn_schedule; /* schedule.h */
 
 /* out[Nq, H·D] = attention(q [Nq, H·D], k/v [Nk, H·D]) with scale 1/sqrt(D), as the
  * schedule plans it for this site (NULL: dense). The schedule caches static plans and
- * records densities, so it is not const. */
+ * records densities, so it is not const. A method's error names the rule that ran, the
+ * layer and the step. */
 ts_status ts_attention(ts_ctx *c, ts_attn_schedule *sched, const ts_attn_site *site,
                        int64_t nq, int64_t nk, int64_t heads, int64_t head_dim, const float *q,
                        const float *k, const float *v, float *out, ts_err *err);
