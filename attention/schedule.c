@@ -59,6 +59,7 @@ struct ts_attn_schedule {
     rule *rules;
     int n_rules;
     int warned_no_proj; /* SLA without proj_l said once */
+    int said_complement; /* SLA's paper branch taken from the checkpoint said once */
     char notes[512];    /* ts_attn_schedule_notes: lines, "\n" after each */
     cached *cache;
     int n_cache, cap_cache;
@@ -575,7 +576,7 @@ static ts_status plan_for(ts_attn_schedule *s, int ri, const ts_attn_site *site,
     const rule *r = &s->rules[ri];
     const int64_t *g = site->grid;
     if (g[0] <= 0 || g[1] <= 0 || g[2] <= 0 || site->img0 < 0 || site->img0 + g[0] * g[1] * g[2] > n)
-        return TS_ERR(err, TS_ERR_SHAPE, "attention: method %s needs the token grid (got %lldx%lldx%lld from token %lld "
+        return TS_ERR(err, TS_ERR_SHAPE, "method %s needs the token grid (got %lldx%lldx%lld from token %lld "
                       "for %lld tokens)", method_names[r->m], (long long)g[0], (long long)g[1], (long long)g[2],
                       (long long)site->img0, (long long)n);
     if (s->n_cache == s->cap_cache) {
@@ -605,7 +606,7 @@ static ts_status plan_for(ts_attn_schedule *s, int ri, const ts_attn_site *site,
      * grid the tiles do not divide (Wan's 30 x 52 latent frames with 8 x 8 tiles), blocks then
      * still hold one tile each and stay full wherever the window covers their tile */
     const int64_t len = ts_plan_tile_len(&p.mask, n, r->tile, r->block);
-    if (len < n) return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: method %s: bad tile", method_names[r->m]);
+    if (len < n) return TS_ERR(err, TS_ERR_INVALID_ARG, "method %s: bad tile", method_names[r->m]);
     c->store.perm = malloc((size_t)len * sizeof *c->store.perm);
     if (!c->store.perm) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
     /* GNA and CLEAR lay each tile out in 4 x 4 sub-tiles (ts_plan_tile_perm_sub). Counted in
@@ -686,7 +687,7 @@ static ts_status run_heads(ts_ctx *c, ts_attn_schedule *s, int ri, const ts_attn
     const rule *r = ri >= 0 ? &s->rules[ri] : NULL;
     const method m = r ? r->m : M_DENSE;
     if (m != M_DENSE && nq != nk)
-        return TS_ERR(err, TS_ERR_INVALID_ARG, "attention: method %s is for self-attention", method_names[m]);
+        return TS_ERR(err, TS_ERR_INVALID_ARG, "method %s is for self-attention", method_names[m]);
     *d = 1, *bd = -1, *td = -1;
     if (m == M_SLA) {
         ts_sla_params sp = {r->topk, r->block_q, r->block_k, r->complement >= 0 ? r->complement : site->lin_complement};
@@ -694,6 +695,12 @@ static ts_status run_heads(ts_ctx *c, ts_attn_schedule *s, int ri, const ts_attn
             note(c, s, "sla: this model has no proj_l weights (an SLA fine-tuned checkpoint has them): running plain "
                        "top-k block-sparse attention, no linear branch");
             s->warned_no_proj = 1;
+        }
+        if (site->lin_w && r->complement < 0 && site->lin_complement && !s->said_complement) {
+            /* the rule left the variant to the checkpoint: the schedule's text alone does not say which ran */
+            note(c, s, "sla: the checkpoint's proj_l was trained with the paper's linear branch (its metadata "
+                       "sla_variant \"complement\"): running that variant");
+            s->said_complement = 1;
         }
         return ts_sla_attention(c, nq, heads, head_dim, h0, h1, &sp, q, k, v, kop, site->lin_w, site->lin_b, out, d,
                                 err);

@@ -187,11 +187,9 @@ static ts_status config_from_weights(const ts_weights *w, int64_t head_dim, wan_
     cfg->heads = cfg->dim / cfg->head_dim;
     cfg->eps = 1e-6f;
     /* SLA checkpoints: which linear branch proj_l was trained with (TurboDiffusion's, over all
-     * keys, unless the file says otherwise; both branches have the same tensors) */
+     * keys, unless the file says otherwise; both branches have the same tensors). A value
+     * other than these two is refused where there is a proj_l to use it (check_shapes). */
     const char *sv = ts_weights_meta(w, "sla_variant");
-    if (sv && strcmp(sv, "all") && strcmp(sv, "complement"))
-        return TS_ERR(err, TS_ERR_FORMAT, "Wan DiT: metadata 'sla_variant' is \"%s\": it must be \"all\" "
-                      "(TurboDiffusion's linear branch over all keys) or \"complement\" (the paper's)", sv);
     cfg->sla_complement = sv && !strcmp(sv, "complement");
     if (cfg->layers < 1) return TS_ERR(err, TS_ERR_MISSING, "Wan DiT: checkpoint has no blocks.N tensors");
     return TS_OK;
@@ -238,6 +236,10 @@ static ts_status check_shapes(const wan_model *m, ts_err *err) {
         if (b->proj_l_w.data) {
             TS_TRY(ts_check_shape(&b->proj_l_w, "", 2, (int64_t[]){Dh, Dh}, err));
             TS_TRY(ts_check_shape(&b->proj_l_b, "", 1, (int64_t[]){Dh}, err));
+            const char *sv = ts_weights_meta(m->w, "sla_variant");
+            if (sv && strcmp(sv, "all") && strcmp(sv, "complement"))
+                return TS_ERR(err, TS_ERR_FORMAT, "Wan DiT: metadata 'sla_variant' is \"%s\": it must be \"all\" "
+                              "(TurboDiffusion's linear branch over all keys) or \"complement\" (the paper's)", sv);
         }
     }
     return TS_OK;

@@ -47,8 +47,8 @@ typedef void (*wan_hook_fn)(void *user, const char *name, const float *data, int
  * head, layers by counting blocks.N. head_dim cannot be told from shapes: opts->head_dim if
  * set, else a "config" JSON in the file metadata (attention_head_dim, or dim / num_heads),
  * else 128 (dim must be a multiple). wan_load also looks for a config.json. sla_complement
- * from the metadata "sla_variant" (absent: 0; a value other than "all" or "complement" is
- * an error). */
+ * from the metadata "sla_variant" (absent: 0; wan_load refuses a value other than "all" or
+ * "complement" in a checkpoint with proj_l weights). */
 ts_status wan_config_from_weights(const ts_weights *w, const wan_load_opts *opts, wan_config *cfg,
                                   ts_err *err);
 

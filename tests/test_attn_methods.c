@@ -753,16 +753,21 @@ static void test_sla(ts_ctx *c) {
         ts_test_compare("sla, bf16 operands: sparse branch on them, linear branch on fp32", out, bare, N, 1e-5, NULL);
         free(b), free(lin), free(bare), free(tf), free(tb), free(r1);
     }
-    /* through a schedule, with the projection on the site: each variant */
+    /* through a schedule, with the projection on the site: each variant, named by the rule
+     * or (no 'variant') by the site, the checkpoint's */
     ts_attn_site site = {TS_ATTN_SELF, 0, 0, 1, {1, 1, n}, 500.0f, pw->data, pb->data, 0, 0};
-    for (int variant = 0; variant < 2; variant++) {
+    for (int run = 0; run < 4; run++) {
+        const int variant = run & 1, named = run < 2;
         ts_attn_schedule *s = NULL;
-        ts_attn_schedule_from_spec(&s, variant ? "sla:topk=0.3,block_q=64,block_k=32,variant=complement"
-                                               : "sla:topk=0.3,block_q=64,block_k=32", &e);
+        ts_attn_schedule_from_spec(&s, !named ? "sla:topk=0.3,block_q=64,block_k=32"
+                                       : variant ? "sla:topk=0.3,block_q=64,block_k=32,variant=complement"
+                                                 : "sla:topk=0.3,block_q=64,block_k=32,variant=all", &e);
+        site.lin_complement = named ? !variant : variant; /* a named variant overrides the site's */
         TS_CHECK(s && ts_attention(c, s, &site, n, n, H, D, q->data, k->data, v->data, out, &e) == TS_OK,
                  "sla schedule: %s", e.msg);
-        char what[64];
-        snprintf(what, sizeof what, "sla %s through a schedule vs the reference", names[variant]);
+        char what[96];
+        snprintf(what, sizeof what, "sla %s (%s) through a schedule vs the reference", names[variant],
+                 named ? "the rule's" : "the site's");
         ts_test_compare(what, out, ts_st_find(f, names[variant])->data, n * H * D, 1e-4, NULL);
         ts_attn_schedule_free(s);
     }
@@ -982,13 +987,14 @@ static void test_schedule_errors(ts_ctx *ctx) {
         s = parse(ck[1].json, TS_OK, NULL);
         const int64_t n = g[0] * g[1] * g[2], D = 16;
         float *q = malloc((size_t)(3 * n * D) * sizeof *q), *o = malloc((size_t)(n * D) * sizeof *o);
+        TS_CHECK(q && o && s, "room and the schedule for the run-time error");
         if (q && o && s) {
             ts_test_randn(q, 3 * n * D, 91, 1.0f);
             ts_attn_site site = {TS_ATTN_SELF, 1, 3, 10, {g[0], g[1], g[2]}, 500.0f, NULL, NULL, 0, 0};
             ts_status st = ts_attention(ctx, s, &site, n, n, 1, D, q, q + n * D, q + 2 * n * D, o, &e);
-            TS_CHECK(st == TS_ERR_INVALID_ARG && strstr(e.msg, "attention schedule: rule 2 at layer 1, step 3: draft: pool 1x1 "
-                                                              "makes 8192 regions"),
-                     "the failing rule named: %s '%s'", ts_status_str(st), e.msg);
+            const char *want = "attention schedule: rule 2 at layer 1, step 3: draft: pool 1x1 makes 8192 regions";
+            TS_CHECK(st == TS_ERR_INVALID_ARG && !strncmp(e.msg, want, strlen(want)),
+                     "the failing rule named, once: %s '%s'", ts_status_str(st), e.msg);
         }
         free(q), free(o);
         ts_attn_schedule_free(s);
@@ -1916,6 +1922,10 @@ static void test_dit_sla(void) {
                 ts_attn_schedule *si = NULL;
                 TS_CHECK(ts_attn_schedule_from_spec(&si, specs[i], &e) == TS_OK, "%s: %s", specs[i], e.msg);
                 o[i] = dit_run("wan_dit_a", si, &n);
+                const char *nt = ts_attn_schedule_notes(si);
+                const int said = nt && strstr(nt, "sla: the checkpoint's proj_l was trained with the paper's linear branch");
+                TS_CHECK(said == (f == 0 && i == 0), "file %d, spec %d: the variant from the checkpoint %s: '%s'", f, i,
+                         said ? "said" : "not said", nt ? nt : "");
                 ts_attn_schedule_free(si);
             }
             setenv("TS_FIXTURES", keep, 1);
@@ -1929,15 +1939,20 @@ static void test_dit_sla(void) {
             }
             for (int i = 0; i < 3; i++) free(o[i]);
         }
-        /* a value that names neither */
+        /* a value that names neither: refused where there is a proj_l to use it, ignored where not */
+        TS_CHECK(write_sla_dit(path, 0, "both") == 0, "write a bad sla_variant");
+        ts_status r2 = wan_load(&m, path, NULL, &e);
+        TS_CHECK(r2 == TS_ERR_FORMAT && strstr(e.msg, "sla_variant") && strstr(e.msg, "both"), "bad sla_variant: %s",
+                 e.msg);
+        wan_free(m);
+        m = NULL;
         const ts_test_rewrite r = {.rename = wan_dit_rename_cb, .keep_meta = 1, .meta_key = "sla_variant",
                                    .meta_val = "both"};
         char src[4200];
         snprintf(src, sizeof src, "%s", ts_test_fixture("wan_dit_a.safetensors"));
-        TS_CHECK(ts_test_write_variant(src, path, &r) == 0, "write a bad sla_variant");
-        ts_status r2 = wan_load(&m, path, NULL, &e);
-        TS_CHECK(r2 == TS_ERR_FORMAT && strstr(e.msg, "sla_variant") && strstr(e.msg, "both"), "bad sla_variant: %s",
-                 e.msg);
+        TS_CHECK(ts_test_write_variant(src, path, &r) == 0, "write a bad sla_variant without proj_l");
+        r2 = wan_load(&m, path, NULL, &e);
+        TS_CHECK(r2 == TS_OK, "a bad sla_variant without proj_l loads: %s", e.msg);
         wan_free(m);
         m = NULL;
     }
