@@ -69,7 +69,7 @@ ts_status ts_draft_plan(const int64_t g[3], int64_t H, int64_t D, int64_t h, con
     int64_t n_kern = ts_draft_perm(g, dp->pool, &st->perm);
     if (n_kern < 0) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
     const int64_t S = n_kern / blk;
-    if (S > TS_DRAFT_MAX_REGIONS) { /* ts_attn_schedule_check refuses this before a render */
+    if (S > TS_DRAFT_MAX_REGIONS) { /* the CLIs' ts_attn_schedule_check refuses this before a render */
         ts_plan_store_free(st);
         return TS_ERR(err, TS_ERR_INVALID_ARG, "draft: pool %dx%d makes %lld regions on this %lldx%lldx%lld grid (at "
                       "most %d): use a larger pool", dp->pool[0], dp->pool[1], (long long)S, (long long)g[0],

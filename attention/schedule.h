@@ -27,7 +27,8 @@
  *        whole blocks (a 30 x 52 frame in 8 x 8 tiles: 32 x 56 slots), so that no block mixes
  *        tiles; the padding is never computed past a block's last token.
  * draft: pool [h, w] (regions per frame, h·w <= 256: the block) default [8, 16];
- *        sparsity in [0, 1) default 0.75 (Wan's setting in the reference code).
+ *        sparsity in [0, 1) default 0.75 (Wan's setting in the reference code). The pool
+ *        must make at most TS_DRAFT_MAX_REGIONS (4,096) regions, T·⌈H/h⌉·⌈W/w⌉, on the grid.
  * sla:   topk (fraction of key blocks per query block) default 0.1 (TurboDiffusion);
  *        block_q default 128, block_k default 64; variant "all" (the linear branch over
  *        all keys: TurboDiffusion, what its checkpoints were trained with) or "complement"

@@ -462,7 +462,7 @@ static char *density_table(const tessera_params *p, const tessera_output *o) {
 static char *notes_text(const tessera_output *o) {
     const char *n = o && o->notes ? o->notes : "";
     while (*n == '\n') n++;
-    char *s = malloc(strlen(", Attention notes: \"\"") + 2 * strlen(n) + 1), *e = s;
+    char *s = malloc(strlen(", Attention notes: \"\"") + 6 * strlen(n) + 1), *e = s; /* \u00XX at most */
     if (!s) return NULL;
     *s = 0;
     if (!*n) return s;
@@ -474,6 +474,7 @@ static char *notes_text(const tessera_output *o) {
             if (*r) *e++ = ';', *e++ = ' ';
             c = r - 1;
         } else if (*c == '"' || *c == '\\') *e++ = '\\', *e++ = *c;
+        else if ((unsigned char)*c < 0x20) e += sprintf(e, "\\u%04x", (unsigned)(unsigned char)*c);
         else *e++ = *c;
     }
     *e++ = '"', *e = 0;

@@ -204,21 +204,24 @@ static void test_density_metadata(void) {
     for (const char *c = s ? strstr(s, "Attention density by step: ") : NULL; c && (c = strstr(c, "0.500")); c += 5) steps++;
     TS_CHECK(s && !strstr(s, "by step and layer") && steps == STEPS, "per step past 4,096 values: %d steps", steps);
     free(s), free(big);
+    o.n_steps = 2, o.attn_density = dd; /* big is gone */
     p.attn = NULL; /* no schedule: no table */
     s = tessera_format_parameters(NULL, &p, &o);
     TS_CHECK(s && strstr(s, "Attention density: 0.4375, Version"), "no schedule: %s", s ? s : "(null)");
     free(s);
-    /* the run's notes, a line each: joined, quoted (they may hold commas and quotes) */
-    char notes[] = "sla: no proj_l, so plain top-k\nsaid \"twice\" \\ once\n";
+    /* the run's notes, a line each: joined, quoted as JSON quotes a string (they may hold
+     * commas, quotes, control characters), after the density table */
+    p.attn = "gna", o.n_steps = 2, o.attn_density = dd;
+    char notes[] = "sla: no proj_l, so plain top-k\nsaid \"twice\" \\ once\tthen\n";
     o.notes = notes;
     s = tessera_format_parameters(NULL, &p, &o);
-    TS_CHECK(s && strstr(s, "Attention density: 0.4375, Attention notes: \"sla: no proj_l, so plain top-k; said "
-                            "\\\"twice\\\" \\\\ once\", Version"),
+    TS_CHECK(s && strstr(s, "0.250 0.000, Attention notes: \"sla: no proj_l, so plain top-k; said "
+                            "\\\"twice\\\" \\\\ once\\u0009then\", Version"),
              "notes: %s", s ? s : "(null)");
     free(s);
     o.notes = (char *)"";
     s = tessera_format_parameters(NULL, &p, &o);
-    TS_CHECK(s && strstr(s, "Attention density: 0.4375, Version"), "no notes: %s", s ? s : "(null)");
+    TS_CHECK(s && strstr(s, "0.250 0.000, Version"), "no notes: %s", s ? s : "(null)");
     free(s);
 }
 
