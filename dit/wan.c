@@ -214,6 +214,7 @@ static ts_status check_shapes(const wan_model *m, ts_err *err) {
     };
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
         TS_TRY(ts_check_shape(g[i].t, "", g[i].nd, g[i].s, err));
+    int any_proj = 0; /* a block with SLA's proj_l */
     for (int64_t l = 0; l < c->layers; l++) {
         const wan_block *b = &w->blocks[l];
         struct { const ts_tensor *t; int nd; int64_t s[3]; } k[] = {
@@ -236,12 +237,14 @@ static ts_status check_shapes(const wan_model *m, ts_err *err) {
         if (b->proj_l_w.data) {
             TS_TRY(ts_check_shape(&b->proj_l_w, "", 2, (int64_t[]){Dh, Dh}, err));
             TS_TRY(ts_check_shape(&b->proj_l_b, "", 1, (int64_t[]){Dh}, err));
-            const char *sv = ts_weights_meta(m->w, "sla_variant");
-            if (sv && strcmp(sv, "all") && strcmp(sv, "complement"))
-                return TS_ERR(err, TS_ERR_FORMAT, "Wan DiT: metadata 'sla_variant' is \"%s\": it must be \"all\" "
-                              "(TurboDiffusion's linear branch over all keys) or \"complement\" (the paper's)", sv);
+            any_proj = 1;
         }
     }
+    /* the branch proj_l was trained with (config_from_weights read it): only where there is one */
+    const char *sv = any_proj ? ts_weights_meta(m->w, "sla_variant") : NULL;
+    if (sv && strcmp(sv, "all") && strcmp(sv, "complement"))
+        return TS_ERR(err, TS_ERR_FORMAT, "Wan DiT: metadata 'sla_variant' is \"%s\": it must be \"all\" "
+                      "(TurboDiffusion's linear branch over all keys) or \"complement\" (the paper's)", sv);
     return TS_OK;
 }
 
