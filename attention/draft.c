@@ -66,15 +66,13 @@ ts_status ts_draft_plan(const int64_t g[3], int64_t H, int64_t D, int64_t h, con
     if (blk < 1 || blk > 256 || !(dp->sparsity >= 0 && dp->sparsity < 1))
         return TS_ERR(err, TS_ERR_INVALID_ARG, "draft: pool %dx%d (at most 256 tokens) and sparsity %g in [0, 1)",
                       dp->pool[0], dp->pool[1], dp->sparsity);
-    int64_t n_kern = ts_draft_perm(g, dp->pool, &st->perm);
-    if (n_kern < 0) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
-    const int64_t S = n_kern / blk;
-    if (S > TS_DRAFT_MAX_REGIONS) { /* the CLIs' ts_attn_schedule_check refuses this before a render */
-        ts_plan_store_free(st);
+    const int64_t S = ts_draft_regions(g, dp->pool); /* the region order's n_kern / blk */
+    if (S > TS_DRAFT_MAX_REGIONS) /* the CLIs' ts_attn_schedule_check refuses this before a render */
         return TS_ERR(err, TS_ERR_INVALID_ARG, "draft: pool %dx%d makes %lld regions on this %lldx%lldx%lld grid (at "
                       "most %d): use a larger pool", dp->pool[0], dp->pool[1], (long long)S, (long long)g[0],
                       (long long)g[1], (long long)g[2], TS_DRAFT_MAX_REGIONS);
-    }
+    const int64_t n_kern = ts_draft_perm(g, dp->pool, &st->perm); /* S · blk */
+    if (n_kern < 0) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
     double *pq = calloc((size_t)(S * D), sizeof *pq), *pk = calloc((size_t)(S * D), sizeof *pk);
     double *A = malloc((size_t)(S * (S > D ? S : D)) * sizeof *A), *sorted = malloc((size_t)(S * S) * sizeof *sorted);
     int64_t *cnt = calloc((size_t)S, sizeof *cnt);
