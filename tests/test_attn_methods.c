@@ -1828,10 +1828,17 @@ static void test_paro_calib(ts_ctx *c) {
 
 /* ------------------------------------------------------------------ the DiT with a schedule */
 
-static float *dit_run(const char *fixture, ts_attn_schedule *sched, int64_t *n_out) {
+/* The DiT fixture's forward (files dir/<fixture>.safetensors and its _io file; dir NULL: the
+ * fixtures' directory) with sched. */
+static float *dit_run_in(const char *dir, const char *fixture, ts_attn_schedule *sched, int64_t *n_out) {
     char wpath[4200], iopath[4200];
-    snprintf(wpath, sizeof wpath, "%s.safetensors", ts_test_fixture(fixture));
-    snprintf(iopath, sizeof iopath, "%s_io.safetensors", ts_test_fixture(fixture));
+    if (dir) {
+        snprintf(wpath, sizeof wpath, "%s/%s.safetensors", dir, fixture);
+        snprintf(iopath, sizeof iopath, "%s/%s_io.safetensors", dir, fixture);
+    } else {
+        snprintf(wpath, sizeof wpath, "%s.safetensors", ts_test_fixture(fixture));
+        snprintf(iopath, sizeof iopath, "%s_io.safetensors", ts_test_fixture(fixture));
+    }
     ts_st_file *io = NULL;
     ts_err e = {0};
     wan_model *m = NULL;
@@ -1842,6 +1849,10 @@ static float *dit_run(const char *fixture, ts_attn_schedule *sched, int64_t *n_o
     wan_free(m);
     ts_st_close(io);
     return out;
+}
+
+static float *dit_run(const char *fixture, ts_attn_schedule *sched, int64_t *n_out) {
+    return dit_run_in(NULL, fixture, sched, n_out);
 }
 
 /* wan_dit_a in the original layout plus SLA proj_l tensors per block (TurboDiffusion's
@@ -1874,7 +1885,7 @@ static void test_dit_sla(void) {
     if (!mkdtemp(dir)) return;
     char path[600];
     snprintf(path, sizeof path, "%s/wan_dit_a.safetensors", dir);
-    /* the io file is found next to the weights by dit_run: link it */
+    /* the io file is found next to the weights by dit_run_in: link it */
     char io[600], io_src[4200];
     snprintf(io, sizeof io, "%s/wan_dit_a_io.safetensors", dir);
     TS_CHECK(realpath(ts_test_fixture("wan_dit_a_io.safetensors"), io_src) != NULL, "fixture path");
@@ -1889,17 +1900,7 @@ static void test_dit_sla(void) {
     ts_attn_schedule *s = NULL;
     ts_attn_schedule_from_spec(&s, "sla:topk=0.5,block_q=16,block_k=16", &e);
     int64_t n = 0;
-    /* dit_run takes a fixture name: call it with the absolute stem (ts_test_fixture joins) */
-    float *with = NULL, *without = NULL;
-    {
-        const char *saved = getenv("TS_FIXTURES");
-        char keep[1024];
-        snprintf(keep, sizeof keep, "%s", saved ? saved : "tests/fixtures");
-        setenv("TS_FIXTURES", dir, 1);
-        with = dit_run("wan_dit_a", s, &n);
-        setenv("TS_FIXTURES", keep, 1);
-        without = dit_run("wan_dit_a", s, &n);
-    }
+    float *with = dit_run_in(dir, "wan_dit_a", s, &n), *without = dit_run("wan_dit_a", s, &n);
     ts_test_stats st;
     if (with && without) {
         ts_test_compare("DiT with proj_l vs without (expected to differ)", with, without, n, 1e9, &st);
@@ -1911,24 +1912,19 @@ static void test_dit_sla(void) {
     {
         const char *specs[3] = {"sla:topk=0.5,block_q=16,block_k=16", "sla:topk=0.5,block_q=16,block_k=16,variant=all",
                                 "sla:topk=0.5,block_q=16,block_k=16,variant=complement"};
-        const char *saved = getenv("TS_FIXTURES");
-        char keep[1024];
-        snprintf(keep, sizeof keep, "%s", saved ? saved : "tests/fixtures");
         for (int f = 0; f < 2; f++) { /* the file says "complement", then nothing */
             TS_CHECK(write_sla_dit(path, 0, f ? NULL : "complement") == 0, "write an SLA checkpoint (%d)", f);
             float *o[3] = {NULL, NULL, NULL};
-            setenv("TS_FIXTURES", dir, 1);
             for (int i = 0; i < 3; i++) {
                 ts_attn_schedule *si = NULL;
                 TS_CHECK(ts_attn_schedule_from_spec(&si, specs[i], &e) == TS_OK, "%s: %s", specs[i], e.msg);
-                o[i] = dit_run("wan_dit_a", si, &n);
+                o[i] = dit_run_in(dir, "wan_dit_a", si, &n);
                 const char *nt = ts_attn_schedule_notes(si);
                 const int said = nt && strstr(nt, "sla: the checkpoint's proj_l was trained with the paper's linear branch");
                 TS_CHECK(said == (f == 0 && i == 0), "file %d, spec %d: the variant from the checkpoint %s: '%s'", f, i,
                          said ? "said" : "not said", nt ? nt : "");
                 ts_attn_schedule_free(si);
             }
-            setenv("TS_FIXTURES", keep, 1);
             if (o[0] && o[1] && o[2]) {
                 const int same = f ? 1 : 2, other = f ? 2 : 1;
                 TS_CHECK(!memcmp(o[0], o[same], (size_t)n * sizeof(float)),
