@@ -69,10 +69,10 @@ static inline int ts_test_write_variant(const char *src, const char *dst, const 
         k++;
     }
     for (int i = 0; i < r->n_add && items; i++) items[k++] = r->add[i];
-    const char *meta[4] = {"config", ts_st_meta(f, "config"), r->meta_key, r->meta_val};
-    int nm = r->keep_meta && meta[1] ? 1 : 0;
-    if (!nm) meta[0] = meta[2], meta[1] = meta[3];
-    if (r->meta_key && r->meta_val) nm++;
+    const char *meta[4], *config = ts_st_meta(f, "config"); /* key, value pairs */
+    int nm = 0;
+    if (r->keep_meta && config) meta[2 * nm] = "config", meta[2 * nm + 1] = config, nm++;
+    if (r->meta_key && r->meta_val) meta[2 * nm] = r->meta_key, meta[2 * nm + 1] = r->meta_val, nm++;
     int rc = items && names && bufs &&
                      ts_st_write(dst, items, k, meta, nm, &e) == TS_OK
                  ? 0
