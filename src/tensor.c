@@ -4,6 +4,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#if defined(__F16C__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 static const struct {
     const char *name;
@@ -163,13 +166,28 @@ ts_status ts_convert_to_f32(float *dst, const void *src, ts_dtype dtype, int64_t
         memcpy(dst, (const float *)src + off, (size_t)n * 4);
         return TS_OK;
     case TS_DTYPE_BF16: {
+        /* the bits shifted up (a weight tile at a time: gemm_cpu.c) */
         const uint16_t *s = (const uint16_t *)src + off;
-        for (int64_t i = 0; i < n; i++) dst[i] = ts_bf16_to_f32(s[i]);
+        int64_t i = 0;
+#ifdef __AVX2__
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(
+                                          _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + i))), 16)));
+#endif
+        for (; i < n; i++) {
+            const uint32_t u = (uint32_t)s[i] << 16;
+            memcpy(dst + i, &u, 4);
+        }
         return TS_OK;
     }
     case TS_DTYPE_F16: {
         const uint16_t *s = (const uint16_t *)src + off;
-        for (int64_t i = 0; i < n; i++) dst[i] = ts_f16_to_f32(s[i]);
+        int64_t i = 0;
+#ifdef __F16C__
+        for (; i + 8 <= n; i += 8) /* exact, subnormals, infinities and NaNs included */
+            _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
+#endif
+        for (; i < n; i++) dst[i] = ts_f16_to_f32(s[i]);
         return TS_OK;
     }
     case TS_DTYPE_F64: {

@@ -62,6 +62,23 @@ static void test_dtype_conversions(void) {
                  dst[1] == 0.25f, "convert bf16 with offset");
     TS_CHECK(ts_convert_to_f32(dst, src, TS_DTYPE_I32, 0, 1) == TS_ERR_UNSUPPORTED,
              "convert rejects ints");
+    /* every 16-bit pattern through the vector loops and their tails (from an odd offset, a
+     * count not a multiple of 8) equals the one-value conversions; NaNs stay NaNs */
+    for (int di = 0; di < 2; di++) {
+        const ts_dtype dt = di ? TS_DTYPE_F16 : TS_DTYPE_BF16;
+        uint16_t *all = malloc((65536 + 1) * sizeof *all);
+        float *got = malloc(65536 * sizeof *got);
+        for (uint32_t i = 0; i < 65536; i++) all[i + 1] = (uint16_t)i;
+        TS_CHECK(ts_convert_to_f32(got, all, dt, 1, 65535) == TS_OK, "convert %s", ts_dtype_name(dt));
+        int nbad = 0;
+        for (uint32_t i = 0; i < 65535; i++) {
+            const float want = di ? ts_f16_to_f32((uint16_t)i) : ts_bf16_to_f32((uint16_t)i);
+            nbad += isnan(want) ? !isnan(got[i]) : memcmp(&want, got + i, 4) != 0;
+        }
+        TS_CHECK(nbad == 0, "convert %s: %d of 65535 values differ from the one-value conversion",
+                 ts_dtype_name(dt), nbad);
+        free(all), free(got);
+    }
 }
 
 static void test_tensor(void) {
