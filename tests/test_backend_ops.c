@@ -122,10 +122,11 @@ static void test_linear_arena(ts_ctx *c) {
     }
 }
 
-/* Several shapes incl. M = 1, with leading dimensions padded past the row length so
+/* Several shapes incl. M = 1 (threads split rows of C) and N = 301 (they split columns),
+ * with leading dimensions padded past the row length so
  * stride handling is checked; the padding columns of C must stay untouched. */
 static void test_gemm(ts_ctx *c) {
-    const int64_t shapes[][3] = {{9, 11, 13}, {1, 7, 5}, {17, 3, 33}, {70, 65, 129}};
+    const int64_t shapes[][3] = {{9, 11, 13}, {1, 7, 5}, {17, 3, 33}, {70, 65, 129}, {33, 301, 40}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {

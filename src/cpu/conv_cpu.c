@@ -178,9 +178,7 @@ ts_status ts_cpu_conv3d(ts_ctx *c, float *y, const float *x, const ts_conv3d_par
                     g.sh == 1 && g.sw == 1 && !p->pad[0] && !p->pad[1] && !p->pad[2] &&
                     !p->pad[3] && !p->pad[4] && !p->pad[5];
     if (pointwise) {
-        ts_cpu_blas_threads(c);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Cout, (int)S, (int)g.Cin, 1.0f,
-                    g.wf, (int)K, x, (int)S, beta, y, (int)S);
+        ts_cpu_gemm(c, 0, 0, Cout, S, g.Cin, 1.0f, g.wf, K, x, S, beta, y, S);
         if (b) {
 #pragma omp parallel for num_threads(c->n_threads) if (Cout * S > 65536)
             for (int64_t co = 0; co < Cout; co++)
