@@ -377,43 +377,6 @@ done:
 static ts_status run_vae_encode(ts_ctx *c, const ts_probe_opts *o, ts_err *err) { return run_vae(c, o, 1, err); }
 static ts_status run_vae_decode(ts_ctx *c, const ts_probe_opts *o, ts_err *err) { return run_vae(c, o, 0, err); }
 
-/* Token ids [B, L] of any integer dtype (or F32 holding integers) as int32 in *out. */
-static ts_status get_ids(const ts_st_file *f, const char *name, int required, int64_t B, int64_t L,
-                         int32_t **out, const ts_tensor **t_out, ts_err *err) {
-    *out = NULL;
-    const ts_tensor *x = ts_st_find(f, name);
-    if (t_out) *t_out = x;
-    if (!x) return required ? TS_ERR(err, TS_ERR_MISSING, "inputs lack '%s' (expected [B, L] token ids)", name) : TS_OK;
-    char got[96];
-    if (x->ndim != 2 || (B >= 0 && (x->shape[0] != B || x->shape[1] != L)))
-        return TS_ERR(err, TS_ERR_SHAPE, "input '%s' has shape %s, expected [B, L]%s", name, ts_shape_str(x, got, sizeof got),
-                      B >= 0 ? " like input_ids" : "");
-    int64_t n = ts_tensor_numel(x);
-    int32_t *v = malloc((size_t)(n ? n : 1) * sizeof *v);
-    if (!v) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
-    for (int64_t i = 0; i < n; i++) {
-        int64_t k;
-        switch (x->dtype) {
-        case TS_DTYPE_I64: k = ((const int64_t *)x->data)[i]; break;
-        case TS_DTYPE_I32: k = ((const int32_t *)x->data)[i]; break;
-        case TS_DTYPE_I16: k = ((const int16_t *)x->data)[i]; break;
-        case TS_DTYPE_U8: k = ((const uint8_t *)x->data)[i]; break;
-        case TS_DTYPE_BOOL: k = ((const uint8_t *)x->data)[i] != 0; break;
-        case TS_DTYPE_F32: k = (int64_t)((const float *)x->data)[i]; break;
-        default:
-            free(v);
-            return TS_ERR(err, TS_ERR_FORMAT, "input '%s' has dtype %s; expected integers", name, ts_dtype_name(x->dtype));
-        }
-        if (k < INT32_MIN || k > INT32_MAX) {
-            free(v);
-            return TS_ERR(err, TS_ERR_FORMAT, "input '%s' holds %lld, out of range", name, (long long)k);
-        }
-        v[i] = (int32_t)k;
-    }
-    *out = v;
-    return TS_OK;
-}
-
 static ts_status run_text_encoder(ts_ctx *c, const ts_probe_opts *o, ts_err *err) {
     /* a whole pipeline directory is narrowed to text_encoder/ and tokenizer/ */
     ts_wan_paths *paths = calloc(1, sizeof *paths);
@@ -463,8 +426,8 @@ static ts_status run_text_encoder(ts_ctx *c, const ts_probe_opts *o, ts_err *err
     } else if (st == TS_OK) {
         const ts_tensor *ti = NULL;
         st = ts_st_open(&in, o->inputs, err);
-        if (st == TS_OK) st = get_ids(in, "input_ids", 1, -1, -1, &ids, &ti, err);
-        if (st == TS_OK) B = ti->shape[0], L = ti->shape[1], st = get_ids(in, "attention_mask", 0, B, L, &mask, NULL, err);
+        if (st == TS_OK) st = ts_st_ids(in, "input_ids", 1, -1, -1, &ids, &ti, err);
+        if (st == TS_OK) B = ti->shape[0], L = ti->shape[1], st = ts_st_ids(in, "attention_mask", 0, B, L, &mask, NULL, err);
     }
     const umt5_config *cfg = st == TS_OK ? umt5_model_config(m) : NULL;
     if (st == TS_OK && L < 1) st = TS_ERR(err, TS_ERR_SHAPE, "input_ids has no tokens");

@@ -42,6 +42,11 @@ const ts_tensor *ts_st_find(const ts_st_file *f, const char *name);
 /* __metadata__ value, or NULL. */
 const char *ts_st_meta(const ts_st_file *f, const char *key);
 const char *ts_st_path(const ts_st_file *f);
+/* Token ids: f's tensor name, [B, L] of any integer dtype (or F32 holding integers), as a
+ * malloc'd int32 copy in *out (*t_out: the tensor, when t_out). Absent: an error naming it
+ * when required, else TS_OK with *out NULL. B >= 0: the shape must be [B, L]. */
+ts_status ts_st_ids(const ts_st_file *f, const char *name, int required, int64_t B, int64_t L, int32_t **out,
+                    const ts_tensor **t_out, ts_err *err);
 
 /* --- a set of files as one checkpoint --- */
 typedef struct ts_weights ts_weights;

@@ -1,7 +1,8 @@
 #!/bin/sh
 # test_bench_cli.sh — tessera-bench attn's rows on a small grid: --methods and --spec (a spec
 # and a schedule file) as JSON lines, and one-line errors with a non-zero exit for a bad
-# spec, a missing file and a missing grid. Usage: test_bench_cli.sh PATH/TO/tessera-bench ASSETS
+# spec, a missing file and a missing grid; tessera-bench text on the UMT5 fixture, and its
+# errors. Usage: test_bench_cli.sh PATH/TO/tessera-bench ASSETS
 set -u
 bench=$1 assets=$2
 tmp=$(mktemp -d /tmp/ts_bench_XXXXXX)
@@ -29,6 +30,38 @@ check bad-spec 1 "not a number" "$bench" $small --spec gna:window=2xx5
 check missing-file 1 "cannot open the attention schedule" "$bench" $small --spec "$tmp/none.json"
 check no-grid 2 "--grid T,H,W is required" "$bench" attn --spec dense
 check help 0 "--spec SCHEDULE" "$bench" --help
+
+# text: one prompt of 12 tokens padded to 20 (ids [1, 20] I32 and a mask), as safetensors
+fixtures="$(dirname "$0")/fixtures"
+python3 - "$tmp" <<'PY'
+import json, struct, sys
+def write(path, tensors):
+    head, data = {}, b""
+    for name, (shape, vals) in tensors.items():
+        raw = struct.pack("<%di" % len(vals), *vals)
+        head[name] = {"dtype": "I32", "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    h = json.dumps(head).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + data)
+ids = [5 + 7 * i % 290 for i in range(11)] + [1] + [0] * 8
+write(sys.argv[1] + "/prompt.safetensors", {"input_ids": ([1, 20], ids), "attention_mask": ([1, 20], [1] * 12 + [0] * 8)})
+write(sys.argv[1] + "/two.safetensors", {"input_ids": ([2, 3], [5, 6, 1, 7, 8, 1])})
+write(sys.argv[1] + "/holes.safetensors", {"input_ids": ([1, 4], [5, 6, 7, 1]), "attention_mask": ([1, 4], [1, 0, 1, 1])})
+PY
+"$bench" text --model "$fixtures/umt5_b.safetensors" --inputs "$tmp/prompt.safetensors" --threads 1 --json \
+    > "$tmp/text.json" 2> "$tmp/err" && ok || ko "bench text failed: $(cat "$tmp/err")"
+python3 - "$tmp/text.json" <<'PY' && ok || ko "bench text's JSON: $(cat "$tmp/text.json")"
+import json, sys
+r = json.loads(open(sys.argv[1]).read())
+assert r["tokens"] == 20 and r["prompt_tokens"] == 12 and r["threads"] == 1, r
+assert r["forward_s"] > 0 and r["prompt_s"] > 0 and r["first_s"] > 0 and r["peak_rss_mb"] > 0, r
+PY
+check text-batch 1 "one prompt" "$bench" text --model "$fixtures/umt5_b.safetensors" --inputs "$tmp/two.safetensors"
+check text-mask 1 "ones, then zeros" "$bench" text --model "$fixtures/umt5_b.safetensors" --inputs "$tmp/holes.safetensors"
+check text-no-ids 1 "inputs lack 'input_ids'" "$bench" text --model "$fixtures/umt5_b.safetensors" \
+    --inputs "$fixtures/sched_euler.safetensors"
 [ -d "$assets/schedules" ] && ok || ko "no $assets/schedules"
 rm -rf "$tmp"
 echo "bench_cli: $pass passed, $fail failed"

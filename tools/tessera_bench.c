@@ -72,6 +72,7 @@
 #include "paro.h"
 #include "schedule.h"
 #include "safetensors.h"
+#include "text/umt5.h"
 #include "vae/wan_vae.h"
 
 static double now_s(void) {
@@ -87,8 +88,9 @@ static double peak_rss_mb(void) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: tessera-bench dit|vae --model FILE --inputs FILE [--out FILE] "
+    fprintf(f, "usage: tessera-bench dit|vae|text --model FILE --inputs FILE [--out FILE] "
                "[--threads N] [--repeats N] [--json] [--half-cache (vae)] [--attn SCHEDULE (dit)]\n"
+               "                          (text: the UMT5/T5 encoder on input_ids [1,L] and attention_mask [1,L])\n"
                "                          [--step S/N (dit: the denoising step the forward is, for the schedule)]\n"
                "       tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]\n"
                "                          [--methods dense,dense-bf16,dense-bf16-dots,dense-bf16-fp16,gna,gna-tiled,clear,draft,paro,\n"
@@ -217,6 +219,81 @@ static int bench_vae(const opts *o, ts_ctx *c) {
         printf("vae decode: %lld frames %lldx%lld in %.2f s, peak RSS %.0f MB\n",
                (long long)fc.frames, (long long)fc.H, (long long)fc.W, dt, peak_rss_mb());
     wan_vae_free(v);
+    ts_st_close(in);
+    return 0;
+}
+
+/* The text encoder on one prompt: input_ids [1, L] and attention_mask [1, L] (right padding;
+ * none: every token). Times the forward over all L rows, as transformers computes them (the
+ * first call apart: it faults the mapped weights in), and over the unpadded tokens only, which
+ * is what the pipeline runs. */
+static int bench_text(const opts *o, ts_ctx *c) {
+    ts_err e = {0};
+    ts_st_file *in = NULL;
+    int32_t *ids = NULL, *mask = NULL;
+    const ts_tensor *ti = NULL;
+    if (ts_st_open(&in, o->inputs, &e) != TS_OK || ts_st_ids(in, "input_ids", 1, -1, -1, &ids, &ti, &e) != TS_OK)
+        return die("inputs", &e);
+    if (ti->shape[0] != 1 || ti->shape[1] < 1) {
+        fprintf(stderr, "tessera-bench: text takes one prompt: input_ids [1, L]\n");
+        return 1;
+    }
+    if (ts_st_ids(in, "attention_mask", 0, 1, ti->shape[1], &mask, NULL, &e) != TS_OK) return die("inputs", &e);
+    const int64_t L = ti->shape[1];
+    int64_t nk = L;
+    if (mask) {
+        for (nk = 0; nk < L && mask[nk];) nk++;
+        for (int64_t i = nk; i < L; i++)
+            if (mask[i] || nk == 0) {
+                fprintf(stderr, "tessera-bench: attention_mask must be ones, then zeros, with at least one one\n");
+                return 1;
+            }
+    }
+    double t0 = now_s();
+    umt5_model *m = NULL;
+    if (umt5_load(&m, o->model, &e) != TS_OK) return die("load", &e);
+    const double t_load = now_s() - t0;
+    const umt5_config *cfg = umt5_model_config(m);
+    ts_arena arena;
+    float *out = malloc((size_t)(L * cfg->dim) * sizeof *out);
+    if (!out || ts_arena_init(&arena, umt5_arena_bytes(cfg, L)) != 0) {
+        fprintf(stderr, "tessera-bench: out of memory for %lld tokens\n", (long long)L);
+        return 1;
+    }
+    c->arena = &arena;
+    double first = 0, best = 1e30, best_prompt = 1e30;
+    for (int r = 0; r <= o->repeats; r++) { /* r = 0: the first call */
+        t0 = now_s();
+        if (umt5_encode(c, m, ids, L, nk, out, NULL, NULL, &e) != TS_OK) return die("forward", &e);
+        const double dt = now_s() - t0;
+        if (r == 0) first = dt;
+        else if (dt < best) best = dt;
+        fprintf(stderr, "tessera-bench: text forward, %lld tokens, %s: %.3f s\n", (long long)L,
+                r ? "again" : "first call", dt);
+    }
+    if (o->out) {
+        int64_t shape[3] = {1, L, cfg->dim};
+        ts_st_item item = {"out", ts_tensor_make(TS_DTYPE_F32, 3, shape, out)};
+        if (ts_st_write(o->out, &item, 1, NULL, 0, &e) != TS_OK) return die("write", &e);
+    }
+    for (int r = 0; r < o->repeats; r++) {
+        t0 = now_s();
+        if (umt5_encode(c, m, ids, nk, nk, out, NULL, NULL, &e) != TS_OK) return die("forward", &e);
+        const double dt = now_s() - t0;
+        if (dt < best_prompt) best_prompt = dt;
+    }
+    if (o->json)
+        printf("{\"load_s\": %.4f, \"first_s\": %.6f, \"forward_s\": %.6f, \"prompt_s\": %.6f, \"tokens\": %lld, "
+               "\"prompt_tokens\": %lld, \"threads\": %d, \"peak_rss_mb\": %.1f}\n",
+               t_load, first, best, best_prompt, (long long)L, (long long)nk, c->n_threads, peak_rss_mb());
+    else
+        printf("text forward: %lld tokens %.3f s (first call %.3f s, load %.2f s); the %lld unpadded tokens %.3f s; "
+               "peak RSS %.0f MB\n",
+               (long long)L, best, first, t_load, (long long)nk, best_prompt, peak_rss_mb());
+    free(out);
+    free(ids), free(mask);
+    ts_arena_free(&arena);
+    umt5_free(m);
     ts_st_close(in);
     return 0;
 }
@@ -774,7 +851,8 @@ int main(int argc, char **argv) {
     else if (!o.model || !o.inputs || o.repeats < 1) usage(stderr);
     else if (strcmp(o.mode, "dit") == 0) rc = bench_dit(&o, &c);
     else if (strcmp(o.mode, "vae") == 0) rc = bench_vae(&o, &c);
-    else fprintf(stderr, "tessera-bench: unknown mode '%s' (dit, vae, attn or isa)\n", o.mode);
+    else if (strcmp(o.mode, "text") == 0) rc = bench_text(&o, &c);
+    else fprintf(stderr, "tessera-bench: unknown mode '%s' (dit, vae, text, attn or isa)\n", o.mode);
     ts_workspace_free(&ws);
     return rc;
 }
