@@ -2,7 +2,8 @@
 # test_bench_cli.sh — tessera-bench attn's rows on a small grid: --methods and --spec (a spec
 # and a schedule file) as JSON lines, and one-line errors with a non-zero exit for a bad
 # spec, a missing file and a missing grid; tessera-bench text on the UMT5 fixture, and its
-# errors. Usage: test_bench_cli.sh PATH/TO/tessera-bench ASSETS
+# errors; tessera-bench t2v on the tiny diffusers pipeline fixture, whose video must be
+# WanPipeline's from the same noise. Usage: test_bench_cli.sh PATH/TO/tessera-bench ASSETS
 set -u
 bench=$1 assets=$2
 tmp=$(mktemp -d /tmp/ts_bench_XXXXXX)
@@ -63,6 +64,41 @@ check text-mask 1 "ones, then zeros" "$bench" text --model "$fixtures/umt5_b.saf
 check text-no-ids 1 "inputs lack 'input_ids'" "$bench" text --model "$fixtures/umt5_b.safetensors" \
     --inputs "$fixtures/sched_euler.safetensors"
 [ -d "$assets/schedules" ] && ok || ko "no $assets/schedules"
+
+# t2v: the "neg" case of wan_t2v_io (tools/golden/make_wan_t2v.py): its noise in, its video out
+python3 - "$fixtures/wan_t2v_io.safetensors" "$tmp/noise.safetensors" <<'PY'
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+t = json.loads(raw[8:8 + n])["neg.noise"]
+data = raw[8 + n + t["data_offsets"][0]:8 + n + t["data_offsets"][1]]
+h = json.dumps({"noise": {"dtype": "F32", "shape": t["shape"], "data_offsets": [0, len(data)]}}).encode()
+h += b" " * (-len(h) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(h)) + h + data)
+PY
+"$bench" t2v --model "$fixtures/wan_t2v" --inputs "$tmp/noise.safetensors" --steps 4 --cfg-scale 5 --flow-shift 3 \
+    -p "A blue  square &amp; a green	triangle, moving up" -n "blurry, low quality" --threads 2 \
+    --out "$tmp/video.safetensors" --json > "$tmp/t2v.json" 2> "$tmp/err" && ok || ko "bench t2v failed: $(cat "$tmp/err")"
+python3 - "$tmp/video.safetensors" "$fixtures/wan_t2v_io.safetensors" "$tmp/t2v.json" <<'PY' && ok || ko "bench t2v's video"
+import json, math, struct, sys
+def read(path, name):
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    t = json.loads(raw[8:8 + n])[name]
+    a, b = t["data_offsets"]
+    return t["shape"], struct.unpack("<%df" % ((b - a) // 4), raw[8 + n + a:8 + n + b])
+shape, got = read(sys.argv[1], "video")
+rshape, ref = read(sys.argv[2], "neg.video")
+assert shape == rshape == [5, 64, 48, 3], (shape, rshape)
+err = math.sqrt(sum((x - y) ** 2 for x, y in zip(got, ref)) / sum(y * y for y in ref))
+assert err <= 1e-3, err
+r = json.loads(open(sys.argv[3]).read())
+assert r["frames"] == 5 and r["height"] == 64 and r["width"] == 48 and r["steps"] == 4, r
+assert r["prompt_tokens"] == 25 and r["negative_tokens"] == 14 and r["total_s"] > 0, r
+PY
+check t2v-no-prompt 2 "needs -p PROMPT" "$bench" t2v --model "$fixtures/wan_t2v" --inputs "$tmp/noise.safetensors"
+check t2v-sampler 2 "unipc or euler" "$bench" t2v --model "$fixtures/wan_t2v" --inputs "$tmp/noise.safetensors" -p x \
+    --sampling-method ddim
 rm -rf "$tmp"
 echo "bench_cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -14,6 +14,20 @@
  *       Wan-VAE decode of latents [1,16,t,h,w] (frames streamed and dropped); prints the
  *       time and the process's peak RSS. --half-cache: fp16 conv caches (low memory).
  *
+ *   tessera-bench text --model PATH --inputs in.safetensors [--out out.safetensors] [--threads N]
+ *                      [--repeats N] [--json]
+ *       the UMT5/T5 text encoder (a file, an index.json or a directory) on one prompt:
+ *       input_ids [1,L] and attention_mask [1,L] (right padding). Times the forward over all L
+ *       rows, as transformers computes them (best of the repeats after a first call, which
+ *       faults the mapped weights in), and over the unpadded tokens alone, which is what the
+ *       pipeline runs; --out: the L rows' output, "out" [1,L,D].
+ *   tessera-bench t2v --model DIR --inputs noise.safetensors -p PROMPT [-n NEGATIVE] [--steps N]
+ *                     [--cfg-scale S] [--flow-shift F] [--sampling-method unipc|euler]
+ *                     [--out out.safetensors] [--threads N] [--json]
+ *       the whole Wan pipeline of a checkpoint directory from the given initial noise
+ *       [1,16,t,h,w] (so that it can be checked against diffusers' WanPipeline on the same
+ *       noise): the prompts encoded (512 rows), the sampler, the VAE decode; each stage's time
+ *       and the peak RSS. --out: "video" [T,H,W,3] in [0,1], as output_type="np" gives it.
  *   tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]
  *                      [--methods dense,dense-bf16,dense-bf16-dots,dense-bf16-fp16,gna,gna-tiled,clear,draft,paro,paro-fp32,
  *                                 sla,sla-paper,sla-sparse,METHOD@bf16]
@@ -46,7 +60,7 @@
  *       AMD (ts_cpu_bf16_dots_fast), the fp16 products where AVX512-FP16 is built, and the
  *       fp32 tiles elsewhere.
  *
- * tools/bench/bench_dit.py, bench_vae.py and bench_attn.py make the inputs and run the
+ * tools/bench/bench_dit.py, bench_vae.py, bench_umt5.py, bench_t2v.py and bench_attn.py make the inputs and run the
  * PyTorch side in the same run. Unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for benchmark
  * runs.
  */
@@ -70,6 +84,7 @@
 #include "ctx.h"
 #include "dit/wan.h"
 #include "paro.h"
+#include "pipeline.h"
 #include "schedule.h"
 #include "safetensors.h"
 #include "text/umt5.h"
@@ -91,6 +106,9 @@ static void usage(FILE *f) {
     fprintf(f, "usage: tessera-bench dit|vae|text --model FILE --inputs FILE [--out FILE] "
                "[--threads N] [--repeats N] [--json] [--half-cache (vae)] [--attn SCHEDULE (dit)]\n"
                "                          (text: the UMT5/T5 encoder on input_ids [1,L] and attention_mask [1,L])\n"
+               "       tessera-bench t2v --model DIR --inputs noise.safetensors -p PROMPT [-n NEGATIVE] [--steps N]\n"
+               "                         [--cfg-scale S] [--flow-shift F] [--sampling-method unipc|euler] [--out FILE]\n"
+               "                         [--threads N] [--json]\n"
                "                          [--step S/N (dit: the denoising step the forward is, for the schedule)]\n"
                "       tessera-bench attn --grid T,H,W [--heads N] [--head-dim N] [--threads N] [--repeats N]\n"
                "                          [--methods dense,dense-bf16,dense-bf16-dots,dense-bf16-fp16,gna,gna-tiled,clear,draft,paro,\n"
@@ -108,6 +126,9 @@ typedef struct opts {
     const char *attn; /* dit: a schedule file (.json) or a METHOD[:k=v,...] spec */
     int step, n_steps; /* dit: the denoising step the forward stands for (--step S/N) */
     int heads, head_dim;
+    const char *prompt, *negative, *sampler; /* t2v */
+    int steps;
+    double cfg_scale, flow_shift;
 } opts;
 
 static int die(const char *what, const ts_err *e) {
@@ -294,6 +315,93 @@ static int bench_text(const opts *o, ts_ctx *c) {
     free(ids), free(mask);
     ts_arena_free(&arena);
     umt5_free(m);
+    ts_st_close(in);
+    return 0;
+}
+
+/* The whole pipeline from given noise: prompts, sampler, VAE decode (see the top). */
+static int bench_t2v(const opts *o, ts_ctx *c) {
+    ts_err e = {0};
+    if (!o->prompt) {
+        fprintf(stderr, "tessera-bench: t2v needs -p PROMPT\n");
+        return 2;
+    }
+    ts_wan_params prm = ts_wan_params_default();
+    if (o->sampler && ts_sampler_from_name(o->sampler, &prm.sampler) != 0) {
+        fprintf(stderr, "tessera-bench: --sampling-method takes unipc or euler (got '%s')\n", o->sampler);
+        return 2;
+    }
+    if (o->steps > 0) prm.steps = o->steps;
+    if (o->cfg_scale > 0) prm.cfg_scale = (float)o->cfg_scale;
+    if (o->flow_shift > 0) prm.flow_shift = o->flow_shift;
+    ts_st_file *in = NULL;
+    if (ts_st_open(&in, o->inputs, &e) != TS_OK) return die("inputs", &e);
+    const ts_tensor *noise = need(in, "noise", 5);
+    if (!noise) return 1;
+    const int64_t t = noise->shape[2], h = noise->shape[3], w = noise->shape[4];
+    prm.frames = 1 + 4 * (t - 1), prm.height = 8 * h, prm.width = 8 * w;
+    int64_t shape[4];
+    if (ts_wan_latent_shape(&prm, shape, &e) != TS_OK) return die("noise", &e);
+    if (noise->shape[0] != 1 || noise->shape[1] != shape[0]) {
+        fprintf(stderr, "tessera-bench: noise must be [1, %lld, t, h, w]\n", (long long)shape[0]);
+        return 1;
+    }
+    double t0 = now_s();
+    ts_wan_pipeline p;
+    if (ts_wan_pipeline_open(&p, o->model, &e) != TS_OK) return die("load", &e);
+    const double t_load = now_s() - t0;
+    if (!p.te) {
+        fprintf(stderr, "tessera-bench: %s has no text encoder\n", o->model);
+        return 1;
+    }
+    const int64_t L = ts_wan_text_len(&p, 512), D = wan_model_config(p.dit)->text_dim;
+    const int64_t n = ts_tensor_numel(noise), T = prm.frames, H = prm.height, W = prm.width;
+    float *pe = malloc((size_t)(L * D) * sizeof *pe), *ne = malloc((size_t)(L * D) * sizeof *ne);
+    float *lat = malloc((size_t)n * sizeof *lat), *frames = malloc((size_t)(3 * T * H * W) * sizeof *frames);
+    if (!pe || !ne || !lat || !frames) {
+        fprintf(stderr, "tessera-bench: out of memory\n");
+        return 1;
+    }
+    int64_t n_pos = 0, n_neg = 0;
+    t0 = now_s();
+    const int guided = prm.cfg_scale != 1.0f;
+    if (ts_wan_encode_prompt(c, &p, o->prompt, L, pe, &n_pos, &e) != TS_OK ||
+        (guided && ts_wan_encode_prompt(c, &p, o->negative ? o->negative : "", L, ne, &n_neg, &e) != TS_OK))
+        return die("text", &e);
+    const double t_text = now_s() - t0;
+    t0 = now_s();
+    if (ts_wan_generate(c, &p, &prm, pe, L, guided ? ne : NULL, L, noise->data, lat, NULL, NULL, &e) != TS_OK)
+        return die("sample", &e);
+    const double t_sample = now_s() - t0;
+    t0 = now_s();
+    wan_vae_denormalize(p.vae, lat, t, h, w); /* the sampler's latents are normalised; the VAE takes raw ones */
+    if (wan_vae_decode_to(c, p.vae, lat, t, h, w, frames, &e) != TS_OK) return die("decode", &e);
+    const double t_decode = now_s() - t0;
+    if (o->out) { /* [3, T, H, W] in [-1, 1] → [T, H, W, 3] in [0, 1], as diffusers' postprocess_video */
+        float *rgb = malloc((size_t)(3 * T * H * W) * sizeof *rgb);
+        if (!rgb) return 1;
+        for (int64_t ch = 0; ch < 3; ch++)
+            for (int64_t i = 0; i < T * H * W; i++) {
+                const float v = frames[ch * T * H * W + i] * 0.5f + 0.5f;
+                rgb[i * 3 + ch] = v < 0 ? 0 : v > 1 ? 1 : v;
+            }
+        int64_t vs[4] = {T, H, W, 3};
+        ts_st_item item = {"video", ts_tensor_make(TS_DTYPE_F32, 4, vs, rgb)};
+        if (ts_st_write(o->out, &item, 1, NULL, 0, &e) != TS_OK) return die("write", &e);
+        free(rgb);
+    }
+    if (o->json)
+        printf("{\"load_s\": %.4f, \"text_s\": %.4f, \"sample_s\": %.4f, \"decode_s\": %.4f, \"total_s\": %.4f, "
+               "\"prompt_tokens\": %lld, \"negative_tokens\": %lld, \"frames\": %lld, \"height\": %lld, "
+               "\"width\": %lld, \"steps\": %d, \"threads\": %d, \"peak_rss_mb\": %.1f}\n",
+               t_load, t_text, t_sample, t_decode, t_text + t_sample + t_decode, (long long)n_pos, (long long)n_neg,
+               (long long)T, (long long)H, (long long)W, prm.steps, c->n_threads, peak_rss_mb());
+    else
+        printf("t2v %lldx%lld, %lld frames, %d steps: text %.2f s, sampling %.2f s, decode %.2f s (load %.2f s), "
+               "peak RSS %.0f MB\n",
+               (long long)W, (long long)H, (long long)T, prm.steps, t_text, t_sample, t_decode, t_load, peak_rss_mb());
+    free(pe), free(ne), free(lat), free(frames);
+    ts_wan_pipeline_close(&p);
     ts_st_close(in);
     return 0;
 }
@@ -827,6 +935,12 @@ int main(int argc, char **argv) {
             o.specs[o.n_specs++] = val;
         }
         else if (strcmp(a, "--attn") == 0) o.attn = val;
+        else if (strcmp(a, "-p") == 0 || strcmp(a, "--prompt") == 0) o.prompt = val;
+        else if (strcmp(a, "-n") == 0 || strcmp(a, "--negative-prompt") == 0) o.negative = val;
+        else if (strcmp(a, "--steps") == 0) o.steps = atoi(val);
+        else if (strcmp(a, "--cfg-scale") == 0) o.cfg_scale = atof(val);
+        else if (strcmp(a, "--flow-shift") == 0) o.flow_shift = atof(val);
+        else if (strcmp(a, "--sampling-method") == 0) o.sampler = val;
         else if (strcmp(a, "--step") == 0) {
             char tail;
             if (sscanf(val, "%d/%d%c", &o.step, &o.n_steps, &tail) != 2 || o.n_steps < 1 || o.step < 0 ||
@@ -852,7 +966,8 @@ int main(int argc, char **argv) {
     else if (strcmp(o.mode, "dit") == 0) rc = bench_dit(&o, &c);
     else if (strcmp(o.mode, "vae") == 0) rc = bench_vae(&o, &c);
     else if (strcmp(o.mode, "text") == 0) rc = bench_text(&o, &c);
-    else fprintf(stderr, "tessera-bench: unknown mode '%s' (dit, vae, text, attn or isa)\n", o.mode);
+    else if (strcmp(o.mode, "t2v") == 0) rc = bench_t2v(&o, &c);
+    else fprintf(stderr, "tessera-bench: unknown mode '%s' (dit, vae, text, t2v, attn or isa)\n", o.mode);
     ts_workspace_free(&ws);
     return rc;
 }
