@@ -329,6 +329,11 @@ void ts_weights_release(const ts_weights *w, const void *data, size_t n) {
     }
 }
 
+void ts_weights_release_all(const ts_weights *w) {
+    for (int i = 0; w && i < w->n_files; i++)
+        if (w->files[i]->map) (void)madvise(w->files[i]->map, w->files[i]->map_size, MADV_DONTNEED);
+}
+
 static ts_status weights_index(ts_weights *w, ts_err *err) {
     int total = 0;
     for (int i = 0; i < w->n_files; i++) total += ts_st_count(w->files[i]);

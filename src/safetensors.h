@@ -76,6 +76,9 @@ const char *ts_weights_meta(const ts_weights *w, const char *key);
  * per call (the VAE) this keeps the resident set to the weights in use. Anything outside a
  * mapping (a memory buffer, a converted copy) is left alone. */
 void ts_weights_release(const ts_weights *w, const void *data, size_t n);
+/* The same for every page of w's mappings (NULL: nothing): for weights done with for a
+ * while, e.g. a text encoder's once a render's prompts are encoded. */
+void ts_weights_release_all(const ts_weights *w);
 
 /* --- writer --- */
 typedef struct ts_st_item {

@@ -387,6 +387,7 @@ tessera_status tessera_generate(tessera *t, const tessera_params *p, tessera_pro
             st = ts_wan_encode_prompt(&t->c, &t->p, p->negative_prompt ? p->negative_prompt : "", L, ne, NULL, &e);
         }
         if (st == TS_OK && progress) progress(user, TESSERA_STAGE_TEXT, 1 + guided, 1 + guided);
+        umt5_release(t->p.te); /* done with until the next render's prompts */
         o->text_s = now_s() - t0;
     }
     if (st == TS_OK) {

@@ -346,6 +346,12 @@ static void test_release(void) {
         TS_CHECK(before > 0 && before - after >= want, "release: resident pages %ld -> %ld (want %ld fewer; sum %g)",
                  before, after, want, sum);
         TS_CHECK(!memcmp(d, v, (size_t)N * sizeof(float)), "released pages read back the same");
+        before = resident_pages(); /* the read faulted them in again */
+        ts_weights_release_all(w);
+        after = resident_pages();
+        TS_CHECK(before - after >= want, "release_all: resident pages %ld -> %ld (want %ld fewer)", before, after, want);
+        TS_CHECK(!memcmp(d, v, (size_t)N * sizeof(float)), "pages released with the rest read back the same");
+        ts_weights_release_all(NULL);
         float first = v[0], mid = v[N / 2], last = v[N - 1];
         ts_weights_release(w, v, (size_t)N * sizeof(float)); /* not in w's mapping */
         TS_CHECK(v[0] == first && v[N / 2] == mid && v[N - 1] == last && mid != 0.0f,

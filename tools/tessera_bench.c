@@ -368,6 +368,7 @@ static int bench_t2v(const opts *o, ts_ctx *c) {
     if (ts_wan_encode_prompt(c, &p, o->prompt, L, pe, &n_pos, &e) != TS_OK ||
         (guided && ts_wan_encode_prompt(c, &p, o->negative ? o->negative : "", L, ne, &n_neg, &e) != TS_OK))
         return die("text", &e);
+    umt5_release(p.te); /* as tessera_generate does */
     const double t_text = now_s() - t0;
     t0 = now_s();
     if (ts_wan_generate(c, &p, &prm, pe, L, guided ? ne : NULL, L, noise->data, lat, NULL, NULL, &e) != TS_OK)

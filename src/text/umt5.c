@@ -239,6 +239,10 @@ ts_status umt5_load(umt5_model **out, const char *path, ts_err *err) {
 
 const umt5_config *umt5_model_config(const umt5_model *m) { return &m->cfg; }
 
+void umt5_release(const umt5_model *m) {
+    if (m) ts_weights_release_all(m->w);
+}
+
 void umt5_free(umt5_model *m) {
     if (!m) return;
     for (int64_t l = 0; m->wt && l < m->cfg.layers; l++) {

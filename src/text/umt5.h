@@ -39,6 +39,10 @@ ts_status umt5_load(umt5_model **out, const char *path, ts_err *err);
 ts_status umt5_load_from(umt5_model **out, ts_weights *w, int max_distance, ts_err *err);
 const umt5_config *umt5_model_config(const umt5_model *m);
 void umt5_free(umt5_model *m); /* NULL is a no-op */
+/* Hands the mapped weights' pages back to the kernel (ts_weights_release_all): the model
+ * stays usable, and its next call faults them in again from the page cache (umt5-xxl: ~11 GB
+ * a render would otherwise hold resident through the sampler and the VAE). NULL: nothing. */
+void umt5_release(const umt5_model *m);
 
 /* The relative-position bucket of rel = key − query (bidirectional), computed in float32
  * as the references do so that the bucket edges agree. */
