@@ -253,39 +253,52 @@ static int bench_text(const opts *o, ts_ctx *c) {
     ts_st_file *in = NULL;
     int32_t *ids = NULL, *mask = NULL;
     const ts_tensor *ti = NULL;
-    if (ts_st_open(&in, o->inputs, &e) != TS_OK || ts_st_ids(in, "input_ids", 1, -1, -1, &ids, &ti, &e) != TS_OK)
-        return die("inputs", &e);
+    umt5_model *m = NULL;
+    float *out = NULL;
+    ts_arena arena = {0};
+    int rc = 1; /* every exit goes through done: nothing left open */
+    if (ts_st_open(&in, o->inputs, &e) != TS_OK || ts_st_ids(in, "input_ids", 1, -1, -1, &ids, &ti, &e) != TS_OK) {
+        die("inputs", &e);
+        goto done;
+    }
     if (ti->shape[0] != 1 || ti->shape[1] < 1) {
         fprintf(stderr, "tessera-bench: text takes one prompt: input_ids [1, L]\n");
-        return 1;
+        goto done;
     }
-    if (ts_st_ids(in, "attention_mask", 0, 1, ti->shape[1], &mask, NULL, &e) != TS_OK) return die("inputs", &e);
     const int64_t L = ti->shape[1];
+    if (ts_st_ids(in, "attention_mask", 0, 1, L, &mask, NULL, &e) != TS_OK) {
+        die("inputs", &e);
+        goto done;
+    }
     int64_t nk = L;
     if (mask) {
         for (nk = 0; nk < L && mask[nk];) nk++;
         for (int64_t i = nk; i < L; i++)
             if (mask[i] || nk == 0) {
                 fprintf(stderr, "tessera-bench: attention_mask must be ones, then zeros, with at least one one\n");
-                return 1;
+                goto done;
             }
     }
     double t0 = now_s();
-    umt5_model *m = NULL;
-    if (umt5_load(&m, o->model, &e) != TS_OK) return die("load", &e);
+    if (umt5_load(&m, o->model, &e) != TS_OK) {
+        die("load", &e);
+        goto done;
+    }
     const double t_load = now_s() - t0;
     const umt5_config *cfg = umt5_model_config(m);
-    ts_arena arena;
-    float *out = malloc((size_t)(L * cfg->dim) * sizeof *out);
+    out = malloc((size_t)(L * cfg->dim) * sizeof *out);
     if (!out || ts_arena_init(&arena, umt5_arena_bytes(cfg, L)) != 0) {
         fprintf(stderr, "tessera-bench: out of memory for %lld tokens\n", (long long)L);
-        return 1;
+        goto done;
     }
     c->arena = &arena;
     double first = 0, best = 1e30, best_prompt = 1e30;
     for (int r = 0; r <= o->repeats; r++) { /* r = 0: the first call */
         t0 = now_s();
-        if (umt5_encode(c, m, ids, L, nk, out, NULL, NULL, &e) != TS_OK) return die("forward", &e);
+        if (umt5_encode(c, m, ids, L, nk, out, NULL, NULL, &e) != TS_OK) {
+            die("forward", &e);
+            goto done;
+        }
         const double dt = now_s() - t0;
         if (r == 0) first = dt;
         else if (dt < best) best = dt;
@@ -295,11 +308,17 @@ static int bench_text(const opts *o, ts_ctx *c) {
     if (o->out) {
         int64_t shape[3] = {1, L, cfg->dim};
         ts_st_item item = {"out", ts_tensor_make(TS_DTYPE_F32, 3, shape, out)};
-        if (ts_st_write(o->out, &item, 1, NULL, 0, &e) != TS_OK) return die("write", &e);
+        if (ts_st_write(o->out, &item, 1, NULL, 0, &e) != TS_OK) {
+            die("write", &e);
+            goto done;
+        }
     }
     for (int r = 0; r < o->repeats; r++) {
         t0 = now_s();
-        if (umt5_encode(c, m, ids, nk, nk, out, NULL, NULL, &e) != TS_OK) return die("forward", &e);
+        if (umt5_encode(c, m, ids, nk, nk, out, NULL, NULL, &e) != TS_OK) {
+            die("forward", &e);
+            goto done;
+        }
         const double dt = now_s() - t0;
         if (dt < best_prompt) best_prompt = dt;
     }
@@ -311,12 +330,15 @@ static int bench_text(const opts *o, ts_ctx *c) {
         printf("text forward: %lld tokens %.3f s (first call %.3f s, load %.2f s); the %lld unpadded tokens %.3f s; "
                "peak RSS %.0f MB\n",
                (long long)L, best, first, t_load, (long long)nk, best_prompt, peak_rss_mb());
+    rc = 0;
+done:
+    c->arena = NULL;
     free(out);
     free(ids), free(mask);
     ts_arena_free(&arena);
     umt5_free(m);
     ts_st_close(in);
-    return 0;
+    return rc;
 }
 
 /* The whole pipeline from given noise: prompts, sampler, VAE decode (see the top). */
@@ -335,52 +357,70 @@ static int bench_t2v(const opts *o, ts_ctx *c) {
     if (o->cfg_scale > 0) prm.cfg_scale = (float)o->cfg_scale;
     if (o->flow_shift > 0) prm.flow_shift = o->flow_shift;
     ts_st_file *in = NULL;
-    if (ts_st_open(&in, o->inputs, &e) != TS_OK) return die("inputs", &e);
-    const ts_tensor *noise = need(in, "noise", 5);
-    if (!noise) return 1;
+    ts_wan_pipeline p;
+    memset(&p, 0, sizeof p);
+    float *pe = NULL, *ne = NULL, *lat = NULL, *frames = NULL, *rgb = NULL;
+    int rc = 1; /* every exit from here goes through done: nothing left open */
+    const ts_tensor *noise = NULL;
+    if (ts_st_open(&in, o->inputs, &e) != TS_OK) {
+        die("inputs", &e);
+        goto done;
+    }
+    if (!(noise = need(in, "noise", 5))) goto done;
     const int64_t t = noise->shape[2], h = noise->shape[3], w = noise->shape[4];
     prm.frames = 1 + 4 * (t - 1), prm.height = 8 * h, prm.width = 8 * w;
     int64_t shape[4];
-    if (ts_wan_latent_shape(&prm, shape, &e) != TS_OK) return die("noise", &e);
+    if (ts_wan_latent_shape(&prm, shape, &e) != TS_OK) {
+        die("noise", &e);
+        goto done;
+    }
     if (noise->shape[0] != 1 || noise->shape[1] != shape[0]) {
         fprintf(stderr, "tessera-bench: noise must be [1, %lld, t, h, w]\n", (long long)shape[0]);
-        return 1;
+        goto done;
     }
     double t0 = now_s();
-    ts_wan_pipeline p;
-    if (ts_wan_pipeline_open(&p, o->model, &e) != TS_OK) return die("load", &e);
+    if (ts_wan_pipeline_open(&p, o->model, &e) != TS_OK) {
+        die("load", &e);
+        goto done;
+    }
     const double t_load = now_s() - t0;
     if (!p.te) {
         fprintf(stderr, "tessera-bench: %s has no text encoder\n", o->model);
-        return 1;
+        goto done;
     }
     const int64_t L = ts_wan_text_len(&p, 512), D = wan_model_config(p.dit)->text_dim;
     const int64_t n = ts_tensor_numel(noise), T = prm.frames, H = prm.height, W = prm.width;
-    float *pe = malloc((size_t)(L * D) * sizeof *pe), *ne = malloc((size_t)(L * D) * sizeof *ne);
-    float *lat = malloc((size_t)n * sizeof *lat), *frames = malloc((size_t)(3 * T * H * W) * sizeof *frames);
-    if (!pe || !ne || !lat || !frames) {
+    pe = malloc((size_t)(L * D) * sizeof *pe), ne = malloc((size_t)(L * D) * sizeof *ne);
+    lat = malloc((size_t)n * sizeof *lat), frames = malloc((size_t)(3 * T * H * W) * sizeof *frames);
+    rgb = malloc((size_t)(3 * T * H * W) * sizeof *rgb);
+    if (!pe || !ne || !lat || !frames || !rgb) {
         fprintf(stderr, "tessera-bench: out of memory\n");
-        return 1;
+        goto done;
     }
     int64_t n_pos = 0, n_neg = 0;
     t0 = now_s();
     const int guided = prm.cfg_scale != 1.0f;
     if (ts_wan_encode_prompt(c, &p, o->prompt, L, pe, &n_pos, &e) != TS_OK ||
-        (guided && ts_wan_encode_prompt(c, &p, o->negative ? o->negative : "", L, ne, &n_neg, &e) != TS_OK))
-        return die("text", &e);
+        (guided && ts_wan_encode_prompt(c, &p, o->negative ? o->negative : "", L, ne, &n_neg, &e) != TS_OK)) {
+        die("text", &e);
+        goto done;
+    }
     umt5_release(p.te); /* as tessera_generate does */
     const double t_text = now_s() - t0;
     t0 = now_s();
-    if (ts_wan_generate(c, &p, &prm, pe, L, guided ? ne : NULL, L, noise->data, lat, NULL, NULL, &e) != TS_OK)
-        return die("sample", &e);
+    if (ts_wan_generate(c, &p, &prm, pe, L, guided ? ne : NULL, L, noise->data, lat, NULL, NULL, &e) != TS_OK) {
+        die("sample", &e);
+        goto done;
+    }
     const double t_sample = now_s() - t0;
     t0 = now_s();
     wan_vae_denormalize(p.vae, lat, t, h, w); /* the sampler's latents are normalised; the VAE takes raw ones */
-    if (wan_vae_decode_to(c, p.vae, lat, t, h, w, frames, &e) != TS_OK) return die("decode", &e);
+    if (wan_vae_decode_to(c, p.vae, lat, t, h, w, frames, &e) != TS_OK) {
+        die("decode", &e);
+        goto done;
+    }
     const double t_decode = now_s() - t0;
     if (o->out) { /* [3, T, H, W] in [-1, 1] → [T, H, W, 3] in [0, 1], as diffusers' postprocess_video */
-        float *rgb = malloc((size_t)(3 * T * H * W) * sizeof *rgb);
-        if (!rgb) return 1;
         for (int64_t ch = 0; ch < 3; ch++)
             for (int64_t i = 0; i < T * H * W; i++) {
                 const float v = frames[ch * T * H * W + i] * 0.5f + 0.5f;
@@ -388,8 +428,10 @@ static int bench_t2v(const opts *o, ts_ctx *c) {
             }
         int64_t vs[4] = {T, H, W, 3};
         ts_st_item item = {"video", ts_tensor_make(TS_DTYPE_F32, 4, vs, rgb)};
-        if (ts_st_write(o->out, &item, 1, NULL, 0, &e) != TS_OK) return die("write", &e);
-        free(rgb);
+        if (ts_st_write(o->out, &item, 1, NULL, 0, &e) != TS_OK) {
+            die("write", &e);
+            goto done;
+        }
     }
     if (o->json)
         printf("{\"load_s\": %.4f, \"text_s\": %.4f, \"sample_s\": %.4f, \"decode_s\": %.4f, \"total_s\": %.4f, "
@@ -401,10 +443,12 @@ static int bench_t2v(const opts *o, ts_ctx *c) {
         printf("t2v %lldx%lld, %lld frames, %d steps: text %.2f s, sampling %.2f s, decode %.2f s (load %.2f s), "
                "peak RSS %.0f MB\n",
                (long long)W, (long long)H, (long long)T, prm.steps, t_text, t_sample, t_decode, t_load, peak_rss_mb());
-    free(pe), free(ne), free(lat), free(frames);
+    rc = 0;
+done:
+    free(pe), free(ne), free(lat), free(frames), free(rgb);
     ts_wan_pipeline_close(&p);
     ts_st_close(in);
-    return 0;
+    return rc;
 }
 
 /* ------------------------------------------------------------------ attention */
