@@ -78,6 +78,7 @@
 #endif
 
 #include "blas_core.h"
+#include "peak_rss.h"
 #include "attention.h"
 #include "backend.h"
 #include "cpu/cpu_internal.h"
@@ -96,11 +97,7 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static double peak_rss_mb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;
-}
+static double peak_rss_mb(void) { return ts_tool_peak_rss_mb(); }
 
 static void usage(FILE *f) {
     fprintf(f, "usage: tessera-bench dit|vae|text --model FILE --inputs FILE [--out FILE] "

@@ -19,6 +19,7 @@
 
 #include "tessera.h"
 #include "blas_core.h"
+#include "peak_rss.h"
 #include "ts_git_version.h"
 
 #ifndef TS_T2I
@@ -230,11 +231,7 @@ static void on_progress(void *user, tessera_stage stage, int done, int total) {
     fflush(stderr);
 }
 
-static double peak_rss_mb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;
-}
+static double peak_rss_mb(void) { return ts_tool_peak_rss_mb(); }
 
 /* The output name and directory are checked before any work starts. */
 static int check_output(const char *out, int frames) {

@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,21 +51,35 @@ SHARD_BYTES = 2_500_000_000
 
 
 def make_weights(cfg, te_dir, seed):
-    """Random bf16 weights, written shard by shard: never the whole model in float32."""
+    """Random bf16 weights, made and written a shard at a time: at most one shard (2.5 GB)
+    in memory, never anything in float32 beyond a 64 M-value slice."""
     with torch.device("meta"):
         shapes = {k: tuple(p.shape) for k, p in UMT5EncoderModel(cfg).state_dict().items()}
     del shapes["encoder.embed_tokens.weight"]  # shared.weight's tie: saved once, as transformers saves it
-    g = torch.Generator().manual_seed(seed)
     names = sorted(shapes, key=lambda k: (k != "shared.weight", k))
-    shards, cur, size = [], {}, 0
+    plan, cur, size = [], [], 0  # the shards' names first: a file's name holds their count
     for k in names:
-        shape = shapes[k]
-        t = torch.empty(shape, dtype=torch.bfloat16)
-        if "layer_norm" in k:
-            t.copy_(1.0 + 0.1 * torch.randn(shape, generator=g))
-        else:  # T5's own scales (transformers' _init_weights, factor 1): a row by its fan-in,
-            # q also by d_kv (T5 does not scale its scores), the embedding by 1. Anything
-            # larger makes 24 random layers' attention nearly one-hot, and their output chaotic.
+        nbytes = torch.Size(shapes[k]).numel() * 2
+        if cur and size + nbytes > SHARD_BYTES:
+            plan.append(cur)
+            cur, size = [], 0
+        cur.append(k)
+        size += nbytes
+    plan.append(cur)
+    g = torch.Generator().manual_seed(seed)  # drawn in the names' order, shard after shard
+    os.makedirs(te_dir, exist_ok=True)
+    weight_map = {}
+    for i, keys in enumerate(plan):
+        sd = {}
+        for k in keys:
+            shape = shapes[k]
+            t = sd[k] = torch.empty(shape, dtype=torch.bfloat16)
+            if "layer_norm" in k:
+                t.copy_(1.0 + 0.1 * torch.randn(shape, generator=g))
+                continue
+            # T5's own scales (transformers' _init_weights, factor 1): a row by its fan-in, q
+            # also by d_kv (T5 does not scale its scores), the embedding by 1. Anything larger
+            # makes 24 random layers' attention nearly one-hot, and their output chaotic.
             std = 1.0 if k == "shared.weight" else shape[-1] ** -0.5
             if k.endswith(".q.weight"):
                 std /= cfg.d_kv ** 0.5
@@ -72,22 +87,12 @@ def make_weights(cfg, te_dir, seed):
             for r0 in range(0, shape[0], rows):
                 r1 = min(shape[0], r0 + rows)
                 t[r0:r1].copy_(std * torch.randn((r1 - r0,) + shape[1:], generator=g))
-        if cur and size + t.numel() * 2 > SHARD_BYTES:
-            shards.append(cur)
-            cur, size = {}, 0
-        cur[k] = t
-        size += t.numel() * 2
-    if cur:
-        shards.append(cur)
-    os.makedirs(te_dir, exist_ok=True)
-    weight_map = {}
-    for i, sd in enumerate(shards):
-        name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+        name = f"model-{i + 1:05d}-of-{len(plan):05d}.safetensors"
         save_file(sd, os.path.join(te_dir, name + ".tmp"), metadata={"format": "pt"})
         os.replace(os.path.join(te_dir, name + ".tmp"), os.path.join(te_dir, name))
         weight_map.update({k: name for k in sd})
         print(f"wrote {name} ({len(sd)} tensors)", flush=True)
-        sd.clear()
+        del sd, t
     with open(os.path.join(te_dir, "config.json"), "w") as f:
         f.write(cfg.to_json_string())
     total = sum(torch.Size(s).numel() * 2 for s in shapes.values())
@@ -114,28 +119,39 @@ def load_model(cfg, te_dir):
     return model.eval()
 
 
-def forward_fp32(model, ids, mask):
-    """float32 arithmetic on the bf16 weights: each block converted for its turn, and back
-    (exact: the values are bf16 to begin with)."""
+def fp32_blocks(model):
+    """Hooks that run the encoder's embedding output and blocks in float32 on its bf16
+    weights: each block converted for its turn and back (exact: the values are bf16 to begin
+    with), so the weights never sit in memory as float32; the final norm stays float32. The
+    caller removes them."""
     def to_fp32(m, args):
         m.float()  # returns None: the block's inputs stay as they are
 
     def to_bf16(m, args, out):
         m.to(torch.bfloat16)  # returns None: the block's output stays
 
-    hooks = []
+    hooks = [model.shared.register_forward_hook(lambda m, args, out: out.float())]
     for blk in model.encoder.block:
-        hooks.append(blk.register_forward_pre_hook(to_fp32))
-        hooks.append(blk.register_forward_hook(to_bf16))
-    norm = model.encoder.final_layer_norm
-    norm.float()
+        hooks += [blk.register_forward_pre_hook(to_fp32), blk.register_forward_hook(to_bf16)]
+    model.encoder.final_layer_norm.float()
+    return hooks
+
+
+def forward_fp32(model, ids, mask):
+    hooks = fp32_blocks(model)
     try:
-        emb = model.get_input_embeddings()(ids).float()
-        return model(inputs_embeds=emb, attention_mask=mask).last_hidden_state.float()
+        return model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
     finally:
         for h in hooks:
             h.remove()
-        norm.to(torch.bfloat16)
+        model.encoder.final_layer_norm.to(torch.bfloat16)
+
+
+def write_json(path, obj):
+    """Whole or not at all: a temporary file, renamed."""
+    with open(path + ".tmp", "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(path + ".tmp", path)
 
 
 def main():
@@ -226,11 +242,8 @@ def main():
                   pytorch_peak_rss_mb=rss_torch, rel_l2=rel, rel_l2_prompt=rel_prompt, rel_l2_bf16=rel_bf16,
                   torch=torch.__version__, transformers=transformers.__version__, seed=a.seed)
     if a.json:
-        with open(a.json + ".tmp", "w") as f:  # whole or not at all: a temporary file, renamed
-            json.dump(result, f, indent=1)
-        os.replace(a.json + ".tmp", a.json)
+        write_json(a.json, result)
     if not a.workdir:
-        import shutil
         shutil.rmtree(tmp)
 
 
