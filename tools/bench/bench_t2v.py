@@ -41,7 +41,7 @@ from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, Wa
 from transformers import T5Tokenizer, UMT5Config
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_umt5 import XXL, load_model as load_umt5, make_weights as make_umt5  # noqa: E402
+from bench_umt5 import XXL, fp32_blocks, load_model as load_umt5, make_weights as make_umt5, write_json  # noqa: E402,E501
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 DIT = dict(patch_size=(1, 2, 2), in_channels=16, out_channels=16, text_dim=4096, freq_dim=256,
@@ -120,22 +120,6 @@ def build(pipe_dir, te_dir, layers, seed):
              "transformer": ["diffusers", "WanTransformer3DModel"], "vae": ["diffusers", "AutoencoderKLWan"]}
     with open(os.path.join(pipe_dir, "model_index.json"), "w") as f:
         json.dump(index, f, indent=1)
-
-
-def fp32_blocks(te):
-    """Hooks that run te's embedding output and blocks in float32 (each block converted for
-    its turn and back: exact, the values are bf16 to begin with); removed by the caller."""
-    def to_fp32(m, args):
-        m.float()
-
-    def to_bf16(m, args, out):
-        m.to(torch.bfloat16)
-
-    hooks = [te.shared.register_forward_hook(lambda m, args, out: out.float())]
-    for blk in te.encoder.block:
-        hooks += [blk.register_forward_pre_hook(to_fp32), blk.register_forward_hook(to_bf16)]
-    te.encoder.final_layer_norm.float()
-    return hooks
 
 
 def main():
@@ -221,9 +205,7 @@ def main():
                   diffusers_text_fp32_s=t_text, diffusers_text_bf16_s=t_text_bf16, diffusers_sample_decode_s=t_rest,
                   rel_l2=rel, torch=torch.__version__, diffusers=diffusers.__version__, seed=a.seed)
     if a.json:
-        with open(a.json + ".tmp", "w") as f:  # whole or not at all: a temporary file, renamed
-            json.dump(result, f, indent=1)
-        os.replace(a.json + ".tmp", a.json)
+        write_json(a.json, result)
     if not a.workdir:
         shutil.rmtree(tmp)
 
