@@ -446,15 +446,11 @@ static ts_status run_text_encoder(ts_ctx *c, const ts_probe_opts *o, ts_err *err
     c->arena = &arena;
     for (int64_t b = 0; b < B && st == TS_OK; b++) {
         /* right padding only: ones, then zeros */
-        int64_t nk = L;
-        if (mask) {
-            nk = 0;
-            while (nk < L && mask[b * L + nk]) nk++;
-            for (int64_t i = nk; i < L; i++)
-                if (mask[b * L + i]) st = TS_ERR(err, TS_ERR_INVALID_ARG, "attention_mask row %lld is not ones then zeros "
-                                                 "(right padding)", (long long)b);
-            if (st == TS_OK && nk == 0) st = TS_ERR(err, TS_ERR_INVALID_ARG, "attention_mask row %lld is all zeros", (long long)b);
-        }
+        const int64_t nk = mask ? umt5_mask_keys(mask + b * L, L) : L;
+        if (nk < 0)
+            st = TS_ERR(err, TS_ERR_INVALID_ARG, "attention_mask row %lld is not ones then zeros (right padding)",
+                        (long long)b);
+        else if (nk == 0) st = TS_ERR(err, TS_ERR_INVALID_ARG, "attention_mask row %lld is all zeros", (long long)b);
         for (int64_t i = 0; st == TS_OK && i < L; i++) {
             outs.items[1].data[b * L + i] = (float)ids[b * L + i];
             outs.items[2].data[b * L + i] = i < nk ? 1.0f : 0.0f;

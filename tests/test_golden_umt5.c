@@ -266,8 +266,21 @@ static void test_errors(void) {
     TS_CHECK(s == TS_ERR_MISSING && strstr(e.msg, "T5"), "DiT as text encoder: %s", e.msg);
 }
 
+/* umt5_mask_keys: the leading ones of a right-padded row, 0 for none, -1 past a gap */
+static void test_mask_keys(void) {
+    const struct { int32_t m[5]; int64_t L, want; } c[] = {
+        {{1, 1, 1, 1, 1}, 5, 5}, {{1, 1, 0, 0, 0}, 5, 2}, {{0, 0, 0, 0, 0}, 5, 0},
+        {{1, 0, 1, 0, 0}, 5, -1}, {{0, 1, 1, 1, 1}, 5, -1}, {{1, 1, 1, 0, 1}, 5, -1}, {{1}, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        const int64_t got = umt5_mask_keys(c[i].m, c[i].L);
+        TS_CHECK(got == c[i].want, "mask case %zu: %lld attended, want %lld", i, (long long)got, (long long)c[i].want);
+    }
+}
+
 int main(void) {
     char tmpdir[] = "/tmp/ts_umt5_XXXXXX";
+    test_mask_keys();
     if (!mkdtemp(tmpdir)) return 1;
     test_buckets();
     test_config("umt5_a", 0, tmpdir);

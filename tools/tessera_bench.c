@@ -267,14 +267,10 @@ static int bench_text(const opts *o, ts_ctx *c) {
         die("inputs", &e);
         goto done;
     }
-    int64_t nk = L;
-    if (mask) {
-        for (nk = 0; nk < L && mask[nk];) nk++;
-        for (int64_t i = nk; i < L; i++)
-            if (mask[i] || nk == 0) {
-                fprintf(stderr, "tessera-bench: attention_mask must be ones, then zeros, with at least one one\n");
-                goto done;
-            }
+    const int64_t nk = mask ? umt5_mask_keys(mask, L) : L;
+    if (nk <= 0) {
+        fprintf(stderr, "tessera-bench: attention_mask must be ones, then zeros, with at least one one\n");
+        goto done;
     }
     double t0 = now_s();
     if (umt5_load(&m, o->model, &e) != TS_OK) {

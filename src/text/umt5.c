@@ -239,6 +239,14 @@ ts_status umt5_load(umt5_model **out, const char *path, ts_err *err) {
 
 const umt5_config *umt5_model_config(const umt5_model *m) { return &m->cfg; }
 
+int64_t umt5_mask_keys(const int32_t *mask, int64_t L) {
+    int64_t nk = 0;
+    while (nk < L && mask[nk]) nk++;
+    for (int64_t i = nk; i < L; i++)
+        if (mask[i]) return -1;
+    return nk;
+}
+
 void umt5_release(const umt5_model *m) {
     if (m) ts_weights_release_all(m->w);
 }

@@ -48,6 +48,10 @@ void umt5_release(const umt5_model *m);
  * as the references do so that the bucket edges agree. */
 int umt5_bucket(int64_t rel, int buckets, int max_distance);
 
+/* The attended tokens of one attention-mask row [L] as transformers takes it, right padded:
+ * its leading ones (0: all zeros), or -1 when a one follows a zero. */
+int64_t umt5_mask_keys(const int32_t *mask, int64_t L);
+
 /* Activation arena bytes umt5_encode needs for n tokens. */
 size_t umt5_arena_bytes(const umt5_config *cfg, int64_t n);
 
