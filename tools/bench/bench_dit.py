@@ -18,8 +18,6 @@ them for the benchmark command only, e.g. `env -u OPENBLAS_CORETYPE -u OPENBLAS_
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -27,6 +25,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from diffusers import WanTransformer3DModel
+
+from common import run_tessera, write_json
 
 CONFIGS = {
     "1.3B": dict(num_attention_heads=12, attention_head_dim=128, ffn_dim=8960, num_layers=30),
@@ -104,9 +104,7 @@ def main():
         cmd = [a.tessera, "dit", "--model", wpath, "--inputs", ipath, "--out", opath,
                "--threads", str(a.threads), "--repeats", str(a.repeats), "--json", "--attn", spec,
                "--step", a.step]
-        res = subprocess.run(cmd, check=True, capture_output=True, text=True)
-        sys.stderr.write(res.stderr)
-        ours = json.loads(res.stdout.strip().splitlines()[-1])
+        ours = run_tessera(cmd)
         t_ours = ours["forward_s"]
         out = load_file(opath)["out"]
         rel = (torch.linalg.norm(out - ref) / torch.linalg.norm(ref)).item()
@@ -117,9 +115,7 @@ def main():
                             attn_density=ours["attn_density"], ratio=t_ours / t_torch, rel_l2=rel,
                             torch=torch.__version__))
     if a.json:
-        with open(a.json + ".tmp", "w") as f:  # whole or not at all: a temporary file, renamed
-            json.dump(results[0] if len(results) == 1 else results, f, indent=1)
-        os.replace(a.json + ".tmp", a.json)
+        write_json(a.json, results[0] if len(results) == 1 else results)
     if not a.workdir:
         for p in (wpath, ipath, opath):
             os.remove(p)

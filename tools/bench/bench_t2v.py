@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +40,8 @@ from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, Wa
 from transformers import T5Tokenizer, UMT5Config
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_umt5 import XXL, fp32_blocks, load_model as load_umt5, make_weights as make_umt5, write_json  # noqa: E402,E501
+from bench_umt5 import XXL, fp32_blocks, load_model as load_umt5, make_weights as make_umt5  # noqa: E402
+from common import run_tessera, write_json  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 DIT = dict(patch_size=(1, 2, 2), in_channels=16, out_channels=16, text_dim=4096, freq_dim=256,
@@ -161,9 +161,7 @@ def main():
     cmd = [a.tessera, "t2v", "--model", pipe_dir, "--inputs", npath, "--out", opath, "-p", a.prompt,
            "-n", a.negative_prompt, "--steps", str(a.steps), "--cfg-scale", str(a.cfg_scale),
            "--flow-shift", str(a.flow_shift), "--threads", str(a.threads), "--json"]
-    res = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    sys.stderr.write(res.stderr)
-    ours = json.loads(res.stdout.strip().splitlines()[-1])
+    ours = run_tessera(cmd)
     with safe_open(opath, "pt") as f:
         video = f.get_tensor("video")
     print(f"tessera  text {ours['text_s']:.2f} s ({ours['prompt_tokens']} + {ours['negative_tokens']} tokens), "

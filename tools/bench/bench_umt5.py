@@ -28,7 +28,6 @@ import json
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +38,8 @@ from safetensors.torch import save_file
 
 import transformers
 from transformers import UMT5Config, UMT5EncoderModel
+
+from common import run_tessera, write_json
 
 # umt5-xxl (google/umt5-xxl, as Wan2.1 ships it)
 XXL = dict(vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
@@ -96,10 +97,8 @@ def make_weights(cfg, te_dir, seed):
     with open(os.path.join(te_dir, "config.json"), "w") as f:
         f.write(cfg.to_json_string())
     total = sum(torch.Size(s).numel() * 2 for s in shapes.values())
-    with open(os.path.join(te_dir, "model.safetensors.index.json.tmp"), "w") as f:
-        json.dump({"metadata": {"total_size": total, "seed": seed}, "weight_map": weight_map}, f, indent=1)
-    os.replace(os.path.join(te_dir, "model.safetensors.index.json.tmp"),
-               os.path.join(te_dir, "model.safetensors.index.json"))
+    write_json(os.path.join(te_dir, "model.safetensors.index.json"),
+               {"metadata": {"total_size": total, "seed": seed}, "weight_map": weight_map})
 
 
 def load_model(cfg, te_dir):
@@ -147,13 +146,6 @@ def forward_fp32(model, ids, mask):
         model.encoder.final_layer_norm.to(torch.bfloat16)
 
 
-def write_json(path, obj):
-    """Whole or not at all: a temporary file, renamed."""
-    with open(path + ".tmp", "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(path + ".tmp", path)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tessera", required=True, help="path to the tessera-bench binary")
@@ -196,9 +188,7 @@ def main():
 
     cmd = [a.tessera, "text", "--model", te_dir, "--inputs", ipath, "--out", opath,
            "--threads", str(a.threads), "--repeats", str(a.repeats), "--json"]
-    res = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    sys.stderr.write(res.stderr)
-    ours = json.loads(res.stdout.strip().splitlines()[-1])
+    ours = run_tessera(cmd)
     with safe_open(opath, "pt") as s:
         out = s.get_tensor("out")
     print(f"tessera  {a.len} tokens: {ours['forward_s']:.3f} s (first call {ours['first_s']:.3f} s); "

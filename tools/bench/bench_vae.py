@@ -14,10 +14,7 @@ shows directly. With --torch it also times diffusers' decode on the largest case
 Unset OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for the benchmark command only.
 """
 import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -25,6 +22,8 @@ import torch
 from safetensors.torch import save_file
 
 from diffusers import AutoencoderKLWan
+
+from common import run_tessera, write_json
 
 
 def main():
@@ -63,9 +62,7 @@ def main():
         save_file({"latents": z}, ipath)
         cmd = [a.tessera, "vae", "--model", wpath, "--inputs", ipath,
                "--threads", str(a.threads), "--json"] + (["--half-cache"] if a.half_cache else [])
-        res = subprocess.run(cmd, check=True, capture_output=True, text=True)
-        sys.stderr.write(res.stderr)
-        r = json.loads(res.stdout.strip().splitlines()[-1])
+        r = run_tessera(cmd)
         r["latent_frames"] = t
         r["half_cache"] = a.half_cache
         results.append(r)
@@ -84,9 +81,7 @@ def main():
             r["pytorch_decode_s"] = dt
         os.remove(ipath)
     if a.json:
-        with open(a.json + ".tmp", "w") as f:  # whole or not at all: a temporary file, renamed
-            json.dump(results, f, indent=1)
-        os.replace(a.json + ".tmp", a.json)
+        write_json(a.json, results)
     if not a.workdir:
         os.remove(wpath)
         os.rmdir(tmp)
