@@ -67,6 +67,7 @@ struct ts_attn_schedule {
     int n_rec, cap_rec;
     ts_attn_observer observer;
     void *observer_user;
+    int measure_error; /* ts_attn_schedule_set_error */
 };
 
 /* ------------------------------------------------------------------ parsing */
@@ -495,6 +496,14 @@ double ts_attn_schedule_mean_tile_density(const ts_attn_schedule *s) {
     return mean_record(s, offsetof(ts_attn_record, tile_density));
 }
 void ts_attn_schedule_clear_records(ts_attn_schedule *s) { s->n_rec = 0; }
+void ts_attn_schedule_set_error(ts_attn_schedule *s, int on) { s->measure_error = on != 0; }
+double ts_attn_schedule_mean_error(const ts_attn_schedule *s) {
+    double sum = 0;
+    int n = 0;
+    for (int i = 0; s && i < s->n_rec; i++)
+        if (s->rec[i].error >= 0) sum += s->rec[i].error, n++;
+    return n ? sum / n : -1.0;
+}
 const char *ts_attn_schedule_notes(const ts_attn_schedule *s) { return s && s->notes[0] ? s->notes : NULL; }
 
 /* A note for ts_attn_schedule_notes (dropped when there is no room left) and the logger. */
@@ -644,14 +653,42 @@ static ts_status plan_for(ts_attn_schedule *s, int ri, const ts_attn_site *site,
 }
 
 static ts_status record(ts_attn_schedule *s, const ts_attn_site *site, double density, double block_density,
-                        double tile_density, ts_err *err) {
+                        double tile_density, double error, ts_err *err) {
     if (s->n_rec == s->cap_rec) {
         int cap = s->cap_rec ? 2 * s->cap_rec : 64;
         ts_attn_record *nr = realloc(s->rec, (size_t)cap * sizeof *nr);
         if (!nr) return TS_ERR(err, TS_ERR_NOMEM, "out of memory");
         s->rec = nr, s->cap_rec = cap;
     }
-    s->rec[s->n_rec++] = (ts_attn_record){site->layer, site->step, density, block_density, tile_density};
+    s->rec[s->n_rec++] = (ts_attn_record){site->layer, site->step, density, block_density, tile_density, error};
+    return TS_OK;
+}
+
+/* *error = ||out - dense|| / ||dense||, dense attention on the same q, k, v run into the context's
+ * workspace (or a buffer of its own without one). */
+static ts_status dense_error(ts_ctx *c, int64_t nq, int64_t nk, int64_t heads, int64_t head_dim, const float *q,
+                             const float *k, const float *v, const float *out, double *error, ts_err *err) {
+    const int64_t n = nq * heads * head_dim;
+    float *own = NULL;
+    float *ref = c->ws ? ts_workspace_get(c->ws, TS_WS_ATTN_DENSE, (size_t)n * sizeof *ref)
+                       : (own = malloc((size_t)n * sizeof *ref));
+    if (!ref) return TS_ERR(err, TS_ERR_NOMEM, "attention: out of memory for the dense output to measure the error");
+    ts_attn_plan p = ts_attn_plan_dense(nq, nk, heads, head_dim, TS_ATTN_BLK_Q, TS_ATTN_BLK_K);
+    ts_status st = c->backend->attn(c, &p, q, k, v, ref);
+    if (st != TS_OK) {
+        free(own);
+        return TS_ERR(err, st, "attention kernel failed (%s)", ts_status_str(st));
+    }
+    double d2 = 0, r2 = 0;
+    const int nt = c->n_threads > 0 ? c->n_threads : 1;
+    (void)nt;
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : d2, r2)
+    for (int64_t i = 0; i < n; i++) {
+        const double r = ref[i], d = (double)out[i] - r;
+        d2 += d * d, r2 += r * r;
+    }
+    free(own);
+    *error = r2 > 0 ? sqrt(d2 / r2) : d2 > 0 ? INFINITY : 0;
     return TS_OK;
 }
 
@@ -743,11 +780,13 @@ ts_status ts_attn_schedule_run(ts_ctx *c, ts_attn_schedule *s, const ts_attn_sit
     ts_attn_operands bf = {0}; /* made by the first head range that runs in bf16 */
     void *own = NULL;
     ts_status st = TS_OK;
+    int dense = 1; /* every head ran dense in fp32: the output is dense attention's, bit for bit */
     for (int64_t h0 = 0; h0 < heads && st == TS_OK;) {
         int ri = match(s, site, h0);
         int64_t h1 = h0 + 1;
         while (h1 < heads && match(s, site, h1) == ri) h1++;
         const int bf16 = ri >= 0 && s->rules[ri].bf16;
+        dense &= ri < 0 || (s->rules[ri].m == M_DENSE && !bf16);
         if (bf16 && !bf.q) st = bf16_operands(c, nq, nk, heads * head_dim, q, k, v, &bf, &own, err);
         double d = 1, bd = -1, td = -1;
         if (st == TS_OK) {
@@ -766,6 +805,11 @@ ts_status ts_attn_schedule_run(ts_ctx *c, ts_attn_schedule *s, const ts_attn_sit
         h0 = h1;
     }
     free(own);
-    if (st == TS_OK && site->kind == TS_ATTN_SELF) st = record(s, site, density, bdensity, tdensity, err);
+    double error = -1;
+    if (st == TS_OK && s->measure_error && site->kind == TS_ATTN_SELF) {
+        if (dense) error = 0;
+        else st = dense_error(c, nq, nk, heads, head_dim, q, k, v, out, &error, err);
+    }
+    if (st == TS_OK && site->kind == TS_ATTN_SELF) st = record(s, site, density, bdensity, tdensity, error, err);
     return st;
 }

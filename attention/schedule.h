@@ -93,6 +93,8 @@ int ts_attn_schedule_rules(const ts_attn_schedule *s);
 typedef struct ts_attn_record {
     int layer, step;
     double density, block_density, tile_density;
+    double error; /* with ts_attn_schedule_set_error: the call's output against dense attention on
+                   * the same q, k, v, relative L2 (0 where every head ran dense in fp32); else -1 */
 } ts_attn_record;
 int ts_attn_schedule_n_records(const ts_attn_schedule *s);
 const ts_attn_record *ts_attn_schedule_record(const ts_attn_schedule *s, int i);
@@ -101,6 +103,13 @@ double ts_attn_schedule_mean_density(const ts_attn_schedule *s);
 double ts_attn_schedule_mean_block_density(const ts_attn_schedule *s);
 double ts_attn_schedule_mean_tile_density(const ts_attn_schedule *s);
 void ts_attn_schedule_clear_records(ts_attn_schedule *s);
+/* on: every self-attention call also runs dense attention on its q, k, v (one more dense
+ * attention a call, its output in the context's workspace) and records the relative L2 error
+ * ||out - dense|| / ||dense|| of what the schedule ran (ts_attn_record.error): what a sparse
+ * schedule costs at each layer and step, on the inputs the schedule's own run produced. */
+void ts_attn_schedule_set_error(ts_attn_schedule *s, int on);
+/* Mean error over the records that measured one (-1 when none did). */
+double ts_attn_schedule_mean_error(const ts_attn_schedule *s);
 /* What the calls so far did that the user should know of (e.g. SLA without its proj_l
  * weights runs as plain top-k block-sparse attention), a line each, or NULL: each is said
  * once per schedule (and to the context's logger as a warning). */

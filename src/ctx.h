@@ -27,10 +27,11 @@ typedef struct ts_rng {
  * afresh on every malloc, so each call faulted its pages in again (8,862 minor faults a call
  * at 16,384 tokens). TS_WS_ATTN_BF16 holds the schedule's bf16 copies of q, k, v (a rule with
  * precision bf16), TS_WS_ATTN_LIN SLA's linear-branch sums (for the paper's variant 6 MB a head at
- * 4,096 tokens, 51 MB at 32,760). Owned by the caller; one call at a time; contents are undefined between
- * calls. */
+ * 4,096 tokens, 51 MB at 32,760), TS_WS_ATTN_DENSE the dense output beside a scheduled call whose
+ * error is measured (ts_attn_schedule_set_error). Owned by the caller; one call at a time; contents are
+ * undefined between calls. */
 enum { TS_WS_ATTN_SCRATCH, TS_WS_ATTN_KV, TS_WS_ATTN_K16, TS_WS_ATTN_KPK, TS_WS_ATTN_BF16, TS_WS_ATTN_LIN,
-       TS_WS_SLOTS };
+       TS_WS_ATTN_DENSE, TS_WS_SLOTS };
 typedef struct ts_workspace {
     void *p[TS_WS_SLOTS];
     size_t cap[TS_WS_SLOTS];

@@ -1106,6 +1106,48 @@ static double density_at(ts_ctx *c, ts_attn_schedule *s, ts_attn_site site, int6
     return ts_attn_schedule_n_records(s) == 1 ? ts_attn_schedule_record(s, 0)->density : -1;
 }
 
+/* ts_attn_schedule_set_error: each call's record holds ||out - dense|| / ||dense||, computed
+ * here from the scheduled call's output and a dense call's on the same q, k, v; 0 where every
+ * head ran dense in fp32; -1 when not asked. */
+static void test_attn_error(ts_ctx *c) {
+    static const char *const specs[] = {"gna:window=1x3x3,tile=1x4x4,block=16", "sla:topk=0.25,block_q=16,block_k=16",
+                                        "dense:precision=bf16", "dense"};
+    enum { HEADS = 2, D = 8 };
+    const ts_attn_site site = {TS_ATTN_SELF, 1, 2, 4, {2, 8, 12}, 500.0f, NULL, NULL, 0, 0};
+    const int64_t n = 2 * 8 * 12, HD = HEADS * D;
+    float *q = malloc((size_t)(n * HD) * 4), *k = malloc((size_t)(n * HD) * 4), *v = malloc((size_t)(n * HD) * 4);
+    float *o = malloc((size_t)(n * HD) * 4), *od = malloc((size_t)(n * HD) * 4);
+    ts_test_randn(q, n * HD, 81, 1.0f), ts_test_randn(k, n * HD, 82, 1.0f), ts_test_randn(v, n * HD, 83, 1.0f);
+    ts_err e = {0};
+    TS_CHECK(ts_attention(c, NULL, &site, n, n, HEADS, D, q, k, v, od, &e) == TS_OK, "dense: %s", e.msg);
+    for (int i = 0; i < 4; i++) {
+        ts_attn_schedule *s = NULL;
+        TS_CHECK(ts_attn_schedule_from_spec(&s, specs[i], &e) == TS_OK, "%s: %s", specs[i], e.msg);
+        if (!s) continue;
+        TS_CHECK(ts_attention(c, s, &site, n, n, HEADS, D, q, k, v, o, &e) == TS_OK, "%s: %s", specs[i], e.msg);
+        const ts_attn_record *r = ts_attn_schedule_record(s, 0);
+        TS_CHECK(r && r->error == -1 && ts_attn_schedule_mean_error(s) == -1, "%s: no error measured unless asked",
+                 specs[i]);
+        ts_attn_schedule_set_error(s, 1);
+        ts_attn_schedule_clear_records(s);
+        TS_CHECK(ts_attention(c, s, &site, n, n, HEADS, D, q, k, v, o, &e) == TS_OK, "%s: %s", specs[i], e.msg);
+        double d2 = 0, r2 = 0;
+        for (int64_t j = 0; j < n * HD; j++) d2 += ((double)o[j] - od[j]) * ((double)o[j] - od[j]), r2 += (double)od[j] * od[j];
+        const double want = sqrt(d2 / r2);
+        r = ts_attn_schedule_record(s, 0);
+        TS_CHECK(r && r->layer == 1 && r->step == 2 && fabs(r->error - want) <= 1e-12 * want + 1e-300,
+                 "%s: error %.15g, want %.15g", specs[i], r ? r->error : -2.0, want);
+        TS_CHECK(i == 3 ? want == 0 : i == 2 ? want > 1e-5 && want < 1e-2 : want > 0.05, "%s: error %g", specs[i], want);
+        TS_CHECK(ts_attn_schedule_mean_error(s) == (r ? r->error : -2.0), "%s: mean error", specs[i]);
+        ts_attn_site cross = site;
+        cross.kind = TS_ATTN_CROSS;
+        TS_CHECK(ts_attention(c, s, &cross, n, n, HEADS, D, q, k, v, o, &e) == TS_OK &&
+                     ts_attn_schedule_n_records(s) == 1, "%s: cross-attention is not measured", specs[i]);
+        ts_attn_schedule_free(s);
+    }
+    free(q), free(k), free(v), free(o), free(od);
+}
+
 static void test_schedule_matching(ts_ctx *c) {
     ts_attn_schedule *s = parse(
         "{\"comment\": \"general to specific\", \"rules\": ["
@@ -2021,6 +2063,7 @@ int main(void) {
     test_schedule_matching(&c);
     test_precision(&c);
     test_block_density(&c);
+    test_attn_error(&c);
     test_paro_orders();
     test_paro_kernel(&c);
     test_bf16_dynamic(&c);
@@ -2034,6 +2077,7 @@ int main(void) {
         test_plans(&cw);
         test_paro_kernel(&cw);
         test_precision(&cw);
+        test_attn_error(&cw);
         ts_workspace_free(&ws);
     }
     test_paro_calib(&c);
