@@ -84,6 +84,9 @@ typedef struct tessera_params {
     const char *attn;            /* or a one-rule schedule "METHOD[:k=v,...]", e.g.
                                   * "gna:window=3x7x7"; NULL with no schedule = dense */
     int text_len;                /* text tokens (512 for Wan2.1) */
+    int attn_error;              /* 1: with a schedule, also run dense attention beside every
+                                  * self-attention call and report each call's error against it
+                                  * (tessera_output.attn_error; one more dense attention a call) */
 } tessera_params;
 
 /* Wan2.1 text-to-video defaults: 832x480, 81 frames, 50 UniPC steps, cfg 5, shift 5,
@@ -118,6 +121,11 @@ typedef struct tessera_output {
     double *attn_density;     /* [n_steps][attn_layers]: fraction of the self-attention
                                * scores computed (1 = dense), averaged over the guidance passes */
     double attn_mean;         /* mean of attn_density */
+    double *attn_error;       /* with params.attn_error and a schedule, [n_steps][attn_layers]: the
+                               * self-attention output's relative L2 error against dense attention
+                               * on the same inputs (0 where dense ran), averaged over the guidance
+                               * passes; else NULL */
+    double attn_error_mean;   /* mean of attn_error (-1 when it is NULL) */
     char *notes;              /* what the run did that the user should know of, a line each
                                * ("\n" after each), or NULL: e.g. an SLA schedule on a model
                                * without SLA's proj_l weights ran plain top-k block-sparse */
@@ -161,6 +169,16 @@ int tessera_output_name_ok(const char *path);
 /* The parameters text of a file tessera_write wrote (PNG chunk or video comment);
  * *out malloc'd, NULL when the file has none. */
 tessera_status tessera_read_parameters(const char *path, char **out, tessera_error *err);
+
+/* How far output b is from output a (the same size and frame count): per frame, the PSNR
+ * in dB of the 8-bit RGB values (peak 255; INFINITY for equal frames) and the SSIM of Wang
+ * et al. (2004) on each color channel, averaged: an 11 x 11 Gaussian window of sigma 1.5,
+ * K1 = 0.01, K2 = 0.03, the mean over the pixels whose window lies inside the frame (as
+ * scikit-image's structural_similarity with gaussian_weights=True, sigma=1.5,
+ * use_sample_covariance=False, data_range=255 computes it). psnr and ssim have a.frames
+ * values each; either may be NULL. Frames under 11 pixels across have no SSIM: an error. */
+tessera_status tessera_compare(const tessera_output *a, const tessera_output *b, double *psnr, double *ssim,
+                               tessera_error *err);
 
 /* The OpenBLAS kernels the matrix products run ("SkylakeX", "Haswell", "Prescott", ...). */
 const char *tessera_blas_core(void);

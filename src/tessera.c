@@ -6,6 +6,8 @@
 
 #include <cjson/cJSON.h>
 #include <fcntl.h>
+#include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 
 #include "../attention/schedule.h"
 #include "io/io.h"
+#include "metrics.h"
 #include "pipeline.h"
 
 _Static_assert((int)TESSERA_ERR_INTERNAL == (int)TS_ERR_INTERNAL && (int)TESSERA_ERR_IO == (int)TS_ERR_IO,
@@ -323,31 +326,45 @@ static ts_status on_frames(void *user, const float *frames, int64_t first, int64
     return TS_OK;
 }
 
-/* density[step][layer] from the schedule's records (the guidance passes averaged); all ones
- * without a schedule. */
-static ts_status collect_density(tessera_output *o, const ts_attn_schedule *s, int layers, ts_err *e) {
-    o->attn_layers = layers;
+/* out[step][layer] = the mean over a step's and layer's records (the guidance passes) of the
+ * record's double at byte offset off, skipping negative values (not measured); fill where none;
+ * *mean the mean of out. */
+static ts_status by_step_layer(const tessera_output *o, const ts_attn_schedule *s, int layers, size_t off,
+                               double fill, double **out, double *mean, ts_err *e) {
     int64_t n = (int64_t)o->n_steps * layers;
-    o->attn_density = calloc((size_t)(n ? n : 1), sizeof *o->attn_density);
+    double *v = calloc((size_t)(n ? n : 1), sizeof *v);
     int *cnt = calloc((size_t)(n ? n : 1), sizeof *cnt);
-    if (!o->attn_density || !cnt) {
-        free(cnt);
+    if (!v || !cnt) {
+        free(v), free(cnt);
         return TS_ERR(e, TS_ERR_NOMEM, "out of memory");
     }
     for (int i = 0; s && i < ts_attn_schedule_n_records(s); i++) {
         const ts_attn_record *r = ts_attn_schedule_record(s, i);
-        if (r->step < 0 || r->step >= o->n_steps || r->layer < 0 || r->layer >= layers) continue;
-        o->attn_density[(int64_t)r->step * layers + r->layer] += r->density;
+        const double x = *(const double *)((const char *)r + off);
+        if (r->step < 0 || r->step >= o->n_steps || r->layer < 0 || r->layer >= layers || x < 0) continue;
+        v[(int64_t)r->step * layers + r->layer] += x;
         cnt[(int64_t)r->step * layers + r->layer]++;
     }
     double sum = 0;
     for (int64_t i = 0; i < n; i++) {
-        o->attn_density[i] = cnt[i] ? o->attn_density[i] / cnt[i] : 1.0;
-        sum += o->attn_density[i];
+        v[i] = cnt[i] ? v[i] / cnt[i] : fill;
+        sum += v[i];
     }
-    o->attn_mean = n ? sum / (double)n : 1.0;
+    *mean = n ? sum / (double)n : fill;
+    *out = v;
     free(cnt);
     return TS_OK;
+}
+
+/* density[step][layer] from the schedule's records (all ones without a schedule) and, when the
+ * params asked for it and a schedule ran, the error against dense. */
+static ts_status collect_records(tessera_output *o, const tessera_params *p, const ts_attn_schedule *s, int layers,
+                                 ts_err *e) {
+    o->attn_layers = layers;
+    o->attn_error_mean = -1;
+    TS_TRY(by_step_layer(o, s, layers, offsetof(ts_attn_record, density), 1.0, &o->attn_density, &o->attn_mean, e));
+    if (!p->attn_error || !s) return TS_OK;
+    return by_step_layer(o, s, layers, offsetof(ts_attn_record, error), 0.0, &o->attn_error, &o->attn_error_mean, e);
 }
 
 tessera_status tessera_generate(tessera *t, const tessera_params *p, tessera_progress_fn progress,
@@ -375,6 +392,7 @@ tessera_status tessera_generate(tessera *t, const tessera_params *p, tessera_pro
     if (!o || !o->step_s || !o->rgb || !pe || !ne || !lat) st = TS_ERR(&e, TS_ERR_NOMEM, "out of memory");
     ts_attn_schedule *sched = NULL;
     if (st == TS_OK) st = open_schedule(p, &sched, &e);
+    if (sched && p->attn_error) ts_attn_schedule_set_error(sched, 1);
     w.sched = sched;
     gen_state g = {o, progress, user, 0, 0};
     int guided = p->cfg_scale != 1.0f;
@@ -398,7 +416,7 @@ tessera_status tessera_generate(tessera *t, const tessera_params *p, tessera_pro
         st = ts_wan_generate(&t->c, &t->p, &w, pe, L, guided ? ne : NULL, L, NULL, lat, on_step, &g, &e);
         o->sample_s = now_s() - t0;
     }
-    if (st == TS_OK) st = collect_density(o, sched, (int)wan_model_config(t->p.dit)->layers, &e);
+    if (st == TS_OK) st = collect_records(o, p, sched, (int)wan_model_config(t->p.dit)->layers, &e);
     if (st == TS_OK && ts_attn_schedule_notes(sched) && !(o->notes = strdup(ts_attn_schedule_notes(sched))))
         st = TS_ERR(&e, TS_ERR_NOMEM, "out of memory");
     ts_attn_schedule_free(sched);
@@ -420,9 +438,37 @@ tessera_status tessera_generate(tessera *t, const tessera_params *p, tessera_pro
     return TESSERA_OK;
 }
 
+tessera_status tessera_compare(const tessera_output *a, const tessera_output *b, double *psnr, double *ssim,
+                               tessera_error *err) {
+    if (!a || !b || !a->rgb || !b->rgb) return fail_msg(err, TESSERA_ERR_INVALID_ARG, "compare: no output");
+    if (a->frames != b->frames || a->width != b->width || a->height != b->height) {
+        char m[512];
+        snprintf(m, sizeof m, "compare: the outputs differ in size: %dx%d, %d frames against %dx%d, %d frames", a->width,
+                 a->height, a->frames, b->width, b->height, b->frames);
+        return fail_msg(err, TESSERA_ERR_SHAPE, m);
+    }
+    const int64_t fsz = (int64_t)a->width * a->height * 3;
+    ts_status st = TS_OK;
+    ts_err e = {0};
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int f = 0; f < a->frames; f++) {
+        const uint8_t *x = a->rgb + f * fsz, *y = b->rgb + f * fsz;
+        if (psnr) psnr[f] = ts_psnr_u8(x, y, fsz);
+        if (!ssim) continue;
+        ts_err fe = {0};
+        ts_status fs = ts_ssim_rgb(x, y, a->height, a->width, &ssim[f], &fe);
+        if (fs != TS_OK) {
+#pragma omp critical(tessera_compare)
+            if (st == TS_OK) st = fs, e = fe;
+        }
+    }
+    return st == TS_OK ? TESSERA_OK : fail(err, &e);
+}
+
 void tessera_output_free(tessera_output *o) {
     if (!o) return;
     free(o->attn_density);
+    free(o->attn_error);
     free(o->notes);
     free(o->rgb);
     free(o->step_s);

@@ -6,6 +6,8 @@
 
 #include "arena.h"
 #include "ctx.h"
+#include "metrics.h"
+#include "safetensors.h"
 #include "status.h"
 #include "tensor.h"
 #include "tessera.h"
@@ -242,7 +244,105 @@ static void test_density_metadata(void) {
     free(s);
 }
 
+/* SSIM the plain way, in float64: the 11 x 11 Gaussian window summed directly (not a row pass
+ * then a column pass) at every pixel whose window lies inside the frame. */
+static double ssim_ref(const uint8_t *a, const uint8_t *b, int h, int w) {
+    double g[11], gs = 0, total = 0;
+    for (int i = 0; i < 11; i++) g[i] = exp(-0.5 * (i - 5) * (i - 5) / 2.25), gs += g[i];
+    for (int i = 0; i < 11; i++) g[i] /= gs;
+    const double C1 = 2.55 * 2.55, C2 = 7.65 * 7.65;
+    for (int ch = 0; ch < 3; ch++) {
+        double sum = 0;
+        for (int r = 5; r < h - 5; r++)
+            for (int c = 5; c < w - 5; c++) {
+                double ux = 0, uy = 0, xx = 0, yy = 0, xy = 0;
+                for (int i = 0; i < 11; i++)
+                    for (int j = 0; j < 11; j++) {
+                        const double wt = g[i] * g[j];
+                        const double x = a[((r + i - 5) * w + c + j - 5) * 3 + ch], y = b[((r + i - 5) * w + c + j - 5) * 3 + ch];
+                        ux += wt * x, uy += wt * y, xx += wt * x * x, yy += wt * y * y, xy += wt * x * y;
+                    }
+                sum += (2 * ux * uy + C1) * (2 * (xy - ux * uy) + C2) /
+                       ((ux * ux + uy * uy + C1) * (xx - ux * ux + yy - uy * uy + C2));
+            }
+        total += sum / ((h - 10) * (w - 10));
+    }
+    return total / 3;
+}
+
+/* PSNR and SSIM of frames (metrics.h) and tessera_compare over outputs, against float64
+ * references written here; random frames, odd sizes. */
+static void test_metrics(void) {
+    enum { H = 23, W = 31, N = H * W * 3, F = 3 };
+    uint8_t *a = malloc(F * N), *b = malloc(F * N);
+    float *r = malloc(2 * F * N * sizeof *r);
+    ts_test_randn(r, 2 * F * N, 71, 1.0f);
+    for (int i = 0; i < F * N; i++) { /* a smooth-ish image and a noisier copy; frame f noisier by f */
+        const int f = i / N, x = (i / 3) % W, y = (i / 3 / W) % H;
+        double v = 128 + 60 * sin(0.3 * x + 0.2 * y + (i % 3)) + 20 * r[i];
+        a[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        double u = a[i] + (4.0 + 8.0 * f) * r[F * N + i];
+        b[i] = (uint8_t)(u < 0 ? 0 : u > 255 ? 255 : u + 0.5);
+    }
+    double se = 0;
+    for (int i = 0; i < N; i++) se += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    const double p0 = ts_psnr_u8(a, b, N), want = 10 * log10(255.0 * 255.0 * N / se);
+    TS_CHECK(fabs(p0 - want) < 1e-9, "psnr %.12f, want %.12f", p0, want);
+    uint8_t *c = malloc(N);
+    for (int i = 0; i < N; i++) c[i] = a[i] ^ 1; /* every value off by one: MSE 1 */
+    TS_CHECK(fabs(ts_psnr_u8(a, c, N) - 48.130803608679) < 1e-9, "psnr of an off-by-one frame %.12f",
+             ts_psnr_u8(a, c, N));
+    TS_CHECK(isinf(ts_psnr_u8(a, a, N)), "psnr of equal frames is infinite");
+    ts_err e = {0};
+    double s0 = -1, s1 = -1;
+    TS_CHECK(ts_ssim_rgb(a, b, H, W, &s0, &e) == TS_OK, "ssim: %s", e.msg);
+    const double sr = ssim_ref(a, b, H, W);
+    TS_CHECK(fabs(s0 - sr) < 1e-12 && s0 > 0.2 && s0 < 0.99, "ssim %.15f, want %.15f", s0, sr);
+    TS_CHECK(ts_ssim_rgb(a, a, H, W, &s1, &e) == TS_OK && fabs(s1 - 1) < 1e-12, "ssim of equal frames %.15f", s1);
+    TS_CHECK(ts_ssim_rgb(a, b, 10, 40, &s1, &e) == TS_ERR_SHAPE && strstr(e.msg, "11x11"), "ssim of a 10-row frame: %s",
+             e.msg);
+    /* tessera_compare: per frame, and outputs of different sizes refused */
+    tessera_output oa = {.frames = F, .width = W, .height = H, .rgb = a}, ob = oa;
+    ob.rgb = b;
+    double psnr[F], ssim[F];
+    tessera_error te = {0};
+    TS_CHECK(tessera_compare(&oa, &ob, psnr, ssim, &te) == TESSERA_OK, "tessera_compare: %s", te.msg);
+    for (int f = 0; f < F; f++) {
+        const double pf = ts_psnr_u8(a + f * N, b + f * N, N), sf = ssim_ref(a + f * N, b + f * N, H, W);
+        TS_CHECK(psnr[f] == pf && fabs(ssim[f] - sf) < 1e-12, "frame %d: psnr %g (want %g), ssim %g (want %g)", f,
+                 psnr[f], pf, ssim[f], sf);
+    }
+    TS_CHECK(psnr[0] > psnr[1] && psnr[1] > psnr[2] && ssim[0] > ssim[1] && ssim[1] > ssim[2],
+             "noisier frames score lower: psnr %g %g %g, ssim %g %g %g", psnr[0], psnr[1], psnr[2], ssim[0], ssim[1],
+             ssim[2]);
+    ob.width = W - 1;
+    TS_CHECK(tessera_compare(&oa, &ob, psnr, NULL, &te) == TESSERA_ERR_SHAPE && strstr(te.msg, "differ in size"),
+             "outputs of different sizes: %s", te.msg);
+    free(a), free(b), free(c), free(r);
+    /* scikit-image's values on its frames (tools/golden/make_metrics.py): noise of two strengths,
+     * a one-pixel shift, an inverted channel */
+    ts_st_file *fx = NULL;
+    TS_CHECK(ts_st_open(&fx, ts_test_fixture("metrics.safetensors"), &e) == TS_OK, "%s", e.msg);
+    const ts_tensor *ga = fx ? ts_st_find(fx, "a") : NULL, *gb = fx ? ts_st_find(fx, "b") : NULL;
+    const ts_tensor *gp = fx ? ts_st_find(fx, "psnr") : NULL, *gs = fx ? ts_st_find(fx, "ssim") : NULL;
+    if (ga && gb && gp && gs && ga->ndim == 4) {
+        const int64_t gh = ga->shape[1], gw = ga->shape[2], gn = gh * gw * 3;
+        for (int64_t f = 0; f < ga->shape[0]; f++) {
+            const uint8_t *fa = (const uint8_t *)ga->data + f * gn, *fb = (const uint8_t *)gb->data + f * gn;
+            double sv = -1;
+            const double pv = ts_psnr_u8(fa, fb, gn), pw = ((const float *)gp->data)[f], sw = ((const float *)gs->data)[f];
+            TS_CHECK(ts_ssim_rgb(fa, fb, gh, gw, &sv, &e) == TS_OK, "%s", e.msg);
+            TS_CHECK(fabs(pv - pw) < 1e-4 && fabs(sv - sw) < 1e-6, "scikit-image frame %lld: psnr %.6f (%.6f), ssim %.8f (%.8f)",
+                     (long long)f, pv, pw, sv, sw);
+        }
+    } else {
+        TS_CHECK(0, "metrics.safetensors lacks a, b, psnr or ssim");
+    }
+    ts_st_close(fx);
+}
+
 int main(void) {
+    test_metrics();
     test_density_metadata();
     test_dtype_conversions();
     test_tensor();
