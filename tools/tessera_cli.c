@@ -1,6 +1,8 @@
 /*
- * tessera_cli.c — tessera-t2v and tessera-t2i (built from this file with TS_T2I 0 / 1):
- * flag parsing, progress, timings and the output file, over the public API (tessera.h).
+ * tessera_cli.c — tessera-t2v, tessera-t2i and tessera-compare (built from this file with TS_T2I
+ * 0 / 1, and TS_COMPARE 1 for the comparison harness: a render with an attention schedule
+ * against a reference render, dense by default, from the same seed): flag parsing, progress,
+ * timings and the output files, over the public API (tessera.h).
  *
  * Flag names follow stable-diffusion.cpp where the meaning is the same. Every argument is
  * checked before the model loads; a bad one gives one line and exit status 2; a failure
@@ -8,6 +10,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +28,10 @@
 #ifndef TS_T2I
 #define TS_T2I 0
 #endif
-#define PROG (TS_T2I ? "tessera-t2i" : "tessera-t2v")
+#ifndef TS_COMPARE
+#define TS_COMPARE 0
+#endif
+#define PROG (TS_COMPARE ? "tessera-compare" : TS_T2I ? "tessera-t2i" : "tessera-t2v")
 
 typedef struct opts {
     tessera_params p;
@@ -33,13 +39,15 @@ typedef struct opts {
     const char *output;
     int fps, threads, verbose, quiet, json;
     const char *show_metadata;
+    const char *against, *ref_output; /* tessera-compare: the reference's schedule, its file */
+    int attn_error;                   /* tessera-compare: measure each attention call's error */
 } opts;
 
 static void usage(FILE *f) {
     tessera_params d;
     tessera_params_init(&d);
     fprintf(f,
-            "usage: %s -p PROMPT [options]\n"
+            "usage: %s -p PROMPT%s [options]\n"
             "%s\n\n"
             "Model (a checkpoint directory, or the component files; a file overrides the directory's part;\n"
             "without them the bundled tiny model, assets/tiny, at its own size, frames and steps):\n"
@@ -54,9 +62,13 @@ static void usage(FILE *f) {
             "  -n, --negative-prompt TEXT  what to steer away from (default: \"\")\n"
             "  -W, --width N               width in pixels, a multiple of 16 (default: %d)\n"
             "  -H, --height N              height in pixels, a multiple of 16 (default: %d)\n",
-            PROG,
-            TS_T2I ? "Generates an image from text with a diffusion transformer (Wan2.1, one frame)."
-                   : "Generates a video from text with a diffusion transformer (Wan2.1).",
+            PROG, TS_COMPARE ? " (--attn METHOD[:k=v,...] | --attn-schedule FILE)" : "",
+            TS_COMPARE ? "Renders the prompt twice from the same seed, with an attention schedule (the candidate) and\n"
+                         "with a reference (dense attention unless --against names another), and reports what the\n"
+                         "schedule costs: PSNR and SSIM of its frames against the reference's, both sampling times,\n"
+                         "attention density and, with --attn-error, each layer's attention error against dense."
+            : TS_T2I ? "Generates an image from text with a diffusion transformer (Wan2.1, one frame)."
+                     : "Generates a video from text with a diffusion transformer (Wan2.1).",
             d.width, d.height);
     if (!TS_T2I)
         fprintf(f,
@@ -78,15 +90,26 @@ static void usage(FILE *f) {
             "                              (default: dense). Any method: precision=bf16 runs its kernel\n"
             "                              on q, k, v rounded to bf16 (faster where AVX512-FP16 is, e.g.\n"
             "                              Intel Xeons since Sapphire Rapids; paro needs quant=none)\n\n"
+            "%s"
             "Output and running:\n"
             "  -o, --output FILE           %s (default: %s)\n"
             "  -t, --threads N             CPU threads, <= 0 = all cores (default: 0)\n"
             "      --quiet                 no progress bar\n"
-            "      --json                  print one JSON object with the timings to stdout\n"
+            "      --json                  print one JSON object with the %s to stdout\n"
             "  -v, --verbose               more detail on stderr\n",
             d.steps, (double)d.cfg_scale, tessera_sampler_name(d.sampler), d.flow_shift,
-            TS_T2I ? ".png, or .mp4/.webm/.gif" : ".mp4 (H.264), .webm (VP9), .gif, name_%03d.png (frames)",
-            TS_T2I ? "output.png" : "output.mp4");
+            TS_COMPARE ? "Comparison:\n"
+                         "      --against METHOD[:k=v,...] | FILE.json\n"
+                         "                              the reference's attention (default: dense)\n"
+                         "      --attn-error            also run dense attention beside every self-attention call of\n"
+                         "                              the candidate and report each layer's and step's relative L2\n"
+                         "                              error (slower: the candidate's time then includes it)\n"
+                         "      --reference-output FILE write the reference's render too\n\n"
+                       : "",
+            TS_COMPARE ? "write the candidate's render (.mp4, .webm, .gif, name_%03d.png, .png)"
+            : TS_T2I   ? ".png, or .mp4/.webm/.gif"
+                       : ".mp4 (H.264), .webm (VP9), .gif, name_%03d.png (frames)",
+            TS_COMPARE ? "none" : TS_T2I ? "output.png" : "output.mp4", TS_COMPARE ? "comparison" : "timings");
     if (TS_T2I) fprintf(f, "      --show-metadata FILE    print the generation parameters stored in FILE and exit\n");
     fprintf(f, "  -h, --help                  this help\n      --version               the version\n");
 }
@@ -134,7 +157,7 @@ static int parse(int argc, char **argv, opts *o) {
     tessera_error de = {0};
     if (dir && tessera_model_defaults(dir, &o->p, &de) != TESSERA_OK) return bad("%s%s", de.msg, "");
     if (TS_T2I) o->p.frames = 1;
-    o->output = TS_T2I ? "output.png" : "output.mp4";
+    o->output = TS_COMPARE ? NULL : TS_T2I ? "output.png" : "output.mp4";
     o->fps = 16;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -143,14 +166,16 @@ static int parse(int argc, char **argv, opts *o) {
         if (!strcmp(a, "--quiet")) { o->quiet = 1; continue; }
         if (!strcmp(a, "--json")) { o->json = 1; continue; }
         if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) { o->verbose = 1; continue; }
+        if (TS_COMPARE && !strcmp(a, "--attn-error")) { o->attn_error = 1; continue; }
         static const char *const with_value[] = {
             "-p", "--prompt", "-n", "--negative-prompt", "-W", "--width", "-H", "--height", "--video-frames",
             "--fps", "--steps", "--cfg-scale", "--sampling-method", "--flow-shift", "-s", "--seed",
             "--attn-schedule", "--attn", "-o", "--output", "-t", "--threads", "-m", "--model", "--diffusion-model",
-            "--vae", "--text-encoder", "--tokenizer", "--show-metadata", NULL};
+            "--vae", "--text-encoder", "--tokenizer", "--show-metadata", "--against", "--reference-output", NULL};
         int known = 0;
         for (int k = 0; with_value[k]; k++) known |= !strcmp(a, with_value[k]);
-        if (!known || (!TS_T2I && !strcmp(a, "--show-metadata")) ||
+        if (!known || ((!TS_T2I || TS_COMPARE) && !strcmp(a, "--show-metadata")) ||
+            (!TS_COMPARE && (!strcmp(a, "--against") || !strcmp(a, "--reference-output"))) ||
             (TS_T2I && (!strcmp(a, "--video-frames") || !strcmp(a, "--fps"))))
             return bad("unknown option '%s'%s", a, "");
         if (i + 1 >= argc) return bad("%s needs a value%s", a, "");
@@ -181,6 +206,8 @@ static int parse(int argc, char **argv, opts *o) {
         else if (!strcmp(a, "--text-encoder")) o->files.text_encoder = v;
         else if (!strcmp(a, "--tokenizer")) o->files.tokenizer = v;
         else if (!strcmp(a, "--show-metadata")) o->show_metadata = v;
+        else if (!strcmp(a, "--against")) o->against = v;
+        else if (!strcmp(a, "--reference-output")) o->ref_output = v;
         if (rc) return rc;
     }
     if (o->p.seed < 0) o->p.seed = -1;
@@ -266,6 +293,175 @@ static void json_str(FILE *f, const char *s) {
     fputc('"', f);
 }
 
+static void print_notes(const tessera_output *out) {
+    for (const char *s = out->notes; s && *s;) { /* the run's notes, a line each */
+        const char *nl = strchr(s, '\n');
+        const int len = nl ? (int)(nl - s) : (int)strlen(s);
+        fprintf(stderr, "%s: note: %.*s\n", PROG, len, s);
+        s += len + (nl != NULL);
+    }
+}
+
+/* The output with its generation parameters in the file; 0 or 1 (said why). */
+static int write_output(tessera *t, const tessera_params *p, const tessera_output *out, const char *path, int fps) {
+    char *meta = tessera_format_parameters(t, p, out);
+    char note[256];
+    tessera_error e = {0};
+    int rc = 0;
+    if (tessera_write(out, path, meta, fps, note, sizeof note, &e) != TESSERA_OK) {
+        fprintf(stderr, "%s: %s\n", PROG, e.msg);
+        rc = 1;
+    } else if (note[0]) {
+        fprintf(stderr, "%s: note: %s\n", PROG, note);
+    }
+    free(meta);
+    return rc;
+}
+
+#if TS_COMPARE
+/* ------------------------------------------------------------------ tessera-compare */
+
+static const char *attn_label(const tessera_params *p) {
+    return p->attn_schedule ? p->attn_schedule : p->attn ? p->attn : "dense";
+}
+
+/* NaN and infinities as JSON's null (an infinite PSNR: equal frames). */
+static void json_num(double x) {
+    if (isfinite(x)) printf("%.6g", x);
+    else printf("null");
+}
+
+static void json_grid(const double *v, int rows, int cols) {
+    printf("[");
+    for (int i = 0; i < rows; i++) {
+        printf("%s[", i ? ", " : "");
+        for (int j = 0; j < cols; j++) printf("%s%.6g", j ? ", " : "", v[i * cols + j]);
+        printf("]");
+    }
+    printf("]");
+}
+
+static void json_run(const char *name, const tessera_params *p, const tessera_output *o) {
+    printf("\"%s\": {\"attn\": ", name);
+    json_str(stdout, attn_label(p));
+    printf(", \"text_s\": %.4f, \"sample_s\": %.4f, \"decode_s\": %.4f, \"step_s\": [", o->text_s, o->sample_s,
+           o->decode_s);
+    for (int i = 0; i < o->n_steps; i++) printf("%s%.4f", i ? ", " : "", o->step_s[i]);
+    printf("], \"attn_mean_density\": %.6f, \"attn_density\": ", o->attn_mean);
+    json_grid(o->attn_density, o->n_steps, o->attn_layers);
+    printf(", \"attn_error_mean\": ");
+    if (o->attn_error) printf("%.6g, \"attn_error\": ", o->attn_error_mean), json_grid(o->attn_error, o->n_steps, o->attn_layers);
+    else printf("null, \"attn_error\": null");
+    printf("}");
+}
+
+/* The reference: the candidate's params with --against's attention (a .json schedule file, a
+ * METHOD[:k=v,...] spec, or dense: no schedule). */
+static tessera_params reference_params(const opts *o) {
+    tessera_params ref = o->p;
+    ref.attn = ref.attn_schedule = NULL;
+    if (o->against && strcmp(o->against, "dense")) {
+        size_t l = strlen(o->against);
+        if (l >= 5 && !strcasecmp(o->against + l - 5, ".json")) ref.attn_schedule = o->against;
+        else ref.attn = o->against;
+    }
+    return ref;
+}
+
+/* The reference, then the candidate from the reference's seed; their frames compared. */
+static int compare(const opts *o, tessera *t, double load_s) {
+    tessera_params ref = reference_params(o), cand = o->p;
+    cand.attn_error = o->attn_error;
+    tessera_output *out[2] = {NULL, NULL};
+    const tessera_params *ps[2] = {&ref, &cand};
+    static const char *const role[2] = {"reference", "candidate"};
+    tessera_error e = {0};
+    int rc = 0;
+    for (int r = 0; r < 2 && !rc; r++) {
+        if (!o->quiet) fprintf(stderr, "%s: %s: %s\n", PROG, role[r], attn_label(ps[r]));
+        progress pr = {isatty(2), o->quiet, 0, 0, TESSERA_STAGE_TEXT, 0};
+        if (tessera_generate(t, ps[r], on_progress, &pr, &out[r], &e) != TESSERA_OK) {
+            if (pr.started && pr.tty && !o->quiet) fputc('\n', stderr);
+            fprintf(stderr, "%s: %s: %s\n", PROG, role[r], e.msg);
+            rc = 1;
+        }
+        if (!rc) print_notes(out[r]);
+        if (r == 0 && !rc) cand.seed = out[0]->seed; /* the same noise */
+    }
+    const int nf = rc ? 0 : out[0]->frames;
+    double *psnr = calloc((size_t)(nf ? nf : 1), sizeof *psnr), *ssim = calloc((size_t)(nf ? nf : 1), sizeof *ssim);
+    if (!rc && (!psnr || !ssim)) fprintf(stderr, "%s: out of memory\n", PROG), rc = 1;
+    if (!rc && tessera_compare(out[0], out[1], psnr, ssim, &e) != TESSERA_OK)
+        fprintf(stderr, "%s: %s\n", PROG, e.msg), rc = 1;
+    if (!rc && o->output) rc = write_output(t, &cand, out[1], o->output, o->fps);
+    if (!rc && o->ref_output) rc = write_output(t, &ref, out[0], o->ref_output, o->fps);
+    if (rc) goto done;
+    /* the video's PSNR from its mean squared error over every frame; the lowest frame; mean SSIM */
+    double mse = 0, ssim_mean = 0;
+    int worst_p = 0, worst_s = 0;
+    for (int f = 0; f < nf; f++) {
+        mse += isfinite(psnr[f]) ? 255.0 * 255.0 / pow(10.0, psnr[f] / 10.0) / nf : 0;
+        ssim_mean += ssim[f] / nf;
+        if (psnr[f] < psnr[worst_p]) worst_p = f;
+        if (ssim[f] < ssim[worst_s]) worst_s = f;
+    }
+    const double psnr_all = mse > 0 ? 10.0 * log10(255.0 * 255.0 / mse) : INFINITY;
+    const double speedup = o->attn_error || out[1]->sample_s <= 0 ? NAN : out[0]->sample_s / out[1]->sample_s;
+    for (int r = 0; r < 2; r++)
+        fprintf(stderr, "%s: %-9s %s: sampling %.2f s (%.3f s/step), attention density %.3f\n", PROG, role[r],
+                attn_label(ps[r]), out[r]->sample_s, out[r]->n_steps ? out[r]->sample_s / out[r]->n_steps : 0,
+                out[r]->attn_mean);
+    if (isfinite(speedup)) fprintf(stderr, "%s: sampling speedup %.2fx\n", PROG, speedup);
+    else fprintf(stderr, "%s: no speedup: the candidate's time includes dense attention beside each call (--attn-error)\n", PROG);
+    fprintf(stderr, "%s: PSNR %.2f dB (lowest frame %d: %.2f dB), SSIM %.4f (lowest frame %d: %.4f), %d frame%s of %dx%d, "
+            "seed %lld\n", PROG, psnr_all, worst_p, psnr[worst_p], ssim_mean, worst_s, ssim[worst_s], nf, nf == 1 ? "" : "s",
+            out[0]->width, out[0]->height, (long long)out[0]->seed);
+    const tessera_output *c = out[1];
+    if (c->attn_error) {
+        fprintf(stderr, "%s: attention error against dense (relative L2), mean %.4g; by layer:", PROG, c->attn_error_mean);
+        for (int l = 0; l < c->attn_layers; l++) {
+            double m = 0;
+            for (int i = 0; i < c->n_steps; i++) m += c->attn_error[i * c->attn_layers + l] / c->n_steps;
+            fprintf(stderr, " %.3g", m);
+        }
+        fputc('\n', stderr);
+        for (int i = 0; o->verbose && i < c->n_steps; i++) {
+            fprintf(stderr, "%s: step %d attention error per layer:", PROG, i);
+            for (int l = 0; l < c->attn_layers; l++) fprintf(stderr, " %.3g", c->attn_error[i * c->attn_layers + l]);
+            fputc('\n', stderr);
+        }
+    }
+    for (int f = 0; o->verbose && f < nf; f++)
+        fprintf(stderr, "%s: frame %d: PSNR %.2f dB, SSIM %.4f\n", PROG, f, psnr[f], ssim[f]);
+    if (o->json) {
+        printf("{\"model\": ");
+        json_str(stdout, tessera_model_name(t));
+        printf(", \"prompt\": ");
+        json_str(stdout, o->p.prompt);
+        printf(", \"seed\": %lld, \"width\": %d, \"height\": %d, \"frames\": %d, \"steps\": %d, \"sampler\": \"%s\", "
+               "\"cfg_scale\": %g, \"flow_shift\": %g, \"load_s\": %.4f, ", (long long)out[0]->seed, out[0]->width,
+               out[0]->height, nf, out[0]->n_steps, tessera_sampler_name(o->p.sampler), (double)o->p.cfg_scale,
+               o->p.flow_shift, load_s);
+        json_run("reference", &ref, out[0]);
+        printf(", ");
+        json_run("candidate", &cand, out[1]);
+        printf(", \"speedup_sampling\": ");
+        json_num(speedup);
+        printf(", \"psnr\": ");
+        json_num(psnr_all);
+        printf(", \"psnr_frames\": [");
+        for (int f = 0; f < nf; f++) printf("%s", f ? ", " : ""), json_num(psnr[f]);
+        printf("], \"ssim\": %.6f, \"ssim_frames\": [", ssim_mean);
+        for (int f = 0; f < nf; f++) printf("%s%.6f", f ? ", " : "", ssim[f]);
+        printf("], \"peak_rss_mb\": %.1f}\n", peak_rss_mb());
+    }
+done:
+    free(psnr), free(ssim);
+    tessera_output_free(out[0]), tessera_output_free(out[1]);
+    return rc;
+}
+#endif
+
 int main(int argc, char **argv) {
     ts_tool_blas_core(argv);
     opts o;
@@ -291,11 +487,21 @@ int main(int argc, char **argv) {
     if (!o.files.model_dir && !o.files.diffusion_model)
         return bad("no model: give -m DIR (or --diffusion-model, --vae, --text-encoder, --tokenizer); the bundled "
                    "model (assets/tiny) is not here%s%s", "", "");
-    if ((rc = check_output(o.output, o.p.frames))) return rc;
+    if (TS_COMPARE && !o.p.attn && !o.p.attn_schedule)
+        return bad("nothing to compare: give the candidate's --attn METHOD[:k=v,...] or --attn-schedule FILE%s%s", "", "");
+    if (o.output && (rc = check_output(o.output, o.p.frames))) return rc;
+    if (o.ref_output && (rc = check_output(o.ref_output, o.p.frames))) return rc;
     if (tessera_check(NULL, &o.p, &e) != TESSERA_OK) {
         fprintf(stderr, "%s: %s\n", PROG, e.msg);
         return 2;
     }
+#if TS_COMPARE
+    tessera_params ref = reference_params(&o); /* checked before the model loads */
+    if (tessera_check(NULL, &ref, &e) != TESSERA_OK) {
+        fprintf(stderr, "%s: --against: %s\n", PROG, e.msg);
+        return 2;
+    }
+#endif
     double t0 = now_s();
     tessera *t = NULL;
     if (tessera_open(&t, &o.files, o.threads, &e) != TESSERA_OK) {
@@ -307,6 +513,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: loaded %s in %.2f s\n", PROG, tessera_model_name(t), load_s);
         ts_tool_blas_core_note(PROG);
     }
+#if TS_COMPARE
+    rc = compare(&o, t, load_s);
+    tessera_close(t);
+    return rc;
+#endif
     progress pr = {isatty(2), o.quiet, 0, 0, TESSERA_STAGE_TEXT, 0};
     tessera_output *out = NULL;
     if (tessera_generate(t, &o.p, on_progress, &pr, &out, &e) != TESSERA_OK) {
@@ -315,21 +526,9 @@ int main(int argc, char **argv) {
         tessera_close(t);
         return 1;
     }
-    char *meta = tessera_format_parameters(t, &o.p, out);
-    char note[256];
-    rc = 0;
-    if (tessera_write(out, o.output, meta, o.fps, note, sizeof note, &e) != TESSERA_OK) {
-        fprintf(stderr, "%s: %s\n", PROG, e.msg);
-        rc = 1;
-    }
+    rc = write_output(t, &o.p, out, o.output, o.fps);
     if (rc == 0) {
-        if (note[0]) fprintf(stderr, "%s: note: %s\n", PROG, note);
-        for (const char *s = out->notes; s && *s;) { /* the run's notes, a line each */
-            const char *nl = strchr(s, '\n');
-            const int len = nl ? (int)(nl - s) : (int)strlen(s);
-            fprintf(stderr, "%s: note: %.*s\n", PROG, len, s);
-            s += len + (nl != NULL);
-        }
+        print_notes(out);
         double step_avg = out->n_steps ? out->sample_s / out->n_steps : 0;
         if (o.verbose && (o.p.attn || o.p.attn_schedule))
             for (int i = 0; i < out->n_steps; i++) {
@@ -381,7 +580,6 @@ int main(int argc, char **argv) {
             printf("]}\n");
         }
     }
-    free(meta);
     tessera_output_free(out);
     tessera_close(t);
     return rc;
