@@ -6,7 +6,6 @@
 
 #include <cjson/cJSON.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
