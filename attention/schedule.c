@@ -664,20 +664,20 @@ static ts_status record(ts_attn_schedule *s, const ts_attn_site *site, double de
     return TS_OK;
 }
 
-/* *error = ||out - dense|| / ||dense||, dense attention on the same q, k, v run into the context's
- * workspace (or a buffer of its own without one). */
-static ts_status dense_error(ts_ctx *c, int64_t nq, int64_t nk, int64_t heads, int64_t head_dim, const float *q,
-                             const float *k, const float *v, const float *out, double *error, ts_err *err) {
+/* *error = ||out - dense|| / ||dense||, dense attention (ts_attention without a schedule) on the same
+ * q, k, v run into the context's workspace (or a buffer of its own without one). */
+static ts_status dense_error(ts_ctx *c, const ts_attn_site *site, int64_t nq, int64_t nk, int64_t heads,
+                             int64_t head_dim, const float *q, const float *k, const float *v, const float *out,
+                             double *error, ts_err *err) {
     const int64_t n = nq * heads * head_dim;
     float *own = NULL;
     float *ref = c->ws ? ts_workspace_get(c->ws, TS_WS_ATTN_DENSE, (size_t)n * sizeof *ref)
                        : (own = malloc((size_t)n * sizeof *ref));
     if (!ref) return TS_ERR(err, TS_ERR_NOMEM, "attention: out of memory for the dense output to measure the error");
-    ts_attn_plan p = ts_attn_plan_dense(nq, nk, heads, head_dim, TS_ATTN_BLK_Q, TS_ATTN_BLK_K);
-    ts_status st = c->backend->attn(c, &p, q, k, v, ref);
+    ts_status st = ts_attention(c, NULL, site, nq, nk, heads, head_dim, q, k, v, ref, err);
     if (st != TS_OK) {
         free(own);
-        return TS_ERR(err, st, "attention kernel failed (%s)", ts_status_str(st));
+        return st;
     }
     double d2 = 0, r2 = 0;
     const int nt = c->n_threads > 0 ? c->n_threads : 1;
@@ -808,7 +808,7 @@ ts_status ts_attn_schedule_run(ts_ctx *c, ts_attn_schedule *s, const ts_attn_sit
     double error = -1;
     if (st == TS_OK && s->measure_error && site->kind == TS_ATTN_SELF) {
         if (dense) error = 0;
-        else st = dense_error(c, nq, nk, heads, head_dim, q, k, v, out, &error, err);
+        else st = dense_error(c, site, nq, nk, heads, head_dim, q, k, v, out, &error, err);
     }
     if (st == TS_OK && site->kind == TS_ATTN_SELF) st = record(s, site, density, bdensity, tdensity, error, err);
     return st;

@@ -318,27 +318,37 @@ static int write_output(tessera *t, const tessera_params *p, const tessera_outpu
     return rc;
 }
 
-#if TS_COMPARE
-/* ------------------------------------------------------------------ tessera-compare */
-
 static const char *attn_label(const tessera_params *p) {
     return p->attn_schedule ? p->attn_schedule : p->attn ? p->attn : "dense";
 }
+
+/* v [rows][cols] (steps by layers) as a JSON array of arrays, each value %.6f (fixed) or %.6g. */
+static void json_grid(const double *v, int rows, int cols, int fixed) {
+    printf("[");
+    for (int i = 0; i < rows; i++) {
+        printf("%s[", i ? ", " : "");
+        for (int j = 0; j < cols; j++) printf(fixed ? "%s%.6f" : "%s%.6g", j ? ", " : "", v[i * cols + j]);
+        printf("]");
+    }
+    printf("]");
+}
+
+/* "PROG: step i WHAT per layer: a b ..." for each step of v [steps][layers], %.3f (fixed) or %.3g. */
+static void print_by_step(const char *what, const double *v, int steps, int layers, int fixed) {
+    for (int i = 0; i < steps; i++) {
+        fprintf(stderr, "%s: step %d %s per layer:", PROG, i, what);
+        for (int l = 0; l < layers; l++) fprintf(stderr, fixed ? " %.3f" : " %.3g", v[i * layers + l]);
+        fputc('\n', stderr);
+    }
+}
+
+#if TS_COMPARE
+/* ------------------------------------------------------------------ tessera-compare */
 
 /* NaN and infinities as JSON's null (an infinite PSNR: equal frames). */
 static void json_num(double x) {
     if (isfinite(x)) printf("%.6g", x);
     else printf("null");
-}
-
-static void json_grid(const double *v, int rows, int cols) {
-    printf("[");
-    for (int i = 0; i < rows; i++) {
-        printf("%s[", i ? ", " : "");
-        for (int j = 0; j < cols; j++) printf("%s%.6g", j ? ", " : "", v[i * cols + j]);
-        printf("]");
-    }
-    printf("]");
 }
 
 static void json_run(const char *name, const tessera_params *p, const tessera_output *o) {
@@ -348,9 +358,9 @@ static void json_run(const char *name, const tessera_params *p, const tessera_ou
            o->decode_s);
     for (int i = 0; i < o->n_steps; i++) printf("%s%.4f", i ? ", " : "", o->step_s[i]);
     printf("], \"attn_mean_density\": %.6f, \"attn_density\": ", o->attn_mean);
-    json_grid(o->attn_density, o->n_steps, o->attn_layers);
+    json_grid(o->attn_density, o->n_steps, o->attn_layers, 0);
     printf(", \"attn_error_mean\": ");
-    if (o->attn_error) printf("%.6g, \"attn_error\": ", o->attn_error_mean), json_grid(o->attn_error, o->n_steps, o->attn_layers);
+    if (o->attn_error) printf("%.6g, \"attn_error\": ", o->attn_error_mean), json_grid(o->attn_error, o->n_steps, o->attn_layers, 0);
     else printf("null, \"attn_error\": null");
     printf("}");
 }
@@ -428,11 +438,7 @@ static int compare(const opts *o, tessera *t, double load_s) {
             fprintf(stderr, " %.3g", m);
         }
         fputc('\n', stderr);
-        for (int i = 0; o->verbose && i < c->n_steps; i++) {
-            fprintf(stderr, "%s: step %d attention error per layer:", PROG, i);
-            for (int l = 0; l < c->attn_layers; l++) fprintf(stderr, " %.3g", c->attn_error[i * c->attn_layers + l]);
-            fputc('\n', stderr);
-        }
+        if (o->verbose) print_by_step("attention error", c->attn_error, c->n_steps, c->attn_layers, 0);
     }
     for (int f = 0; o->verbose && f < nf; f++)
         fprintf(stderr, "%s: frame %d: PSNR %.2f dB, SSIM %.4f\n", PROG, f, psnr[f], ssim[f]);
@@ -534,11 +540,7 @@ int main(int argc, char **argv) {
         print_notes(out);
         double step_avg = out->n_steps ? out->sample_s / out->n_steps : 0;
         if (o.verbose && (o.p.attn || o.p.attn_schedule))
-            for (int i = 0; i < out->n_steps; i++) {
-                fprintf(stderr, "%s: step %d attention density per layer:", PROG, i);
-                for (int l = 0; l < out->attn_layers; l++) fprintf(stderr, " %.3f", out->attn_density[i * out->attn_layers + l]);
-                fputc('\n', stderr);
-            }
+            print_by_step("attention density", out->attn_density, out->n_steps, out->attn_layers, 1);
         if (!o.quiet || o.verbose)
             fprintf(stderr, "%s: wrote %s (%dx%d, %d frame%s, seed %lld): load %.2f s, text %.2f s, sampling %.2f s "
                     "(%.3f s/step), VAE %.2f s, peak memory %.0f MB, attention density %.3f\n", PROG, o.output,
@@ -562,15 +564,10 @@ int main(int argc, char **argv) {
             printf("], \"decode_s\": %.4f, \"peak_rss_mb\": %.1f, \"blas_core\": ", out->decode_s, peak_rss_mb());
             json_str(stdout, tessera_blas_core());
             printf(", \"attn_schedule\": ");
-            json_str(stdout, o.p.attn_schedule ? o.p.attn_schedule : o.p.attn ? o.p.attn : "dense");
-            printf(", \"attn_mean_density\": %.6f, \"attn_density\": [", out->attn_mean);
-            for (int i = 0; i < out->n_steps; i++) {
-                printf("%s[", i ? ", " : "");
-                for (int l = 0; l < out->attn_layers; l++)
-                    printf("%s%.6f", l ? ", " : "", out->attn_density[i * out->attn_layers + l]);
-                printf("]");
-            }
-            printf("], \"notes\": [");
+            json_str(stdout, attn_label(&o.p));
+            printf(", \"attn_mean_density\": %.6f, \"attn_density\": ", out->attn_mean);
+            json_grid(out->attn_density, out->n_steps, out->attn_layers, 1);
+            printf(", \"notes\": [");
             for (const char *s = out->notes, *sep = ""; s && *s; sep = ", ") {
                 const char *nl = strchr(s, '\n');
                 const size_t len = nl ? (size_t)(nl - s) : strlen(s);
